@@ -1,0 +1,5 @@
+import sys
+
+from aionix.server import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The HTTP API: endpoint declarations, dispatch (auth, limits, idempotency, audit), OpenAPI."""

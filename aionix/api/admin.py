@@ -1,0 +1,203 @@
+"""Core routes: API keys, the audit trail, TRN resolution, identity and online backup."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse
+
+from aionix import trn as trnlib
+from aionix.api.auth import key_row, new_key
+from aionix.api.endpoint import Api, Call, Page, PageQuery
+from aionix.errors import Forbidden, NotFound, field_error
+
+api = Api("admin")
+
+
+class CreateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    role: Literal["viewer", "operator", "admin"]
+    tenant: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="defaults to the caller's tenant")
+    cross_tenant: bool = Field(False, description="admin keys only: may act in other tenants via X-Aionix-Tenant")
+
+
+class KeyInfo(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    role: str
+    prefix: str
+    cross_tenant: bool
+    created_at: float
+    created_by: str | None = None
+    revoked_at: float | None = None
+
+
+class CreatedKey(KeyInfo):
+    key: str = Field(..., description="the key itself; shown only in this response")
+
+
+class AuditRecord(BaseModel):
+    id: int
+    ts: float
+    tenant: str | None
+    key_id: str | None
+    ip: str | None
+    method: str | None
+    path: str | None
+    action: str
+    resource: str | None
+    status: int | None
+    details: Any = None
+
+
+class AuditQuery(PageQuery):
+    action: str | None = Field(None, max_length=200)
+    since: float | None = Field(None, ge=0, description="Unix time")
+
+
+class ResolveQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trn: str = Field(..., min_length=1, max_length=1024)
+
+
+class Resolved(BaseModel):
+    trn: str
+    service: str
+    tenant: str
+    type: str
+    path: str
+    name: str
+    qualifier: str | None
+    exists: bool | None = Field(None, description="null when no service resolves this type")
+    resource: dict[str, Any] | None = None
+
+
+class WhoAmI(BaseModel):
+    key_id: str
+    tenant: str
+    role: str
+    cross_tenant: bool
+    version: str
+
+
+def _key_info(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "cross_tenant": bool(row["cross_tenant"])}
+
+
+@api.post("/api/v1/keys", role="admin", body=CreateKey, response=CreatedKey, status=201)
+async def create_key(call: Call) -> dict[str, Any]:
+    """Create an API key; the key is returned once and only its hash is kept."""
+    body: CreateKey = call.body
+    tenant = body.tenant or call.tenant
+    assert call.principal is not None
+    if tenant != call.tenant and not call.principal.cross_tenant:
+        raise Forbidden("this key may only create keys in its own tenant")
+    if body.cross_tenant and body.role != "admin":
+        raise field_error("cross_tenant", "only admin keys can be cross-tenant")
+    if body.cross_tenant and not call.principal.cross_tenant:
+        raise Forbidden("only a cross-tenant admin key can create another")
+    key = new_key()
+    row = key_row(key, tenant=tenant, name=body.name, role=body.role, cross_tenant=body.cross_tenant, created_by=call.principal.key_id)
+    await call.rt.store.execute("core.insert_key", row)
+    row.pop("hash")
+    return {**_key_info(row), "key": key, "revoked_at": None}
+
+
+@api.get("/api/v1/keys", role="admin", query=PageQuery, response=Page[KeyInfo])
+async def list_keys(call: Call) -> dict[str, Any]:
+    """List the tenant's API keys (never the keys themselves)."""
+    limit = call.page_limit(call.query.limit)
+    rows = await call.rt.store.fetch_all("core.list_keys", {"tenant": call.tenant, "cursor": call.query.cursor, "limit": limit + 1})
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [_key_info(r) for r in rows], "next_cursor": rows[-1]["id"] if more else None}
+
+
+@api.delete("/api/v1/keys/{key_id}", role="admin", response=KeyInfo)
+async def revoke_key(call: Call) -> dict[str, Any]:
+    """Revoke a key; it stops working at once on this node."""
+    key_id = call.path["key_id"]
+    params = {"id": key_id, "tenant": call.tenant, "now": time.time()}
+    await call.rt.store.execute("core.revoke_key", params)
+    row = await call.rt.store.fetch_one("core.get_key", {"id": key_id, "tenant": call.tenant})
+    if row is None:
+        raise NotFound(f"key {key_id} not found")
+    call.rt.authenticator.forget()
+    return _key_info(row)
+
+
+@api.get("/api/v1/audit", role="admin", query=AuditQuery, response=Page[AuditRecord])
+async def list_audit(call: Call) -> dict[str, Any]:
+    """The tenant's audit trail, newest first."""
+    q: AuditQuery = call.query
+    limit = call.page_limit(q.limit)
+    cursor = None
+    if q.cursor is not None:
+        if not q.cursor.isdigit():
+            raise field_error("query.cursor", "not a cursor returned by this list")
+        cursor = int(q.cursor)
+    rows = await call.rt.store.fetch_all(
+        "core.list_audit", {"tenant": call.tenant, "cursor": cursor, "action": q.action, "since": q.since, "limit": limit + 1}
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    for r in rows:
+        r["details"] = orjson.loads(r["details"]) if r["details"] else None
+    return {"items": rows, "next_cursor": str(rows[-1]["id"]) if more else None}
+
+
+@api.get("/api/v1/resolve", role="viewer", query=ResolveQuery, response=Resolved)
+async def resolve(call: Call) -> dict[str, Any]:
+    """Parse a TRN and look the resource up in the caller's tenant."""
+    parsed = trnlib.parse(call.query.trn)
+    if parsed.tenant != call.tenant:
+        raise NotFound(f"{call.query.trn} not found")
+    resolver = call.rt.resolvers.get((parsed.service, parsed.type))
+    resource = await resolver(parsed) if resolver else None
+    return {
+        "trn": str(parsed),
+        "service": parsed.service,
+        "tenant": parsed.tenant,
+        "type": parsed.type,
+        "path": parsed.path,
+        "name": parsed.name,
+        "qualifier": parsed.qualifier,
+        "exists": (resource is not None) if resolver else None,
+        "resource": resource,
+    }
+
+
+@api.get("/api/v1/whoami", role="viewer", response=WhoAmI)
+async def whoami(call: Call) -> dict[str, Any]:
+    """The calling key's identity."""
+    from aionix import __version__
+
+    p = call.principal
+    assert p is not None
+    return {"key_id": p.key_id, "tenant": p.tenant, "role": p.role, "cross_tenant": p.cross_tenant, "version": __version__}
+
+
+@api.get("/api/v1/admin/backup", role="admin", media_type="application/vnd.sqlite3", audit=True)
+async def backup(call: Call) -> FileResponse:
+    """A consistent online copy of the whole database (SQLite backup API), as a file."""
+    if call.principal is None or not call.principal.cross_tenant:
+        raise Forbidden("a backup holds every tenant: it needs a cross-tenant admin key")
+    folder = Path(tempfile.mkdtemp(prefix="aionix-backup-"))
+    target = folder / "aionix-backup.db"
+    await call.rt.store.backup(target)
+
+    async def cleanup() -> None:
+        await asyncio.to_thread(lambda: (target.unlink(missing_ok=True), folder.rmdir()))
+
+    return FileResponse(target, media_type="application/vnd.sqlite3", filename="aionix-backup.db", background=BackgroundTask(cleanup))

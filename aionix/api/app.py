@@ -1,0 +1,146 @@
+"""The Starlette application: core routes, every service's endpoints, the Studio, and the
+error envelope for everything (404, 405, 500 included)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from aionix.api import openapi
+from aionix.api.dispatch import error_response, json_response, make_handler
+from aionix.errors import AionixError, MethodNotAllowed, NotFound
+
+if TYPE_CHECKING:
+    from aionix.runtime import Runtime
+
+STUDIO_DIR = Path(__file__).resolve().parent.parent.parent / "studio_dist"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def studio_dir() -> Path | None:
+    import sys
+
+    candidates = [STUDIO_DIR]
+    if getattr(sys, "_MEIPASS", None):
+        candidates.insert(0, Path(sys._MEIPASS) / "studio_dist")
+    for c in candidates:
+        if (c / "index.html").is_file():
+            return c
+    return None
+
+
+class StudioFiles(StaticFiles):
+    """The built Studio with a strict CSP; hashed assets cached for a year, the rest revalidated."""
+
+    async def get_response(self, path: str, scope: Any) -> Response:
+        try:
+            response = await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code != 404 or "." in path.rsplit("/", 1)[-1]:
+                raise
+            response = await super().get_response("index.html", scope)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        if path.startswith("assets/"):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def create_app(rt: Runtime) -> Starlette:
+    endpoints = rt.endpoints()
+    spec_cache: dict[str, bytes] = {}
+
+    async def healthz(request: Request) -> Response:
+        store_ok = await rt.store.healthy()
+        body = {"status": "ok" if store_ok else "degraded", "store": "ok" if store_ok else "error", **rt.describe()}
+        return json_response(body, 200 if store_ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi_json(request: Request) -> Response:
+        if "spec" not in spec_cache:
+            import orjson
+
+            spec_cache["spec"] = orjson.dumps(openapi.build(endpoints))
+        return Response(spec_cache["spec"], media_type="application/json")
+
+    routes: list[Any] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/api/openapi.json", openapi_json, methods=["GET"]),
+    ]
+    grouped: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        grouped.setdefault(ep.path, {})[ep.method] = make_handler(ep, rt)
+    for path, handlers in grouped.items():
+        routes.append(Route(path, _by_method(handlers), methods=list(handlers)))
+    for plugin in rt.plugins:
+        routes.extend(plugin.routes)
+    studio = studio_dir()
+    if studio is not None:
+        routes.append(Mount("/", app=StudioFiles(directory=studio, html=True), name="studio"))
+    else:
+        routes.append(Route("/", _no_studio, methods=["GET"]))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+        return error_response(AionixError(exc.detail or "error", code="http_error"))
+
+    async def aionix_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AionixError)
+        return error_response(exc)
+
+    middleware = []
+    if rt.config.security.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=rt.config.security.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Aionix-Tenant"],
+            )
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_error, AionixError: aionix_error},
+    )
+    app.state.runtime = rt
+    return app
+
+
+def _by_method(handlers: dict[str, Any]) -> Any:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return dispatch
+
+
+async def _no_studio(request: Request) -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>Aionix</title><h1>Aionix</h1><p>The Studio is not built. "
+        'API: <a href="/api/openapi.json">/api/openapi.json</a>, health: <a href="/healthz">/healthz</a>.</p>'
+    )

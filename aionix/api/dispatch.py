@@ -1,0 +1,266 @@
+"""Turns an `Endpoint` into a Starlette handler: rate limits, authentication, role check,
+body and query validation, idempotency, the service call, the audit record, the response."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aionix.api.auth import extract_key, require_role
+from aionix.api.endpoint import Call, Endpoint
+from aionix.api.limits import retry_after_header
+from aionix.errors import (
+    AionixError,
+    BadRequest,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:
+    from aionix.runtime import Runtime
+
+log = logging.getLogger("aionix.api")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: AionixError) -> Response:
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": retry_after_header(exc.retry_after)}
+    return json_response(exc.to_dict(), exc.status, headers)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """True when `value` nests deeper than `limit`."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """Parse a JSON body; 400 naming line, column and position when malformed."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            f"malformed JSON at line {exc.lineno} column {exc.colno} (position {exc.pos}): {exc.msg}",
+            details={"position": exc.pos, "line": exc.lineno, "column": exc.colno},
+        ) from None
+    if _depth(data, max_depth):
+        raise BadRequest(f"JSON nests deeper than {max_depth} levels", details={"max_depth": max_depth})
+    return data
+
+
+def validation_error(exc: ValidationError, where: str = "") -> ValidationFailed:
+    items = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        loc = f"{where}.{loc}" if where and loc else (where or loc or "body")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        items.append({"field": loc, "message": msg})
+    first = items[0]
+    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    return ValidationFailed(f"{first['field']}: {first['message']}{more}", details=items)
+
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def serialize(value: Any, response_type: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if response_type is None or value is None:
+        return value
+    adapter = _adapters.get(response_type)
+    if adapter is None:
+        adapter = _adapters[response_type] = TypeAdapter(response_type)
+    return adapter.dump_python(adapter.validate_python(value), mode="json")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def make_handler(endpoint: Endpoint, rt: Runtime):
+    security = rt.config.security
+    limits = rt.config.limits
+    audit_this = endpoint.audit if endpoint.audit is not None else endpoint.mutating
+
+    async def handle(request: Request) -> Response:
+        request.state.trace_id = request.headers.get("x-trace-id") or uuid.uuid4().hex
+        started = time.perf_counter()
+        principal = None
+        status = 500
+        try:
+            response, principal = await _handle(request)
+            status = response.status_code
+            return response
+        except AionixError as exc:
+            status = exc.status
+            if isinstance(exc, Unauthorized) or exc.status == 401:
+                rt.auth_failures.record(client_ip(request))
+                await rt.audit(request, None, "auth.failure", status=401, details={"reason": exc.message})
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", endpoint.method, endpoint.path)
+            status = 500
+            return json_response({"error": {"code": "internal", "message": "internal error", "details": {"trace_id": request.state.trace_id}}}, 500)
+        finally:
+            rt.metrics.observe_request(endpoint.method, endpoint.path, status, time.perf_counter() - started)
+            principal = principal or getattr(request.state, "principal", None)
+            if audit_this and principal is not None:
+                try:
+                    await rt.audit(request, principal, f"{endpoint.method} {endpoint.path}", status=status)
+                except AionixError:
+                    log.warning("audit write failed for %s %s", endpoint.method, endpoint.path)
+
+    async def _handle(request: Request):
+        ip = client_ip(request)
+        wait = rt.ip_buckets.take(ip)
+        if wait:
+            raise RateLimited("too many requests from this address", retry_after=wait)
+        if "api_key" in request.query_params or "apikey" in request.query_params:
+            raise BadRequest("API keys are never accepted in URLs; send Authorization: Bearer <key>")
+        principal = None
+        if endpoint.role is not None:
+            blocked = rt.auth_failures.blocked(ip)
+            key = extract_key(request.headers)
+            if key is None:
+                raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
+            if blocked:
+                raise RateLimited("too many failed authentications from this address", retry_after=blocked)
+            principal = await rt.authenticator.authenticate(key, request.headers.get("x-aionix-tenant"))
+            wait = rt.key_buckets.take(principal.key_id)
+            if wait:
+                raise RateLimited("rate limit exceeded for this API key", retry_after=wait)
+            request.state.principal = principal
+            require_role(principal, endpoint.role)
+        call = Call(request=request, rt=rt, principal=principal, path=dict(request.path_params))
+        if endpoint.query is not None:
+            try:
+                call.query = endpoint.query.model_validate(dict(request.query_params))
+            except ValidationError as exc:
+                raise validation_error(exc, "query") from None
+        raw = b""
+        if endpoint.body is not None or endpoint.raw_body:
+            raw = await read_body(request, limits.max_body_bytes)
+            call.raw_body = raw
+        if endpoint.body is not None:
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in endpoint.content_types:
+                raise UnsupportedMediaType(
+                    f"content type must be {' or '.join(endpoint.content_types)}, got {ctype or 'none'}"
+                )
+            data = parse_json(raw, limits.max_json_depth)
+            try:
+                call.body = endpoint.body.model_validate(data)
+            except ValidationError as exc:
+                raise validation_error(exc) from None
+        idem_key = request.headers.get("idempotency-key")
+        if idem_key and endpoint.mutating and endpoint.idempotent and principal is not None:
+            return await _idempotent(call, idem_key, raw), principal
+        return await _invoke(call), principal
+
+    async def _invoke(call: Call) -> Response:
+        result = await endpoint.handler(call)
+        if isinstance(result, Response):
+            return result
+        if result is None and endpoint.status == 204:
+            return Response(status_code=204)
+        return json_response(serialize(result, endpoint.response), endpoint.status)
+
+    async def _idempotent(call: Call, key: str, raw: bytes) -> Response:
+        if len(key) > 255:
+            raise BadRequest("Idempotency-Key: at most 255 characters")
+        tenant = call.tenant
+        body_hash = hashlib.sha256(
+            endpoint.method.encode() + b" " + call.request.url.path.encode() + b"\n" + raw
+        ).hexdigest()
+        now = time.time()
+
+        def reserve(tx: Any) -> dict[str, Any] | None:
+            row = tx.fetch_one("core.get_idempotency", {"tenant": tenant, "key": key})
+            if row is not None and row["created_at"] < now - security.idempotency_retention_hours * 3600:
+                tx.execute("core.delete_idempotency", {"tenant": tenant, "key": key})
+                row = None
+            if row is None:
+                tx.execute(
+                    "core.reserve_idempotency",
+                    {"tenant": tenant, "key": key, "method": endpoint.method, "path": call.request.url.path, "body_hash": body_hash, "now": now},
+                )
+            return row
+
+        existing = await rt.store.transaction(reserve)
+        if existing is not None:
+            if existing["body_hash"] != body_hash:
+                raise ValidationFailed(
+                    "Idempotency-Key was already used with a different request",
+                    details=[{"field": "Idempotency-Key", "message": "reused with a different body or path"}],
+                )
+            if existing["state"] == "in_flight":
+                raise Conflict("a request with this Idempotency-Key is still in progress")
+            return Response(
+                existing["response"],
+                status_code=existing["status"],
+                media_type=existing["media_type"] or "application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            try:
+                response = await _invoke(call)
+            except AionixError as exc:
+                response = error_response(exc)
+        except BaseException:
+            await rt.store.execute("core.release_idempotency", {"tenant": tenant, "key": key})
+            raise
+        if response.status_code >= 500 or not hasattr(response, "body"):
+            await rt.store.execute("core.release_idempotency", {"tenant": tenant, "key": key})
+            return response
+        await rt.store.execute(
+            "core.complete_idempotency",
+            {"tenant": tenant, "key": key, "status": response.status_code, "response": bytes(response.body), "media_type": response.media_type},
+        )
+        return response
+
+    handle.__name__ = endpoint.operation_id
+    return handle

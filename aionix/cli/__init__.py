@@ -1,0 +1,1 @@
+"""The `aio` command-line interface (typer); one module per command group."""

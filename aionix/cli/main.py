@@ -1,0 +1,139 @@
+"""`aio`: one CLI for every service.
+
+Global options: `--url`, `--api-key`, `--profile`, `--output table|wide|json|yaml`, `--quiet`.
+Exit codes: 0 success, 1 the remote operation failed, 2 usage error, 3 auth error, 4 not
+found, 5 cannot reach the server. Errors are one line; `AIONIX_DEBUG=1` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+
+try:  # typer >= 0.26 vendors click as typer._click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exceptions
+
+from aionix.cli.client import EXIT_USAGE, CLIError
+from aionix.cli.output import FORMATS
+from aionix.cli.state import state
+
+app = typer.Typer(
+    name="aio",
+    help="Aionix CLI: workflows, functions, triggers, connectors, secrets, params.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: (module under aionix.cli, command name); a module that is absent is skipped.
+GROUPS = (
+    ("keys", "keys"),
+    ("admin", "admin"),
+    ("wf", "wf"),
+    ("fn", "fn"),
+    ("tr", "tr"),
+    ("events", "events"),
+    ("act", "act"),
+    ("sec", "sec"),
+    ("param", "param"),
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: str = typer.Option(None, "--url", help="server URL (env AIONIX_URL; default from the profile)"),
+    api_key: str = typer.Option(None, "--api-key", help="API key (env AIONIX_API_KEY; default from the profile)"),
+    profile: str = typer.Option(None, "--profile", help="profile in ~/.config/aionix/credentials"),
+    output: str = typer.Option("table", "--output", "-o", help="table, wide, json or yaml"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only ids"),
+) -> None:
+    if output not in FORMATS:
+        raise CLIError(f"--output must be one of {', '.join(FORMATS)}", EXIT_USAGE)
+    st = state(ctx)
+    st.url, st.api_key, st.profile, st.output, st.quiet = url, api_key, profile, output, quiet
+
+
+@app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Show the server's health and who the key is."""
+    st = state(ctx)
+    health = st.client.get("/healthz")
+    me = st.client.get("/api/v1/whoami")
+    data = {"url": st.client.url, **health, "tenant": me["tenant"], "role": me["role"], "key_id": me["key_id"]}
+    st.emit(data)
+
+
+for module_name, command in GROUPS:
+    try:
+        module = importlib.import_module(f"aionix.cli.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"aionix.cli.{module_name}":
+            continue
+        raise
+    app.add_typer(module.app, name=command)
+
+
+_GLOBAL_WITH_VALUE = {"--url", "--api-key", "--profile", "--output", "-o"}
+_GLOBAL_FLAGS = {"--quiet", "-q"}
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Global options may be written anywhere (`aio keys list -o json`, like kubectl):
+    move them in front of the command."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in _GLOBAL_WITH_VALUE:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(args[i : i + 2])
+                i += 1
+        elif arg in _GLOBAL_FLAGS:
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every failure to one line and an exit code."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    try:
+        app(args=args, prog_name="aio", standalone_mode=False)
+        return 0
+    except CLIError as exc:
+        if os.environ.get("AIONIX_DEBUG") == "1":
+            raise
+        print(f"aio: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Abort:
+        print("aio: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click_exceptions.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,82 @@
+"""Logging: one handler on stderr, text or JSON lines, and a redaction filter that replaces
+every registered sensitive value (secrets resolved at run time, API keys) with `***` in any
+record, as a second line of defence behind keeping them out by construction."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+
+REDACTED = "***"
+
+
+class Redactor(logging.Filter):
+    """Replaces registered values in log messages; values shorter than 4 characters are not
+    registered (they would redact ordinary words)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if isinstance(value, str) and len(value) >= 4:
+            with self._lock:
+                self._values.add(value)
+
+    def redact(self, text: str) -> str:
+        if not self._values:
+            return text
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._values:
+            message = record.getMessage()
+            record.msg = self.redact(message)
+            record.args = None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
+
+
+redactor = Redactor()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 6),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup(level: str = "INFO", fmt: str = "text") -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redactor)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("uvicorn.access", "aiosqlite"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,242 @@
+"""The running instance: configuration, store, bus, metrics, authentication, the services.
+
+`Runtime.start()` prepares everything that can fail (data dir, lock, migrations, master key,
+first admin key) before the server binds a port; `stop()` stops the services (which
+checkpoint their work) and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import importlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aionix import __version__, expr
+from aionix.api.auth import KeyAuthenticator, Principal, key_row, new_key
+from aionix.api.limits import FailureCounter, TokenBuckets
+from aionix.bus import Bus
+from aionix.config import Config
+from aionix.errors import ConfigError
+from aionix.metrics import Metrics
+from aionix.store import Store, open_store
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.routing import BaseRoute
+
+    from aionix.api.endpoint import Api
+
+log = logging.getLogger("aionix")
+
+#: Service packages, started in this order; each has a `plugin.create(runtime)`.
+SERVICE_PACKAGES = ("vault", "params", "connectors", "functions", "stepflow", "triggers")
+
+Resolver = Callable[[Any], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass
+class ServicePlugin:
+    """What a service package contributes to the runtime."""
+
+    name: str
+    service: Any
+    api: Api | None = None
+    routes: list[BaseRoute] = field(default_factory=list)
+    start: Callable[[], Awaitable[None]] | None = None
+    stop: Callable[[], Awaitable[None]] | None = None
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.metrics = Metrics()
+        self.bus = Bus(self.metrics.registry, default_timeout=config.limits.bus_timeout_seconds)
+        self.store: Store = open_store(config)
+        self.authenticator = KeyAuthenticator(self.store)
+        sec = config.security
+        self.key_buckets = TokenBuckets(sec.rate_limit_per_key, sec.rate_limit_per_key_burst)
+        self.ip_buckets = TokenBuckets(sec.rate_limit_per_ip, sec.rate_limit_per_ip_burst)
+        self.auth_failures = FailureCounter(sec.auth_failures_per_minute)
+        self.plugins: list[ServicePlugin] = []
+        self.services: dict[str, Any] = {}
+        self.resolvers: dict[tuple[str, str], Resolver] = {}
+        self.health: dict[str, Any] = {}
+        self.base_url = ""
+        self.initial_admin_key: str | None = None
+        self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
+        self._lock_fd: int | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def prepare_data_dir(self) -> Path:
+        data = self.config.data_dir
+        try:
+            data.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"config error: database.data_path: cannot create {data}: {exc.strerror}") from None
+        if not os.access(data, os.W_OK | os.X_OK):
+            raise ConfigError(f"config error: database.data_path: {data} is not writable")
+        probe = data / ".write-test"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(f"config error: database.data_path: {data} is not writable: {exc.strerror}") from None
+        fd = os.open(data / "aionix.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ConfigError(f"config error: database.data_path: {data} is in use by another aionix process") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+        return data
+
+    async def start(self, base_url: str = "") -> None:
+        self.base_url = base_url
+        self.prepare_data_dir()
+        expr.configure(
+            timeout_ms=self.config.limits.expression_timeout_ms, max_depth=self.config.limits.expression_max_depth
+        )
+        await self.store.start()
+        await self._bootstrap_keys()
+        for name in SERVICE_PACKAGES:
+            try:
+                module = importlib.import_module(f"aionix.{name}.plugin")
+            except ModuleNotFoundError as exc:
+                if exc.name in (f"aionix.{name}", f"aionix.{name}.plugin"):
+                    continue
+                raise
+            plugin: ServicePlugin = module.create(self)
+            self.plugins.append(plugin)
+            self.services[plugin.name] = plugin.service
+        for plugin in self.plugins:
+            if plugin.start is not None:
+                await plugin.start()
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="aionix-core-pruner"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for plugin in reversed(self.plugins):
+            if plugin.stop is not None:
+                try:
+                    await plugin.stop()
+                except Exception:
+                    log.exception("stopping %s failed", plugin.name)
+        await self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """A background task owned by the runtime (cancelled on stop)."""
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        return task
+
+    async def _bootstrap_keys(self) -> None:
+        row = await self.store.fetch_one("core.count_keys")
+        if row and row["n"]:
+            return
+        key = new_key()
+        record = key_row(key, tenant="default", name="initial-admin", role="admin", cross_tenant=True, created_by=None)
+        await self.store.execute("core.insert_key", record)
+        self.initial_admin_key = key
+        written = self._write_credentials(key)
+        print(f"Aionix: created the first admin key (shown once): {key}", flush=True)
+        if written:
+            print(f"Aionix: saved it as profile 'default' in {written}", flush=True)
+
+    def _write_credentials(self, key: str) -> Path | None:
+        from aionix.credentials import save_profile
+
+        try:
+            return save_profile(self.config.credentials_path, "default", url=self.base_url, api_key=key)
+        except OSError as exc:
+            log.warning("could not write the credentials file %s: %s", self.config.credentials_path, exc.strerror)
+            return None
+
+    async def _prune_loop(self) -> None:
+        sec = self.config.security
+        while True:
+            await asyncio.sleep(3600)
+            now = time.time()
+            try:
+                await self.store.execute("core.prune_idempotency", {"before": now - sec.idempotency_retention_hours * 3600})
+                await self.store.execute("core.prune_audit", {"before": now - sec.audit_retention_days * 86400})
+            except Exception:
+                log.exception("pruning failed")
+
+    # ------------------------------------------------------------------ helpers
+    async def audit(
+        self,
+        request: Request | None,
+        principal: Principal | None,
+        action: str,
+        *,
+        status: int | None = None,
+        resource: str | None = None,
+        details: Any = None,
+    ) -> None:
+        await self.store.execute("core.insert_audit", self.audit_row(request, principal, action, status=status, resource=resource, details=details))
+
+    def audit_row(
+        self,
+        request: Request | None,
+        principal: Principal | None,
+        action: str,
+        *,
+        status: int | None = None,
+        resource: str | None = None,
+        details: Any = None,
+    ) -> dict[str, Any]:
+        """An audit row, for services that write it inside their own transaction (S5)."""
+        return {
+            "ts": time.time(),
+            "tenant": principal.tenant if principal else None,
+            "key_id": principal.key_id if principal else None,
+            "ip": request.client.host if request is not None and request.client else None,
+            "method": request.method if request is not None else None,
+            "path": request.url.path if request is not None else None,
+            "action": action,
+            "resource": resource,
+            "status": status,
+            "details": orjson.dumps(details).decode() if details is not None else None,
+        }
+
+    async def publish_event(self, tenant: str, source: str, type: str, detail: Any) -> None:
+        """Publish a platform event (`{source, type, detail}`) to every subscriber (the triggers
+        service). Delivery problems are logged, never raised into the publisher."""
+        for sink in list(self.event_sinks):
+            try:
+                await sink(tenant, source, type, detail)
+            except Exception:
+                log.exception("event sink failed for %s %s", source, type)
+
+    def endpoints(self) -> list[Any]:
+        from aionix.api.admin import api as core_api
+
+        out = list(core_api.endpoints)
+        for plugin in self.plugins:
+            if plugin.api is not None:
+                out.extend(plugin.api.endpoints)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"version": __version__, "uptime_seconds": round(time.time() - self.started_at, 3), **self.health}

@@ -1,0 +1,74 @@
+"""The store interface that every service uses (a handful of operations, not an ORM).
+
+Services never build SQL. They name queries — `"stepflow.append_event"` — that live in
+`aionix/store/sql/<dialect>/<service>.sql` as `-- name: append_event` blocks with `:named`
+parameters, so a PostgreSQL store is a second set of query files and a second class, not a
+rewrite of the services.
+
+Writes go through `transaction(fn)`: `fn` receives a `Tx` and runs synchronously inside one
+write transaction opened with `BEGIN IMMEDIATE` on the single writer. Concurrent callers'
+transactions are group-committed: batched into one database transaction and one fsync, each
+inside its own savepoint, so one caller's failure never undoes another's work and every caller
+awaits its own durable commit (RELIABILITY.md D1, D2). Reads run on separate connections and
+see every commit that was awaited before them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+Params = Mapping[str, Any] | Sequence[Any] | None
+Row = dict[str, Any]
+
+
+@runtime_checkable
+class Tx(Protocol):
+    """A write transaction, used only inside the function given to `Store.transaction`."""
+
+    def execute(self, query: str, params: Params = None) -> int:
+        """Run a named statement; return the number of rows changed."""
+
+    def insert(self, query: str, params: Params = None) -> int:
+        """Run a named INSERT; return the new row id."""
+
+    def executemany(self, query: str, rows: Iterable[Params]) -> None:
+        """Run a named statement once per parameter set."""
+
+    def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        """Read inside the transaction (sees its own writes)."""
+
+    def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        """Read all rows inside the transaction."""
+
+
+class Store(Protocol):
+    """What services may ask of the database."""
+
+    dialect: str
+
+    async def start(self) -> None:
+        """Open connections and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Finish queued writes and close every connection."""
+
+    async def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        """Run a named read; the first row as a dict, or None."""
+
+    async def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        """Run a named read; every row as a dict."""
+
+    async def transaction(self, fn: Callable[[Tx], T]) -> T:
+        """Run `fn` in one durable, group-committed write transaction; return its result."""
+
+    async def execute(self, query: str, params: Params = None) -> int:
+        """One named write statement in its own transaction; rows changed."""
+
+    async def backup(self, target: Path) -> None:
+        """Write a consistent copy of the database to `target` while serving."""
+
+    async def healthy(self) -> bool:
+        """True when a trivial read succeeds."""

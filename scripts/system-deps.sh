@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages the test suite talks to (real servers, started by the tests themselves).
+# Installs only what is missing, so a second run costs nothing.
+set -euo pipefail
+packages=(sqlite3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
