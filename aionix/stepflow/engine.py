@@ -1,0 +1,754 @@
+"""The interpreter: walks a compiled plan for one execution, checkpointing as it goes.
+
+An execution is a tree of frames. A frame runs one state graph (the workflow, a parallel
+branch, a map item) and remembers its current state, that state's input, its own variables
+and its phase inside the state (entered, task in flight, waiting, children running). Every
+transition appends history events; `Run.checkpoint()` commits the events, the frame tree
+(the snapshot) and the timer/token rows in **one** transaction. A checkpoint is taken before
+anything acts outside the engine (a task call, a wait, children starting) and at the end, so
+consecutive pure states (set, router, succeed…) cost no commit of their own. After a crash
+the last snapshot is the resume point: pure states are re-run identically and at most the
+in-flight task is called again, with the same `execution_id:state:attempt` key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets as pysecrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aionix import expr
+from aionix.bus import BusError, CallContext, TargetTimeout
+from aionix.errors import AionixError
+from aionix.expr import UNDEFINED, Template
+from aionix.stepflow import compile as plan_mod
+from aionix.stepflow.compile import Machine, Plan, StatePlan
+
+if TYPE_CHECKING:
+    from aionix.stepflow.service import StepFlowService
+
+log = logging.getLogger("aionix.stepflow")
+TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+
+
+class Failure(Exception):
+    """A state failed with a States-style error name and cause."""
+
+    def __init__(self, error: str, cause: str | None = None) -> None:
+        super().__init__(f"{error}: {cause}")
+        self.error = error
+        self.cause = cause
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "cause": self.cause}
+
+
+class Aborted(Exception):
+    """The execution was cancelled (or timed out) while this frame ran."""
+
+
+@dataclass(slots=True)
+class Frame:
+    id: str
+    machine: str
+    state: str
+    input: Any
+    vars: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"  # running | succeeded | failed | aborted
+    phase: str = "enter"  # enter | task | callback | wait | retry | children
+    attempts: dict[str, int] = field(default_factory=dict)
+    retries: list[int] = field(default_factory=list)
+    due: float | None = None
+    token: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    children: list[Frame] | None = None
+    index: int | None = None
+    item: Any = None
+    prefix: str = ""
+    parent: Frame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "m": self.machine,
+            "s": self.state,
+            "in": self.input,
+            "st": self.status,
+            "ph": self.phase,
+        }
+        if self.vars:
+            out["v"] = self.vars
+        if self.attempts:
+            out["a"] = self.attempts
+        if self.retries:
+            out["r"] = self.retries
+        if self.due is not None:
+            out["due"] = self.due
+        if self.token is not None:
+            out["tok"] = self.token
+        if self.status == "succeeded":
+            out["out"] = self.output
+        if self.error is not None:
+            out["err"] = self.error
+        if self.children is not None:
+            out["ch"] = [c.to_dict() for c in self.children]
+        if self.index is not None:
+            out["i"] = self.index
+            out["it"] = self.item
+        if self.prefix:
+            out["p"] = self.prefix
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], parent: Frame | None = None) -> Frame:
+        f = cls(
+            id=d["id"],
+            machine=d["m"],
+            state=d["s"],
+            input=d.get("in"),
+            vars=d.get("v") or {},
+            status=d["st"],
+            phase=d["ph"],
+            attempts=d.get("a") or {},
+            retries=d.get("r") or [],
+            due=d.get("due"),
+            token=d.get("tok"),
+            output=d.get("out"),
+            error=d.get("err"),
+            index=d.get("i"),
+            item=d.get("it"),
+            prefix=d.get("p", ""),
+            parent=parent,
+        )
+        if "ch" in d:
+            f.children = [cls.from_dict(c, f) for c in d["ch"]]
+        return f
+
+    def all_vars(self) -> dict[str, Any]:
+        """Outer scopes' variables (read-only here) overlaid by this frame's own."""
+        if self.parent is None:
+            return self.vars
+        return {**self.parent.all_vars(), **self.vars}
+
+    def walk(self):
+        yield self
+        for child in self.children or ():
+            yield from child.walk()
+
+
+@dataclass
+class Run:
+    """One execution in memory: its frame tree, pending events and checkpoint state."""
+
+    id: str
+    tenant: str
+    workflow: str
+    version: int
+    plan: Plan
+    root: Frame
+    input: Any
+    started_at: float
+    trace_id: str
+    next_seq: int
+    status: str = "RUNNING"
+    output: Any = None
+    error: dict[str, Any] | None = None
+    stopped_at: float | None = None
+    redrive_count: int = 0
+    deadline: float | None = None
+    parent_id: str | None = None
+    pending: list[tuple[int, float, str, str | None, str | None, Any]] = field(default_factory=list)
+    timer_adds: dict[str, float] = field(default_factory=dict)
+    timer_dels: set[str] = field(default_factory=set)
+    token_adds: list[tuple[str, str]] = field(default_factory=list)
+    secret_values: set[str] = field(default_factory=set)
+    changes: int = 0
+    durable: int = 0
+    flushing: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    updated: asyncio.Event = field(default_factory=asyncio.Event)
+    callbacks: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
+    heartbeats: dict[str, asyncio.Event] = field(default_factory=dict)
+    abort_reason: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, type: str, state: str | None = None, frame: str | None = None, detail: Any = None) -> None:
+        self.pending.append((self.next_seq, time.time(), type, state, frame, detail))
+        self.next_seq += 1
+        self.changes += 1
+
+
+class Engine:
+    """Runs executions; `host` (the service) persists checkpoints and starts child executions."""
+
+    def __init__(
+        self,
+        host: StepFlowService,
+        *,
+        payload_max_bytes: int = 262_144,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.host = host
+        self.bus = host.bus
+        self.timers = host.timers
+        self.payload_max_bytes = payload_max_bytes
+        self.clock = clock
+        self.rand = rand
+
+    # ------------------------------------------------------------------ checkpoints
+    async def checkpoint(self, run: Run) -> None:
+        """Make every change so far durable (one transaction; concurrent frames share it)."""
+        while run.durable < run.changes:
+            if run.flushing is None:
+                run.flushing = asyncio.ensure_future(self._flush(run))
+            await asyncio.shield(run.flushing)
+
+    async def _flush(self, run: Run) -> None:
+        try:
+            mark = run.changes
+            events, run.pending = run.pending, []
+            adds, run.timer_adds = run.timer_adds, {}
+            dels, run.timer_dels = run.timer_dels, set()
+            tokens, run.token_adds = run.token_adds, []
+            await self.host.persist(run, events, adds, dels, tokens)
+            run.durable = mark
+            run.updated.set()
+            run.updated = asyncio.Event()
+        finally:
+            run.flushing = None
+
+    # ------------------------------------------------------------------ running
+    async def run(self, run: Run) -> None:
+        """Drive `run` to a terminal status (or until cancelled by shutdown)."""
+        try:
+            try:
+                timeout = None if run.deadline is None else max(0.0, run.deadline - self.clock())
+                async with asyncio.timeout(timeout):
+                    await self._frame(run, run.root)
+                run.status, run.output = "SUCCEEDED", run.root.output
+                run.event("ExecutionSucceeded", detail={"output": run.output})
+            except Failure as exc:
+                run.status, run.error = "FAILED", exc.as_dict()
+                run.event("ExecutionFailed", detail=run.error)
+            except TimeoutError:
+                self._mark_aborted(run.root)
+                run.status, run.error = (
+                    "TIMED_OUT",
+                    {"error": plan_mod.TIMEOUT, "cause": "the execution exceeded its timeout_seconds"},
+                )
+                run.event("ExecutionTimedOut", detail=run.error)
+            except asyncio.CancelledError:
+                if run.abort_reason is None:
+                    raise  # shutdown: resume from the last checkpoint on the next start
+                self._mark_aborted(run.root)
+                run.status, run.error = "ABORTED", {"error": "States.Aborted", "cause": run.abort_reason}
+                run.event("ExecutionAborted", detail=run.error)
+            run.stopped_at = time.time()
+            run.timer_adds.clear()
+            run.timer_dels.update(f.id for f in run.root.walk())
+            await self.checkpoint(run)
+            await self.host.finished(run)
+        finally:
+            run.done.set()
+
+    def _mark_aborted(self, frame: Frame) -> None:
+        for f in frame.walk():
+            if f.status == "running":
+                f.status = "aborted"
+
+    async def _frame(self, run: Run, frame: Frame) -> None:
+        machine = run.plan.machine(frame.machine)
+        while True:
+            plan = machine.states[frame.state]
+            if frame.phase == "enter" and not frame.retries:
+                run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
+            try:
+                result = await self._state(run, frame, plan)
+                nxt, output = self._leave(run, frame, plan, result)
+            except Failure as failure:
+                if await self._recover(run, frame, plan, failure):
+                    continue
+                frame.status, frame.error = "failed", failure.as_dict()
+                run.event("StateFailed", plan.name, frame.id, frame.error)
+                raise
+            self._check_size(output, plan.name)
+            run.event("StateExited", plan.name, frame.id, {"output": output})
+            frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
+            if nxt is None:
+                frame.status, frame.output = "succeeded", output
+                return
+            frame.state, frame.input = nxt, output
+
+    def _leave(self, run: Run, frame: Frame, plan: StatePlan, result: Any) -> tuple[str | None, Any]:
+        """The state's output, its variable assignments and the next state."""
+        if plan.type == "router":
+            route, result = result
+            nxt: str | None = route.next if route is not None else plan.default
+            output_t = route.output if route is not None else None
+            assign_t = route.assign if route is not None else None
+            output = self._eval(run, frame, plan, output_t, result=None) if output_t is not None else frame.input
+            if assign_t is not None:
+                frame.vars.update(self._eval(run, frame, plan, assign_t))
+            if plan.assign is not None:
+                frame.vars.update(self._eval(run, frame, plan, plan.assign))
+            return nxt, output
+        if plan.type == "fail":
+            raise result
+        default = result if plan.type in {"task", "parallel", "map", "set"} else frame.input
+        if plan.result_hook is not None:
+            default = plan.result_hook(frame.input, result)
+        output = self._eval(run, frame, plan, plan.output, result=result) if plan.output is not None else default
+        if plan.assign is not None:
+            values = self._eval(run, frame, plan, plan.assign, result=result)
+            if not isinstance(values, dict):
+                raise Failure(plan_mod.QUERY_EVALUATION, f"state {plan.name}: assign must give an object")
+            frame.vars.update(values)
+        if plan.output_hook is not None:
+            output = plan.output_hook(output)
+        return (None if plan.end or plan.type == "succeed" else plan.next), output
+
+    async def _recover(self, run: Run, frame: Frame, plan: StatePlan, failure: Failure) -> bool:
+        """Retry (after a durable backoff) or catch; False when the failure stands."""
+        if not frame.retries:
+            frame.retries = [0] * len(plan.retry)
+        for i, retrier in enumerate(plan.retry):
+            if not retrier.matches(failure.error):
+                continue
+            if frame.retries[i] >= retrier.max_attempts:
+                break
+            frame.retries[i] += 1
+            delay = retrier.delay(frame.retries[i], self.rand)
+            frame.phase, frame.due, frame.children, frame.token = "retry", self.clock() + delay, None, None
+            run.event(
+                "RetryScheduled",
+                plan.name,
+                frame.id,
+                {**failure.as_dict(), "retry": frame.retries[i], "delay_seconds": delay},
+            )
+            run.timer_adds[frame.id] = frame.due
+            await self.checkpoint(run)
+            await self.timers.sleep_until(frame.due)
+            run.timer_dels.add(frame.id)
+            frame.phase, frame.due = "enter", None
+            return True
+        for catcher in plan.catch:
+            if not catcher.matches(failure.error):
+                continue
+            error = failure.as_dict()
+            output = self._eval(run, frame, plan, catcher.output, error=error) if catcher.output is not None else error
+            if catcher.assign is not None:
+                frame.vars.update(self._eval(run, frame, plan, catcher.assign, error=error))
+            run.event("Caught", plan.name, frame.id, {**error, "next": catcher.next})
+            frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
+            frame.state, frame.input = catcher.next, output
+            return True
+        return False
+
+    # ------------------------------------------------------------------ expressions
+    def _context(self, run: Run, frame: Frame, plan: StatePlan) -> dict[str, Any]:
+        ctx: dict[str, Any] = {
+            "execution_id": run.id,
+            "workflow": run.workflow,
+            "state": plan.name,
+            "attempt": frame.attempts.get(plan.name, 0) or 1,
+            "start_time": run.started_at,
+        }
+        f: Frame | None = frame
+        while f is not None:
+            if f.index is not None:
+                ctx["item"], ctx["index"] = f.item, f.index
+                break
+            f = f.parent
+        if frame.token is not None:
+            ctx["task_token"] = frame.token
+        return ctx
+
+    def _eval(
+        self,
+        run: Run,
+        frame: Frame,
+        plan: StatePlan,
+        template: Template | None,
+        *,
+        result: Any = None,
+        error: Any = None,
+    ) -> Any:
+        if template is None:
+            return UNDEFINED
+        if template.is_static:
+            return template.evaluate()
+        data = {
+            "input": frame.input,
+            "result": result,
+            "vars": frame.all_vars(),
+            "error": error,
+            "context": self._context(run, frame, plan),
+        }
+        bindings = None
+        refs = template.references
+        if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params:
+            bindings = {"secret": run.secrets, "param": lambda path: run.params.get(path)}
+        try:
+            value = template.evaluate(data, bindings)
+        except expr.ExpressionError as exc:
+            pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
+            where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
+            raise Failure(
+                plan_mod.QUERY_EVALUATION,
+                f"state {plan.name!r} ({where}): expression {exc.expression!r}: {exc.message}",
+            ) from None
+        return None if value is UNDEFINED else value
+
+    async def _resolve(self, run: Run, plan: StatePlan, *templates: Template | None) -> None:
+        """Read the secrets and parameters these templates reference (late, through the bus)."""
+        for template in templates:
+            if template is None:
+                continue
+            refs = template.references
+            if refs.dynamic_params or refs.reads_all_secrets:
+                raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: $secret and $param need literal names")
+            ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id)
+            reader = f"trn:stepflow:{run.tenant}:execution/{run.id}"
+            for name in refs.secrets - run.secrets.keys():
+                try:
+                    value = await self.bus.invoke(
+                        f"trn:credvault:{run.tenant}:credential/{name}", {"op": "resolve", "reader": reader}, ctx
+                    )
+                except AionixError as exc:
+                    raise Failure(
+                        plan_mod.RUNTIME, f"state {plan.name!r}: secret {name!r} cannot be read: {exc.message}"
+                    ) from None
+                run.secrets[name] = value
+                self.host.register_secret(run, value)
+            for path in refs.params - run.params.keys():
+                try:
+                    value = await self.bus.invoke(
+                        f"trn:paramstore:{run.tenant}:param/{path.lstrip('/')}", {"op": "get"}, ctx
+                    )
+                except AionixError as exc:
+                    raise Failure(
+                        plan_mod.RUNTIME, f"state {plan.name!r}: parameter {path!r} cannot be read: {exc.message}"
+                    ) from None
+                run.params[path] = value
+
+    def _check_size(self, value: Any, state: str) -> None:
+        if value is None or isinstance(value, (bool, int, float)):
+            return
+        size = len(orjson.dumps(value))
+        if size > self.payload_max_bytes:
+            raise Failure(
+                plan_mod.RESULT_TOO_LARGE,
+                f"state {state!r}: output is {size} bytes, over the limit of {self.payload_max_bytes}",
+            )
+
+    # ------------------------------------------------------------------ states
+    async def _state(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
+        if plan.input_hook is not None and frame.phase == "enter":
+            frame.input = plan.input_hook(frame.input)
+        kind = plan.type
+        if kind == "set":
+            await self._resolve(run, plan, plan.value, plan.output, plan.assign)
+            return frame.input if plan.value is None else self._eval(run, frame, plan, plan.value)
+        if kind == "router":
+            await self._resolve(run, plan, *(r.condition for r in plan.routes))
+            for route in plan.routes:
+                if self._eval(run, frame, plan, route.condition) is True:
+                    return route, None
+            if plan.default is None:
+                raise Failure(
+                    plan_mod.NO_CHOICE_MATCHED, f"state {plan.name!r}: no route matched and there is no default"
+                )
+            return None, None
+        if kind == "succeed":
+            return frame.input
+        if kind == "fail":
+            error = self._eval(run, frame, plan, plan.error) if plan.error is not None else "States.Fail"
+            cause = self._eval(run, frame, plan, plan.cause) if plan.cause is not None else None
+            return Failure(str(error), None if cause is None else str(cause))
+        if kind == "wait":
+            return await self._wait(run, frame, plan)
+        if kind == "task":
+            return await self._bounded(plan, self._task(run, frame, plan))
+        if kind == "parallel":
+            return await self._bounded(plan, self._parallel(run, frame, plan))
+        if kind == "map":
+            return await self._bounded(plan, self._map(run, frame, plan))
+        raise Failure(plan_mod.RUNTIME, f"unknown state type {kind!r}")
+
+    async def _bounded(self, plan: StatePlan, work: Awaitable[Any]) -> Any:
+        if plan.timeout_seconds is None:
+            return await work
+        try:
+            async with asyncio.timeout(plan.timeout_seconds):
+                return await work
+        except TimeoutError:
+            raise Failure(
+                plan_mod.TIMEOUT, f"state {plan.name!r} did not finish within {plan.timeout_seconds:g} s"
+            ) from None
+
+    async def _wait(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
+        if frame.phase != "wait":
+            await self._resolve(run, plan, plan.seconds, plan.timestamp)
+            if plan.seconds is not None:
+                seconds = self._eval(run, frame, plan, plan.seconds)
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+                    raise Failure(
+                        plan_mod.RUNTIME, f"state {plan.name!r}: seconds must be a number ≥ 0, got {seconds!r}"
+                    )
+                due = self.clock() + float(seconds)
+            else:
+                stamp = self._eval(run, frame, plan, plan.timestamp)
+                try:
+                    due = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    raise Failure(
+                        plan_mod.RUNTIME, f"state {plan.name!r}: timestamp {stamp!r} is not ISO 8601"
+                    ) from None
+            frame.phase, frame.due = "wait", due
+            run.timer_adds[frame.id] = due
+            run.event("WaitStarted", plan.name, frame.id, {"due_at": due})
+            await self.checkpoint(run)
+        assert frame.due is not None
+        await self.timers.sleep_until(frame.due)
+        run.timer_dels.add(frame.id)
+        run.event("WaitEnded", plan.name, frame.id, None)
+        return frame.input
+
+    async def _task(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
+        qualified = frame.prefix + plan.name
+        if frame.phase not in ("task", "callback"):
+            frame.attempts[plan.name] = frame.attempts.get(plan.name, 0) + 1
+            if plan.mode == "callback":
+                frame.token = pysecrets.token_urlsafe(24)
+                run.token_adds.append((frame.token, frame.id))
+            frame.phase = "callback" if plan.mode == "callback" else "task"
+            attempt = frame.attempts[plan.name]
+            run.event(
+                "TaskScheduled", plan.name, frame.id, {"attempt": attempt, "key": f"{run.id}:{qualified}:{attempt}"}
+            )
+            await self.checkpoint(run)
+            resumed = False
+        else:
+            resumed = True
+        attempt = frame.attempts[plan.name]
+        key = f"{run.id}:{qualified}:{attempt}"
+        if frame.phase == "callback" and resumed:
+            settled = await self.host.token_outcome(frame.token)
+            if settled is not None:
+                return self._callback_result(run, frame, plan, settled)
+        await self._resolve(run, plan, plan.action, plan.parameters)
+        action = self._eval(run, frame, plan, plan.action)
+        parameters = self._eval(run, frame, plan, plan.parameters) if plan.parameters is not None else frame.input
+        if not isinstance(action, str) or not action:
+            raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: action must be a string, got {action!r}")
+        ctx = CallContext(
+            tenant=run.tenant,
+            trace_id=run.trace_id,
+            idempotency_key=key,
+            extra={"execution_id": run.id, "state": qualified, "attempt": attempt},
+        )
+        waiter: asyncio.Future[Any] | None = None
+        if frame.phase == "callback":
+            assert frame.token is not None
+            waiter = asyncio.get_running_loop().create_future()
+            run.callbacks[frame.token] = waiter
+            run.heartbeats[frame.token] = asyncio.Event()
+        try:
+            result = await self._invoke(run, frame, plan, action, parameters, ctx)
+            if waiter is None:
+                run.event("TaskSucceeded", plan.name, frame.id, {"attempt": attempt, "result": result})
+                return result
+            assert frame.token is not None
+            return self._callback_result(run, frame, plan, await self._await_callback(run, frame, plan, waiter))
+        except Failure as failure:
+            run.event("TaskFailed", plan.name, frame.id, {"attempt": attempt, **failure.as_dict()})
+            raise
+        finally:
+            if frame.token is not None:
+                run.callbacks.pop(frame.token, None)
+                run.heartbeats.pop(frame.token, None)
+
+    async def _invoke(
+        self, run: Run, frame: Frame, plan: StatePlan, action: str, parameters: Any, ctx: CallContext
+    ) -> Any:
+        if action.startswith("trn:stepflow:"):
+            return await self.host.run_child(run, action, parameters, ctx)
+        try:
+            return await self.bus.invoke(action, parameters, ctx, timeout=plan.timeout_seconds)
+        except TargetTimeout as exc:
+            raise Failure(plan_mod.TIMEOUT, exc.cause) from None
+        except BusError as exc:
+            raise Failure(exc.error, exc.cause) from None
+        except AionixError as exc:
+            raise Failure(plan_mod.TASK_FAILED, exc.message) from None
+
+    async def _await_callback(
+        self, run: Run, frame: Frame, plan: StatePlan, waiter: asyncio.Future[Any]
+    ) -> dict[str, Any]:
+        assert frame.token is not None
+        beat = run.heartbeats[frame.token]
+        while True:
+            if plan.heartbeat_seconds is None:
+                return await waiter
+            beat.clear()
+            done, _ = await asyncio.wait(
+                {waiter, asyncio.ensure_future(beat.wait())},
+                timeout=plan.heartbeat_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if waiter in done:
+                return waiter.result()
+            if not done:
+                raise Failure(
+                    plan_mod.HEARTBEAT_TIMEOUT, f"state {plan.name!r}: no heartbeat within {plan.heartbeat_seconds:g} s"
+                )
+
+    def _callback_result(self, run: Run, frame: Frame, plan: StatePlan, settled: dict[str, Any]) -> Any:
+        attempt = frame.attempts.get(plan.name, 1)
+        if settled.get("status") == "success":
+            run.event("TaskSucceeded", plan.name, frame.id, {"attempt": attempt, "result": settled.get("output")})
+            return settled.get("output")
+        raise Failure(settled.get("error") or plan_mod.TASK_FAILED, settled.get("cause"))
+
+    async def _children(
+        self, run: Run, frame: Frame, plan: StatePlan, limit: int, tolerated: Callable[[int, int], bool] | None
+    ) -> list[Any]:
+        """Run the frame's children; the first failure beyond tolerance fails the state."""
+        children = frame.children or []
+        semaphore = asyncio.Semaphore(limit) if limit > 0 else None
+        failures = [c for c in children if c.status == "failed"]
+
+        async def one(child: Frame) -> None:
+            if semaphore is not None:
+                async with semaphore:
+                    await self._child(run, child)
+            else:
+                await self._child(run, child)
+
+        pending = {asyncio.ensure_future(one(c)) for c in children if c.status == "running"}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if isinstance(exc, Failure):
+                        failures.append(exc)  # type: ignore[arg-type]
+                    elif exc is not None:
+                        raise exc
+                if failures and (tolerated is None or not tolerated(len(failures), len(children))):
+                    raise self._children_failure(plan, failures, tolerated is not None)
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                for child in children:
+                    for f in child.walk():
+                        if f.status == "running":
+                            f.status = "aborted"
+        if failures and (tolerated is None or not tolerated(len(failures), len(children))):
+            raise self._children_failure(plan, failures, tolerated is not None)
+        return [c.output if c.status == "succeeded" else c.error for c in children]
+
+    def _children_failure(self, plan: StatePlan, failures: list[Any], tolerance: bool) -> Failure:
+        first = failures[0]
+        error = first if isinstance(first, Failure) else Failure(first.error["error"], first.error.get("cause"))
+        if tolerance:
+            return Failure(
+                plan_mod.EXCEED_TOLERATED,
+                f"state {plan.name!r}: {len(failures)} item(s) failed; first: {error.error}: {error.cause}",
+            )
+        return Failure(error.error, error.cause)
+
+    async def _child(self, run: Run, child: Frame) -> None:
+        await self._frame(run, child)
+
+    async def _parallel(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
+        if frame.phase != "children":
+            frame.children = [
+                Frame(
+                    id=f"{frame.id}.{plan.name}.{i}",
+                    machine=branch.path,
+                    state=branch.entry,
+                    input=frame.input,
+                    prefix=frame.prefix,
+                    parent=frame,
+                )
+                for i, branch in enumerate(plan.branches)
+            ]
+            frame.phase = "children"
+            run.event("ParallelStarted", plan.name, frame.id, {"branches": len(plan.branches)})
+            await self.checkpoint(run)
+        return await self._children(run, frame, plan, 0, None)
+
+    async def _map(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
+        if frame.phase != "children":
+            await self._resolve(run, plan, plan.items, plan.item)
+            items = self._eval(run, frame, plan, plan.items) if plan.items is not None else frame.input
+            if not isinstance(items, list):
+                raise Failure(
+                    plan_mod.QUERY_EVALUATION,
+                    f"state {plan.name!r}: items must be an array, got {type(items).__name__}",
+                )
+            assert plan.processor is not None
+            machine: Machine = plan.processor
+            children = []
+            for i, item in enumerate(items):
+                child = Frame(
+                    id=f"{frame.id}.{plan.name}.{i}",
+                    machine=machine.path,
+                    state=machine.entry,
+                    input=item,
+                    index=i,
+                    item=item,
+                    prefix=f"{frame.prefix}{plan.name}[{i}]/",
+                    parent=frame,
+                )
+                if plan.item is not None:
+                    child.input = self._eval(run, child, plan, plan.item)
+                children.append(child)
+            frame.children = children
+            frame.phase = "children"
+            run.event("MapStarted", plan.name, frame.id, {"items": len(items)})
+            await self.checkpoint(run)
+        tolerated = None
+        if plan.tolerated_failure_count is not None or plan.tolerated_failure_percentage is not None:
+            count, pct = plan.tolerated_failure_count, plan.tolerated_failure_percentage
+
+            def tolerated(failed: int, total: int) -> bool:
+                if count is not None and failed <= count:
+                    return True
+                return pct is not None and total > 0 and failed * 100.0 / total <= pct
+
+        return await self._children(run, frame, plan, plan.max_concurrency, tolerated)
+
+
+def new_root(plan: Plan, input: Any) -> Frame:
+    return Frame(id="r", machine=plan.root.path, state=plan.root.entry, input=input)
+
+
+def reset_for_redrive(frame: Frame) -> None:
+    """Failed and aborted frames re-enter the state they stopped in; finished children stay."""
+    for f in frame.walk():
+        if f.status in ("failed", "aborted"):
+            f.status, f.error, f.retries, f.due, f.token = "running", None, [], None, None
+            if f.phase != "children":
+                f.phase = "enter"
+        if (
+            f.children is not None
+            and f.status == "running"
+            and not any(c.status in ("failed", "aborted", "running") for c in f.children)
+        ):
+            pass

@@ -1,0 +1,801 @@
+"""StepFlow's logic (no HTTP): templates and their versions, starting, listing, cancelling
+and redriving executions, callbacks, recovery after a restart, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from aionix import trn as trnlib
+from aionix.bus import CallContext
+from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from aionix.log import REDACTED, redactor
+from aionix.stepflow import compile as plan_mod
+from aionix.stepflow.compile import Plan, compile_workflow
+from aionix.stepflow.engine import TERMINAL, Engine, Failure, Frame, Run, new_root, reset_for_redrive
+from aionix.stepflow.timers import Timers
+from aionix.stepflow.validate import validate
+from aionix.store.sqlite import UniqueViolation
+
+if TYPE_CHECKING:
+    from aionix.runtime import Runtime
+
+log = logging.getLogger("aionix.stepflow")
+EVENT_SOURCE = "aionix.stepflow"
+
+
+class StepFlowConfig(BaseModel):
+    """`[stepflow]` in config.toml."""
+
+    model_config = {"extra": "forbid"}
+
+    sync_wait_seconds: float = Field(30.0, gt=0, le=300)
+    payload_max_bytes: int | None = Field(None, ge=1024)
+    max_history_events: int = Field(25_000, ge=100)
+    retention_max_per_workflow: int = Field(10_000, ge=1)
+    retention_days: float = Field(30.0, gt=0)
+    prune_interval_seconds: float = Field(60.0, gt=0)
+    plan_cache_size: int = Field(1024, ge=1)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def new_execution_id() -> str:
+    """Time-ordered (lists page by id) and unguessable enough."""
+    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+
+
+class StepFlowService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.store = rt.store
+        self.bus = rt.bus
+        self.config: StepFlowConfig = rt.config.service_section("stepflow", StepFlowConfig)
+        self.payload_max_bytes = self.config.payload_max_bytes or rt.config.limits.payload_max_bytes
+        self.timers = Timers()
+        self.engine = Engine(self, payload_max_bytes=self.payload_max_bytes)
+        self.runs: dict[str, Run] = {}
+        self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
+        self._stopping = False
+        self.stats: dict[str, int] = {"running": 0, "started": 0}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def startup(self) -> None:
+        self.timers.start()
+        await self.recover()
+        self.rt.spawn(self._prune_loop(), "stepflow-pruner")
+        self.rt.health["stepflow"] = self.stats
+
+    async def shutdown(self) -> None:
+        self._stopping = True
+        tasks = [r.task for r in self.runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.timers.stop()
+
+    async def recover(self) -> int:
+        """Resume every RUNNING execution from its last checkpoint."""
+        rows = await self.store.fetch_all("stepflow.running_executions")
+        count = 0
+        for row in rows:
+            if row["id"] in self.runs:
+                continue
+            full = await self.store.fetch_one("stepflow.get_execution", {"id": row["id"]})
+            if full is None or full["status"] != "RUNNING":
+                continue
+            try:
+                run = await self._load_run(full)
+            except AionixError:
+                log.exception("cannot resume execution %s", row["id"])
+                continue
+            run.event("ExecutionResumed", detail={"after_seq": run.next_seq - 1})
+            self._launch(run)
+            count += 1
+        if count:
+            log.info("resumed %d running execution(s)", count)
+        return count
+
+    async def _load_run(self, row: dict[str, Any]) -> Run:
+        plan = await self.plan(row["tenant"], row["workflow"], row["version"])
+        snap = orjson.loads(row["snapshot"])
+        return Run(
+            id=row["id"],
+            tenant=row["tenant"],
+            workflow=row["workflow"],
+            version=row["version"],
+            plan=plan,
+            root=Frame.from_dict(snap["root"]),
+            input=_loads(row["input"]),
+            started_at=row["started_at"],
+            trace_id=row["trace_id"] or "",
+            next_seq=row["next_seq"],
+            status=row["status"],
+            output=_loads(row["output"]),
+            error=_loads(row["error"]),
+            stopped_at=row["stopped_at"],
+            redrive_count=row["redrive_count"],
+            deadline=row["deadline"],
+            parent_id=row["parent_id"],
+        )
+
+    def _launch(self, run: Run) -> None:
+        self.runs[run.id] = run
+        self.stats["started"] += 1
+        self.stats["running"] = len(self.runs)
+        run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}")
+
+    # ------------------------------------------------------------------ templates
+    def check_definition(self, definition: dict[str, Any]) -> None:
+        report = validate(definition)
+        if not report.valid:
+            first = report.errors[0]
+            more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+            raise ValidationFailed(
+                f"definition{first.pointer}: {first.message}{more}",
+                details=[{"field": f"definition{p.pointer}", **p.model_dump(exclude_none=True)} for p in report.errors],
+            )
+
+    def validate(self, definition: Any):
+        return validate(definition, known_target=self._known_target)
+
+    def _known_target(self, action: str) -> bool:
+        if action.startswith("trn:stepflow:"):
+            return True
+        return self.bus.has_target(action)
+
+    def _template_out(self, row: dict[str, Any], with_definition: bool = True) -> dict[str, Any]:
+        out = {
+            "name": row["name"],
+            "trn": f"trn:stepflow:{row['tenant']}:template/{row['name']}",
+            "version": row["version"],
+            "description": row.get("description"),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+        if with_definition and "definition" in row:
+            out["definition"] = orjson.loads(row["definition"])
+        return out
+
+    async def create_template(
+        self, tenant: str, name: str, definition: dict[str, Any], description: str | None
+    ) -> dict[str, Any]:
+        self.check_definition(definition)
+        now = time.time()
+        text = _dumps(definition)
+
+        def tx_fn(tx: Any) -> None:
+            if tx.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name}) is not None:
+                raise Conflict(f"workflow {name!r} already exists; PUT /api/v1/workflows/{name} makes a new version")
+            prior = (tx.fetch_one("stepflow.max_version", {"tenant": tenant, "name": name}) or {}).get("v") or 0
+            tx.execute(
+                "stepflow.insert_template", {"tenant": tenant, "name": name, "description": description, "now": now}
+            )
+            if prior:
+                tx.execute("stepflow.delete_versions", {"tenant": tenant, "name": name})
+            tx.execute(
+                "stepflow.insert_version",
+                {
+                    "tenant": tenant,
+                    "name": name,
+                    "version": 1,
+                    "definition": text,
+                    "description": description,
+                    "now": now,
+                },
+            )
+
+        await self.store.transaction(tx_fn)
+        return await self.get_template(tenant, name)
+
+    async def update_template(
+        self, tenant: str, name: str, definition: dict[str, Any], description: str | None
+    ) -> dict[str, Any]:
+        self.check_definition(definition)
+        now = time.time()
+        text = _dumps(definition)
+
+        def tx_fn(tx: Any) -> None:
+            head = tx.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
+            if head is None:
+                raise NotFound(f"workflow {name!r} not found")
+            desc = description if description is not None else head["description"]
+            row = tx.fetch_one(
+                "stepflow.bump_template", {"tenant": tenant, "name": name, "description": desc, "now": now}
+            )
+            tx.execute(
+                "stepflow.insert_version",
+                {
+                    "tenant": tenant,
+                    "name": name,
+                    "version": row["latest_version"],
+                    "definition": text,
+                    "description": desc,
+                    "now": now,
+                },
+            )
+
+        await self.store.transaction(tx_fn)
+        return await self.get_template(tenant, name)
+
+    async def get_template(self, tenant: str, name: str, version: int | None = None) -> dict[str, Any]:
+        row = await self.store.fetch_one("stepflow.get_template", {"tenant": tenant, "name": name})
+        if row is None:
+            raise NotFound(f"workflow {name!r} not found")
+        if version is not None and version != row["version"]:
+            v = await self.store.fetch_one("stepflow.get_version", {"tenant": tenant, "name": name, "version": version})
+            if v is None:
+                raise NotFound(f"workflow {name!r} has no version {version}")
+            row = {**row, "version": version, "definition": v["definition"], "created_at": v["created_at"]}
+        return self._template_out(row)
+
+    async def list_templates(self, tenant: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        rows = await self.store.fetch_all(
+            "stepflow.list_templates", {"tenant": tenant, "cursor": cursor, "limit": limit + 1}
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {
+            "items": [self._template_out(r, False) for r in rows],
+            "next_cursor": rows[-1]["name"] if more else None,
+        }
+
+    async def list_versions(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        if await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name}) is None:
+            raise NotFound(f"workflow {name!r} not found")
+        if cursor is not None and not cursor.isdigit():
+            raise ValidationFailed(
+                "query.cursor: not a cursor returned by this list",
+                details=[{"field": "query.cursor", "message": "not a cursor returned by this list"}],
+            )
+        rows = await self.store.fetch_all(
+            "stepflow.list_versions",
+            {"tenant": tenant, "name": name, "cursor": int(cursor) if cursor else None, "limit": limit + 1},
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": rows, "next_cursor": str(rows[-1]["version"]) if more else None}
+
+    async def delete_template(self, tenant: str, name: str) -> dict[str, Any]:
+        out = await self.get_template(tenant, name)
+
+        def tx_fn(tx: Any) -> None:
+            tx.execute("stepflow.delete_template", {"tenant": tenant, "name": name})
+
+        await self.store.transaction(tx_fn)
+        return out
+
+    async def plan(self, tenant: str, name: str, version: int) -> Plan:
+        """The compiled plan of one version (compiled once, cached)."""
+        key = (tenant, name, version)
+        plan = self._plans.get(key)
+        if plan is not None:
+            self._plans.move_to_end(key)
+            return plan
+        row = await self.store.fetch_one("stepflow.get_version", {"tenant": tenant, "name": name, "version": version})
+        if row is None:
+            raise NotFound(f"workflow {name!r} version {version} not found")
+        plan = compile_workflow(orjson.loads(row["definition"]))
+        self._plans[key] = plan
+        while len(self._plans) > self.config.plan_cache_size:
+            self._plans.popitem(last=False)
+        return plan
+
+    # ------------------------------------------------------------------ executions
+    async def start(
+        self,
+        tenant: str,
+        name: str,
+        input: Any,
+        *,
+        version: int | None = None,
+        mode: str = "async",
+        idempotency_key: str | None = None,
+        parent_id: str | None = None,
+        trace_id: str | None = None,
+        wait_seconds: float | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Start an execution; returns (envelope, finished). `sync` waits up to the bound."""
+        size = len(orjson.dumps(input))
+        if size > self.payload_max_bytes:
+            raise PayloadTooLarge(
+                f"input: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes",
+                details=[
+                    {
+                        "field": "input",
+                        "message": f"larger than {self.payload_max_bytes} bytes",
+                        "limit": self.payload_max_bytes,
+                    }
+                ],
+            )
+        if version is None:
+            head = await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
+            if head is None:
+                raise NotFound(f"workflow {name!r} not found")
+            version = head["latest_version"]
+        if idempotency_key is not None:
+            found = await self.store.fetch_one(
+                "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
+            )
+            if found is not None:
+                return await self._started_answer(found["id"], mode, wait_seconds)
+        plan = await self.plan(tenant, name, version)
+        now = time.time()
+        run = Run(
+            id=new_execution_id(),
+            tenant=tenant,
+            workflow=name,
+            version=version,
+            plan=plan,
+            root=new_root(plan, input),
+            input=input,
+            started_at=now,
+            trace_id=trace_id or os.urandom(16).hex(),
+            next_seq=1,
+            parent_id=parent_id,
+            deadline=now + plan.root.timeout_seconds if plan.root.timeout_seconds else None,
+        )
+        run.event("ExecutionStarted", detail={"input": input, "version": version, "parent_id": parent_id})
+        try:
+            await self._insert(run, idempotency_key)
+        except UniqueViolation:
+            found = await self.store.fetch_one(
+                "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
+            )
+            if found is None:
+                raise
+            return await self._started_answer(found["id"], mode, wait_seconds)
+        self._launch(run)
+        await self._publish(run)
+        return await self._started_answer(run.id, mode, wait_seconds)
+
+    async def _started_answer(
+        self, execution_id: str, mode: str, wait_seconds: float | None
+    ) -> tuple[dict[str, Any], bool]:
+        run = self.runs.get(execution_id)
+        if mode == "sync" and run is not None:
+            try:
+                await asyncio.wait_for(run.done.wait(), wait_seconds or self.config.sync_wait_seconds)
+            except TimeoutError:
+                pass
+        envelope = await self.envelope_by_id(execution_id)
+        return envelope, envelope["status"] in TERMINAL
+
+    async def _insert(self, run: Run, idempotency_key: str | None) -> None:
+        events, run.pending = run.pending, []
+        mark = run.changes
+        row = {
+            "id": run.id,
+            "tenant": run.tenant,
+            "workflow": run.workflow,
+            "version": run.version,
+            "input": self._redact_text(run, _dumps(run.input)),
+            "started_at": run.started_at,
+            "deadline": run.deadline,
+            "trace_id": run.trace_id,
+            "snapshot": self._snapshot(run),
+            "next_seq": run.next_seq,
+            "parent_id": run.parent_id,
+            "idempotency_key": idempotency_key,
+        }
+        event_rows = self._event_rows(run, events)
+
+        def tx_fn(tx: Any) -> None:
+            tx.execute("stepflow.insert_execution", row)
+            tx.executemany("stepflow.insert_event", event_rows)
+
+        await self.store.transaction(tx_fn)
+        run.durable = mark
+
+    def _snapshot(self, run: Run) -> str:
+        return self._redact_text(run, _dumps({"root": run.root.to_dict()}))
+
+    def _event_rows(
+        self, run: Run, events: list[tuple[int, float, str, str | None, str | None, Any]]
+    ) -> list[tuple[Any, ...]]:
+        rows = []
+        for seq, ts, type_, state, frame, detail in events:
+            text = None if detail is None else self._redact_text(run, _dumps(detail))
+            rows.append((run.id, seq, ts, type_, state, frame, text))
+        return rows
+
+    def _redact_text(self, run: Run, text: str) -> str:
+        for value in run.secret_values:
+            text = text.replace(value, REDACTED)
+        return text
+
+    def register_secret(self, run: Run, value: Any) -> None:
+        """Keep a resolved secret out of everything recorded for this run."""
+        if isinstance(value, str):
+            values = [value]
+        else:
+            values = [v for v in _string_leaves(value)]
+        for v in values:
+            if len(v) >= 4:
+                run.secret_values.add(orjson.dumps(v).decode()[1:-1])
+                redactor.add(v)
+
+    async def persist(
+        self,
+        run: Run,
+        events: list[Any],
+        timer_adds: dict[str, float],
+        timer_dels: set[str],
+        tokens: list[tuple[str, str]],
+    ) -> None:
+        """One checkpoint: the execution row, new history events, timers and tokens, in one transaction."""
+        if run.next_seq - 1 > self.config.max_history_events and run.status == "RUNNING":
+            run.abort_reason = run.abort_reason or f"history limit of {self.config.max_history_events} events reached"
+        terminal = run.status in TERMINAL
+        row = {
+            "id": run.id,
+            "status": run.status,
+            "snapshot": self._snapshot(run),
+            "next_seq": run.next_seq,
+            "output": self._redact_text(run, _dumps(run.output)) if terminal and run.status == "SUCCEEDED" else None,
+            "error": self._redact_text(run, _dumps(run.error)) if run.error is not None else None,
+            "stopped_at": run.stopped_at,
+            "redrive_count": run.redrive_count,
+            "deadline": run.deadline,
+        }
+        event_rows = self._event_rows(run, events)
+        now = time.time()
+        timer_rows = [(run.id, frame, run.tenant, due) for frame, due in timer_adds.items()]
+        del_rows = [(run.id, frame) for frame in timer_dels if frame not in timer_adds]
+        token_rows = [(token, run.id, run.tenant, frame, now) for token, frame in tokens]
+
+        def tx_fn(tx: Any) -> None:
+            tx.execute("stepflow.checkpoint_execution", row)
+            tx.executemany("stepflow.insert_event", event_rows)
+            if del_rows:
+                tx.executemany("stepflow.delete_timer", del_rows)
+            if timer_rows:
+                tx.executemany("stepflow.upsert_timer", timer_rows)
+            if token_rows:
+                tx.executemany("stepflow.insert_token", token_rows)
+
+        await self.store.transaction(tx_fn)
+
+    async def finished(self, run: Run) -> None:
+        self.runs.pop(run.id, None)
+        self.stats["running"] = len(self.runs)
+        await self._publish(run)
+
+    async def _publish(self, run: Run) -> None:
+        detail = {
+            "execution_id": run.id,
+            "trn": f"trn:stepflow:{run.tenant}:execution/{run.id}",
+            "workflow": run.workflow,
+            "version": run.version,
+            "status": run.status,
+            "error": run.error,
+            "started_at": run.started_at,
+            "stopped_at": run.stopped_at,
+        }
+        if run.status == "SUCCEEDED":
+            detail["output"] = orjson.loads(self._redact_text(run, _dumps(run.output)))
+        await self.rt.publish_event(run.tenant, EVENT_SOURCE, "Execution Status Change", detail)
+
+    # ------------------------------------------------------------------ reading
+    async def _row(self, tenant: str | None, execution_id: str) -> dict[str, Any]:
+        row = await self.store.fetch_one("stepflow.get_execution", {"id": execution_id})
+        if row is None or (tenant is not None and row["tenant"] != tenant):
+            raise NotFound(f"execution {execution_id!r} not found")
+        return row
+
+    @staticmethod
+    def envelope(row: dict[str, Any]) -> dict[str, Any]:
+        stopped = row.get("stopped_at")
+        return {
+            "execution_id": row["id"],
+            "trn": f"trn:stepflow:{row['tenant']}:execution/{row['id']}",
+            "workflow": row["workflow"],
+            "version": row["version"],
+            "status": row["status"],
+            "input": _loads(row.get("input")),
+            "output": _loads(row.get("output")),
+            "error": _loads(row.get("error")),
+            "started_at": row["started_at"],
+            "stopped_at": stopped,
+            "duration_ms": round((stopped - row["started_at"]) * 1000, 3) if stopped else None,
+            "trace_id": row.get("trace_id"),
+            "usage": {"tokens": 0, "cost_usd": 0.0},
+            "redrive_count": row.get("redrive_count") or 0,
+        }
+
+    async def envelope_by_id(self, execution_id: str, tenant: str | None = None) -> dict[str, Any]:
+        return self.envelope(await self._row(tenant, execution_id))
+
+    async def list_executions(
+        self,
+        tenant: str,
+        *,
+        workflow: str | None,
+        status: str | None,
+        since: float | None,
+        until: float | None,
+        limit: int,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        rows = await self.store.fetch_all(
+            "stepflow.list_executions",
+            {
+                "tenant": tenant,
+                "workflow": workflow,
+                "status": status,
+                "since": since,
+                "until": until,
+                "cursor": cursor,
+                "limit": limit + 1,
+            },
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": [self.envelope(r) for r in rows], "next_cursor": rows[-1]["id"] if more else None}
+
+    async def history(self, tenant: str, execution_id: str, after: int, limit: int) -> dict[str, Any]:
+        await self._row(tenant, execution_id)
+        rows = await self.store.fetch_all("stepflow.history", {"id": execution_id, "after": after, "limit": limit + 1})
+        more = len(rows) > limit
+        rows = rows[:limit]
+        for r in rows:
+            r["detail"] = _loads(r["detail"])
+        return {"items": rows, "next_cursor": str(rows[-1]["seq"]) if more else None}
+
+    async def wait_update(self, execution_id: str, timeout: float) -> None:
+        """Wait until the execution commits a checkpoint (or `timeout`)."""
+        run = self.runs.get(execution_id)
+        if run is None:
+            await asyncio.sleep(min(timeout, 0.25))
+            return
+        try:
+            await asyncio.wait_for(run.updated.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ control
+    async def cancel(self, tenant: str, execution_id: str, reason: str = "cancelled by request") -> dict[str, Any]:
+        row = await self._row(tenant, execution_id)
+        if row["status"] in TERMINAL:
+            raise Conflict(f"execution {execution_id} is already {row['status']}")
+        run = self.runs.get(execution_id)
+        if run is None:
+            run = await self._load_run(row)
+            run.abort_reason = reason
+            self.engine._mark_aborted(run.root)
+            run.status, run.error, run.stopped_at = "ABORTED", {"error": "States.Aborted", "cause": reason}, time.time()
+            run.event("ExecutionAborted", detail=run.error)
+            await self.engine.checkpoint(run)
+            await self._publish(run)
+        else:
+            run.abort_reason = reason
+            if run.task is not None:
+                run.task.cancel()
+            await run.done.wait()
+        for child in await self.store.fetch_all("stepflow.running_children", {"id": execution_id}):
+            try:
+                await self.cancel(tenant, child["id"], f"parent execution {execution_id} was cancelled")
+            except (Conflict, NotFound):
+                pass
+        return await self.envelope_by_id(execution_id)
+
+    async def redrive(self, tenant: str, execution_id: str) -> dict[str, Any]:
+        row = await self._row(tenant, execution_id)
+        if row["status"] not in ("FAILED", "TIMED_OUT", "ABORTED"):
+            raise Conflict(f"only FAILED, TIMED_OUT or ABORTED executions can be redriven; this one is {row['status']}")
+        if execution_id in self.runs:
+            raise Conflict(f"execution {execution_id} is still stopping; try again")
+        run = await self._load_run(row)
+        reset_for_redrive(run.root)
+        run.status, run.error, run.output, run.stopped_at = "RUNNING", None, None, None
+        run.redrive_count += 1
+        if run.plan.root.timeout_seconds:
+            run.deadline = time.time() + run.plan.root.timeout_seconds
+        run.event("ExecutionRedriven", detail={"redrive_count": run.redrive_count})
+        self.runs[run.id] = run
+        try:
+            await self.engine.checkpoint(run)
+        except BaseException:
+            self.runs.pop(run.id, None)
+            raise
+        run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}")
+        await self._publish(run)
+        return await self.envelope_by_id(execution_id)
+
+    # ------------------------------------------------------------------ callbacks
+    async def token_outcome(self, token: str | None) -> dict[str, Any] | None:
+        if token is None:
+            return None
+        row = await self.store.fetch_one("stepflow.get_token", {"token": token})
+        if row is None or row["status"] is None:
+            return None
+        return {"status": row["status"], "output": _loads(row["output"]), "error": row["error"], "cause": row["cause"]}
+
+    async def callback(self, tenant: str, token: str, outcome: str, body: Any) -> dict[str, Any]:
+        row = await self.store.fetch_one("stepflow.get_token", {"token": token})
+        if row is None or row["tenant"] != tenant:
+            raise NotFound("task token not found")
+        if row["status"] is not None:
+            raise Conflict(f"this task token was already settled ({row['status']})")
+        run = self.runs.get(row["execution_id"])
+        if outcome == "heartbeat":
+            if run is not None and token in run.heartbeats:
+                run.heartbeats[token].set()
+            return {"token": token, "accepted": True}
+        output = body.output if body is not None else None
+        if outcome == "success":
+            size = len(orjson.dumps(output))
+            if size > self.payload_max_bytes:
+                raise PayloadTooLarge(
+                    f"output: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes"
+                )
+        settled = {
+            "token": token,
+            "status": outcome,
+            "output": _dumps(output) if outcome == "success" else None,
+            "error": (body.error if body and body.error else plan_mod.TASK_FAILED) if outcome == "failure" else None,
+            "cause": body.cause if body is not None and outcome == "failure" else None,
+            "now": time.time(),
+        }
+        changed = await self.store.execute("stepflow.settle_token", settled)
+        if not changed:
+            raise Conflict("this task token was already settled")
+        if run is not None:
+            waiter = run.callbacks.get(token)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(
+                    {"status": outcome, "output": output, "error": settled["error"], "cause": settled["cause"]}
+                )
+        return {"token": token, "accepted": True}
+
+    # ------------------------------------------------------------------ children and the bus
+    async def run_child(self, parent: Run, action: str, parameters: Any, ctx: CallContext) -> Any:
+        """A task whose action is a template: start it (idempotently) and wait for its end."""
+        try:
+            target = trnlib.parse(action)
+        except AionixError as exc:
+            raise Failure(plan_mod.RUNTIME, exc.message) from None
+        if target.type != "template" or target.tenant != parent.tenant:
+            raise Failure(plan_mod.RUNTIME, f"{action} is not a workflow template of this tenant")
+        version = None
+        if target.qualifier is not None:
+            if not target.qualifier.isdigit():
+                raise Failure(plan_mod.RUNTIME, f"{action}: the qualifier must be a version number")
+            version = int(target.qualifier)
+        try:
+            envelope, _ = await self.start(
+                parent.tenant,
+                target.path,
+                parameters,
+                version=version,
+                idempotency_key=ctx.idempotency_key,
+                parent_id=parent.id,
+                trace_id=parent.trace_id,
+            )
+        except AionixError as exc:
+            raise Failure(plan_mod.TASK_FAILED, exc.message) from None
+        child_id = envelope["execution_id"]
+        try:
+            final = await self.wait_terminal(child_id)
+        except asyncio.CancelledError:
+            if parent.abort_reason is not None and child_id in self.runs:
+                child = self.runs[child_id]
+                child.abort_reason = f"parent execution {parent.id} was cancelled"
+                if child.task is not None:
+                    child.task.cancel()
+            raise
+        if final["status"] == "SUCCEEDED":
+            return final["output"]
+        error = final.get("error") or {}
+        raise Failure(
+            error.get("error") or plan_mod.TASK_FAILED,
+            error.get("cause") or f"child execution {child_id} {final['status']}",
+        )
+
+    async def wait_terminal(self, execution_id: str) -> dict[str, Any]:
+        while True:
+            run = self.runs.get(execution_id)
+            if run is not None:
+                await run.done.wait()
+            envelope = await self.envelope_by_id(execution_id)
+            if envelope["status"] in TERMINAL:
+                return envelope
+            await asyncio.sleep(0.1)
+
+    async def execute(self, target: trnlib.TRN, payload: Any, ctx: CallContext) -> dict[str, Any]:
+        """Bus executor for `trn:stepflow:{tenant}:template/{name}[:{version}]`."""
+        if target.type != "template":
+            raise BadRequest(f"{target} cannot be invoked; address a template")
+        if not isinstance(payload, dict):
+            raise BadRequest("payload must be an object {input, mode, idempotency_key}")
+        mode = payload.get("mode", "async")
+        if mode not in ("sync", "async"):
+            raise BadRequest("mode must be sync or async")
+        version = int(target.qualifier) if target.qualifier and target.qualifier.isdigit() else None
+        if target.qualifier and version is None:
+            raise BadRequest("a template qualifier must be a version number")
+        envelope, _ = await self.start(
+            target.tenant,
+            target.path,
+            payload.get("input"),
+            version=version,
+            mode=mode,
+            idempotency_key=payload.get("idempotency_key") or ctx.idempotency_key,
+            trace_id=ctx.trace_id,
+        )
+        return envelope
+
+    async def resolve(self, target: trnlib.TRN) -> dict[str, Any] | None:
+        try:
+            if target.type == "template":
+                return await self.get_template(target.tenant, target.path)
+            return await self.envelope_by_id(target.path, target.tenant)
+        except NotFound:
+            return None
+
+    # ------------------------------------------------------------------ retention
+    async def prune(self) -> int:
+        """Delete finished executions beyond the per-workflow count and older than the age."""
+        deleted = 0
+        keep = self.config.retention_max_per_workflow
+        for group in await self.store.fetch_all("stepflow.workflows_with_executions"):
+            if group["n"] <= keep:
+                continue
+            ids = await self.store.fetch_all(
+                "stepflow.retention_candidates",
+                {"tenant": group["tenant"], "workflow": group["workflow"], "keep": keep},
+            )
+            deleted += await self._delete([r["id"] for r in ids])
+        while True:
+            ids = await self.store.fetch_all(
+                "stepflow.expired_executions",
+                {"before": time.time() - self.config.retention_days * 86400, "limit": 1000},
+            )
+            if not ids:
+                break
+            deleted += await self._delete([r["id"] for r in ids])
+        return deleted
+
+    async def _delete(self, ids: list[str]) -> int:
+        for start in range(0, len(ids), 500):
+            batch = [(i,) for i in ids[start : start + 500]]
+
+            def tx_fn(tx: Any, batch: list[tuple[str]] = batch) -> None:
+                tx.executemany("stepflow.delete_history", batch)
+                tx.executemany("stepflow.delete_tokens", batch)
+                tx.executemany("stepflow.delete_execution", batch)
+
+            await self.store.transaction(tx_fn)
+        return len(ids)
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.prune_interval_seconds)
+            try:
+                await self.prune()
+            except Exception:
+                log.exception("stepflow retention pruning failed")
+
+
+def _string_leaves(value: Any):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _string_leaves(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _string_leaves(v)
