@@ -1,0 +1,265 @@
+"""Delivering recorded fires to their targets through the executor bus (the outbox).
+
+Each fire is invoked with the idempotency key `{trigger_id}:{fire_key}` (the due time, the
+webhook id or the event id): a workflow target gets it as `idempotency_key` so a repeated start
+returns the same execution, a function gets it as `context.idempotency_key`. A failed attempt
+is retried with exponential backoff per the trigger's `retry`; after the last one the fire is
+`dead` and a `Trigger Delivery Failed` event is published. A target that does not exist, or
+refuses the call as bad input, is dead at once (retrying cannot help).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aionix import expr
+from aionix import trn as trnlib
+from aionix.bus import BusError, CallContext
+from aionix.errors import AionixError, NotFound
+from aionix.triggers.models import RetrySpec, TriggersConfig
+from aionix.triggers.records import trigger_trn
+
+if TYPE_CHECKING:
+    from aionix.runtime import Runtime
+
+log = logging.getLogger("aionix.triggers")
+EVENT_SOURCE = "aionix.triggers"
+
+
+@dataclass
+class Outcome:
+    status: str  # delivered | pending | dead
+    result: Any = None
+    result_id: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    next_attempt_at: float | None = None
+
+
+def idempotency_key(fire: dict[str, Any]) -> str:
+    return f"{fire['trigger_id']}:{fire['fire_key']}"
+
+
+def is_workflow(target: str) -> bool:
+    return target.startswith("trn:stepflow:")
+
+
+def transform(source: str | None, payload: Any) -> Any:
+    """The target's input: the trigger's JSONata `input` over the payload, or the payload."""
+    if not source:
+        return payload
+    value = expr.compile_expression(source).evaluate(payload)
+    return None if value is expr.UNDEFINED else value
+
+
+def _result_id(result: Any) -> str | None:
+    if isinstance(result, dict):
+        for key in ("execution_id", "invocation_id", "request_id", "id"):
+            value = result.get(key)
+            if isinstance(value, str | int):
+                return str(value)
+    return None
+
+
+def backoff(retry: RetrySpec, attempts: int) -> float:
+    return min(retry.interval_seconds * retry.backoff_rate ** max(attempts - 1, 0), retry.max_delay_seconds)
+
+
+class Delivery:
+    def __init__(self, rt: Runtime, cfg: TriggersConfig, clock: Callable[[], float]) -> None:
+        self.rt = rt
+        self.cfg = cfg
+        self.clock = clock
+        self._sem = asyncio.Semaphore(cfg.max_concurrent_deliveries)
+        self._inflight: set[int] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.wake = asyncio.Event()
+        self.delivered = 0
+
+    def dispatch(self, fires: list[dict[str, Any]]) -> None:
+        """Deliver freshly recorded (already claimed) fires in the background."""
+        for fire in fires:
+            task = asyncio.create_task(self.deliver(fire), name=f"trigger-fire-{fire['id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def deliver(self, fire: dict[str, Any], *, mode: str = "async", timeout: float | None = None) -> Outcome:
+        """One attempt, recorded; never raises for a target failure."""
+        self._inflight.add(fire["id"])
+        try:
+            async with self._sem:
+                outcome = await self.attempt(fire, mode=mode, timeout=timeout)
+            await self._record(fire, outcome)
+            return outcome
+        except Exception:
+            log.exception("delivering fire %s of trigger %s failed", fire["id"], fire["trigger_id"])
+            return Outcome("pending")
+        finally:
+            self._inflight.discard(fire["id"])
+
+    async def attempt(self, fire: dict[str, Any], *, mode: str, timeout: float | None) -> Outcome:
+        retry = RetrySpec.model_validate(orjson.loads(fire["retry"]))
+        attempts = fire["attempts"] + 1
+        payload = orjson.loads(fire["payload"]) if fire["payload"] is not None else None
+        try:
+            data = transform(fire["input"], payload)
+        except AionixError as exc:
+            return Outcome("dead", error="Trigger.InputTransformFailed", cause=exc.message)
+        target = fire["target"]
+        key = idempotency_key(fire)
+        ctx = CallContext(
+            tenant=fire["tenant"],
+            idempotency_key=key,
+            extra={"trigger": trigger_trn(fire["tenant"], fire["trigger_name"]), "fire_id": fire["id"]},
+        )
+        body = {"input": data, "mode": mode, "idempotency_key": key} if is_workflow(target) else data
+        try:
+            result = await self.rt.bus.invoke(target, body, ctx, timeout=timeout or self.cfg.delivery_timeout_seconds)
+        except NotFound as exc:
+            return Outcome("dead", error="Trigger.TargetNotFound", cause=f"{target}: {exc.message}")
+        except BusError as exc:
+            return self._failed(retry, attempts, exc.error, exc.cause)
+        except AionixError as exc:
+            if exc.status >= 500:
+                return self._failed(retry, attempts, f"Trigger.{exc.code}", exc.message)
+            return Outcome("dead", error="Trigger.TargetRejected", cause=f"{target}: {exc.message}")
+        except Exception as exc:
+            return self._failed(retry, attempts, "Trigger.DeliveryFailed", f"{type(exc).__name__}: {exc}")
+        return Outcome("delivered", result=result, result_id=_result_id(result))
+
+    def _failed(self, retry: RetrySpec, attempts: int, error: str, cause: str) -> Outcome:
+        if attempts >= retry.max_attempts:
+            return Outcome("dead", error=error, cause=f"{cause} (gave up after {attempts} attempts)")
+        return Outcome("pending", error=error, cause=cause, next_attempt_at=self.clock() + backoff(retry, attempts))
+
+    async def _record(self, fire: dict[str, Any], outcome: Outcome) -> None:
+        await self.rt.store.execute(
+            "triggers.finish_fire",
+            {
+                "id": fire["id"],
+                "status": outcome.status,
+                "next_attempt_at": outcome.next_attempt_at,
+                "result_id": outcome.result_id,
+                "error": outcome.error,
+                "cause": outcome.cause,
+                "now": self.clock(),
+            },
+        )
+        if outcome.status == "delivered":
+            self.delivered += 1
+        elif outcome.status == "pending":
+            self.wake.set()
+        elif outcome.status == "dead":
+            log.warning(
+                "trigger %s fire %s is dead: %s: %s",
+                fire["trigger_name"],
+                fire["fire_key"],
+                outcome.error,
+                outcome.cause,
+            )
+            if not self._from_own_event(fire):
+                await self.rt.publish_event(
+                    fire["tenant"],
+                    EVENT_SOURCE,
+                    "Trigger Delivery Failed",
+                    {
+                        "trigger": trigger_trn(fire["tenant"], fire["trigger_name"]),
+                        "fire_id": fire["id"],
+                        "fire_key": fire["fire_key"],
+                        "target": fire["target"],
+                        "error": outcome.error,
+                        "cause": outcome.cause,
+                    },
+                )
+
+    @staticmethod
+    def _from_own_event(fire: dict[str, Any]) -> bool:
+        """A failure to deliver a trigger-failure event publishes nothing more (no loops)."""
+        if fire["origin"] != "event" or fire["payload"] is None:
+            return False
+        return orjson.loads(fire["payload"]).get("source") == EVENT_SOURCE
+
+    # ------------------------------------------------------------------ the outbox loop
+    async def run(self) -> None:
+        """Deliver pending fires whose time has come; sleep until the next one (or a wake)."""
+        await self.rt.store.execute("triggers.release_claims")
+        while True:
+            self.wake.clear()
+            try:
+                delay = await self._sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("trigger outbox sweep failed")
+                delay = 5.0
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), delay)
+
+    async def _sweep(self) -> float:
+        now = self.clock()
+        lease = self.cfg.claim_lease_seconds
+        rows = await self.rt.store.fetch_all(
+            "triggers.pending_fires", {"now": now, "stale": now - lease, "limit": self.cfg.scheduler_batch}
+        )
+        rows = [r for r in rows if r["id"] not in self._inflight]
+        if rows:
+
+            def claim(tx: Any) -> list[int]:
+                return [
+                    r["id"]
+                    for r in rows
+                    if tx.execute("triggers.claim_fire", {"id": r["id"], "now": now, "stale": now - lease})
+                ]
+
+            claimed = set(await self.rt.store.transaction(claim))
+            self.dispatch([r for r in rows if r["id"] in claimed])
+            if len(rows) >= self.cfg.scheduler_batch:
+                return 0.0
+        row = await self.rt.store.fetch_one("triggers.next_pending", {"lease": lease})
+        at = row["at"] if row else None
+        if at is None:
+            return self.cfg.max_wake_interval_seconds
+        return min(max(at - self.clock(), 0.01), self.cfg.max_wake_interval_seconds)
+
+
+def fireable(target: str, tenant: str, known_kind: Callable[[str], bool]) -> str:
+    """Check a target at create time: a parseable TRN of a fireable type in the caller's
+    tenant, or a known action kind. Whether it exists is checked when firing."""
+    from aionix.errors import TRNError, field_error
+
+    if trnlib.is_trn(target):
+        try:
+            parsed = trnlib.parse(target)
+        except TRNError as exc:
+            raise field_error("target", exc.message) from None
+        if parsed.tenant != tenant:
+            raise field_error("target", f"is in tenant {parsed.tenant!r}, not yours ({tenant!r})")
+        if (parsed.service, parsed.type) not in FIREABLE:
+            raise field_error(
+                "target",
+                f"a {parsed.service} {parsed.type} cannot be fired (use a workflow template, function or action)",
+            )
+        return str(parsed)
+    if not known_kind(target):
+        raise field_error("target", f"not a TRN and not a known action kind: {target!r}")
+    return target
+
+
+FIREABLE = frozenset({("stepflow", "template"), ("aionixfn", "function"), ("openact", "action")})

@@ -1,0 +1,93 @@
+"""Trigger rows as the API shows them, and the fire rows recorded in the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import orjson
+
+from aionix.triggers.schedule import iso
+
+
+def trigger_trn(tenant: str, name: str) -> str:
+    return f"trn:igniter:{tenant}:trigger/{name}"
+
+
+def to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """A `triggers` row as the `Trigger` model."""
+    kind = row["kind"]
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "trn": trigger_trn(row["tenant"], row["name"]),
+        "name": row["name"],
+        "tenant": row["tenant"],
+        "kind": kind,
+        "description": row["description"],
+        "target": row["target"],
+        "input": row["input"],
+        "enabled": bool(row["enabled"]),
+        kind: orjson.loads(row["config"]),
+        "retry": orjson.loads(row["retry"]),
+        "next_fire_at": iso(row["next_fire_at"]) if row["next_fire_at"] is not None and row["enabled"] else None,
+        "version": row["version"],
+        "fire_count": row["fire_count"],
+        "last_fired_at": row["last_fired_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    if kind == "webhook":
+        out["webhook_path"] = f"/hooks/{row['tenant']}/{row['name']}"
+    return out
+
+
+def fire_record(
+    trigger: dict[str, Any],
+    fire_key: str,
+    origin: str,
+    payload: Any,
+    *,
+    now: float | None = None,
+    due_at: float | None = None,
+    status: str = "pending",
+    error: str | None = None,
+    cause: str | None = None,
+) -> dict[str, Any]:
+    """Parameters of `triggers.insert_fire`. A pending fire is born claimed by this process,
+    which delivers it at once; after a restart the outbox loop picks it up."""
+    now = time.time() if now is None else now
+    text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode() if payload is not None else None
+    return {
+        "tenant": trigger["tenant"],
+        "trigger_id": trigger["id"],
+        "fire_key": fire_key,
+        "origin": origin,
+        "due_at": due_at,
+        "payload": text,
+        "payload_digest": "sha256:" + hashlib.sha256(text.encode()).hexdigest() if text is not None else None,
+        "status": status,
+        "next_attempt_at": now if status == "pending" else None,
+        "claimed_at": now if status == "pending" else None,
+        "error": error,
+        "cause": cause,
+        "now": now,
+    }
+
+
+def deliverable(fire_id: int, record: dict[str, Any], trigger: dict[str, Any]) -> dict[str, Any]:
+    """The shape `Delivery.deliver` takes (the same columns as `triggers.pending_fires`)."""
+    return {
+        "id": fire_id,
+        "tenant": record["tenant"],
+        "trigger_id": record["trigger_id"],
+        "fire_key": record["fire_key"],
+        "origin": record["origin"],
+        "payload": record["payload"],
+        "attempts": 0,
+        "trigger_name": trigger["name"],
+        "target": trigger["target"],
+        "input": trigger["input"],
+        "retry": trigger["retry"],
+        "kind": trigger["kind"],
+    }

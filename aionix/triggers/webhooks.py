@@ -1,0 +1,213 @@
+"""Receiving `POST /hooks/{tenant}/{name}`: check, record, deliver, answer.
+
+Order of checks (every refusal starts nothing and, when the trigger exists, is recorded in its
+history as `rejected`): trigger exists and is enabled (404/409), body size (413), content type
+(415), signature or bearer token (401; malformed headers 400), replay window (401), then the
+body is parsed (400) and the fire is recorded under the `webhook-id` (a second delivery of the
+same id is a replay: 409). Only then is the target invoked: in `async` reply mode the answer is
+202 with the fire's state (and the execution id when the start was quick); in `sync` mode the
+workflow's output is the answer, bounded by `reply_timeout_seconds` (504 after that; the fire
+stays in the outbox and the start is completed in the background under the same key).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from aionix.triggers.delivery import Delivery, is_workflow
+from aionix.triggers.models import TriggersConfig, WebhookSpec
+from aionix.triggers.records import deliverable, fire_record, trigger_trn
+from aionix.triggers.signing import (
+    ID_HEADER,
+    SIGNATURE_HEADER,
+    SecretBox,
+    WebhookRejected,
+    verify_signature,
+    verify_token,
+)
+
+if TYPE_CHECKING:
+    from aionix.runtime import Runtime
+
+log = logging.getLogger("aionix.triggers")
+#: Headers never copied into the payload the target sees.
+_PRIVATE_HEADERS = frozenset({"authorization", "cookie", SIGNATURE_HEADER, "x-api-key"})
+
+
+def _json(data: Any, status: int) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> Response:
+    return _json({"error": {"code": code, "message": message, "details": details}}, status)
+
+
+def active_credentials(credentials: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    return [c for c in credentials.get("items", []) if c.get("expires_at") is None or c["expires_at"] > now]
+
+
+class Webhooks:
+    def __init__(
+        self, rt: Runtime, cfg: TriggersConfig, delivery: Delivery, box: SecretBox, clock: Callable[[], float]
+    ) -> None:
+        self.rt = rt
+        self.cfg = cfg
+        self.delivery = delivery
+        self.box = box
+        self.clock = clock
+
+    async def receive(self, tenant: str, name: str, request: Request) -> Response:
+        row = await self.rt.store.fetch_one("triggers.get_trigger", {"tenant": tenant, "name": name})
+        if row is None or row["kind"] != "webhook":
+            return _error(404, "not_found", f"no webhook trigger {name!r} in tenant {tenant!r}")
+        try:
+            return await self._receive(row, request)
+        except WebhookRejected as exc:
+            await self._reject(row, exc)
+            return _error(exc.status, exc.code, exc.message, {"trigger": trigger_trn(tenant, name)})
+
+    async def _receive(self, row: dict[str, Any], request: Request) -> Response:
+        if not row["enabled"]:
+            raise WebhookRejected(409, "trigger_disabled", f"trigger {row['name']!r} is disabled")
+        spec = WebhookSpec.model_validate(orjson.loads(row["config"]))
+        body = await self._read_body(request, spec.max_body_bytes)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in spec.content_types:
+            raise WebhookRejected(
+                415,
+                "unsupported_media_type",
+                f"content type must be {' or '.join(spec.content_types)}, got {ctype or 'none'}",
+            )
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        now = self.clock()
+        credentials = orjson.loads(row["credentials"] or "{}")
+        active = active_credentials(credentials, now)
+        if spec.auth == "hmac":
+            aad = f"{row['tenant']}/{row['id']}"
+            secrets = [self.box.open(c["sealed"], aad) for c in active if "sealed" in c]
+            webhook_id, _ = verify_signature(secrets, headers, body, now=now, tolerance=spec.tolerance_seconds)
+        else:
+            verify_token([c["hash"] for c in active if "hash" in c], headers.get("authorization", ""))
+            webhook_id = headers.get(ID_HEADER) or uuid.uuid4().hex
+            if len(webhook_id) > 256:
+                raise WebhookRejected(400, "bad_webhook_id", f"{ID_HEADER}: at most 256 characters")
+        parsed = self._parse(body, ctype)
+        payload = {
+            "id": webhook_id,
+            "trigger": trigger_trn(row["tenant"], row["name"]),
+            "received_at": now,
+            "body": parsed,
+            "headers": {k: v for k, v in headers.items() if k not in _PRIVATE_HEADERS},
+            "query": dict(request.query_params),
+        }
+        record = fire_record(row, webhook_id, "webhook", payload, now=now)
+
+        def store_fire(tx: Any) -> int | None:
+            inserted = tx.fetch_one("triggers.insert_fire", record)
+            if inserted is None:
+                return None
+            tx.execute("triggers.count_fired", {"id": row["id"], "now": now})
+            return int(inserted["id"])
+
+        fire_id = await self.rt.store.transaction(store_fire)
+        if fire_id is None:
+            raise WebhookRejected(409, "replayed", f"webhook id {webhook_id!r} was already received")
+        fire = deliverable(fire_id, record, row)
+        if spec.reply == "sync":
+            return await self._reply_sync(fire, spec)
+        outcome = await self.delivery.deliver(fire)
+        answer = {
+            "fire_id": fire_id,
+            "webhook_id": webhook_id,
+            "status": outcome.status,
+            "result_id": outcome.result_id,
+        }
+        if outcome.error:
+            answer["error"] = {"error": outcome.error, "cause": outcome.cause}
+        return _json(answer, 202)
+
+    async def _reply_sync(self, fire: dict[str, Any], spec: WebhookSpec) -> Response:
+        started = time.monotonic()
+        outcome = await self.delivery.deliver(fire, mode="sync", timeout=spec.reply_timeout_seconds)
+        if outcome.status != "delivered":
+            elapsed = time.monotonic() - started
+            if outcome.error == "States.Timeout" or elapsed >= spec.reply_timeout_seconds:
+                return _error(
+                    504,
+                    "reply_timeout",
+                    f"the target did not answer within {spec.reply_timeout_seconds:g} s; the run goes on",
+                    {"fire_id": fire["id"]},
+                )
+            return _error(502, "target_failed", f"{outcome.error}: {outcome.cause}", {"fire_id": fire["id"]})
+        result = outcome.result
+        if is_workflow(fire["target"]) and isinstance(result, dict) and "status" in result:
+            if result["status"] != "SUCCEEDED":
+                return _error(
+                    502,
+                    "execution_failed",
+                    f"execution {result.get('execution_id')} ended {result['status']}",
+                    {
+                        "execution_id": result.get("execution_id"),
+                        "status": result["status"],
+                        "error": result.get("error"),
+                    },
+                )
+            return _json(result.get("output"), 200)
+        return _json(result, 200)
+
+    @staticmethod
+    async def _read_body(request: Request, limit: int) -> bytes:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit:
+            raise WebhookRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise WebhookRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _parse(body: bytes, ctype: str) -> Any:
+        if ctype == "application/json":
+            if not body:
+                return None
+            try:
+                return orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise WebhookRejected(400, "bad_request", f"malformed JSON at position {exc.pos}: {exc.msg}") from None
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            raise WebhookRejected(400, "bad_request", "the body is not UTF-8 text") from None
+        if ctype == "application/x-www-form-urlencoded":
+            return {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, keep_blank_values=True).items()}
+        return text
+
+    async def _reject(self, row: dict[str, Any], exc: WebhookRejected) -> None:
+        now = self.clock()
+        record = fire_record(
+            row,
+            f"rejected:{uuid.uuid4().hex}",
+            "webhook",
+            None,
+            now=now,
+            status="rejected",
+            error=exc.code,
+            cause=exc.message,
+        )
+        try:
+            await self.rt.store.transaction(lambda tx: tx.fetch_one("triggers.insert_fire", record))
+        except Exception:
+            log.exception("recording a rejected webhook for %s failed", row["name"])
