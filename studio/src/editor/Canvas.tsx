@@ -1,0 +1,249 @@
+/** The canvas: states as nodes (parallel/map as nested groups), transitions as edges,
+ * drag-and-drop from the palette, moves and connections as transactions. */
+import {
+  Background,
+  Controls,
+  Handle,
+  MarkerType,
+  MiniMap,
+  Position as Side,
+  ReactFlow,
+  applyNodeChanges,
+  useReactFlow,
+  type Edge,
+  type Node,
+  type NodeChange,
+  type NodeProps,
+} from "@xyflow/react";
+import { memo, useEffect, useMemo, useState, type DragEvent } from "react";
+import { dslToGraph, type Graph } from "../dsl/graph";
+import type { Position } from "../dsl/history";
+import { layoutGraph, type Box } from "../dsl/layout";
+import { parseNodeId, statePointer, type ScopePath } from "../dsl/scope";
+import { STATE_TYPES, type StateType, type Workflow } from "../dsl/types";
+import type { Problem } from "../dsl/validate";
+
+export const DND_TYPE = "application/x-aionix-state";
+
+export interface StateNodeData extends Record<string, unknown> {
+  name: string;
+  stateType: StateType;
+  detail: string;
+  entry: boolean;
+  status?: string;
+  problems: string[];
+  group: boolean;
+  branch?: number;
+}
+
+const ICON: Record<StateType, string> = { task: "⚙", parallel: "⇉", map: "⟳", router: "⑂", wait: "⏱", set: "✎", succeed: "✔", fail: "✖" };
+
+function detailOf(fields: Record<string, unknown>, type: StateType): string {
+  if (type === "task") return String(fields.action ?? "");
+  if (type === "wait") return fields.seconds !== undefined ? `${JSON.stringify(fields.seconds)} s` : String(fields.timestamp ?? "");
+  if (type === "fail") return String(fields.error ?? "");
+  if (type === "map") return String(fields.items ?? "");
+  return "";
+}
+
+const StateNodeView = memo(function StateNodeView({ data, selected }: NodeProps<Node<StateNodeData>>) {
+  const cls = ["state-node", `t-${data.stateType}`, data.group ? "group" : "", selected ? "selected" : "", data.status ? `s-${data.status}` : "", data.problems.length ? "invalid" : ""]
+    .filter(Boolean)
+    .join(" ");
+  return (
+    <div className={cls} data-testid={`node-${data.name}`} data-status={data.status ?? ""} title={data.problems.join("\n") || undefined}>
+      <Handle type="target" position={Side.Top} />
+      <div className="node-head">
+        <span className="node-icon" aria-hidden>
+          {ICON[data.stateType]}
+        </span>
+        <span className="node-name">{data.name}</span>
+        {data.entry && <span className="tag">entry</span>}
+        {data.problems.length > 0 && (
+          <span className="badge-error" aria-label={`${data.problems.length} problem(s)`}>
+            {data.problems.length}
+          </span>
+        )}
+      </div>
+      {!data.group && (
+        <div className="node-sub">
+          {data.stateType}
+          {data.detail ? ` · ${data.detail}` : ""}
+        </div>
+      )}
+      <Handle type="source" position={Side.Bottom} />
+    </div>
+  );
+});
+
+function BranchNodeView({ data }: NodeProps<Node<StateNodeData>>) {
+  return <div className="branch-node">branch {(data.branch ?? 0) + 1}</div>;
+}
+
+const nodeTypes = { state: StateNodeView, branch: BranchNodeView };
+
+/** React Flow nodes and edges for a document, laid out. */
+export function toFlow(doc: Workflow, positions: Record<string, Position>, problems: Problem[], statuses: Record<string, string> = {}, selected: string[] = []) {
+  const graph: Graph = dslToGraph(doc);
+  const boxes: Record<string, Box> = layoutGraph(graph, positions);
+  const sel = new Set(selected);
+  const nodes: Node<StateNodeData>[] = graph.nodes.map((n) => {
+    const b = boxes[n.id];
+    const group = n.kind === "branch" || (n.kind === "state" && (n.stateType === "parallel" || n.stateType === "map"));
+    const pointer = n.kind === "state" ? statePointer(n.id) : "";
+    const own = n.kind === "state" ? problems.filter((p) => p.pointer === pointer || p.pointer.startsWith(pointer + "/")) : [];
+    const data: StateNodeData =
+      n.kind === "state"
+        ? { name: n.name, stateType: n.stateType, detail: detailOf(n.fields, n.stateType), entry: n.entry, status: statuses[n.id], problems: own.map((p) => p.message), group }
+        : { name: `branch ${n.index + 1}`, stateType: "parallel", detail: "", entry: false, problems: [], group: true, branch: n.index };
+    return {
+      id: n.id,
+      type: n.kind === "branch" ? "branch" : "state",
+      position: { x: b.x, y: b.y },
+      parentId: n.parentId,
+      extent: n.parentId ? ("parent" as const) : undefined,
+      data,
+      selected: sel.has(n.id),
+      selectable: n.kind === "state",
+      draggable: true,
+      connectable: n.kind === "state",
+      style: { width: b.width, height: b.height },
+      zIndex: n.parentId ? 1 : 0,
+    };
+  });
+  const edges: Edge[] = graph.edges.map((e) => ({
+    id: e.id,
+    source: e.source,
+    target: e.target,
+    label: e.label || undefined,
+    type: "smoothstep",
+    className: `edge-${e.kind}`,
+    markerEnd: { type: MarkerType.ArrowClosed },
+    zIndex: 2,
+  }));
+  return { nodes, edges, boxes };
+}
+
+function absolute(boxes: Record<string, Box>, nodes: Node[], id: string): Position {
+  let x = 0;
+  let y = 0;
+  let cur: string | undefined = id;
+  while (cur) {
+    const b: Box | undefined = boxes[cur];
+    if (!b) break;
+    x += b.x;
+    y += b.y;
+    cur = nodes.find((n) => n.id === cur)?.parentId;
+  }
+  return { x, y };
+}
+
+/** The scope a drop at `point` lands in: the innermost map or branch group under it. */
+function dropScope(boxes: Record<string, Box>, nodes: Node<StateNodeData>[], point: Position): { path: ScopePath; origin: Position } {
+  let best: { node: Node<StateNodeData>; area: number; origin: Position } | null = null;
+  for (const n of nodes) {
+    const isContainer = n.type === "branch" || (n.data.stateType === "map" && n.data.group);
+    if (!isContainer) continue;
+    const o = absolute(boxes, nodes, n.id);
+    const b = boxes[n.id];
+    if (point.x >= o.x && point.y >= o.y && point.x <= o.x + b.width && point.y <= o.y + b.height) {
+      const area = b.width * b.height;
+      if (!best || area < best.area) best = { node: n, area, origin: o };
+    }
+  }
+  if (!best) return { path: [], origin: { x: 0, y: 0 } };
+  if (best.node.type === "branch") {
+    const parts = best.node.id.split("/");
+    const path = parts.map((p) => (p.startsWith("#") ? Number(p.slice(1)) : p));
+    return { path, origin: best.origin };
+  }
+  const { path, name } = parseNodeId(best.node.id);
+  return { path: [...path, name], origin: best.origin };
+}
+
+export function Canvas({
+  doc,
+  positions,
+  problems,
+  statuses,
+  selected,
+  readOnly,
+  onSelect,
+  onMove,
+  onConnect,
+  onDropState,
+}: {
+  doc: Workflow;
+  positions: Record<string, Position>;
+  problems: Problem[];
+  statuses?: Record<string, string>;
+  selected: string[];
+  readOnly?: boolean;
+  onSelect: (ids: string[]) => void;
+  onMove?: (moves: Record<string, Position>) => void;
+  onConnect?: (source: string, target: string) => void;
+  onDropState?: (path: ScopePath, type: StateType, at: Position) => void;
+}) {
+  const flow = useMemo(() => toFlow(doc, positions, problems, statuses, selected), [doc, positions, problems, statuses, selected]);
+  const [nodes, setNodes] = useState(flow.nodes);
+  useEffect(() => setNodes(flow.nodes), [flow.nodes]);
+  const rf = useReactFlow();
+  useEffect(() => {
+    const t = setTimeout(() => rf.fitView({ padding: 0.2, maxZoom: 1.2 }), 30);
+    return () => clearTimeout(t);
+    // refit when the set of states changes, not on every edit
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [flow.nodes.length]);
+
+  const onNodesChange = (changes: NodeChange<Node<StateNodeData>>[]) => {
+    setNodes((ns) => applyNodeChanges(changes.filter((c) => c.type !== "remove"), ns));
+    const sel = changes.filter((c) => c.type === "select");
+    if (sel.length) {
+      const next = new Set(selected);
+      for (const c of sel) if (c.type === "select") (c.selected ? next.add(c.id) : next.delete(c.id));
+      const ids = [...next];
+      if (ids.join() !== selected.join()) onSelect(ids);
+    }
+  };
+
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    if (readOnly || !onDropState) return;
+    const type = e.dataTransfer.getData(DND_TYPE) as StateType;
+    if (!STATE_TYPES.includes(type)) return;
+    const point = rf.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+    const { path, origin } = dropScope(flow.boxes, nodes, point);
+    onDropState(path, type, { x: Math.round(point.x - origin.x - 90), y: Math.round(point.y - origin.y - 26) });
+  };
+
+  return (
+    <div className="canvas" onDragOver={(e) => (e.preventDefault(), (e.dataTransfer.dropEffect = "move"))} onDrop={onDrop} data-testid="canvas">
+      <ReactFlow
+        nodes={nodes}
+        edges={flow.edges}
+        nodeTypes={nodeTypes}
+        onNodesChange={onNodesChange}
+        onNodeDragStop={(_, __, dragged) => {
+          if (!onMove || readOnly) return;
+          const moves: Record<string, Position> = {};
+          for (const n of dragged) moves[n.id] = { x: Math.round(n.position.x), y: Math.round(n.position.y) };
+          onMove(moves);
+        }}
+        onConnect={(c) => c.source && c.target && onConnect?.(c.source, c.target)}
+        onPaneClick={() => selected.length && onSelect([])}
+        nodesDraggable={!readOnly}
+        nodesConnectable={!readOnly}
+        deleteKeyCode={null}
+        selectionKeyCode="Shift"
+        multiSelectionKeyCode={["Meta", "Control"]}
+        proOptions={{ hideAttribution: true }}
+        minZoom={0.2}
+        fitView
+      >
+        <Background gap={16} />
+        <Controls showInteractive={false} />
+        <MiniMap pannable zoomable ariaLabel="Workflow overview" />
+      </ReactFlow>
+    </div>
+  );
+}

@@ -1,0 +1,227 @@
+/** One execution: the workflow graph coloured live from the SSE stream, the history table,
+ * a state's input/output/error per attempt, cancel and redrive. */
+import { ReactFlowProvider } from "@xyflow/react";
+import { useEffect, useMemo, useState } from "react";
+import { Link } from "../App";
+import { api, enc, streamEvents, type Page } from "../api/client";
+import { atLeast, useSession } from "../api/session";
+import { definitionOf, workflows, type Execution } from "../api/workflows";
+import { ActionResult, ErrorBox, JsonView, useAction, when } from "../components/common";
+import { dslToGraph } from "../dsl/graph";
+import type { Workflow } from "../dsl/types";
+import { Canvas } from "../editor/Canvas";
+import { StatusBadge } from "./Executions";
+
+export interface HistoryEvent {
+  seq: number;
+  ts: number;
+  type: string;
+  state?: string | null;
+  frame?: string | null;
+  detail?: unknown;
+}
+
+const FINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
+
+/** The colour of each state from the history so far: the last thing that happened to it. */
+export function stateStatuses(events: HistoryEvent[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of events) {
+    if (!e.state) continue;
+    const t = e.type;
+    if (t === "StateEntered" || t === "TaskScheduled" || t === "WaitStarted" || t === "ParallelStarted" || t === "MapStarted") out[e.state] = out[e.state] === "failed" ? "failed" : "running";
+    else if (t === "RetryScheduled") out[e.state] = "retrying";
+    else if (t === "StateExited") out[e.state] = "succeeded";
+    else if (t === "StateFailed" || t === "Caught") out[e.state] = "failed";
+  }
+  return out;
+}
+
+export function ExecutionPage({ id }: { id: string }) {
+  const who = useSession((s) => s.who);
+  const [execution, setExecution] = useState<Execution | null>(null);
+  const [doc, setDoc] = useState<Workflow | null>(null);
+  const [events, setEvents] = useState<HistoryEvent[]>([]);
+  const [error, setError] = useState<unknown>(null);
+  const [live, setLive] = useState(false);
+  const [selected, setSelected] = useState<string[]>([]);
+  const [reload, setReload] = useState(0);
+  const action = useAction();
+
+  useEffect(() => {
+    let stop = false;
+    const ctrl = new AbortController();
+    const seen = new Set<number>();
+    const add = (list: HistoryEvent[]) => {
+      const fresh = list.filter((e) => typeof e.seq === "number" && !seen.has(e.seq));
+      fresh.forEach((e) => seen.add(e.seq));
+      if (fresh.length) setEvents((prev) => [...prev, ...fresh].sort((a, b) => a.seq - b.seq));
+    };
+    setEvents([]);
+    (async () => {
+      try {
+        const ex = await api.get<Execution>(`/api/v1/executions/${enc(id)}`);
+        if (stop) return;
+        setExecution(ex);
+        workflows.get(ex.workflow, ex.version).then((r) => !stop && setDoc(definitionOf(r)), setError);
+        const page = await api.get<Page<HistoryEvent>>(`/api/v1/executions/${enc(id)}/history`, { limit: 10000 });
+        add(page.items ?? []);
+        if (FINAL.has(ex.status)) return;
+        setLive(true);
+        await streamEvents(
+          `/api/v1/executions/${enc(id)}/stream`,
+          (ev) => {
+            const data = ev.data as Partial<HistoryEvent> & { status?: string };
+            if (data && typeof data === "object" && typeof data.seq === "number" && typeof data.type === "string") add([data as HistoryEvent]);
+            if (data && typeof data === "object" && typeof data.status === "string" && FINAL.has(data.status)) setExecution((x) => (x ? { ...x, ...(data as object) } : x));
+          },
+          ctrl.signal,
+        );
+      } catch (e) {
+        if (!stop && (e as Error).name !== "AbortError") setError(e);
+      } finally {
+        if (!stop) {
+          setLive(false);
+          api.get<Execution>(`/api/v1/executions/${enc(id)}`).then((ex) => !stop && setExecution(ex), () => undefined);
+          api.get<Page<HistoryEvent>>(`/api/v1/executions/${enc(id)}/history`, { limit: 10000 }).then((p) => !stop && add(p.items ?? []), () => undefined);
+        }
+      }
+    })();
+    return () => {
+      stop = true;
+      ctrl.abort();
+    };
+  }, [id, reload]);
+
+  const byName = useMemo(() => {
+    const m: Record<string, string> = {};
+    if (doc) for (const n of dslToGraph(doc).nodes) if (n.kind === "state") m[n.name] = n.id;
+    return m;
+  }, [doc]);
+  const statuses = useMemo(() => {
+    const out: Record<string, string> = {};
+    for (const [name, s] of Object.entries(stateStatuses(events))) if (byName[name]) out[byName[name]] = s;
+    return out;
+  }, [events, byName]);
+  const selName = selected[0] ? Object.keys(byName).find((n) => byName[n] === selected[0]) : undefined;
+  const stateEvents = selName ? events.filter((e) => e.state === selName) : [];
+  const canAct = atLeast(who, "operator");
+
+  return (
+    <section className="page execution-page">
+      <header className="page-head">
+        <h1>
+          Execution <code>{id}</code>
+        </h1>
+        {execution && <StatusBadge status={execution.status} />}
+        {live && <span className="tag live">live</span>}
+        {execution && (
+          <Link to={`/workflows/${encodeURIComponent(execution.workflow)}`}>
+            {execution.workflow} v{execution.version}
+          </Link>
+        )}
+        <button
+          type="button"
+          disabled={!canAct || !execution || execution.status !== "RUNNING" || action.busy}
+          onClick={() =>
+            action.run(async () => {
+              await api.post(`/api/v1/executions/${enc(id)}/cancel`);
+              return "Cancel requested.";
+            })
+          }
+        >
+          Cancel
+        </button>
+        <button
+          type="button"
+          disabled={!canAct || !execution || !["FAILED", "TIMED_OUT", "ABORTED"].includes(execution.status) || action.busy}
+          onClick={() =>
+            action.run(async () => {
+              await api.post(`/api/v1/executions/${enc(id)}/redrive`);
+              setReload((r) => r + 1);
+              return "Redriven.";
+            })
+          }
+        >
+          Redrive
+        </button>
+      </header>
+      <ErrorBox error={error} />
+      <ActionResult action={action} />
+      <div className="execution-body">
+        <div className="execution-graph">
+          {doc ? (
+            <ReactFlowProvider>
+              <Canvas doc={doc} positions={{}} problems={[]} statuses={statuses} selected={selected} readOnly onSelect={setSelected} />
+            </ReactFlowProvider>
+          ) : (
+            <p className="muted">Loading the workflow…</p>
+          )}
+        </div>
+        <aside className="inspector" aria-label="State details">
+          {selName ? (
+            <>
+              <h2>{selName}</h2>
+              {stateEvents.length === 0 && <p className="muted">This state has not run.</p>}
+              {stateEvents.map((e) => (
+                <details key={e.seq} open={e.type !== "StateEntered" || stateEvents.length < 4}>
+                  <summary>
+                    #{e.seq} {e.type}
+                    {typeof (e.detail as { attempt?: number })?.attempt === "number" ? ` · attempt ${(e.detail as { attempt: number }).attempt}` : ""}
+                  </summary>
+                  <JsonView value={e.detail} label={`${e.type} detail`} />
+                </details>
+              ))}
+            </>
+          ) : (
+            <>
+              <h2>Execution</h2>
+              <p className="muted">Click a state to see its input, output and errors per attempt.</p>
+              {execution && (
+                <>
+                  <h3>Input</h3>
+                  <JsonView value={execution.input} label="Execution input" />
+                  <h3>Output</h3>
+                  <JsonView value={execution.output} label="Execution output" />
+                  {execution.error && (
+                    <>
+                      <h3>Error</h3>
+                      <JsonView value={execution.error} label="Execution error" />
+                    </>
+                  )}
+                  <p className="muted">
+                    Started {when(execution.started_at)}
+                    {execution.duration_ms != null && <> · {Math.round(execution.duration_ms)} ms</>}
+                  </p>
+                </>
+              )}
+            </>
+          )}
+        </aside>
+      </div>
+      <h2>History</h2>
+      <table className="history">
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">Time</th>
+            <th scope="col">Event</th>
+            <th scope="col">State</th>
+            <th scope="col">Detail</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr key={e.seq} className={e.state ? "clickable" : undefined} onClick={() => e.state && byName[e.state] && setSelected([byName[e.state]])}>
+              <td>{e.seq}</td>
+              <td>{new Date(e.ts * 1000).toLocaleTimeString()}</td>
+              <td>{e.type}</td>
+              <td>{e.state ?? ""}</td>
+              <td className="mono clip">{e.detail === undefined || e.detail === null ? "" : JSON.stringify(e.detail).slice(0, 160)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
