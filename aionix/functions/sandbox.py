@@ -1,0 +1,291 @@
+"""The secured-subprocess model: what the host lets us enforce, and the per-worker pieces.
+
+At start `detect()` finds out what this host allows — dropping to unprivileged uids (only when
+the server runs as root), a network namespace, cgroups v1 or v2 controllers — and reports it
+as the confinement level shown in `/healthz`. Each worker then gets its own uid (so that
+`RLIMIT_NPROC` counts only its processes and `kill(-1)` run as that uid reaps exactly its
+orphans), its own cgroup where available (memory, pids, cpu), and a private directory.
+The confinement itself is applied inside the child by `aionix.functions.worker` before any
+user code is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("aionix.functions")
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "pids", "cpu")
+
+
+def _write(path: Path, value: str) -> bool:
+    try:
+        path.write_text(value)
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Cgroup:
+    """One worker's cgroup (a directory per v1 controller, or one v2 directory)."""
+
+    version: str
+    dirs: list[Path]
+
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for d in self.dirs:
+            try:
+                found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
+            except OSError:
+                continue
+        return found
+
+    def oom_killed(self) -> bool:
+        """True when the kernel's OOM killer acted (or the limit was hit) in this cgroup."""
+        for d in self.dirs:
+            for name in ("memory.events", "memory.oom_control"):
+                try:
+                    text = (d / name).read_text()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    key, _, value = line.partition(" ")
+                    if key in ("oom_kill", "oom") and value.strip().isdigit() and int(value) > 0:
+                        return True
+            try:
+                if int((d / "memory.failcnt").read_text()) > 0:
+                    return True
+            except (OSError, ValueError):
+                pass
+        return False
+
+    def kill(self) -> None:
+        if self.version == "v2":
+            _write(self.dirs[0] / "cgroup.kill", "1")
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+@dataclass
+class Confinement:
+    """What this host lets the server enforce on user code."""
+
+    root: bool
+    uid_drop: bool
+    netns: bool
+    cgroups: str
+    cgroup_bases: dict[str, Path] = field(default_factory=dict)
+    uid_base: int = 61000
+    uid_count: int = 1000
+    sandbox_dir: Path = Path(tempfile.gettempdir())
+    _free_uids: list[int] = field(default_factory=list)
+    _serial: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "uid_drop": self.uid_drop,
+            "netns": self.netns,
+            "cgroups": self.cgroups,
+            "cgroup_controllers": sorted(self.cgroup_bases)
+            if self.cgroups == "v1"
+            else (["memory", "pids", "cpu"] if self.cgroups == "v2" else []),
+            "rlimits": ["as", "cpu", "nproc", "nofile", "fsize", "core"],
+        }
+
+    # ------------------------------------------------------------------ uids
+    def acquire_uid(self) -> int | None:
+        if not self.uid_drop:
+            return None
+        if not self._free_uids:
+            self._free_uids = list(range(self.uid_base + self.uid_count - 1, self.uid_base - 1, -1))
+        return self._free_uids.pop()
+
+    def release_uid(self, uid: int | None) -> None:
+        if uid is not None and uid not in self._free_uids:
+            self._free_uids.insert(0, uid)
+
+    # ------------------------------------------------------------------ cgroups
+    def create_cgroup(self, memory_bytes: int | None, pids_max: int | None, cpu_quota: float | None) -> Cgroup | None:
+        if self.cgroups == "none":
+            return None
+        self._serial += 1
+        name = f"w{self._serial}"
+        dirs: list[Path] = []
+        try:
+            if self.cgroups == "v2":
+                d = self.cgroup_bases["v2"] / name
+                d.mkdir()
+                dirs.append(d)
+                if memory_bytes:
+                    _write(d / "memory.max", str(memory_bytes))
+                    _write(d / "memory.swap.max", "0")
+                if pids_max:
+                    _write(d / "pids.max", str(pids_max))
+                if cpu_quota:
+                    _write(d / "cpu.max", f"{int(cpu_quota * 100000)} 100000")
+            else:
+                for controller, base in self.cgroup_bases.items():
+                    d = base / name
+                    d.mkdir()
+                    dirs.append(d)
+                    if controller == "memory" and memory_bytes:
+                        _write(d / "memory.limit_in_bytes", str(memory_bytes))
+                        _write(d / "memory.memsw.limit_in_bytes", str(memory_bytes))
+                    elif controller == "pids" and pids_max:
+                        _write(d / "pids.max", str(pids_max))
+                    elif controller == "cpu" and cpu_quota:
+                        _write(d / "cpu.cfs_period_us", "100000")
+                        _write(d / "cpu.cfs_quota_us", str(int(cpu_quota * 100000)))
+        except OSError as exc:
+            log.warning("could not create a worker cgroup: %s", exc)
+            Cgroup(self.cgroups, dirs).remove()
+            return None
+        return Cgroup(self.cgroups, dirs)
+
+    def cleanup(self) -> None:
+        for base in self.cgroup_bases.values():
+            if base.exists():
+                for child in base.iterdir():
+                    if child.is_dir():
+                        with contextlib.suppress(OSError):
+                            child.rmdir()
+                with contextlib.suppress(OSError):
+                    base.rmdir()
+        shutil.rmtree(self.sandbox_dir, ignore_errors=True)
+
+
+def _netns_works() -> bool:
+    probe = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0 else 1)"
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=20, capture_output=True).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _setup_cgroups(tag: str, wanted: str) -> tuple[str, dict[str, Path]]:
+    if wanted == "off":
+        return "none", {}
+    v2_root = CGROUP_ROOT / "cgroup.controllers"
+    if wanted in ("auto", "v2") and v2_root.exists():
+        controllers = set(v2_root.read_text().split())
+        if {"memory", "pids"} <= controllers:
+            base = CGROUP_ROOT / tag
+            try:
+                base.mkdir(exist_ok=True)
+                if _write(base / "cgroup.subtree_control", "+memory +pids" + (" +cpu" if "cpu" in controllers else "")):
+                    return "v2", {"v2": base}
+                base.rmdir()
+            except OSError:
+                pass
+    if wanted in ("auto", "v1"):
+        bases: dict[str, Path] = {}
+        for controller in V1_CONTROLLERS:
+            root = CGROUP_ROOT / controller
+            if not (root / "cgroup.procs").exists() or (root / "cgroup.controllers").exists():
+                continue
+            base = root / tag
+            try:
+                base.mkdir(exist_ok=True)
+                bases[controller] = base
+            except OSError:
+                continue
+        if "memory" in bases or "pids" in bases:
+            return "v1", bases
+        for base in bases.values():
+            with contextlib.suppress(OSError):
+                base.rmdir()
+    return "none", {}
+
+
+def detect(*, uid_base: int, uid_count: int, cgroups: str, network_namespace: bool, sandbox_parent: str) -> Confinement:
+    """Probe the host once at start (blocking; call from a thread)."""
+    root = os.geteuid() == 0
+    tag = f"aionix-fn-{os.getpid()}"
+    parent = Path(sandbox_parent or tempfile.gettempdir())
+    sandbox = parent / tag
+    shutil.rmtree(sandbox, ignore_errors=True)
+    sandbox.mkdir(parents=True, mode=0o711)
+    os.chmod(sandbox, 0o711)
+    (sandbox / "code").mkdir(mode=0o711)
+    (sandbox / "workers").mkdir(mode=0o711)
+    kind, bases = _setup_cgroups(tag, cgroups) if root else ("none", {})
+    return Confinement(
+        root=root,
+        uid_drop=root,
+        netns=network_namespace and root and _netns_works(),
+        cgroups=kind,
+        cgroup_bases=bases,
+        uid_base=uid_base,
+        uid_count=uid_count,
+        sandbox_dir=sandbox,
+    )
+
+
+async def kill_uid(uid: int) -> None:
+    """SIGKILL every process running as `uid`: `kill(-1)` from a process with that uid is
+    atomic against forks, so a fork bomb cannot outrun it."""
+    for _ in range(3):
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/kill",
+                "-9",
+                "-1",
+                user=uid,
+                group=uid,
+                extra_groups=[],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            await proc.wait()
+        except OSError:
+            pass
+        if not uid_processes(uid):
+            return
+        await asyncio.sleep(0.02)
+    for pid in uid_processes(uid):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def uid_processes(uid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid != uid:
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    state = fh.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != b"Z":
+                found.append(int(entry))
+    return found

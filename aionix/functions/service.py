@@ -1,0 +1,825 @@
+"""The functions service: resources, versions, aliases, invocation, records and logs.
+
+`$LATEST` is the editable head of a function; `publish` snapshots it (code + configuration +
+their sha256) into an immutable numbered version — publishing identical content again returns
+the existing version, like Lambda. Aliases name one version, optionally with a weighted second
+version (canary); the version each invocation actually ran is in its record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import random
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aionix import trn as trnlib
+from aionix.bus import BusError, CallContext
+from aionix.errors import BadRequest, NotFound, ValidationFailed, field_error
+from aionix.functions import code as codelib
+from aionix.functions import gpu as gpulib
+from aionix.functions.models import (
+    Code,
+    CreateFunction,
+    FunctionConfig,
+    FunctionsConfig,
+    PublishVersion,
+    PutAlias,
+    Traffic,
+)
+from aionix.functions.runtimes.base import MEMORY, TIMEOUT, FunctionRuntime, Outcome, RunSpec
+from aionix.functions.runtimes.deno import DenoRuntime, find_deno
+from aionix.functions.runtimes.process import Pools
+from aionix.functions.runtimes.python import PythonRuntime
+from aionix.functions.runtimes.wasm import WasmRuntime
+from aionix.functions.sandbox import Confinement, detect
+
+log = logging.getLogger("aionix.functions")
+LATEST = "$LATEST"
+DEFAULT_HANDLER = {"python": "main.handler", "deno": "main.ts", "wasm": "_start"}
+ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
+    base = f"trn:aionixfn:{tenant}:function/{name}"
+    return f"{base}:{qualifier}" if qualifier else base
+
+
+def new_invocation_id() -> str:
+    return f"{time.time_ns() // 1000:016x}{uuid.uuid4().hex[:12]}"
+
+
+class FunctionsService:
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.store = rt.store
+        self.cfg: FunctionsConfig = rt.config.service_section("functions", FunctionsConfig)
+        self.conf: Confinement | None = None
+        self.runtimes: dict[str, FunctionRuntime] = {}
+        self.gpu = gpulib.GpuScheduler([], self.cfg.gpu_concurrency)
+        self._versions: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._async: set[asyncio.Task[Any]] = set()
+        self._pruner: asyncio.Task[Any] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        data = self.rt.config.data_dir
+        # user code runs as other uids: the data dir (database, master key) must deny them
+        os.chmod(data, 0o700)
+        cfg = self.cfg
+        self.conf = await asyncio.to_thread(
+            detect,
+            uid_base=cfg.uid_base,
+            uid_count=cfg.uid_count,
+            cgroups=cfg.cgroups,
+            network_namespace=cfg.network_namespace,
+            sandbox_parent=cfg.sandbox_dir,
+        )
+        devices = await asyncio.to_thread(gpulib.detect_devices)
+        self.gpu = gpulib.GpuScheduler(devices, cfg.gpu_concurrency)
+
+        def pools() -> Pools:
+            assert self.conf is not None
+            p = Pools(
+                self.conf,
+                pool_size=cfg.pool_size,
+                max_workers=cfg.max_workers,
+                idle_seconds=cfg.idle_seconds,
+                start_timeout=cfg.start_timeout_seconds,
+            )
+            p.start()
+            return p
+
+        self.runtimes = {
+            "python": PythonRuntime(
+                pools(), netns=self.conf.netns, uid_drop=self.conf.uid_drop, log_max_bytes=cfg.log_max_bytes
+            ),
+            "deno": DenoRuntime(pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop),
+            "wasm": WasmRuntime(data / "functions" / "wasm-cache", cfg.wasm_threads),
+        }
+        self.refresh_health()
+        self.rt.resolvers[("aionixfn", "function")] = self.resolve_trn
+        self._pruner = asyncio.ensure_future(self._prune_loop())
+
+    async def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+        for task in list(self._async):
+            task.cancel()
+        await asyncio.gather(*self._async, return_exceptions=True)
+        for runtime in self.runtimes.values():
+            try:
+                await runtime.stop()
+            except Exception:
+                log.exception("stopping the %s runtime failed", runtime.name)
+        if self.conf is not None:
+            self.conf.cleanup()
+
+    def refresh_health(self) -> None:
+        assert self.conf is not None
+        self.rt.health["confinement"] = {
+            **self.conf.describe(),
+            "python": self.runtimes["python"].describe(),
+            "deno": self.runtimes["deno"].describe(),
+            "wasm": self.runtimes["wasm"].describe(),
+            "gpu": self.gpu.describe(),
+        }
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(600)
+            before = time.time() - self.cfg.log_retention_days * 86400
+            try:
+                await self.store.execute("functions.prune_logs", {"before": before})
+                await self.store.execute("functions.prune_invocations", {"before": before})
+            except Exception:
+                log.exception("pruning function logs failed")
+
+    # ------------------------------------------------------------------ validation
+    def _runtime(self, name: str) -> FunctionRuntime:
+        runtime = self.runtimes.get(name)
+        if runtime is None:
+            raise field_error("runtime", "must be python, deno or wasm")
+        return runtime
+
+    def _prepare(self, runtime: str, code: Any, config: FunctionConfig) -> tuple[bytes, str, str]:
+        """Unpack, validate and canonicalize code; return (zip, code sha256, handler)."""
+        files = codelib.unpack(code, runtime, self.cfg.max_code_bytes)
+        handler = config.handler or DEFAULT_HANDLER[runtime]
+        if runtime == "deno" and config.handler is None and len(files) == 1:
+            handler = next(iter(files))
+        rt = self._runtime(runtime)
+        if runtime == "deno" and not rt.available():
+            raise ValidationFailed(
+                "runtime: deno is not available on this host (pip install deno, or set [functions] deno_path)",
+                details=[{"field": "runtime", "message": "no deno binary found"}],
+            )
+        rt.validate(files, handler)
+        for key in config.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key):
+                raise field_error(f"env.{key}", "environment names must match [A-Za-z_][A-Za-z0-9_]*")
+        for i, secret in enumerate(config.secrets):
+            if not trnlib.NAME_RE.fullmatch(secret):
+                raise field_error(f"secrets.{i}", "must be a secret name")
+        for i, path in enumerate(config.permissions.read):
+            if not path.startswith("/"):
+                raise field_error(f"permissions.read.{i}", "must be an absolute path")
+        gpu = config.resources.gpu
+        if gpu is not None:
+            self.gpu.check(gpu.vendor, gpu.count, gpu.required)
+        blob = codelib.canonical_zip(files)
+        return blob, codelib.sha256(blob), handler
+
+    @staticmethod
+    def _config_doc(config: FunctionConfig, handler: str) -> dict[str, Any]:
+        doc = config.model_dump(mode="json")
+        doc["handler"] = handler
+        return doc
+
+    # ------------------------------------------------------------------ resources
+    async def create(self, tenant: str, body: CreateFunction) -> dict[str, Any]:
+        config = FunctionConfig.model_validate(body.model_dump(include=set(FunctionConfig.model_fields)))
+        blob, code_sha, handler = await asyncio.to_thread(self._prepare, body.runtime, body.code, config)
+        doc = self._config_doc(config, handler)
+        now = time.time()
+        row = {
+            "tenant": tenant,
+            "name": body.name,
+            "runtime": body.runtime,
+            "handler": handler,
+            "description": config.description,
+            "config": _json(doc),
+            "code": blob,
+            "code_sha256": code_sha,
+            "now": now,
+        }
+
+        def write(tx: Any) -> None:
+            tx.execute("functions.insert_function", row)
+            if body.publish:
+                self._publish_tx(tx, tenant, body.name, now, None)
+
+        await self.store.transaction(write)
+        return await self.get(tenant, body.name)
+
+    def _publish_tx(self, tx: Any, tenant: str, name: str, now: float, description: str | None) -> int:
+        head = tx.fetch_one("functions.get_function", {"tenant": tenant, "name": name})
+        if head is None:
+            raise NotFound(f"function {name!r} not found")
+        digest = codelib.sha256(
+            head["code_sha256"].encode() + head["runtime"].encode() + head["handler"].encode() + head["config"].encode()
+        )
+        last = tx.fetch_one("functions.last_version", {"tenant": tenant, "name": name})
+        if last is not None and last["sha256"] == digest:
+            return int(last["version"])
+        version = (int(last["version"]) if last else 0) + 1
+        tx.execute(
+            "functions.insert_version",
+            {
+                "tenant": tenant,
+                "name": name,
+                "version": version,
+                "runtime": head["runtime"],
+                "handler": head["handler"],
+                "description": description if description is not None else head["description"],
+                "config": head["config"],
+                "code": head["code"],
+                "code_sha256": head["code_sha256"],
+                "sha256": digest,
+                "now": now,
+            },
+        )
+        tx.execute("functions.set_latest_version", {"tenant": tenant, "name": name, "version": version, "now": now})
+        return version
+
+    async def publish(self, tenant: str, name: str, body: PublishVersion) -> dict[str, Any]:
+        head = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
+        if head is None:
+            raise NotFound(f"function {name!r} not found")
+        update: dict[str, Any] | None = None
+        if body.code is not None or body.config is not None:
+            config = body.config or FunctionConfig.model_validate(orjson.loads(head["config"]))
+            if body.code is None:
+                full = await self.store.fetch_one("functions.get_function", {"tenant": tenant, "name": name})
+                assert full is not None
+                files = codelib.read_zip(full["code"])
+                code = Code(zip_base64=base64.b64encode(codelib.canonical_zip(files)).decode())
+            else:
+                code = body.code
+            blob, code_sha, handler = await asyncio.to_thread(self._prepare, head["runtime"], code, config)
+            update = {
+                "tenant": tenant,
+                "name": name,
+                "handler": handler,
+                "description": config.description,
+                "config": _json(self._config_doc(config, handler)),
+                "code": blob,
+                "code_sha256": code_sha,
+            }
+        now = time.time()
+
+        def write(tx: Any) -> int:
+            if update is not None:
+                tx.execute("functions.update_latest", {**update, "now": now})
+            return self._publish_tx(tx, tenant, name, now, body.description)
+
+        version = await self.store.transaction(write)
+        return await self.get_version(tenant, name, str(version))
+
+    async def get(self, tenant: str, name: str) -> dict[str, Any]:
+        row = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
+        if row is None:
+            raise NotFound(f"function {name!r} not found", details={"trn": _trn(tenant, name)})
+        versions = await self.store.fetch_all("functions.list_versions", {"tenant": tenant, "name": name})
+        aliases = await self.store.fetch_all("functions.list_aliases", {"tenant": tenant, "name": name})
+        return {
+            "name": row["name"],
+            "trn": _trn(tenant, name),
+            "runtime": row["runtime"],
+            "handler": row["handler"],
+            "description": row["description"],
+            "config": orjson.loads(row["config"]),
+            "code_sha256": row["code_sha256"],
+            "code_size": row["code_size"],
+            "latest_version": str(row["latest_version"]) if row["latest_version"] else None,
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+            "versions": [str(v["version"]) for v in versions],
+            "aliases": [self._alias_info(tenant, a) for a in aliases],
+        }
+
+    async def list(self, tenant: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        rows = await self.store.fetch_all(
+            "functions.list_functions", {"tenant": tenant, "cursor": cursor, "limit": limit + 1}
+        )
+        items = [
+            {
+                "name": r["name"],
+                "trn": _trn(tenant, r["name"]),
+                "runtime": r["runtime"],
+                "description": r["description"],
+                "latest_version": str(r["latest_version"]) if r["latest_version"] else None,
+                "updated_at": r["updated_at"],
+            }
+            for r in rows[:limit]
+        ]
+        return {"items": items, "next_cursor": rows[limit - 1]["name"] if len(rows) > limit else None}
+
+    async def delete(self, tenant: str, name: str) -> dict[str, Any]:
+        info = await self.get(tenant, name)
+        params = {"tenant": tenant, "name": name}
+
+        def write(tx: Any) -> None:
+            for q in ("delete_aliases", "delete_versions", "delete_logs", "delete_invocations", "delete_function"):
+                tx.execute(f"functions.{q}", params)
+
+        await self.store.transaction(write)
+        for key in [k for k in self._versions if k[0] == tenant and k[1] == name]:
+            self._versions.pop(key, None)
+        return info
+
+    @staticmethod
+    def _version_info(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "function": row["name"],
+            "version": str(row["version"]),
+            "trn": _trn(tenant, row["name"], str(row["version"])),
+            "runtime": row["runtime"],
+            "handler": row["handler"],
+            "code_sha256": row["code_sha256"],
+            "sha256": row["sha256"],
+            "code_size": row["code_size"],
+            "config": orjson.loads(row["config"]),
+            "description": row["description"],
+            "created_at": row["created_at"],
+        }
+
+    async def get_version(self, tenant: str, name: str, version: str) -> dict[str, Any]:
+        if not version.isdigit():
+            raise field_error("version", "must be a version number")
+        row = await self.store.fetch_one(
+            "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}
+        )
+        if row is None:
+            raise NotFound(f"version {version} of function {name!r} not found")
+        return self._version_info(tenant, row)
+
+    async def list_versions(self, tenant: str, name: str) -> list[dict[str, Any]]:
+        await self.get(tenant, name)
+        rows = await self.store.fetch_all("functions.list_versions", {"tenant": tenant, "name": name})
+        return [self._version_info(tenant, r) for r in rows]
+
+    # ------------------------------------------------------------------ aliases
+    @staticmethod
+    def _alias_info(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
+        routing = None
+        if row["routing_version"] and row["routing_weight"]:
+            routing = {"version": row["routing_version"], "weight": row["routing_weight"]}
+        return {
+            "function": row["name"],
+            "alias": row["alias"],
+            "trn": _trn(tenant, row["name"], row["alias"]),
+            "version": row["version"],
+            "routing": routing,
+            "description": row["description"],
+            "updated_at": row["updated_at"],
+        }
+
+    async def _require_version(self, tenant: str, name: str, version: str, field: str) -> None:
+        row = await self.store.fetch_one(
+            "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}
+        )
+        if row is None:
+            raise field_error(field, f"function {name!r} has no version {version}")
+
+    async def put_alias(self, tenant: str, name: str, alias: str, body: PutAlias) -> dict[str, Any]:
+        trnlib.validate_name(alias, "alias")
+        if alias.isdigit() or alias == LATEST:
+            raise field_error("alias", "an alias name cannot be a version number")
+        await self.get(tenant, name)
+        if body.version == LATEST:
+            raise field_error("version", "an alias must point at a published version")
+        await self._require_version(tenant, name, body.version, "version")
+        routing_version = routing_weight = None
+        if body.routing is not None and body.routing.weight > 0:
+            if body.routing.version == body.version:
+                raise field_error("routing.version", "must differ from the alias's version")
+            await self._require_version(tenant, name, body.routing.version, "routing.version")
+            routing_version, routing_weight = body.routing.version, body.routing.weight
+        await self.store.execute(
+            "functions.upsert_alias",
+            {
+                "tenant": tenant,
+                "name": name,
+                "alias": alias,
+                "version": body.version,
+                "routing_version": routing_version,
+                "routing_weight": routing_weight,
+                "description": body.description,
+                "now": time.time(),
+            },
+        )
+        return await self.get_alias(tenant, name, alias)
+
+    async def get_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
+        row = await self.store.fetch_one("functions.get_alias", {"tenant": tenant, "name": name, "alias": alias})
+        if row is None:
+            raise NotFound(f"alias {alias!r} of function {name!r} not found")
+        return self._alias_info(tenant, row)
+
+    async def set_traffic(self, tenant: str, name: str, alias: str, body: Traffic) -> dict[str, Any]:
+        current = await self.get_alias(tenant, name, alias)
+        routing_version = routing_weight = None
+        if body.version is not None and body.weight > 0:
+            if body.version == current["version"]:
+                raise field_error("version", "must differ from the alias's version")
+            await self._require_version(tenant, name, body.version, "version")
+            routing_version, routing_weight = body.version, body.weight
+        await self.store.execute(
+            "functions.set_alias_routing",
+            {
+                "tenant": tenant,
+                "name": name,
+                "alias": alias,
+                "routing_version": routing_version,
+                "routing_weight": routing_weight,
+                "now": time.time(),
+            },
+        )
+        return await self.get_alias(tenant, name, alias)
+
+    @staticmethod
+    def pick_version(
+        version: str, routing_version: str | None, routing_weight: float | None, rng: random.Random | None = None
+    ) -> str:
+        """The weighted choice of an alias: `routing_version` with probability `routing_weight`."""
+        if routing_version and routing_weight and (rng or random).random() < routing_weight:
+            return routing_version
+        return version
+
+    # ------------------------------------------------------------------ invocation
+    async def _target(self, tenant: str, name: str, qualifier: str | None) -> dict[str, Any]:
+        """The version row (without code) an invocation runs, after alias routing."""
+        if qualifier in (None, LATEST):
+            row = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
+            if row is None:
+                raise NotFound(f"function {name!r} not found", details={"trn": _trn(tenant, name)})
+            return {**row, "version": LATEST, "source": "functions.get_function"}
+        assert qualifier is not None
+        version = qualifier
+        if not qualifier.isdigit():
+            alias = await self.store.fetch_one(
+                "functions.get_alias", {"tenant": tenant, "name": name, "alias": qualifier}
+            )
+            if alias is None:
+                raise NotFound(
+                    f"function {name!r} has no alias or version {qualifier!r}",
+                    details={"trn": _trn(tenant, name, qualifier)},
+                )
+            version = self.pick_version(alias["version"], alias["routing_version"], alias["routing_weight"])
+        key = (tenant, name, int(version))
+        cached = self._versions.get(key)
+        if cached is None:
+            row = await self.store.fetch_one(
+                "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}
+            )
+            if row is None:
+                raise NotFound(
+                    f"version {version} of function {name!r} not found", details={"trn": _trn(tenant, name, version)}
+                )
+            cached = self._versions[key] = {**row, "version": str(row["version"]), "source": "functions.get_version"}
+        return cached
+
+    async def _code_dir(self, tenant: str, name: str, target: dict[str, Any]) -> Path:
+        assert self.conf is not None
+        root = self.conf.sandbox_dir / "code"
+        path = root / target["code_sha256"]
+        if (path / ".complete").exists():
+            return path
+        params = {"tenant": tenant, "name": name}
+        if target["source"] == "functions.get_version":
+            params["version"] = int(target["version"])
+        row = await self.store.fetch_one(target["source"], params)
+        if row is None:
+            raise NotFound(f"function {name!r} not found")
+        return await asyncio.to_thread(codelib.materialize, root, row["code_sha256"], row["code"])
+
+    async def _secrets(self, tenant: str, name: str, secrets: list[str], ctx: CallContext) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for secret in secrets:
+            target = f"trn:credvault:{tenant}:credential/{secret}"
+            if not self.rt.bus.has_target(target):
+                raise SecretProblem(f"secret {secret!r}: the secrets vault is not available on this server")
+            try:
+                value = await self.rt.bus.invoke(target, {"op": "resolve", "reader": _trn(tenant, name)}, ctx)
+            except NotFound:
+                raise SecretProblem(f"secret {secret!r} does not exist") from None
+            except Exception as exc:
+                raise SecretProblem(
+                    f"secret {secret!r} could not be read: {getattr(exc, 'message', None) or type(exc).__name__}"
+                ) from None
+            values[ENV_UNSAFE.sub("_", secret)] = value if isinstance(value, str) else _json(value)
+        return values
+
+    async def run(
+        self,
+        tenant: str,
+        name: str,
+        qualifier: str | None,
+        event: Any,
+        ctx: CallContext,
+        *,
+        invocation_id: str,
+        mode: str,
+    ) -> dict[str, Any]:
+        """Invoke once and record it; function failures are data in the returned record."""
+        started = time.time()
+        target = await self._target(tenant, name, qualifier)
+        config = orjson.loads(target["config"])
+        limits = config.get("limits", {})
+        record: dict[str, Any] = {
+            "invocation_id": invocation_id,
+            "function": name,
+            "trn": _trn(tenant, name, qualifier),
+            "version": target["version"],
+            "qualifier": qualifier,
+            "mode": mode,
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+            "started_at": started,
+            "billed_memory_mb": limits.get("memory_mb", 256),
+        }
+        context = {
+            "invocation_id": invocation_id,
+            "function_name": name,
+            "function_version": target["version"],
+            "invoked_function_trn": record["trn"],
+            "tenant": tenant,
+            "memory_limit_in_mb": limits.get("memory_mb", 256),
+            "deadline_ms": int((started + float(limits.get("timeout_seconds", 3))) * 1000),
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+        }
+        gpu = (config.get("resources") or {}).get("gpu")
+        devices: list[int] = []
+        try:
+            env = {**config.get("env", {}), **await self._secrets(tenant, name, config.get("secrets", []), ctx)}
+            if gpu:
+                devices = await self.gpu.acquire(gpu["vendor"], gpu["count"], gpu["required"])
+            spec = RunSpec(
+                tenant=tenant,
+                name=name,
+                version=target["version"],
+                runtime=target["runtime"],
+                handler=target["handler"],
+                code_sha256=target["code_sha256"],
+                code_dir=await self._code_dir(tenant, name, target),
+                env=env,
+                timeout_seconds=float(limits.get("timeout_seconds", 3)),
+                memory_mb=int(limits.get("memory_mb", 256)),
+                cpu_seconds=limits.get("cpu_seconds"),
+                max_processes=int(limits.get("max_processes", 32)),
+                max_open_files=int(limits.get("max_open_files", 64)),
+                max_file_bytes=int(limits.get("max_file_bytes", 64 << 20)),
+                permissions=config.get("permissions", {}),
+                devices_env=gpulib.GpuScheduler.environment(gpu["vendor"], devices) if gpu else {},
+            )
+            outcome = await self._runtime(target["runtime"]).invoke(spec, event, context)
+        except SecretProblem as exc:
+            outcome = Outcome.failure("Function.SecretUnavailable", exc.message, name="Function.SecretUnavailable")
+        except gpulib.NoGpu as exc:
+            outcome = Outcome.failure("Function.GpuUnavailable", exc.message, name="Function.GpuUnavailable")
+        finally:
+            if devices and gpu:
+                await self.gpu.release(gpu["vendor"], devices)
+        status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if outcome.error_name == TIMEOUT else "FAILED")
+        record.update(
+            status=status,
+            result=outcome.result if outcome.ok else None,
+            error=None if outcome.ok else {**(outcome.error or {}), "error": outcome.error_name},
+            cold_start=outcome.cold,
+            duration_ms=round(outcome.duration_ms, 3),
+            max_memory_used_mb=outcome.max_memory_mb,
+            stopped_at=time.time(),
+        )
+        await self._record(tenant, record, outcome)
+        if not outcome.ok:
+            await self.rt.publish_event(
+                tenant,
+                "aionix.functions",
+                "Function Invocation Failed",
+                {
+                    "function": name,
+                    "trn": record["trn"],
+                    "version": record["version"],
+                    "invocation_id": invocation_id,
+                    "error": outcome.error_name,
+                    "errorType": (outcome.error or {}).get("errorType"),
+                    "errorMessage": (outcome.error or {}).get("errorMessage"),
+                },
+            )
+        if self.conf is not None:
+            self.refresh_health()
+        return record
+
+    async def _record(self, tenant: str, record: dict[str, Any], outcome: Outcome) -> None:
+        now = time.time()
+        row = {
+            "id": record["invocation_id"],
+            "tenant": tenant,
+            "name": record["function"],
+            "version": record["version"],
+            "qualifier": record["qualifier"],
+            "mode": record["mode"],
+            "status": record["status"],
+            "result": _json(record.get("result")) if record["status"] == "SUCCEEDED" else None,
+            "error": _json(record["error"]) if record.get("error") else None,
+            "cold_start": int(bool(record.get("cold_start"))),
+            "duration_ms": record.get("duration_ms"),
+            "billed_memory_mb": record.get("billed_memory_mb"),
+            "max_memory_mb": record.get("max_memory_used_mb"),
+            "idempotency_key": record.get("idempotency_key"),
+            "trace_id": record.get("trace_id"),
+            "started_at": record["started_at"],
+            "stopped_at": record.get("stopped_at"),
+        }
+        lines = []
+        for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
+            for line in text.splitlines()[:2000]:
+                lines.append(
+                    {
+                        "tenant": tenant,
+                        "name": record["function"],
+                        "invocation_id": record["invocation_id"],
+                        "version": record["version"],
+                        "ts": now,
+                        "stream": stream,
+                        "message": line[:8192],
+                    }
+                )
+        if outcome.error and not outcome.ok:
+            lines.append(
+                {
+                    "tenant": tenant,
+                    "name": record["function"],
+                    "invocation_id": record["invocation_id"],
+                    "version": record["version"],
+                    "ts": now,
+                    "stream": "error",
+                    "message": f"{outcome.error.get('errorType')}: {outcome.error.get('errorMessage')}"[:8192],
+                }
+            )
+
+        def write(tx: Any) -> None:
+            tx.execute("functions.insert_invocation", row)
+            if lines:
+                tx.executemany("functions.insert_log", lines)
+
+        await self.store.transaction(write)
+
+    async def invoke(
+        self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
+    ) -> dict[str, Any]:
+        trnlib.validate_name(name)
+        invocation_id = new_invocation_id()
+        if mode == "sync":
+            return await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="sync")
+        target = await self._target(tenant, name, qualifier)
+        now = time.time()
+        record = {
+            "invocation_id": invocation_id,
+            "function": name,
+            "trn": _trn(tenant, name, qualifier),
+            "version": target["version"],
+            "qualifier": qualifier,
+            "mode": "async",
+            "status": "RUNNING",
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+            "started_at": now,
+        }
+        await self.store.execute(
+            "functions.insert_invocation",
+            {
+                "id": invocation_id,
+                "tenant": tenant,
+                "name": name,
+                "version": target["version"],
+                "qualifier": qualifier,
+                "mode": "async",
+                "status": "RUNNING",
+                "result": None,
+                "error": None,
+                "cold_start": None,
+                "duration_ms": None,
+                "billed_memory_mb": None,
+                "max_memory_mb": None,
+                "idempotency_key": ctx.idempotency_key,
+                "trace_id": ctx.trace_id,
+                "started_at": now,
+                "stopped_at": None,
+            },
+        )
+
+        async def background() -> None:
+            try:
+                await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="async")
+            except Exception as exc:
+                log.exception("async invocation %s failed", invocation_id)
+                failed = Outcome.failure(
+                    "Runtime.Error", getattr(exc, "message", None) or str(exc), name="States.TaskFailed"
+                )
+                await self._record(
+                    tenant,
+                    {
+                        **record,
+                        "status": "FAILED",
+                        "error": {**(failed.error or {}), "error": failed.error_name},
+                        "stopped_at": time.time(),
+                    },
+                    failed,
+                )
+
+        task = asyncio.ensure_future(background())
+        self._async.add(task)
+        task.add_done_callback(self._async.discard)
+        return record
+
+    async def execute(self, target: Any, payload: Any, ctx: CallContext) -> Any:
+        """Bus executor for `trn:aionixfn:{tenant}:function/{name}[:{qualifier}]`."""
+        record = await self.invoke(target.tenant, target.path, target.qualifier, payload, ctx)
+        if record["status"] == "SUCCEEDED":
+            return record["result"]
+        error = record.get("error") or {}
+        name = error.get("error") or "States.TaskFailed"
+        raise BusError(
+            name,
+            f"{error.get('errorType')}: {error.get('errorMessage')}",
+            details={"invocation_id": record["invocation_id"], "version": record["version"]},
+        )
+
+    async def resolve_trn(self, target: Any) -> dict[str, Any] | None:
+        try:
+            if target.qualifier and target.qualifier.isdigit():
+                return await self.get_version(target.tenant, target.path, target.qualifier)
+            if target.qualifier and target.qualifier != LATEST:
+                return await self.get_alias(target.tenant, target.path, target.qualifier)
+            return await self.get(target.tenant, target.path)
+        except NotFound:
+            return None
+
+    # ------------------------------------------------------------------ records and logs
+    @staticmethod
+    def _invocation(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "invocation_id": row["id"],
+            "function": row["name"],
+            "trn": _trn(tenant, row["name"], row["qualifier"]),
+            "version": row["version"],
+            "qualifier": row["qualifier"],
+            "mode": row["mode"],
+            "status": row["status"],
+            "result": orjson.loads(row["result"]) if row["result"] is not None else None,
+            "error": orjson.loads(row["error"]) if row["error"] else None,
+            "cold_start": None if row["cold_start"] is None else bool(row["cold_start"]),
+            "duration_ms": row["duration_ms"],
+            "billed_memory_mb": row["billed_memory_mb"],
+            "max_memory_used_mb": row["max_memory_mb"],
+            "idempotency_key": row["idempotency_key"],
+            "trace_id": row["trace_id"],
+            "started_at": row["started_at"],
+            "stopped_at": row["stopped_at"],
+        }
+
+    async def get_invocation(self, tenant: str, name: str, invocation_id: str) -> dict[str, Any]:
+        row = await self.store.fetch_one(
+            "functions.get_invocation", {"tenant": tenant, "name": name, "id": invocation_id}
+        )
+        if row is None:
+            raise NotFound(f"invocation {invocation_id!r} of function {name!r} not found")
+        return self._invocation(tenant, row)
+
+    async def list_invocations(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        rows = await self.store.fetch_all(
+            "functions.list_invocations", {"tenant": tenant, "name": name, "cursor": cursor, "limit": limit + 1}
+        )
+        items = [self._invocation(tenant, r) for r in rows[:limit]]
+        return {"items": items, "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
+
+    async def logs(
+        self, tenant: str, name: str, *, invocation_id: str | None, after: int | None, since: float | None, limit: int
+    ) -> dict[str, Any]:
+        exists = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
+        if exists is None:
+            raise NotFound(f"function {name!r} not found")
+        rows = await self.store.fetch_all(
+            "functions.list_logs",
+            {
+                "tenant": tenant,
+                "name": name,
+                "invocation_id": invocation_id,
+                "after": after,
+                "since": since,
+                "limit": limit,
+            },
+        )
+        return {"items": rows, "last_id": rows[-1]["id"] if rows else after}
+
+
+class SecretProblem(BadRequest):
+    code = "secret_unavailable"
+
+
+__all__ = ["MEMORY", "TIMEOUT", "FunctionsService"]

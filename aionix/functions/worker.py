@@ -1,0 +1,283 @@
+"""The function worker: a child process that confines itself, then runs user code.
+
+Started by the server as `python -I -m aionix.functions.worker SPEC_JSON` (a frozen build
+dispatches `--worker` to `main`). Before any user code is loaded it joins its cgroups, enters
+a new network namespace when asked, sets its rlimits, drops to its own unprivileged uid and
+asks for SIGKILL when the server dies. Then either:
+
+- `python` mode: imports the handler once and answers JSON-line requests on a private pipe
+  (`{"id", "event", "context"}` → `{"id", "ok", "result"|"error", "stdout", "stderr", ...}`),
+  each invocation in a fresh empty working directory with stdout/stderr captured to files;
+- `exec` mode: replaces itself with another program (the Deno runtime) under the same
+  confinement.
+
+Only the standard library is imported here, and nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_DUMPABLE = 4
+
+
+def _reachable_by_others(path: str) -> bool:
+    import stat
+
+    current = os.path.abspath(path)
+    if not os.stat(current).st_mode & stat.S_IROTH:
+        return False
+    while True:
+        if not os.stat(current).st_mode & stat.S_IXOTH:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
+def _keep_import_path() -> None:
+    """The interpreter may live where the unprivileged uid cannot look (a pyenv under /root):
+    keep such import directories open and import through `/proc/self/fd/N` instead."""
+    kept, moved = [], {}
+    for entry in sys.path:
+        if entry and os.path.isdir(entry) and not _reachable_by_others(entry):
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+            moved[os.path.abspath(entry)] = f"/proc/self/fd/{fd}"
+            kept.append(moved[os.path.abspath(entry)])
+        else:
+            kept.append(entry)
+    sys.path[:] = kept
+    sys.path_importer_cache.clear()
+    # packages imported already (collections, encodings, ...) look up submodules in __path__
+    for module in list(sys.modules.values()):
+        paths = getattr(module, "__path__", None)
+        if not isinstance(paths, list):
+            continue
+        for i, entry in enumerate(paths):
+            for old, new in moved.items():
+                if entry.startswith(old + os.sep):
+                    paths[i] = new + entry[len(old) :]
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def confine(spec: dict) -> None:
+    """Apply the sandbox described by `spec` to this process (irreversibly)."""
+    for procs in spec.get("cgroup_procs", []):
+        with open(procs, "w") as fh:
+            fh.write(str(os.getpid()))
+    libc = _libc() if (spec.get("netns") or spec.get("uid") is not None) else None
+    if spec.get("netns") and libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError("unshare(CLONE_NEWNET) failed")
+    limits = spec.get("rlimits", {})
+    for name, value in limits.items():
+        which = getattr(resource, "RLIMIT_" + name.upper())
+        resource.setrlimit(which, (value, value))
+    os.umask(0o077)
+    uid = spec.get("uid")
+    if uid is not None:
+        _keep_import_path()
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        # setuid made us non-dumpable, which hides /proc/self/fd (the import path) from us.
+        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if libc is not None:
+        import signal
+
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != spec.get("parent_pid", os.getppid()):
+            os._exit(1)
+    os.chdir(spec["work_dir"])
+
+
+class Context:
+    """The `context` argument of a handler, like AWS Lambda's."""
+
+    def __init__(self, data: dict) -> None:
+        self.__dict__.update(data)
+        self.aws_request_id = data.get("invocation_id")
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int(self.deadline_ms - time.time() * 1000))
+
+    def __getitem__(self, key: str):
+        return self.__dict__[key]
+
+    def __repr__(self) -> str:
+        return f"Context({self.function_name}:{self.function_version}, {self.invocation_id})"
+
+
+def _error(exc: BaseException) -> dict:
+    import traceback
+
+    trace = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    return {"errorType": type(exc).__name__, "errorMessage": str(exc), "trace": [line.rstrip("\n") for line in trace]}
+
+
+def _read_capped(path: str, cap: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+    except OSError:
+        return ""
+    text = data[:cap].decode("utf-8", "replace")
+    return text + ("\n[output truncated]" if len(data) > cap else "")
+
+
+def _load_handler(spec: dict):
+    import importlib
+
+    sys.path.insert(0, spec["code_dir"])
+    module_name, _, attr = spec["handler"].rpartition(".")
+    module = importlib.import_module(module_name)
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise AttributeError(f"handler {attr!r} is not a function in module {module_name!r}")
+    return handler
+
+
+def serve_python(spec: dict) -> None:
+    proto_in = os.fdopen(os.dup(0), "rb")
+    proto_out = os.fdopen(os.dup(1), "wb", buffering=0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    base = spec["work_dir"]
+    out_path, err_path = os.path.join(base, ".stdout"), os.path.join(base, ".stderr")
+    cap = int(spec.get("log_max_bytes", 65536))
+
+    def capture() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for path, fd in ((out_path, 1), (err_path, 2)):
+            new = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(new, fd)
+            os.close(new)
+
+    def collected() -> tuple[str, str]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        return _read_capped(out_path, cap), _read_capped(err_path, cap)
+
+    def send(message: dict) -> None:
+        try:
+            data = json.dumps(message, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            message.pop("result", None)
+            message["ok"] = False
+            message["error"] = {
+                "errorType": "Runtime.ResponseSerialization",
+                "errorMessage": f"the handler's result is not JSON: {exc}",
+                "trace": [],
+            }
+            data = json.dumps(message, default=str).encode()
+        proto_out.write(data + b"\n")
+
+    capture()
+    try:
+        handler = _load_handler(spec)
+        init_error = None
+    except BaseException as exc:  # any failure of user init code is reported
+        handler, init_error = None, _error(exc)
+    out, err = collected()
+    send({"ready": init_error is None, "error": init_error, "stdout": out, "stderr": err})
+    if init_error is not None:
+        return
+
+    import asyncio
+    import inspect
+    import shutil
+
+    loop = asyncio.new_event_loop()
+    own_uid = spec.get("uid") is not None
+    cpu_limit = spec.get("cpu_seconds")
+    for serial, line in enumerate(proto_in, 1):
+        request = json.loads(line)
+        run_dir = os.path.join(base, f"run-{serial}")
+        os.mkdir(run_dir, 0o700)
+        os.chdir(run_dir)
+        os.environ["TMPDIR"] = run_dir
+        os.environ["HOME"] = run_dir
+        if cpu_limit:
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            soft = int(used.ru_utime + used.ru_stime + cpu_limit) + 1
+            hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+            resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+        capture()
+        started = time.perf_counter()
+        response: dict = {"id": request["id"]}
+        fatal = False
+        try:
+            result = handler(request["event"], Context(request["context"]))
+            if inspect.isawaitable(result):
+                result = loop.run_until_complete(result)
+            response.update(ok=True, result=result)
+        except MemoryError as exc:
+            fatal = True
+            response.update(ok=False, error=_error(exc), memory=True)
+        except BaseException as exc:  # handler failures are data
+            fatal = isinstance(exc, (SystemExit, KeyboardInterrupt))
+            response.update(ok=False, error=_error(exc))
+        response["duration_ms"] = (time.perf_counter() - started) * 1000
+        response["stdout"], response["stderr"] = collected()
+        response["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        os.chdir(base)
+        if own_uid:
+            # Reap whatever the invocation left behind: every other process of this uid.
+            try:
+                os.kill(-1, 9)
+            except OSError:
+                pass
+        response["fatal"] = fatal
+        try:
+            send(response)
+        except MemoryError:
+            proto_out.write(
+                json.dumps(
+                    {
+                        "id": request["id"],
+                        "ok": False,
+                        "memory": True,
+                        "fatal": True,
+                        "error": {"errorType": "MemoryError", "errorMessage": "out of memory", "trace": []},
+                    }
+                ).encode()
+                + b"\n"
+            )
+        # after answering: removing a directory can cost milliseconds on a busy disk
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if fatal:
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m aionix.functions.worker SPEC_JSON", file=sys.stderr)
+        return 2
+    spec = json.loads(args[0])
+    confine(spec)
+    if spec["mode"] == "exec":
+        command = spec["command"]
+        os.execve(command[0], command, dict(os.environ))
+    serve_python(spec)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
