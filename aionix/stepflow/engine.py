@@ -51,10 +51,6 @@ class Failure(Exception):
         return {"error": self.error, "cause": self.cause}
 
 
-class Aborted(Exception):
-    """The execution was cancelled (or timed out) while this frame ran."""
-
-
 @dataclass(slots=True)
 class Frame:
     id: str
@@ -180,6 +176,7 @@ class Run:
     callbacks: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     heartbeats: dict[str, asyncio.Event] = field(default_factory=dict)
     abort_reason: str | None = None
+    fail_reason: Failure | None = None
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -253,8 +250,12 @@ class Engine:
                 if run.abort_reason is None:
                     raise  # shutdown: resume from the last checkpoint on the next start
                 self._mark_aborted(run.root)
-                run.status, run.error = "ABORTED", {"error": "States.Aborted", "cause": run.abort_reason}
-                run.event("ExecutionAborted", detail=run.error)
+                if run.fail_reason is not None:
+                    run.status, run.error = "FAILED", run.fail_reason.as_dict()
+                    run.event("ExecutionFailed", detail=run.error)
+                else:
+                    run.status, run.error = "ABORTED", {"error": "States.Aborted", "cause": run.abort_reason}
+                    run.event("ExecutionAborted", detail=run.error)
             run.stopped_at = time.time()
             run.timer_adds.clear()
             run.timer_dels.update(f.id for f in run.root.walk())

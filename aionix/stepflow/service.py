@@ -437,8 +437,14 @@ class StepFlowService:
         tokens: list[tuple[str, str]],
     ) -> None:
         """One checkpoint: the execution row, new history events, timers and tokens, in one transaction."""
-        if run.next_seq - 1 > self.config.max_history_events and run.status == "RUNNING":
-            run.abort_reason = run.abort_reason or f"history limit of {self.config.max_history_events} events reached"
+        if run.next_seq - 1 > self.config.max_history_events and run.status == "RUNNING" and run.fail_reason is None:
+            limit = self.config.max_history_events
+            run.fail_reason = Failure(
+                plan_mod.RUNTIME, f"the execution wrote more than {limit} history events (stepflow.max_history_events)"
+            )
+            run.abort_reason = run.fail_reason.cause
+            if run.task is not None:
+                run.task.cancel()
         terminal = run.status in TERMINAL
         row = {
             "id": run.id,

@@ -470,3 +470,25 @@ async def test_cancel_aborts_running_task_and_children(flow):
     assert out["status"] == "ABORTED"
     kid = kids["items"][0]["execution_id"]
     assert (await flow.wait(kid, 5))["status"] == "ABORTED"
+
+
+async def test_history_limit_fails_a_runaway_loop(tmp_path):
+    from conftest import Harness
+
+    h = await Harness(tmp_path / "d", max_history_events=200).start()
+    try:
+        env = await h.run(
+            {
+                "entry": "A",
+                "states": {
+                    "A": {"type": "wait", "seconds": 0, "next": "B"},
+                    "B": {"type": "router", "routes": [{"condition": "{% false %}", "next": "Done"}], "default": "A"},
+                    "Done": {"type": "succeed"},
+                },
+            },
+            timeout=60,
+        )
+        assert env["status"] == "FAILED"
+        assert env["error"]["error"] == "States.Runtime" and "history" in env["error"]["cause"]
+    finally:
+        await h.stop()
