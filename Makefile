@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 53000
 
-.PHONY: run test lint format bench chaos conformance binary studio system-deps venv clean
+.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/aionix --port $(PORT) --data-dir ./data
 
 ## Install what the suite needs (Debian packages and Python packages) and run all of it.
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) studio/node_modules
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 system-deps:
@@ -39,3 +39,15 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+## Build the Studio (studio/) into studio_dist/, which is committed: users and the binary need no Node.
+studio: studio/node_modules
+	cd studio && npm run build
+
+studio/node_modules: studio/package-lock.json
+	cd studio && npm ci --no-audit --no-fund
+	touch studio/node_modules
+
+## Regenerate docs/screenshots/ with the real server and Debian's chromium.
+screenshots: $(STAMP) studio/node_modules
+	$(BIN)/python tests/studio/screenshots.py docs/screenshots
