@@ -150,3 +150,10 @@ def make_connection(client: httpx.Client, kind: str, config: dict[str, Any]) -> 
 def error_name(response: httpx.Response) -> str:
     assert response.status_code in (502, 504), response.text
     return response.json()["error"]["details"]["error"]
+
+
+def make_secret(client: httpx.Client, value: str, type: str = "password") -> str:
+    name = unique("sec")
+    r = client.post("/api/v1/secrets", json={"name": name, "type": type, "value": value})
+    assert r.status_code == 201, r.text
+    return name
