@@ -209,7 +209,11 @@ class Engine:
         """Make every change so far durable (one transaction; concurrent frames share it)."""
         while run.durable < run.changes:
             if run.flushing is None:
-                run.flushing = asyncio.ensure_future(self._flush(run))
+                # let sibling frames that are ready (parallel branches, map items) add their
+                # events first, so that they share this transaction
+                await asyncio.sleep(0)
+                if run.flushing is None:
+                    run.flushing = asyncio.ensure_future(self._flush(run))
             await asyncio.shield(run.flushing)
 
     async def _flush(self, run: Run) -> None:
@@ -691,7 +695,6 @@ class Engine:
             ]
             frame.phase = "children"
             run.event("ParallelStarted", plan.name, frame.id, {"branches": len(plan.branches)})
-            await self.checkpoint(run)
         return await self._children(run, frame, plan, 0, None)
 
     async def _map(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
@@ -723,7 +726,6 @@ class Engine:
             frame.children = children
             frame.phase = "children"
             run.event("MapStarted", plan.name, frame.id, {"items": len(items)})
-            await self.checkpoint(run)
         tolerated = None
         if plan.tolerated_failure_count is not None or plan.tolerated_failure_percentage is not None:
             count, pct = plan.tolerated_failure_count, plan.tolerated_failure_percentage

@@ -366,13 +366,37 @@ class StepFlowService:
         self, execution_id: str, mode: str, wait_seconds: float | None
     ) -> tuple[dict[str, Any], bool]:
         run = self.runs.get(execution_id)
-        if mode == "sync" and run is not None:
+        if run is None:
+            envelope = await self.envelope_by_id(execution_id)
+            return envelope, envelope["status"] in TERMINAL
+        if mode == "sync":
             try:
                 await asyncio.wait_for(run.done.wait(), wait_seconds or self.config.sync_wait_seconds)
             except TimeoutError:
                 pass
-        envelope = await self.envelope_by_id(execution_id)
+        envelope = self.envelope_of(run)
         return envelope, envelope["status"] in TERMINAL
+
+    def envelope_of(self, run: Run) -> dict[str, Any]:
+        """The envelope of an execution held in memory (what its last checkpoint recorded)."""
+        terminal = run.status in TERMINAL and run.done.is_set()
+        status = run.status if terminal else "RUNNING"
+        return self.envelope(
+            {
+                "id": run.id,
+                "tenant": run.tenant,
+                "workflow": run.workflow,
+                "version": run.version,
+                "status": status,
+                "input": self._redact_text(run, _dumps(run.input)),
+                "output": self._redact_text(run, _dumps(run.output)) if status == "SUCCEEDED" else None,
+                "error": self._redact_text(run, _dumps(run.error)) if terminal and run.error is not None else None,
+                "started_at": run.started_at,
+                "stopped_at": run.stopped_at if terminal else None,
+                "trace_id": run.trace_id,
+                "redrive_count": run.redrive_count,
+            }
+        )
 
     async def _insert(self, run: Run, idempotency_key: str | None) -> None:
         events, run.pending = run.pending, []
@@ -523,6 +547,9 @@ class StepFlowService:
         }
 
     async def envelope_by_id(self, execution_id: str, tenant: str | None = None) -> dict[str, Any]:
+        run = self.runs.get(execution_id)
+        if run is not None and (tenant is None or run.tenant == tenant):
+            return self.envelope_of(run)
         return self.envelope(await self._row(tenant, execution_id))
 
     async def list_executions(
@@ -591,12 +618,13 @@ class StepFlowService:
             if run.task is not None:
                 run.task.cancel()
             await run.done.wait()
+        final = self.envelope_of(run)
         for child in await self.store.fetch_all("stepflow.running_children", {"id": execution_id}):
             try:
                 await self.cancel(tenant, child["id"], f"parent execution {execution_id} was cancelled")
             except (Conflict, NotFound):
                 pass
-        return await self.envelope_by_id(execution_id)
+        return final
 
     async def redrive(self, tenant: str, execution_id: str) -> dict[str, Any]:
         row = await self._row(tenant, execution_id)
@@ -619,7 +647,7 @@ class StepFlowService:
             raise
         run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}")
         await self._publish(run)
-        return await self.envelope_by_id(execution_id)
+        return self.envelope_of(run)
 
     # ------------------------------------------------------------------ callbacks
     async def token_outcome(self, token: str | None) -> dict[str, Any] | None:
@@ -716,6 +744,8 @@ class StepFlowService:
             run = self.runs.get(execution_id)
             if run is not None:
                 await run.done.wait()
+                if run.status in TERMINAL:
+                    return self.envelope_of(run)
             envelope = await self.envelope_by_id(execution_id)
             if envelope["status"] in TERMINAL:
                 return envelope
