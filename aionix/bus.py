@@ -73,7 +73,9 @@ class Bus:
         self._by_trn: dict[tuple[str, str], Executor] = {}
         self._by_kind: dict[str, Executor] = {}
         self.default_timeout = default_timeout
-        self._calls = Counter("aionix_bus_calls_total", "Bus invocations", ["target_kind", "outcome"], registry=registry)
+        self._calls = Counter(
+            "aionix_bus_calls_total", "Bus invocations", ["target_kind", "outcome"], registry=registry
+        )
         self._latency = Histogram(
             "aionix_bus_call_seconds",
             "Bus invocation latency",

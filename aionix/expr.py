@@ -26,6 +26,7 @@ import jlens
 
 from aionix.errors import AionixError
 
+
 class _Undefined:
     __slots__ = ()
 
@@ -34,6 +35,7 @@ class _Undefined:
 
     def __bool__(self) -> bool:
         return False
+
 
 UNDEFINED: Any = _Undefined()
 
@@ -44,10 +46,12 @@ _PARAM_REF_RE = re.compile(r"""\$param\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
 
 _limits = {"timeout": 1.0, "max_depth": 500}
 
+
 def configure(*, timeout_ms: int, max_depth: int) -> None:
     """Set the per-evaluation bounds (from `[limits]`)."""
     _limits["timeout"] = timeout_ms / 1000.0
     _limits["max_depth"] = max_depth
+
 
 class ExpressionError(AionixError):
     """A JSONata syntax or evaluation error, with the engine's code and the position."""
@@ -68,6 +72,7 @@ class ExpressionError(AionixError):
     def is_timeout(self) -> bool:
         return self.jsonata_code in {"D1012", "U1001"}
 
+
 def _error(exc: jlens.JlensError, source: str, shift: int = 0) -> ExpressionError:
     position = getattr(exc, "position", None)
     if isinstance(position, int) and shift:
@@ -81,6 +86,7 @@ def _error(exc: jlens.JlensError, source: str, shift: int = 0) -> ExpressionErro
         jsonata_code=code,
         position=position,
     )
+
 
 @dataclass(frozen=True, slots=True)
 class References:
@@ -100,10 +106,11 @@ class References:
             self.reads_all_secrets or other.reads_all_secrets,
         )
 
+
 class Expression:
     """A compiled JSONata expression. Build with `compile_expression` (cached)."""
 
-    __slots__ = ("source", "_wrapped", "_plain", "references", "reads_map")
+    __slots__ = ("_plain", "_wrapped", "reads_map", "references", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -133,6 +140,7 @@ class Expression:
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
 
+
 def _references(source: str, reads: Mapping[str, Any]) -> References:
     bindings = reads.get("bindings") or {}
     secret = bindings.get("secret")
@@ -150,13 +158,16 @@ def _references(source: str, reads: Mapping[str, Any]) -> References:
         dynamic = source.count("$param(") > len(literal_calls)
     return References(secrets, frozenset(params), dynamic, reads_all)
 
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> Expression:
     """Compile (once per distinct source) or raise `ExpressionError` with the position."""
     return Expression(source)
 
+
 def is_expression(value: Any) -> bool:
     return isinstance(value, str) and _TEMPLATE_RE.match(value.strip()) is not None
+
 
 def expression_source(value: str) -> str:
     m = _TEMPLATE_RE.match(value.strip())
@@ -164,11 +175,13 @@ def expression_source(value: str) -> str:
         raise ValueError("not a {% %} expression")
     return m.group(1).strip()
 
+
 @dataclass(slots=True)
 class _Node:
     kind: str  # "lit" | "expr" | "obj" | "arr"
     value: Any = None
     children: Any = None
+
 
 @dataclass(slots=True)
 class Template:
@@ -188,6 +201,7 @@ class Template:
         undefined top-level expression gives `UNDEFINED`."""
         return _eval(self.root, data, bindings)
 
+
 def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None) -> Any:
     kind = node.kind
     if kind == "lit":
@@ -204,12 +218,14 @@ def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None) -> Any:
     values = (_eval(child, data, bindings) for child in node.children)
     return [v for v in values if v is not UNDEFINED]
 
+
 def compile_template(value: Any, *, pointer: str = "") -> Template:
     """Compile a structure; a syntax error raises `ExpressionError` whose details carry the
     JSON `pointer` of the offending string."""
     template = Template(_Node("lit"))
     template.root = _compile(value, pointer, template)
     return template
+
 
 def _compile(value: Any, pointer: str, template: Template) -> _Node:
     if isinstance(value, str):
@@ -236,11 +252,14 @@ def _compile(value: Any, pointer: str, template: Template) -> _Node:
         return _Node("arr", children=children)
     return _Node("lit", value)
 
+
 def _escape(key: str) -> str:
     return str(key).replace("~", "~0").replace("/", "~1")
+
 
 def evaluate_source(source: str, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
     """Compile (cached) and evaluate in one call."""
     return compile_expression(source).evaluate(data, bindings)
+
 
 Binding = Callable[..., Any]

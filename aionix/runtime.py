@@ -178,7 +178,9 @@ class Runtime:
             await asyncio.sleep(3600)
             now = time.time()
             try:
-                await self.store.execute("core.prune_idempotency", {"before": now - sec.idempotency_retention_hours * 3600})
+                await self.store.execute(
+                    "core.prune_idempotency", {"before": now - sec.idempotency_retention_hours * 3600}
+                )
                 await self.store.execute("core.prune_audit", {"before": now - sec.audit_retention_days * 86400})
             except Exception:
                 log.exception("pruning failed")
@@ -194,7 +196,10 @@ class Runtime:
         resource: str | None = None,
         details: Any = None,
     ) -> None:
-        await self.store.execute("core.insert_audit", self.audit_row(request, principal, action, status=status, resource=resource, details=details))
+        await self.store.execute(
+            "core.insert_audit",
+            self.audit_row(request, principal, action, status=status, resource=resource, details=details),
+        )
 
     def audit_row(
         self,

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _run(cfg) -> int:  # noqa: ANN001
+def _run(cfg) -> int:
     try:
         import uvloop
 
@@ -93,7 +93,7 @@ def _run(cfg) -> int:  # noqa: ANN001
     return runner(_serve(cfg))
 
 
-async def _serve(cfg) -> int:  # noqa: ANN001
+async def _serve(cfg) -> int:
     import uvicorn
 
     from aionix.api.app import create_app
@@ -133,7 +133,7 @@ async def _serve(cfg) -> int:  # noqa: ANN001
     return 0 if server.started else 1
 
 
-async def _safe_stop(rt) -> None:  # noqa: ANN001
+async def _safe_stop(rt) -> None:
     try:
         await rt.stop()
     except Exception:

@@ -102,15 +102,15 @@ def parse(text: str) -> TRN:
         raise _fail(f"unknown service {service!r} (one of {', '.join(sorted(SERVICES))})", text, pos)
     pos += len(service) + 1
     tenant, sep, rest = rest.partition(":")
+    _check("tenant", tenant if sep else tenant.split("/")[0], "tenant", text, pos)
     if not sep:
         raise _fail("expected ':' after the tenant", text, len(text))
-    _check("tenant", tenant, "tenant", text, pos)
     pos += len(tenant) + 1
     rtype, sep, rest = rest.partition("/")
-    if not sep:
-        raise _fail("expected '{type}/{path}'", text, len(text))
-    if rtype not in SERVICES[service]:
+    if rtype not in SERVICES[service] or not sep:
         kinds = ", ".join(sorted(SERVICES[service]))
+        if rtype in SERVICES[service]:
+            raise _fail("expected '{type}/{path}'", text, len(text))
         raise _fail(f"unknown type {rtype!r} for service {service!r} (one of {kinds})", text, pos)
     pos += len(rtype) + 1
     path, sep, qualifier = rest.partition(":")

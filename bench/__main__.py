@@ -30,7 +30,11 @@ def main(argv: list[str]) -> int:
         out = {
             "benchmark": name,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-            "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {
+                "cpus": __import__("os").cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
             "figures": figures,
         }
         (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -32,8 +32,10 @@ async def _bench(writers: int, total: int) -> float:
 def run() -> dict:
     one = asyncio.run(_bench(1, 2000))
     many = asyncio.run(_bench(64, 20000))
-    print_table([
-        ("durable commits/s, 1 writer", round(one), "commits/s"),
-        ("durable commits/s, 64 writers", round(many), "commits/s"),
-    ])
+    print_table(
+        [
+            ("durable commits/s, 1 writer", round(one), "commits/s"),
+            ("durable commits/s, 64 writers", round(many), "commits/s"),
+        ]
+    )
     return {"commits_per_s_1_writer": round(one), "commits_per_s_64_writers": round(many)}

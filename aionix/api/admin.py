@@ -26,7 +26,9 @@ class CreateKey(BaseModel):
 
     name: str = Field(..., min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     role: Literal["viewer", "operator", "admin"]
-    tenant: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="defaults to the caller's tenant")
+    tenant: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="defaults to the caller's tenant"
+    )
     cross_tenant: bool = Field(False, description="admin keys only: may act in other tenants via X-Aionix-Tenant")
 
 
@@ -61,6 +63,7 @@ class AuditRecord(BaseModel):
 
 
 class AuditQuery(PageQuery):
+    cursor: str | None = Field(None, max_length=20, pattern=r"^[0-9]+$")
     action: str | None = Field(None, max_length=200)
     since: float | None = Field(None, ge=0, description="Unix time")
 
@@ -68,7 +71,7 @@ class AuditQuery(PageQuery):
 class ResolveQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    trn: str = Field(..., min_length=1, max_length=1024)
+    trn: str = Field(..., min_length=5, max_length=1024, pattern=r"^trn:")
 
 
 class Resolved(BaseModel):
@@ -108,7 +111,14 @@ async def create_key(call: Call) -> dict[str, Any]:
     if body.cross_tenant and not call.principal.cross_tenant:
         raise Forbidden("only a cross-tenant admin key can create another")
     key = new_key()
-    row = key_row(key, tenant=tenant, name=body.name, role=body.role, cross_tenant=body.cross_tenant, created_by=call.principal.key_id)
+    row = key_row(
+        key,
+        tenant=tenant,
+        name=body.name,
+        role=body.role,
+        cross_tenant=body.cross_tenant,
+        created_by=call.principal.key_id,
+    )
     await call.rt.store.execute("core.insert_key", row)
     row.pop("hash")
     return {**_key_info(row), "key": key, "revoked_at": None}
@@ -118,7 +128,9 @@ async def create_key(call: Call) -> dict[str, Any]:
 async def list_keys(call: Call) -> dict[str, Any]:
     """List the tenant's API keys (never the keys themselves)."""
     limit = call.page_limit(call.query.limit)
-    rows = await call.rt.store.fetch_all("core.list_keys", {"tenant": call.tenant, "cursor": call.query.cursor, "limit": limit + 1})
+    rows = await call.rt.store.fetch_all(
+        "core.list_keys", {"tenant": call.tenant, "cursor": call.query.cursor, "limit": limit + 1}
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [_key_info(r) for r in rows], "next_cursor": rows[-1]["id"] if more else None}
@@ -129,17 +141,18 @@ async def revoke_key(call: Call) -> dict[str, Any]:
     """Revoke a key; it stops working at once on this node."""
     key_id = call.path["key_id"]
     params = {"id": key_id, "tenant": call.tenant, "now": time.time()}
-    await call.rt.store.execute("core.revoke_key", params)
+    changed = await call.rt.store.execute("core.revoke_key", params)
+    if not changed:
+        raise NotFound(f"key {key_id} not found (or already revoked)")
     row = await call.rt.store.fetch_one("core.get_key", {"id": key_id, "tenant": call.tenant})
-    if row is None:
-        raise NotFound(f"key {key_id} not found")
+    assert row is not None
     call.rt.authenticator.forget()
     return _key_info(row)
 
 
 @api.get("/api/v1/audit", role="admin", query=AuditQuery, response=Page[AuditRecord])
 async def list_audit(call: Call) -> dict[str, Any]:
-    """The tenant's audit trail, newest first."""
+    """The tenant's audit trail, newest first (cross-tenant admins also see failed authentications)."""
     q: AuditQuery = call.query
     limit = call.page_limit(q.limit)
     cursor = None
@@ -148,7 +161,16 @@ async def list_audit(call: Call) -> dict[str, Any]:
             raise field_error("query.cursor", "not a cursor returned by this list")
         cursor = int(q.cursor)
     rows = await call.rt.store.fetch_all(
-        "core.list_audit", {"tenant": call.tenant, "cursor": cursor, "action": q.action, "since": q.since, "limit": limit + 1}
+        "core.list_audit",
+        {
+            "tenant": call.tenant,
+            # tenant-less records (failed authentications) are shown to cross-tenant admins only
+            "include_global": int(bool(call.principal and call.principal.cross_tenant)),
+            "cursor": cursor,
+            "action": q.action,
+            "since": q.since,
+            "limit": limit + 1,
+        },
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -185,7 +207,13 @@ async def whoami(call: Call) -> dict[str, Any]:
 
     p = call.principal
     assert p is not None
-    return {"key_id": p.key_id, "tenant": p.tenant, "role": p.role, "cross_tenant": p.cross_tenant, "version": __version__}
+    return {
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "role": p.role,
+        "cross_tenant": p.cross_tenant,
+        "version": __version__,
+    }
 
 
 @api.get("/api/v1/admin/backup", role="admin", media_type="application/vnd.sqlite3", audit=True)
@@ -200,4 +228,6 @@ async def backup(call: Call) -> FileResponse:
     async def cleanup() -> None:
         await asyncio.to_thread(lambda: (target.unlink(missing_ok=True), folder.rmdir()))
 
-    return FileResponse(target, media_type="application/vnd.sqlite3", filename="aionix-backup.db", background=BackgroundTask(cleanup))
+    return FileResponse(
+        target, media_type="application/vnd.sqlite3", filename="aionix-backup.db", background=BackgroundTask(cleanup)
+    )

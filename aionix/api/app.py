@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aionix.api import openapi
@@ -92,6 +92,22 @@ def create_app(rt: Runtime) -> Starlette:
         routes.append(Route(path, _by_method(handlers), methods=list(handlers)))
     for plugin in rt.plugins:
         routes.extend(plugin.routes)
+
+    async def no_route(request: Request) -> Response:
+        allowed = [
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.endpoint is not no_route and route.matches(request.scope)[0] == Match.PARTIAL
+            for method in sorted(route.methods or ())
+        ]
+        if allowed:
+            response = error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
+
+    # Unknown API paths answer the 404 envelope, never the Studio's index page.
+    routes.append(Route("/api/{rest:path}", no_route, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]))
     studio = studio_dir()
     if studio is not None:
         routes.append(Mount("/", app=StudioFiles(directory=studio, html=True), name="studio"))
@@ -103,7 +119,10 @@ def create_app(rt: Runtime) -> Starlette:
         if exc.status_code == 404:
             return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            response = error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            if exc.headers and "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         return error_response(AionixError(exc.detail or "error", code="http_error"))
 
     async def aionix_error(request: Request, exc: Exception) -> Response:

@@ -51,7 +51,9 @@ def new_key_id() -> str:
     return "key_" + secrets.token_hex(8)
 
 
-def key_row(key: str, *, tenant: str, name: str, role: str, cross_tenant: bool, created_by: str | None) -> dict[str, Any]:
+def key_row(
+    key: str, *, tenant: str, name: str, role: str, cross_tenant: bool, created_by: str | None
+) -> dict[str, Any]:
     return {
         "id": new_key_id(),
         "tenant": tenant,

@@ -138,13 +138,23 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
         except AionixError as exc:
             status = exc.status
             if isinstance(exc, Unauthorized) or exc.status == 401:
-                rt.auth_failures.record(client_ip(request))
+                if "authorization" in request.headers or "x-api-key" in request.headers:
+                    rt.auth_failures.record(client_ip(request))  # a guessed key, not a missing one
                 await rt.audit(request, None, "auth.failure", status=401, details={"reason": exc.message})
             return error_response(exc)
         except Exception:
             log.exception("unhandled error in %s %s", endpoint.method, endpoint.path)
             status = 500
-            return json_response({"error": {"code": "internal", "message": "internal error", "details": {"trace_id": request.state.trace_id}}}, 500)
+            return json_response(
+                {
+                    "error": {
+                        "code": "internal",
+                        "message": "internal error",
+                        "details": {"trace_id": request.state.trace_id},
+                    }
+                },
+                500,
+            )
         finally:
             rt.metrics.observe_request(endpoint.method, endpoint.path, status, time.perf_counter() - started)
             principal = principal or getattr(request.state, "principal", None)
@@ -191,9 +201,10 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                 raise UnsupportedMediaType(
                     f"content type must be {' or '.join(endpoint.content_types)}, got {ctype or 'none'}"
                 )
-            data = parse_json(raw, limits.max_json_depth)
+            parse_json(raw, limits.max_json_depth)
             try:
-                call.body = endpoint.body.model_validate(data)
+                # strict JSON mode: no 0 -> false or "1" -> 1 coercion, enums from their values
+                call.body = endpoint.body.model_validate_json(raw, strict=True)
             except ValidationError as exc:
                 raise validation_error(exc) from None
         idem_key = request.headers.get("idempotency-key")
@@ -226,7 +237,14 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             if row is None:
                 tx.execute(
                     "core.reserve_idempotency",
-                    {"tenant": tenant, "key": key, "method": endpoint.method, "path": call.request.url.path, "body_hash": body_hash, "now": now},
+                    {
+                        "tenant": tenant,
+                        "key": key,
+                        "method": endpoint.method,
+                        "path": call.request.url.path,
+                        "body_hash": body_hash,
+                        "now": now,
+                    },
                 )
             return row
 
@@ -258,7 +276,13 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             return response
         await rt.store.execute(
             "core.complete_idempotency",
-            {"tenant": tenant, "key": key, "status": response.status_code, "response": bytes(response.body), "media_type": response.media_type},
+            {
+                "tenant": tenant,
+                "key": key,
+                "status": response.status_code,
+                "response": bytes(response.body),
+                "media_type": response.media_type,
+            },
         )
         return response
 

@@ -49,7 +49,12 @@ def build(endpoints: list[Endpoint], *, title: str = "Aionix") -> dict[str, Any]
         path = _PARAM_RE.sub(lambda m: "{" + m.group(1) + "}", ep.path)
         op: dict[str, Any] = {"operationId": ep.operation_id, "summary": ep.summary, "tags": [ep.tag]}
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"},
+            }
             for name in _PARAM_RE.findall(ep.path)
         ]
         for name in _PARAM_RE.finditer(ep.path):
@@ -87,7 +92,9 @@ def build(endpoints: list[Endpoint], *, title: str = "Aionix") -> dict[str, Any]
         for code, text in _ERRORS.items():
             if code in (401, 403) and ep.role is None:
                 continue
-            responses.setdefault(str(code), {"description": text, "content": {"application/json": {"schema": error_ref}}})
+            responses.setdefault(
+                str(code), {"description": text, "content": {"application/json": {"schema": error_ref}}}
+            )
         op["responses"] = responses
         paths.setdefault(path, {})[ep.method.lower()] = op
     return {

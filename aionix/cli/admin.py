@@ -86,4 +86,8 @@ def audit(
     """The tenant's audit trail, newest first."""
     st = state(ctx)
     page = st.client.get("/api/v1/audit", params={"action": action, "since": since, "limit": limit, "cursor": cursor})
-    st.emit(page, columns=["id", "ts", "key_id", "action", "status"], wide_columns=["id", "ts", "key_id", "ip", "action", "resource", "status"])
+    st.emit(
+        page,
+        columns=["id", "ts", "key_id", "action", "status"],
+        wide_columns=["id", "ts", "key_id", "ip", "action", "resource", "status"],
+    )

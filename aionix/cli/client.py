@@ -73,12 +73,24 @@ class Client:
             self._http = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout)
         return self._http
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, raw: bool = False, headers: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        raw: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self.http.request(method, path, json=json, params=params, headers=headers)
         except httpx.ConnectError:
-            raise CLIError(f"cannot reach the server at {self.url} (start it with `aionix` or `make run`, or pass --url)", EXIT_UNREACHABLE) from None
+            raise CLIError(
+                f"cannot reach the server at {self.url} (start it with `aionix` or `make run`, or pass --url)",
+                EXIT_UNREACHABLE,
+            ) from None
         except httpx.TimeoutException:
             raise CLIError(f"the server at {self.url} did not answer in time", EXIT_UNREACHABLE) from None
         except httpx.HTTPError as exc:

@@ -31,7 +31,9 @@ def create(
 
 
 @app.command("list")
-def list_keys(ctx: typer.Context, limit: int = typer.Option(None, "--limit"), cursor: str = typer.Option(None, "--cursor")) -> None:
+def list_keys(
+    ctx: typer.Context, limit: int = typer.Option(None, "--limit"), cursor: str = typer.Option(None, "--cursor")
+) -> None:
     """List the tenant's keys (never the keys themselves)."""
     st = state(ctx)
     st.emit(st.client.get("/api/v1/keys", params={"limit": limit, "cursor": cursor}), columns=COLUMNS)

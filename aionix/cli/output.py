@@ -41,6 +41,7 @@ def table(rows: list[dict[str, Any]], columns: list[str], *, wide: bool = False)
         while sum(widths) + 2 * (len(widths) - 1) > budget and max(widths) > 8:
             i = widths.index(max(widths))
             widths[i] -= 1
+
     def fit(text: str, width: int) -> str:
         return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
@@ -53,7 +54,15 @@ def table(rows: list[dict[str, Any]], columns: list[str], *, wide: bool = False)
     return "\n".join(lines)
 
 
-def emit(data: Any, fmt: str, *, columns: list[str] | None = None, wide_columns: list[str] | None = None, id_field: str = "id", quiet: bool = False) -> None:
+def emit(
+    data: Any,
+    fmt: str,
+    *,
+    columns: list[str] | None = None,
+    wide_columns: list[str] | None = None,
+    id_field: str = "id",
+    quiet: bool = False,
+) -> None:
     """Print one object or a list (a page's `items`) in the chosen format."""
     items = data.get("items") if isinstance(data, dict) and "items" in data else None
     if quiet:

@@ -57,7 +57,9 @@ def read_document(value: str, what: str = "input") -> Any:
         try:
             return yaml.safe_load(text)
         except yaml.YAMLError:
-            raise CLIError(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", EXIT_USAGE) from None
+            raise CLIError(
+                f"{what}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", EXIT_USAGE
+            ) from None
 
 
 def _read(path: Path, what: str) -> str:

@@ -122,7 +122,9 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_ms / 1000
+        )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -234,7 +236,7 @@ class SQLiteStore:
             conn.execute("SAVEPOINT job")
             try:
                 result = job.fn(tx)
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 try:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
@@ -272,7 +274,6 @@ class SQLiteStore:
                 loop.call_soon_threadsafe(_settle, items)
             except RuntimeError:
                 pass  # the loop is gone (shutdown); nobody is waiting
-
 
     # ------------------------------------------------------------------ reads
     async def fetch_one(self, query: str, params: Params = None) -> Row | None:

@@ -42,7 +42,7 @@ VALUES (:ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status,
 -- name: list_audit
 SELECT id, ts, tenant, key_id, ip, method, path, action, resource, status, details
 FROM audit
-WHERE tenant = :tenant
+WHERE (tenant = :tenant OR (:include_global = 1 AND tenant IS NULL))
   AND (:cursor IS NULL OR id < :cursor)
   AND (:action IS NULL OR action = :action)
   AND (:since IS NULL OR ts >= :since)

@@ -1,0 +1,169 @@
+import asyncio
+import random
+import sqlite3
+
+import pytest
+
+from aionix.errors import StoreError
+from aionix.store.queries import load_migrations, load_queries
+from aionix.store.sqlite import SQLiteStore, UniqueViolation
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = SQLiteStore(tmp_path / "t.db")
+    await s.start()
+    yield s
+    await s.close()
+
+
+def meta(key, value="v"):
+    return {"key": key, "value": value}
+
+
+async def test_settings_wal_full_foreign_keys(store):
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store._writer.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+async def test_migrations_apply_once_and_are_recorded(tmp_path):
+    s = SQLiteStore(tmp_path / "m.db")
+    await s.start()
+    await s.close()
+    s = SQLiteStore(tmp_path / "m.db")
+    await s.start()
+    conn = sqlite3.connect(tmp_path / "m.db")
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    conn.close()
+    assert versions == [m.version for m in load_migrations("sqlite")]
+    await s.close()
+
+
+async def test_concurrent_writers_are_group_committed_and_each_sees_its_commit(store):
+    await asyncio.gather(*(store.execute("core.put_meta", meta(f"k{i}")) for i in range(500)))
+    assert store.stats["transactions"] == 500
+    assert store.stats["commits"] < 500
+    rows = await asyncio.gather(*(store.fetch_one("core.get_meta", {"key": f"k{i}"}) for i in range(500)))
+    assert all(r == {"value": "v"} for r in rows)
+
+
+async def test_a_failing_caller_does_not_undo_the_others_in_its_group(store):
+    def good(i):
+        return lambda tx: tx.execute("core.put_meta", meta(f"g{i}"))
+
+    def bad(tx):
+        tx.execute("core.put_meta", meta("half"))
+        raise ValueError("boom")
+
+    jobs = [store.transaction(good(i)) for i in range(20)] + [store.transaction(bad)]
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    assert isinstance(results[-1], ValueError)
+    assert await store.fetch_one("core.get_meta", {"key": "half"}) is None
+    for i in range(20):
+        assert await store.fetch_one("core.get_meta", {"key": f"g{i}"}) is not None
+
+
+async def test_reads_inside_a_transaction_see_its_own_writes(store):
+    def fn(tx):
+        tx.execute("core.put_meta", meta("own", "1"))
+        return tx.fetch_one("core.get_meta", {"key": "own"})
+
+    assert await store.transaction(fn) == {"value": "1"}
+
+
+async def test_unique_violation_is_a_conflict(store):
+    row = {
+        "id": "k1",
+        "tenant": "t",
+        "name": "n",
+        "role": "admin",
+        "hash": "h",
+        "prefix": "p",
+        "cross_tenant": 0,
+        "created_at": 1.0,
+        "created_by": None,
+    }
+    await store.execute("core.insert_key", row)
+    with pytest.raises(UniqueViolation) as info:
+        await store.execute("core.insert_key", row)
+    assert info.value.status == 409
+
+
+async def test_unknown_query_name_is_a_programming_error(store):
+    with pytest.raises(KeyError):
+        await store.fetch_one("core.no_such_query")
+
+
+async def test_injected_commit_faults_never_half_apply(store):
+    """RELIABILITY store faults: commits fail at a seeded 5%; every caller gets either its
+    whole transaction or a clean StoreError, never half of it."""
+    rng = random.Random(7)
+
+    def fault():
+        if rng.random() < 0.05:
+            raise sqlite3.OperationalError(
+                rng.choice(["disk I/O error", "database or disk is full", "database is locked"])
+            )
+
+    store.fault_hook = fault
+
+    def pair(i):
+        def fn(tx):
+            tx.execute("core.put_meta", meta(f"a{i}"))
+            tx.execute("core.put_meta", meta(f"b{i}"))
+
+        return fn
+
+    outcomes = []
+    for chunk in range(10):
+        outcomes += await asyncio.gather(
+            *(store.transaction(pair(chunk * 40 + i)) for i in range(40)), return_exceptions=True
+        )
+    store.fault_hook = None
+    failed = [i for i, o in enumerate(outcomes) if isinstance(o, Exception)]
+    assert failed, "the seeded faults should have hit some commits"
+    assert all(isinstance(outcomes[i], StoreError) for i in failed)
+    for i in range(len(outcomes)):
+        a = await store.fetch_one("core.get_meta", {"key": f"a{i}"})
+        b = await store.fetch_one("core.get_meta", {"key": f"b{i}"})
+        assert (a is None) == (b is None) == (i in failed)
+    assert store._writer.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_online_backup_is_consistent(store, tmp_path):
+    await asyncio.gather(*(store.execute("core.put_meta", meta(f"k{i}")) for i in range(100)))
+    target = tmp_path / "backup.db"
+    await store.backup(target)
+    conn = sqlite3.connect(target)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM meta WHERE key LIKE 'k%'").fetchone()[0] == 100
+    conn.close()
+
+
+async def test_closed_store_refuses_writes(tmp_path):
+    s = SQLiteStore(tmp_path / "c.db")
+    await s.start()
+    await s.close()
+    with pytest.raises(StoreError):
+        await s.execute("core.put_meta", meta("x"))
+
+
+def test_every_named_query_compiles_against_the_schema(tmp_path):
+    """A typo in any service's named SQL fails here, not at first use."""
+    import asyncio as aio
+
+    s = SQLiteStore(tmp_path / "q.db")
+    aio.run(s.start())
+    aio.run(s.close())
+    conn = sqlite3.connect(tmp_path / "q.db")
+    for name, sql in load_queries("sqlite").items():
+        try:
+            conn.execute("EXPLAIN " + sql, {}) if ":" in sql else conn.execute("EXPLAIN " + sql)
+        except sqlite3.ProgrammingError:
+            pass  # parameters are not bound here; the statement itself compiled
+        except sqlite3.Error as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+    conn.close()
