@@ -252,21 +252,19 @@ async def kill_uid(uid: int) -> None:
     """SIGKILL every process running as `uid`: `kill(-1)` from a process with that uid is
     atomic against forks, so a fork bomb cannot outrun it."""
     for _ in range(3):
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/kill",
-                "-9",
-                "-1",
+        # a plain subprocess in a thread: uvloop's subprocess support has no user/group
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            await asyncio.to_thread(
+                subprocess.run,
+                ["/bin/kill", "-9", "-1"],
                 user=uid,
                 group=uid,
                 extra_groups=[],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                timeout=10,
             )
-            await proc.wait()
-        except OSError:
-            pass
         if not uid_processes(uid):
             return
         await asyncio.sleep(0.02)

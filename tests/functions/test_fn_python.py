@@ -1,0 +1,285 @@
+"""The Python runtime: results, errors as data, limits, and a hostile corpus (S2) that must
+stay contained while the server stays healthy."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from conftest import CANARY, create, healthy, invoke
+
+SOURCE = r"""
+import asyncio, json, os, socket, subprocess, sys, time
+
+def handler(event, context):
+    op = event.get("op")
+    if op == "ok":
+        print("to stdout", event.get("n"))
+        print("to stderr", file=sys.stderr)
+        return {"n": event.get("n"), "key": context.idempotency_key, "version": context.function_version,
+                "cwd": os.getcwd(), "files": os.listdir("."), "uid": os.getuid(), "pid": os.getpid()}
+    if op == "raise":
+        raise ValueError("no good: " + str(event.get("n")))
+    if op == "exit":
+        os._exit(3)
+    if op == "env":
+        return dict(os.environ)
+    if op == "proc_env":
+        try:
+            return open("/proc/%d/environ" % os.getppid(), "rb").read().decode(errors="replace")
+        except OSError as exc:
+            return "denied: %s" % exc
+    if op == "read":
+        try:
+            with open(event["path"], "rb") as fh:
+                return "read %d bytes" % len(fh.read())
+        except OSError as exc:
+            return "denied: %s" % type(exc).__name__
+    if op == "list":
+        try:
+            return os.listdir(event["path"])
+        except OSError as exc:
+            return "denied: %s" % type(exc).__name__
+    if op == "write":
+        try:
+            with open(event["path"], "w") as fh:
+                fh.write("x")
+            return "wrote"
+        except OSError as exc:
+            return "denied: %s" % type(exc).__name__
+    if op == "memory":
+        block = bytearray(2 * 1024 * 1024 * 1024)
+        return len(block)
+    if op == "loop":
+        while True:
+            pass
+    if op == "sleep":
+        time.sleep(event["s"])
+        return "slept"
+    if op == "fork":
+        children = 0
+        for _ in range(10000):
+            try:
+                if os.fork() == 0:
+                    time.sleep(60)
+                    os._exit(0)
+                children += 1
+            except OSError:
+                break
+        return children
+    if op == "net":
+        try:
+            socket.create_connection(("127.0.0.1", event["port"]), timeout=2).close()
+            return "connected"
+        except OSError as exc:
+            return "denied: %s" % exc
+    if op == "orphan":
+        p = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        return {"child": p.pid, "uid": os.getuid(), "pid": os.getpid()}
+    if op == "async":
+        return asyncio.sleep(0.01, result="awaited")
+    if op == "bad_result":
+        return {1, 2}
+    return None
+"""
+
+ASYNC_SOURCE = (
+    "import asyncio\n\nasync def handler(event, context):\n    await asyncio.sleep(0.01)\n    return {'async': event}\n"
+)
+
+
+def _fn(fn, **limits):
+    return create(fn, "python", SOURCE, limits={"timeout_seconds": 5, "memory_mb": 256, **limits})["name"]
+
+
+def test_success_logs_and_fresh_working_dir(fn) -> None:
+    name = _fn(fn)
+    first = invoke(fn, name, {"op": "ok", "n": 1})
+    assert first["status"] == "SUCCEEDED" and first["result"]["n"] == 1 and first["cold_start"] is True
+    assert first["billed_memory_mb"] == 256 and first["duration_ms"] > 0
+    second = invoke(fn, name, {"op": "ok", "n": 2})
+    assert second["cold_start"] is False, "the second call reuses the warm worker"
+    assert second["result"]["files"] == [] and second["result"]["cwd"] != first["result"]["cwd"]
+    logs = fn.get(f"/api/v1/functions/{name}/logs", params={"invocation_id": second["invocation_id"]}).json()["items"]
+    assert {(line["stream"], line["message"]) for line in logs} == {("stdout", "to stdout 2"), ("stderr", "to stderr")}
+    record = fn.get(f"/api/v1/functions/{name}/invocations/{second['invocation_id']}").json()
+    assert record["status"] == "SUCCEEDED" and record["result"]["n"] == 2
+    listed = fn.get(f"/api/v1/functions/{name}/invocations").json()["items"]
+    assert [r["invocation_id"] for r in listed[:2]] == [second["invocation_id"], first["invocation_id"]]
+
+
+def test_async_handler_and_idempotency_key_in_context(fn) -> None:
+    name = create(fn, "python", ASYNC_SOURCE)["name"]
+    r = fn.post(f"/api/v1/functions/{name}/invoke", json={"x": 1}, headers={"Idempotency-Key": "exec-1:Task:1"})
+    assert r.json()["result"] == {"async": {"x": 1}}
+    assert r.json()["idempotency_key"] == "exec-1:Task:1"
+    name2 = _fn(fn)
+    assert invoke(fn, name2, {"op": "async"})["result"] == "awaited"
+
+
+def test_async_invocation_mode(fn) -> None:
+    name = _fn(fn)
+    started = fn.post(f"/api/v1/functions/{name}/invoke", params={"mode": "async"}, json={"op": "ok", "n": 7}).json()
+    assert started["status"] == "RUNNING" and started["mode"] == "async"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        record = fn.get(f"/api/v1/functions/{name}/invocations/{started['invocation_id']}").json()
+        if record["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert record["status"] == "SUCCEEDED" and record["result"]["n"] == 7
+
+
+def test_exception_comes_back_as_data(fn) -> None:
+    name = _fn(fn)
+    record = invoke(fn, name, {"op": "raise", "n": 5})
+    assert record["status"] == "FAILED"
+    error = record["error"]
+    assert error["errorType"] == "ValueError" and error["errorMessage"] == "no good: 5"
+    assert error["error"] == "Function.Error.ValueError"
+    assert any("raise ValueError" in line for line in error["trace"])
+    assert invoke(fn, name, {"op": "ok"})["cold_start"] is False, "an exception does not cost the warm worker"
+    bad = invoke(fn, name, {"op": "bad_result"})
+    assert bad["status"] == "FAILED" and bad["error"]["errorType"] == "Runtime.ResponseSerialization"
+    crashed = invoke(fn, name, {"op": "exit"})
+    assert crashed["status"] == "FAILED" and crashed["error"]["errorType"] == "Runtime.ExitError"
+    assert invoke(fn, name, {"op": "ok"})["status"] == "SUCCEEDED", "a crashed worker is replaced"
+
+
+def test_timeout_and_infinite_loop(fn) -> None:
+    name = _fn(fn, timeout_seconds=1)
+    started = time.monotonic()
+    record = invoke(fn, name, {"op": "loop"})
+    assert time.monotonic() - started < 15
+    assert record["status"] == "TIMED_OUT" and record["error"]["error"] == "Function.Timeout"
+    assert invoke(fn, name, {"op": "sleep", "s": 3})["error"]["errorType"] == "Function.Timeout"
+    assert invoke(fn, name, {"op": "ok"})["status"] == "SUCCEEDED"
+    healthy(fn)
+
+
+def test_cpu_time_limit(fn) -> None:
+    name = _fn(fn, timeout_seconds=20, cpu_seconds=1)
+    record = invoke(fn, name, {"op": "loop"})
+    assert record["error"]["error"] == "Function.Timeout" and "CPU" in record["error"]["errorMessage"]
+    assert record["duration_ms"] < 15000
+
+
+def test_memory_blowup_is_stopped(fn) -> None:
+    name = _fn(fn)
+    record = invoke(fn, name, {"op": "memory"})
+    assert record["status"] == "FAILED"
+    assert record["error"]["error"] == "Function.MemoryLimitExceeded"
+    assert invoke(fn, name, {"op": "ok"})["status"] == "SUCCEEDED"
+    healthy(fn)
+
+
+def test_fork_bomb_is_contained(fn, fn_server) -> None:
+    health = fn.get("/healthz").json()["confinement"]
+    name = _fn(fn, max_processes=20, timeout_seconds=3)
+    record = invoke(fn, name, {"op": "fork"})
+    assert record["status"] == "SUCCEEDED"
+    assert record["result"] < 20, "the process limit stopped the forks"
+    after = invoke(fn, name, {"op": "ok"})
+    assert after["status"] == "SUCCEEDED"
+    if health["uid_drop"]:
+        uid = after["result"]["uid"]
+        assert _uid_processes(uid) - {after["result"]["pid"]} == set(), "the forked children were reaped"
+    healthy(fn)
+
+
+def _uid_processes(uid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):
+            continue
+        found.add(int(entry))
+    return found
+
+
+def test_no_orphans_after_one_second(fn) -> None:
+    health = fn.get("/healthz").json()["confinement"]
+    name = _fn(fn)
+    record = invoke(fn, name, {"op": "orphan"})
+    assert record["status"] == "SUCCEEDED"
+    child = record["result"]["child"]
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child), "a detached child outlived its invocation"
+    if health["uid_drop"]:
+        assert _uid_processes(record["result"]["uid"]) <= {record["result"]["pid"]}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def test_server_environment_is_invisible(fn) -> None:
+    name = create(fn, "python", SOURCE, env={"MINE": "yes"})["name"]
+    env = invoke(fn, name, {"op": "env"})["result"]
+    assert env["MINE"] == "yes"
+    assert CANARY not in str(env) and "FN_TEST_CANARY" not in env
+    assert not any(k.startswith("AIONIX_") for k in env)
+    snooped = invoke(fn, name, {"op": "proc_env"})["result"]
+    assert CANARY not in snooped
+
+
+def test_data_dir_and_master_key_are_denied(fn, fn_server) -> None:
+    health = fn.get("/healthz").json()["confinement"]
+    assert health["uid_drop"] == (os.geteuid() == 0)
+    name = _fn(fn)
+    data = fn_server.data_dir
+    files = [p for p in data.iterdir() if p.is_file()]
+    assert any(p.name == "aionix.db" for p in files)
+    for path in files:
+        result = invoke(fn, name, {"op": "read", "path": str(path)})["result"]
+        if health["uid_drop"]:
+            assert result.startswith("denied"), (path, result)
+    if health["uid_drop"]:
+        assert invoke(fn, name, {"op": "list", "path": str(data)})["result"].startswith("denied")
+
+
+def test_writes_outside_the_sandbox_are_denied(fn, fn_server) -> None:
+    health = fn.get("/healthz").json()["confinement"]
+    name = _fn(fn)
+    ok = invoke(fn, name, {"op": "write", "path": "scratch.txt"})["result"]
+    assert ok == "wrote", "the fresh working directory is writable"
+    if health["uid_drop"]:
+        for target in (str(fn_server.data_dir / "evil"), "/etc/aionix-evil", "/work/aionix-evil", "/usr/aionix-evil"):
+            assert invoke(fn, name, {"op": "write", "path": target})["result"].startswith("denied"), target
+            assert not os.path.exists(target)
+
+
+def test_network_is_denied_when_not_granted(fn, fn_server) -> None:
+    health = fn.get("/healthz").json()["confinement"]
+    name = _fn(fn)
+    result = invoke(fn, name, {"op": "net", "port": fn_server.port})["result"]
+    if health["netns"]:
+        assert result.startswith("denied"), result
+    granted = create(fn, "python", SOURCE, permissions={"net": ["127.0.0.1"]})["name"]
+    assert invoke(fn, granted, {"op": "net", "port": fn_server.port})["result"] == "connected"
+
+
+def test_server_latency_unharmed_by_hostile_functions(fn) -> None:
+    bomb = _fn(fn, timeout_seconds=2)
+    hostile = [invoke(fn, bomb, {"op": op}) for op in ("loop", "memory", "fork")]
+    assert [h["status"] for h in hostile] == ["TIMED_OUT", "FAILED", "SUCCEEDED"]
+    samples = []
+    for _ in range(20):
+        started = time.perf_counter()
+        assert fn.get("/healthz").status_code == 200
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    assert samples[-1] < 1.0, samples
