@@ -41,7 +41,7 @@ def conn_server(tmp_path_factory: pytest.TempPathFactory, roots: dict[str, Path]
     proc.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def api(conn_server: ServerProcess) -> Iterator[httpx.Client]:
     with conn_server.client() as c:
         yield c

@@ -122,3 +122,45 @@ def start_postgres() -> Postgres:
         timeout=60,
     )
     return pg
+
+
+@dataclass
+class Redis:
+    port: int
+    password: str
+    proc: subprocess.Popen
+    root: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_redis(password: str = "redis-secret-pw") -> Redis:
+    root = Path(tempfile.mkdtemp(prefix="aionix-redis-"))
+    port = free_port()
+    log = root / "log"
+    argv = [
+        shutil.which("redis-server") or "/usr/bin/redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        password,
+        "--dir",
+        str(root),
+        "--logfile",
+        str(log),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_port(port, 30, proc, log)
+    return Redis(port, password, proc, root)
