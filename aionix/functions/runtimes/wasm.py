@@ -170,6 +170,9 @@ class WasmRuntime:
         elapsed = (time.perf_counter() - started) * 1000
         stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         used_mb = round(memory_pages * 65536 / MiB, 1) or None
+        # wasmtime's Python API has no limiter callback: a module that traps or fails while its
+        # memory is within 1/8 of the cap is taken to have hit the cap (memory.grow returned -1)
+        near_limit = limit - memory_pages * 65536 < max(limit // 8, MiB)
         common = {"stderr": stderr, "duration_ms": elapsed, "cold": cold, "max_memory_mb": used_mb}
         if trap is not None:
             code = getattr(trap, "trap_code", None)
@@ -181,7 +184,7 @@ class WasmRuntime:
                     stdout=stdout,
                     **common,
                 )
-            if memory_pages * 65536 + 65536 > limit or ("memory" in str(trap).lower() and "limit" in str(trap).lower()):
+            if near_limit or ("memory" in str(trap).lower() and "limit" in str(trap).lower()):
                 return Outcome.failure(
                     MEMORY,
                     f"the function exceeded its memory limit of {spec.memory_mb} MB",
@@ -189,10 +192,14 @@ class WasmRuntime:
                     stdout=stdout,
                     **common,
                 )
-            lines = str(trap).strip().splitlines()
-            return Outcome.failure("Trap", lines[0] if lines else "trap", trace=lines, stdout=stdout, **common)
+            lines = [line.strip() for line in str(trap).strip().splitlines() if line.strip()]
+            reason = next(
+                (line for line in reversed(lines) if "trap" in line.lower() and "backtrace" not in line),
+                lines[-1] if lines else "trap",
+            )
+            return Outcome.failure("Trap", reason, trace=lines, stdout=stdout, **common)
         if exit_code != 0:
-            if memory_pages * 65536 + 65536 > limit:
+            if near_limit:
                 return Outcome.failure(
                     MEMORY,
                     f"the function exceeded its memory limit of {spec.memory_mb} MB",
