@@ -69,6 +69,30 @@ def status(ctx: typer.Context) -> None:
     st.emit(data)
 
 
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_AIO_COMPLETE"
+
+
+@app.command("completion")
+def completion(shell: str = typer.Argument(..., help="bash, zsh or fish")) -> None:
+    """Print the shell completion script: `source <(aio completion bash)`."""
+    if shell not in SHELLS:
+        raise CLIError(f"shell must be one of {', '.join(SHELLS)}", EXIT_USAGE)
+    from typer.completion import get_completion_script
+
+    print(get_completion_script(prog_name="aio", complete_var=COMPLETE_VAR, shell=shell))
+
+
+@app.command("docs")
+def docs(format: str = typer.Option("markdown", "--format", help="markdown")) -> None:
+    """Print the whole command reference (docs/cli.md is this output)."""
+    if format != "markdown":
+        raise CLIError("--format must be markdown", EXIT_USAGE)
+    from aionix.cli.reference import markdown
+
+    sys.stdout.write(markdown(typer.main.get_command(app)))
+
+
 for module_name, command in GROUPS:
     try:
         module = importlib.import_module(f"aionix.cli.{module_name}")
@@ -112,6 +136,15 @@ def hoist_global_options(args: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every failure to one line and an exit code."""
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    if COMPLETE_VAR in os.environ:
+        from typer.completion import completion_init
+
+        completion_init()
+        try:
+            app(prog_name="aio")
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
     try:
         app(args=args, prog_name="aio", standalone_mode=False)
         return 0
