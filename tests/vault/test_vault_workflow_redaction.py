@@ -1,0 +1,85 @@
+"""A secret used in a workflow task's parameters, in a task that fails and is caught: the value
+appears nowhere — not in the history, the envelope, the error, the logs or the database file."""
+
+from __future__ import annotations
+
+import time
+
+from vaultkit import create_secret, unique
+
+
+def _definition(secret: str, param_path: str) -> dict:
+    return {
+        "entry": "Login",
+        "states": {
+            "Login": {
+                "type": "task",
+                "action": "transform",
+                "parameters": {
+                    "expression": "$error('login refused for password ' & pw & ' at ' & host)",
+                    "data": {"pw": "{% $secret." + secret + " %}", "host": "{% $param('" + param_path + "') %}"},
+                },
+                "catch": [{"errors": ["States.ALL"], "next": "Failed"}],
+                "end": True,
+            },
+            "Failed": {"type": "fail", "error": "LoginFailed", "cause": "{% input.cause %}"},
+        },
+    }
+
+
+def test_secret_in_failing_caught_task_is_redacted_everywhere(make_server):
+    proc = make_server().start()
+    value = unique("wf-canary-password")
+    with proc.client() as c:
+        create_secret(c, "db_password", value)
+        r = c.put("/api/v1/params/app/db/host", json={"type": "string", "value": "db.internal"})
+        assert r.status_code == 200
+        r = c.post(
+            "/api/v1/workflows", json={"name": "login", "definition": _definition("db_password", "/app/db/host")}
+        )
+        assert r.status_code == 201, r.text
+        r = c.post("/api/v1/workflows/login/executions", json={"input": {}, "mode": "sync"})
+        assert r.status_code in (200, 202), r.text
+        envelope = r.json()
+        execution_id = envelope["execution_id"]
+        deadline = time.monotonic() + 60
+        while envelope["status"] == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            envelope = c.get(f"/api/v1/executions/{execution_id}").json()
+        assert envelope["status"] == "FAILED", envelope
+        assert envelope["error"]["error"] == "LoginFailed"
+        assert "login refused for password ***" in envelope["error"]["cause"]
+        assert "db.internal" in envelope["error"]["cause"], "parameters are not secrets: they stay readable"
+        history = c.get(f"/api/v1/executions/{execution_id}/history", params={"limit": 500})
+        assert history.status_code == 200
+        texts = {
+            "envelope": r.text + str(envelope),
+            "history": history.text,
+            "executions": c.get("/api/v1/executions").text,
+            "audit": c.get("/api/v1/audit", params={"limit": 500}).text,
+            "metrics": c.get("/metrics").text,
+        }
+        for where, text in texts.items():
+            assert value not in text, f"secret found in {where}"
+        reads = c.get("/api/v1/audit", params={"action": "credvault.resolve"}).json()["items"]
+        assert reads and reads[0]["details"]["reader"].startswith("trn:stepflow:default:execution/")
+    assert value not in proc.log()
+    for path in proc.data_dir.iterdir():
+        if path.is_file() and path.name.startswith("aionix.db"):
+            assert value.encode() not in path.read_bytes(), f"secret found in {path.name}"
+    proc.stop()
+    assert value not in proc.log()
+
+
+def test_missing_secret_fails_the_state_with_a_clear_runtime_cause(make_server):
+    proc = make_server().start()
+    definition = {
+        "entry": "Use",
+        "states": {"Use": {"type": "set", "value": {"pw": "{% $secret.nope %}"}, "end": True}},
+    }
+    with proc.client() as c:
+        assert c.post("/api/v1/workflows", json={"name": "missing", "definition": definition}).status_code == 201
+        envelope = c.post("/api/v1/workflows/missing/executions", json={"input": {}, "mode": "sync"}).json()
+        assert envelope["status"] == "FAILED"
+        assert envelope["error"]["error"] == "States.Runtime"
+        assert "nope" in envelope["error"]["cause"]
