@@ -296,3 +296,14 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 2
     assert "database.data_path" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cors_is_off_by_default_and_allow_listed_origins_pass(server, make_server):
+    preflight = {"Origin": "http://studio.example", "Access-Control-Request-Method": "GET"}
+    r = httpx.options(server.url + "/api/v1/whoami", headers=preflight)
+    assert "access-control-allow-origin" not in r.headers
+    srv = make_server(env={"AIONIX_SECURITY_CORS_ORIGINS": "http://studio.example,http://other.example"}).start()
+    r = httpx.options(srv.url + "/api/v1/whoami", headers=preflight)
+    assert r.headers["access-control-allow-origin"] == "http://studio.example"
+    r = httpx.options(srv.url + "/api/v1/whoami", headers={**preflight, "Origin": "http://evil.example"})
+    assert r.headers.get("access-control-allow-origin") != "http://evil.example"
