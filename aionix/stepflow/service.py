@@ -53,9 +53,18 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+_last_id = [0, 0]
+
+
 def new_execution_id() -> str:
-    """Time-ordered (lists page by id) and unguessable enough."""
-    return f"{int(time.time() * 1000):012x}{os.urandom(6).hex()}"
+    """Time-ordered and strictly increasing in this process (lists page by id), with a random tail."""
+    ms = int(time.time() * 1000)
+    if ms <= _last_id[0]:
+        ms, _last_id[1] = _last_id[0], _last_id[1] + 1
+    else:
+        _last_id[1] = 0
+    _last_id[0] = ms
+    return f"{ms:012x}{_last_id[1]:04x}{os.urandom(4).hex()}"
 
 
 class StepFlowService:
