@@ -164,3 +164,103 @@ def start_redis(password: str = "redis-secret-pw") -> Redis:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_port(port, 30, proc, log)
     return Redis(port, password, proc, root)
+
+
+def self_signed(root: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = root / "cert.pem", root / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class Mailbox:
+    """aiosmtpd servers on loopback (STARTTLS, implicit TLS, plain) sharing one inbox."""
+
+    cert: Path
+    ports: dict[str, int]
+    messages: list = field(default_factory=list)
+    controllers: list = field(default_factory=list)
+    user: str = "mailer"
+    password: str = "smtp-secret-pw"
+
+    def stop(self) -> None:
+        for c in self.controllers:
+            c.stop()
+
+
+def start_smtp(root: Path) -> Mailbox:
+    import ssl
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = self_signed(root)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    box = Mailbox(cert=cert, ports={})
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            box.messages.append(
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "message": message_from_bytes(envelope.content, policy=policy.default),
+                }
+            )
+            return "250 OK"
+
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            if address.startswith("reject"):
+                return "550 no such user"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login.decode() == box.user and auth_data.password.decode() == box.password
+        return AuthResult(success=ok, handled=False)
+
+    common = {"hostname": "127.0.0.1", "authenticator": authenticator, "auth_exclude_mechanism": ["LOGIN"]}
+    variants = {
+        "starttls": Controller(
+            Handler(), port=free_port(), tls_context=ctx, require_starttls=True, auth_require_tls=True, **common
+        ),
+        "tls": Controller(Handler(), port=free_port(), ssl_context=ctx, auth_require_tls=False, **common),
+        "plain": Controller(Handler(), port=free_port(), auth_require_tls=False, **common),
+    }
+    for security, controller in variants.items():
+        controller.start()
+        box.controllers.append(controller)
+        box.ports[security] = controller.port
+    return box
