@@ -117,6 +117,10 @@ def create(
     body: dict[str, Any] = {"name": name, "runtime": runtime, "code": code}
     if handler:
         body["handler"] = handler
+    elif runtime == "python":
+        body["handler"] = f"{file.stem}.handler"
+    elif runtime == "deno":
+        body["handler"] = file.name
     if config:
         body.update(read_document(config, "--config"))
     st.emit(st.client.post("/api/v1/functions", body))
