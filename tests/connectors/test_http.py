@@ -202,3 +202,39 @@ def test_connectors_lists_kinds_operations_and_schemas(api):
     assert "url" in ops["request"]["parameters"]["properties"]
     assert ops["request"]["result"]["required"] == ["status", "headers", "body", "truncated"]
     assert "base_url" in http["connection_schema"]["properties"]
+
+
+def test_bearer_basic_and_api_key_auth_from_the_vault(api, http_target):
+    from connectors.support import make_secret
+
+    token = make_secret(api, "good-token", type="api_key")
+    conn = make_connection(
+        api, "http", {"base_url": http_target.url, "auth": {"type": "bearer", "token_secret": token}}
+    )
+    r = run_action(api, "http", {"url": "/auth"}, connection=conn)
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["body"] == {"ok": True}
+    wrong = make_connection(
+        api,
+        "http",
+        {
+            "base_url": http_target.url,
+            "auth": {"type": "bearer", "token_secret": make_secret(api, "bad", type="api_key")},
+        },
+    )
+    assert error_name(run_action(api, "http", {"url": "/auth"}, connection=wrong)) == "Http.Status.401"
+    pw = make_secret(api, "s3cret")
+    basic = make_connection(
+        api, "http", {"base_url": http_target.url, "auth": {"type": "basic", "username": "ann", "password_secret": pw}}
+    )
+    echoed = run_action(api, "http", {"url": "/echo"}, connection=basic).json()["result"]["body"]
+    assert echoed["headers"]["authorization"] == "Basic YW5uOnMzY3JldA=="
+    key = make_connection(
+        api,
+        "http",
+        {"base_url": http_target.url, "auth": {"type": "api_key", "header": "X-Key", "value_secret": token}},
+    )
+    echoed = run_action(api, "http", {"url": "/echo"}, connection=key).json()["result"]["body"]
+    assert echoed["headers"]["x-key"] == "good-token"
+    r = api.get(f"/api/v1/connections/{conn}")
+    assert "good-token" not in r.text
