@@ -279,17 +279,19 @@ class SQLiteStore:
     async def fetch_one(self, query: str, params: Params = None) -> Row | None:
         sql = self._sql(query)
         try:
-            async with next(self._reader_cycle).execute(sql, params or ()) as cur:  # type: ignore[call-overload]
-                row = await cur.fetchone()
+            # One thread call per read (execute + fetch to the end): a statement left open
+            # between awaits would pin its connection's WAL snapshot, and another coroutine's
+            # read on that connection would miss writes it had already awaited.
+            rows = await next(self._reader_cycle).execute_fetchall(sql, params or ())  # type: ignore[arg-type]
         except sqlite3.Error as exc:
             raise _translate(exc) from None
+        row = next(iter(rows), None)
         return dict(row) if row is not None else None
 
     async def fetch_all(self, query: str, params: Params = None) -> list[Row]:
         sql = self._sql(query)
         try:
-            async with next(self._reader_cycle).execute(sql, params or ()) as cur:  # type: ignore[call-overload]
-                rows = await cur.fetchall()
+            rows = await next(self._reader_cycle).execute_fetchall(sql, params or ())  # type: ignore[arg-type]
         except sqlite3.Error as exc:
             raise _translate(exc) from None
         return [dict(r) for r in rows]
