@@ -37,6 +37,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## The StepFlow crash test's long form (RELIABILITY.md): 500 SIGKILLs of a server under a mixed workload.
+chaos: $(STAMP)
+	AIONIX_CHAOS_KILLS=500 AIONIX_CHAOS_EXECUTIONS=1000 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout 7200 tests/stepflow/test_crash.py
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
 
