@@ -213,9 +213,12 @@ class ParamsService:
         if pattern is not None and isinstance(value, str) and re.fullmatch(pattern, value) is None:
             raise field_error(where, f"does not match the pattern {pattern!r}")
         if schema is not None:
-            error = jsonschema.exceptions.best_match(
-                jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
-            )
+            try:
+                error = jsonschema.exceptions.best_match(
+                    jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
+                )
+            except Exception as exc:  # e.g. an unresolvable $ref: the schema is at fault, not the server
+                raise field_error("json_schema", f"cannot be applied: {type(exc).__name__}: {exc}") from None
             if error is not None:
                 location = "/".join(str(p) for p in error.absolute_path)
                 raise field_error(
@@ -414,7 +417,10 @@ class ParamsService:
         memo = run.memo
 
         def param(ref: Any) -> Any:
-            return memo[normalize_path(str(ref), "value")]
+            key = normalize_path(str(ref), "value")
+            if key not in memo:
+                raise ValidationFailed(f"parameter {path}: $param() must be called with a literal path")
+            return memo[key]
 
         def env(name: Any) -> Any:
             if not isinstance(name, str) or name not in self.config.env_allowlist:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from croniter import croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aionix import trn as trnlib
@@ -234,7 +234,9 @@ class VaultService:
                 raise field_error("rotation.schedule", "not a valid cron expression")
             if rotation.target is None:
                 raise field_error("rotation.target", "a rotation schedule needs a target that makes the new value")
-            next_at = croniter(rotation.schedule, time.time()).get_next(float)
+            next_at = _next_fire(rotation.schedule, time.time())
+            if next_at is None:
+                raise field_error("rotation.schedule", "never fires (no matching date)")
         return _json(data), next_at
 
     def _current_key(self) -> tuple[str, bytes]:
@@ -550,7 +552,7 @@ class VaultService:
                     current["rotated_at"] = now
                 rotation = orjson.loads(current["rotation"]) if current["rotation"] else {}
                 if rotation.get("schedule"):
-                    current["next_rotation_at"] = croniter(rotation["schedule"], now).get_next(float)
+                    current["next_rotation_at"] = _next_fire(rotation["schedule"], now)
                 tx.execute("vault.update_secret", self._update_params(current, now))
                 return tx.fetch_one("vault.get_secret", {"tenant": tenant, "name": name})
 
@@ -618,7 +620,7 @@ class VaultService:
                 return
             schedule = orjson.loads(row["rotation"]).get("schedule")
             now = time.time()
-            row["next_rotation_at"] = croniter(schedule, now).get_next(float) if schedule else None
+            row["next_rotation_at"] = _next_fire(schedule, now) if schedule else None
             tx.execute("vault.update_secret", self._update_params(row, row["updated_at"]))
 
         await self.store.transaction(fn)
@@ -762,6 +764,13 @@ class VaultService:
     def _swap_key_file(self) -> None:
         self.next_key_file.replace(self.key_file)
         fsync_dir(self.key_file.parent)
+
+
+def _next_fire(schedule: str, after: float) -> float | None:
+    try:
+        return croniter(schedule, after).get_next(float)
+    except (CroniterError, ValueError, KeyError):
+        return None
 
 
 def _sealed(row: dict[str, Any]) -> Sealed:

@@ -105,3 +105,16 @@ def test_secret_ref_to_another_tenant_is_refused(server, admin):
         json={"type": "secret_ref", "value": "trn:credvault:someone-else:credential/pw"},
     )
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "value"
+
+
+def test_odd_expressions_and_schemas_are_client_errors_not_500(server, admin):
+    base = "/" + unique("odd")
+    put(admin, f"{base}/a", "x")
+    put(admin, f"{base}/mapped", "{% $map(['" + base + "/a'], $param) %}", "json")
+    r = get(admin, f"{base}/mapped", evaluate="true")
+    assert r.status_code == 422 and "literal path" in r.json()["error"]["message"]
+    r = admin.put(
+        f"/api/v1/params{base}/ref",
+        json={"type": "json", "value": 1, "json_schema": {"$ref": "http://127.0.0.1:1/unreachable.json"}},
+    )
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "json_schema"

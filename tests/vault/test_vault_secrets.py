@@ -184,3 +184,16 @@ def test_tenants_cannot_see_each_others_secrets(server, admin):
     resolved = admin_a.get("/api/v1/resolve", params={"trn": trn_a}).json()
     assert resolved["exists"] is True and resolved["resource"]["name"] == name
     assert "tenant-a-value" not in str(resolved)
+
+
+def test_a_schedule_that_never_fires_is_refused(server, admin):
+    r = admin.post(
+        "/api/v1/secrets",
+        json={
+            "name": unique("never"),
+            "type": "password",
+            "value": "abc-123",
+            "rotation": {"schedule": "0 0 31 2 *", "target": "trn:aionixfn:default:function/rot"},
+        },
+    )
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "rotation.schedule"
