@@ -93,6 +93,10 @@ def docs(format: str = typer.Option("markdown", "--format", help="markdown")) ->
     sys.stdout.write(markdown(typer.main.get_command(app)))
 
 
+from aionix.cli.init import init as _init  # noqa: E402
+
+app.command("init")(_init)
+
 for module_name, command in GROUPS:
     try:
         module = importlib.import_module(f"aionix.cli.{module_name}")
