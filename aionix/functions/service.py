@@ -72,6 +72,10 @@ class FunctionsService:
         self._versions: dict[tuple[str, str, int], dict[str, Any]] = {}
         self._async: set[asyncio.Task[Any]] = set()
         self._pruner: asyncio.Task[Any] | None = None
+        self._pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        self._wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._writer: asyncio.Task[Any] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -112,6 +116,7 @@ class FunctionsService:
         self.refresh_health()
         self.rt.resolvers[("aionixfn", "function")] = self.resolve_trn
         self._pruner = asyncio.ensure_future(self._prune_loop())
+        self._writer = asyncio.ensure_future(self._record_writer())
 
     async def stop(self) -> None:
         if self._pruner is not None:
@@ -119,6 +124,9 @@ class FunctionsService:
         for task in list(self._async):
             task.cancel()
         await asyncio.gather(*self._async, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.cancel()
+        await self.flush_records()
         for runtime in self.runtimes.values():
             try:
                 await runtime.stop()
@@ -318,6 +326,7 @@ class FunctionsService:
         return {"items": items, "next_cursor": rows[limit - 1]["name"] if len(rows) > limit else None}
 
     async def delete(self, tenant: str, name: str) -> dict[str, Any]:
+        await self.flush_records()
         info = await self.get(tenant, name)
         params = {"tenant": tenant, "name": name}
 
@@ -662,12 +671,33 @@ class FunctionsService:
                 }
             )
 
-        def write(tx: Any) -> None:
-            tx.execute("functions.insert_invocation", row)
-            if lines:
-                tx.executemany("functions.insert_log", lines)
+        # written behind the answer, many invocations per transaction; reads flush first
+        self._pending.append((row, lines))
+        self._wake.set()
 
-        await self.store.transaction(write)
+    async def _record_writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush_records()
+
+    async def flush_records(self) -> None:
+        """Write every queued invocation record and its log lines (one transaction)."""
+        async with self._flush_lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+
+            def write(tx: Any) -> None:
+                for row, lines in batch:
+                    tx.execute("functions.insert_invocation", row)
+                    if lines:
+                        tx.executemany("functions.insert_log", lines)
+
+            try:
+                await self.store.transaction(write)
+            except Exception:
+                log.exception("writing %d invocation records failed", len(batch))
 
     async def invoke(
         self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
@@ -784,6 +814,7 @@ class FunctionsService:
         }
 
     async def get_invocation(self, tenant: str, name: str, invocation_id: str) -> dict[str, Any]:
+        await self.flush_records()
         row = await self.store.fetch_one(
             "functions.get_invocation", {"tenant": tenant, "name": name, "id": invocation_id}
         )
@@ -792,6 +823,7 @@ class FunctionsService:
         return self._invocation(tenant, row)
 
     async def list_invocations(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
+        await self.flush_records()
         rows = await self.store.fetch_all(
             "functions.list_invocations", {"tenant": tenant, "name": name, "cursor": cursor, "limit": limit + 1}
         )
@@ -801,6 +833,7 @@ class FunctionsService:
     async def logs(
         self, tenant: str, name: str, *, invocation_id: str | None, after: int | None, since: float | None, limit: int
     ) -> dict[str, Any]:
+        await self.flush_records()
         exists = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
         if exists is None:
             raise NotFound(f"function {name!r} not found")
