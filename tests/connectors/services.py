@@ -264,3 +264,69 @@ def start_smtp(root: Path) -> Mailbox:
         box.controllers.append(controller)
         box.ports[security] = controller.port
     return box
+
+
+@dataclass
+class MariaDB:
+    port: int
+    proc: subprocess.Popen
+    root: Path
+    user: str = "aionix"
+    password: str = "maria-secret-pw"
+    database: str = "aionix"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_mariadb() -> MariaDB:
+    root = Path(tempfile.mkdtemp(prefix="aionix-maria-"))
+    data = root / "data"
+    user = "mysql" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    _chown(root, "mysql")
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db") or "mariadb-install-db"
+    subprocess.run(
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--user={user}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    port = free_port()
+    sock = root / "mysqld.sock"
+    daemon = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    argv = [
+        daemon,
+        "--no-defaults",
+        f"--datadir={data}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--socket={sock}",
+        f"--user={user}",
+        f"--pid-file={root / 'mysqld.pid'}",
+        "--skip-log-bin",
+        "--innodb-buffer-pool-size=16M",
+        "--innodb-log-file-size=8M",
+        "--skip-name-resolve",
+        f"--log-error={root / 'error.log'}",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = MariaDB(port, proc, root)
+    _wait_port(port, 60, proc, root / "error.log")
+    client = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
+    sql = f"CREATE DATABASE {db.database}; CREATE USER '{db.user}'@'%' IDENTIFIED BY '{db.password}'; GRANT ALL ON {db.database}.* TO '{db.user}'@'%'; FLUSH PRIVILEGES;"
+    subprocess.run(
+        [client, "--no-defaults", "-uroot", f"--socket={sock}", "-e", sql], check=True, capture_output=True, timeout=60
+    )
+    return db

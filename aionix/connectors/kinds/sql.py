@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import time
@@ -267,10 +268,20 @@ class MysqlDriver:
             self.pool.close()
             await self.pool.wait_closed()
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> Any:
+        """A pooled connection; one interrupted mid-statement (timeout) is closed, not reused."""
+        async with self.pool.acquire() as conn:
+            try:
+                yield conn
+            except BaseException:
+                conn.close()
+                raise
+
     async def query(self, sql: str, params: SqlParams, rows: RowCollector, timeout: float = 3600) -> None:
         import aiomysql
 
-        async with self.pool.acquire() as conn, conn.cursor(aiomysql.SSDictCursor) as cur:
+        async with self._connection() as conn, conn.cursor(aiomysql.SSDictCursor) as cur:
             await cur.execute(sql, params)
             while True:
                 batch = await cur.fetchmany(256)
@@ -282,21 +293,17 @@ class MysqlDriver:
                 pass
 
     async def execute(self, sql: str, params: SqlParams, timeout: float = 3600) -> int:
-        async with self.pool.acquire() as conn, conn.cursor() as cur:
+        async with self._connection() as conn, conn.cursor() as cur:
             return max(await cur.execute(sql, params), 0)
 
     async def transaction(self, statements: list[Statement], timeout: float = 3600) -> list[int]:
-        async with self.pool.acquire() as conn:
+        async with self._connection() as conn:
             await conn.begin()
-            try:
-                counts = []
-                async with conn.cursor() as cur:
-                    for st in statements:
-                        counts.append(max(await cur.execute(st.sql, st.params), 0))
-                await conn.commit()
-            except BaseException:
-                await conn.rollback()
-                raise
+            counts = []
+            async with conn.cursor() as cur:
+                for st in statements:
+                    counts.append(max(await cur.execute(st.sql, st.params), 0))
+            await conn.commit()
             return counts
 
 
