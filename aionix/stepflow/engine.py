@@ -369,6 +369,10 @@ class Engine:
             "state": plan.name,
             "attempt": frame.attempts.get(plan.name, 0) or 1,
             "start_time": run.started_at,
+            # for Amazon States Language's context object ($$) and its error causes
+            "tenant": run.tenant,
+            "execution_input": run.input,
+            "event_seq": run.next_seq,
         }
         f: Frame | None = frame
         while f is not None:
@@ -642,11 +646,16 @@ class Engine:
             else:
                 await self._child(run, child)
 
-        pending = {asyncio.ensure_future(one(c)) for c in children if c.status == "running"}
+        order: dict[asyncio.Future[None], int] = {}
+        for i, c in enumerate(children):
+            if c.status == "running":
+                order[asyncio.ensure_future(one(c))] = i
+        pending = set(order)
         try:
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
+                # children that finished together are looked at in item order (deterministic errors)
+                for task in sorted(done, key=order.__getitem__):
                     exc = task.exception()
                     if isinstance(exc, Failure):
                         failures.append(exc)  # type: ignore[arg-type]
@@ -682,12 +691,14 @@ class Engine:
 
     async def _parallel(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
         if frame.phase != "children":
+            # `item`, when set (ASL Parameters/Arguments), shapes the input every branch gets
+            branch_input = frame.input if plan.item is None else self._eval(run, frame, plan, plan.item)
             frame.children = [
                 Frame(
                     id=f"{frame.id}.{plan.name}.{i}",
                     machine=branch.path,
                     state=branch.entry,
-                    input=frame.input,
+                    input=branch_input,
                     prefix=frame.prefix,
                     parent=frame,
                 )
