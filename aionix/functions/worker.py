@@ -26,6 +26,7 @@ CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def _reachable_by_others(path: str) -> bool:
@@ -95,6 +96,8 @@ def confine(spec: dict) -> None:
         # setuid made us non-dumpable, which hides /proc/self/fd (the import path) from us.
         libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    # orphans of user code re-parent to the worker, which reaps (and kills) them
+    (libc or _libc()).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if libc is not None:
         import signal
 
@@ -136,6 +139,55 @@ def _read_capped(path: str, cap: int) -> str:
         return ""
     text = data[:cap].decode("utf-8", "replace")
     return text + ("\n[output truncated]" if len(data) > cap else "")
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me and fields[0] != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def _kill_leftovers(own_uid: bool) -> None:
+    """Kill whatever the invocation left running. With its own uid, `kill(-1)` reaches every
+    other process of that uid at once (a fork bomb cannot outrun it); otherwise the worker, a
+    child subreaper, kills its descendants as they re-parent to it."""
+    if own_uid:
+        try:
+            os.kill(-1, 9)
+        except OSError:
+            pass
+        _reap()
+        return
+    for _ in range(50):
+        _reap()
+        children = _children()
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
 
 
 def _load_handler(spec: dict):
@@ -237,12 +289,7 @@ def serve_python(spec: dict) -> None:
         response["stdout"], response["stderr"] = collected()
         response["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         os.chdir(base)
-        if own_uid:
-            # Reap whatever the invocation left behind: every other process of this uid.
-            try:
-                os.kill(-1, 9)
-            except OSError:
-                pass
+        _kill_leftovers(own_uid)
         response["fatal"] = fatal
         try:
             send(response)
