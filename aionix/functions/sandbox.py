@@ -184,7 +184,11 @@ class Confinement:
 def _netns_works() -> bool:
     probe = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0 else 1)"
     try:
-        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=20, capture_output=True).returncode == 0
+        # the single executable has no `-c`: it answers the same probe as `aionix --netns-probe`
+        command = (
+            [sys.executable, "--netns-probe"] if getattr(sys, "frozen", False) else [sys.executable, "-I", "-c", probe]
+        )
+        return subprocess.run(command, timeout=20, capture_output=True).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 

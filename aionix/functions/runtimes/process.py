@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aionix import frozen
 from aionix.functions.sandbox import Cgroup, Confinement, kill_uid
 
 log = logging.getLogger("aionix.functions")
@@ -200,6 +201,7 @@ async def spawn_worker(
         "HOME": str(work_dir),
         "TMPDIR": str(work_dir),
         **plan.env,
+        **frozen.worker_env(),  # the single executable: reuse the server's unpacked bundle
     }
     try:
         proc = await asyncio.create_subprocess_exec(

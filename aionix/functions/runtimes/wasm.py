@@ -55,6 +55,9 @@ class WasmRuntime:
         config = wasmtime.Config()
         config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
+        # one linker for every store: WASI imports bind to each store's own WASI context
+        self.linker = wasmtime.Linker(self.engine)
+        self.linker.define_wasi()
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
@@ -145,8 +148,7 @@ class WasmRuntime:
         wasi.stdout_custom = lambda data: out.extend(data) if len(out) < 8 * MiB else None
         wasi.stderr_custom = lambda data: err.extend(data) if len(err) < MiB else None
         store.set_wasi(wasi)
-        linker = wasmtime.Linker(self.engine)
-        linker.define_wasi()
+        linker = self.linker
         exit_code = 0
         trap: Exception | None = None
         memory_pages = 0
