@@ -43,6 +43,17 @@ export function Link({ to, children, className }: { to: string; children: ReactN
   );
 }
 
+function AdminOnly({ children }: { children: ReactNode }) {
+  const who = useSession((s) => s.who);
+  if (atLeast(who, "admin")) return <>{children}</>;
+  return (
+    <section className="page">
+      <h1>Admins only</h1>
+      <p>This page needs an admin key; you are signed in as {who?.role}.</p>
+    </section>
+  );
+}
+
 function route(path: string): ReactNode {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   switch (parts[0]) {
@@ -64,9 +75,17 @@ function route(path: string): ReactNode {
     case "params":
       return <ParamsPage />;
     case "keys":
-      return <KeysPage />;
+      return (
+        <AdminOnly>
+          <KeysPage />
+        </AdminOnly>
+      );
     case "audit":
-      return <AuditPage />;
+      return (
+        <AdminOnly>
+          <AuditPage />
+        </AdminOnly>
+      );
     default:
       return (
         <section className="page">

@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 STUDIO = ROOT / "studio"
 DIST = ROOT / "studio_dist"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 HASH_INPUTS = ["src", "index.html", "package-lock.json", "vite.config.ts", "tsconfig.json"]
 
 

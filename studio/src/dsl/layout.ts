@@ -4,7 +4,7 @@ import dagre from "@dagrejs/dagre";
 import type { Graph, GraphNode } from "./graph";
 import type { Position } from "./history";
 
-export const NODE_W = 180;
+export const NODE_W = 200;
 export const NODE_H = 52;
 const PAD = 24;
 const HEADER = 34;

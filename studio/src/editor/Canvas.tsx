@@ -36,7 +36,7 @@ export interface StateNodeData extends Record<string, unknown> {
   branch?: number;
 }
 
-const ICON: Record<StateType, string> = { task: "⚙", parallel: "⇉", map: "⟳", router: "⑂", wait: "⏱", set: "✎", succeed: "✔", fail: "✖" };
+const ICON: Record<StateType, string> = { task: "T", parallel: "P", map: "M", router: "R", wait: "W", set: "S", succeed: "✓", fail: "✗" };
 
 function detailOf(fields: Record<string, unknown>, type: StateType): string {
   if (type === "task") return String(fields.action ?? "");
@@ -108,7 +108,8 @@ export function toFlow(doc: Workflow, positions: Record<string, Position>, probl
       draggable: true,
       connectable: n.kind === "state",
       style: { width: b.width, height: b.height },
-      zIndex: n.parentId ? 1 : 0,
+      // deeper scopes draw above their group, and their edges between the group and the states
+      zIndex: n.kind === "branch" ? depth(n.id) * 2 + 2 : depth(n.id) * 2 + 1,
     };
   });
   const edges: Edge[] = graph.edges.map((e) => ({
@@ -119,9 +120,14 @@ export function toFlow(doc: Workflow, positions: Record<string, Position>, probl
     type: "smoothstep",
     className: `edge-${e.kind}`,
     markerEnd: { type: MarkerType.ArrowClosed },
-    zIndex: 2,
+    zIndex: depth(e.source) * 2,
   }));
   return { nodes, edges, boxes };
+}
+
+/** How many groups (map processors, parallel branches) a node sits in. */
+function depth(id: string): number {
+  return id.split("/").filter((p) => !p.startsWith("#")).length - 1;
 }
 
 function absolute(boxes: Record<string, Box>, nodes: Node[], id: string): Position {
@@ -213,7 +219,7 @@ export function Canvas({
     if (!STATE_TYPES.includes(type)) return;
     const point = rf.screenToFlowPosition({ x: e.clientX, y: e.clientY });
     const { path, origin } = dropScope(flow.boxes, nodes, point);
-    onDropState(path, type, { x: Math.round(point.x - origin.x - 90), y: Math.round(point.y - origin.y - 26) });
+    onDropState(path, type, { x: Math.round(point.x - origin.x - 100), y: Math.round(point.y - origin.y - 26) });
   };
 
   return (
@@ -242,7 +248,7 @@ export function Canvas({
       >
         <Background gap={16} />
         <Controls showInteractive={false} />
-        <MiniMap pannable zoomable ariaLabel="Workflow overview" />
+        <MiniMap pannable zoomable ariaLabel="Workflow overview" style={{ width: 120, height: 80 }} />
       </ReactFlow>
     </div>
   );

@@ -12,6 +12,14 @@ interface Param {
   [key: string]: unknown;
 }
 
+/** The parameter type a JSON value implies. */
+export function typeOf(value: unknown): string {
+  if (typeof value === "number") return "number";
+  if (typeof value === "boolean") return "boolean";
+  if (typeof value === "string") return "string";
+  return "json";
+}
+
 function paramUrl(path: string): string {
   return `/api/v1/params/${path.replace(/^\//, "").split("/").map(encodeURIComponent).join("/")}`;
 }
@@ -44,7 +52,7 @@ function Tree({ node, selected, onSelect }: { node: TreeNode; selected: string |
       {[...node.children.values()].map((c) => (
         <li key={c.path} role="treeitem" aria-expanded={c.children.size ? true : undefined} aria-selected={selected === c.path}>
           {c.param ? (
-            <button type="button" className={`link ${selected === c.path ? "active" : ""}`} onClick={() => onSelect(c.path)}>
+            <button type="button" className={`link ${selected === c.path ? "active" : ""}`} aria-label={c.path} title={c.path} onClick={() => onSelect(c.path)}>
               {c.name}
             </button>
           ) : (
@@ -76,7 +84,7 @@ function ParamDetail({ path, onChange }: { path: string; onChange: () => void })
       <ErrorBox error={error} />
       {detail && <JsonView value={detail} label="Parameter" />}
       <JsonField id="param-value" label="Value (JSON)" value={value} onChange={setValue} rows={4} />
-      <button type="button" disabled={!canAct || act.busy} onClick={() => act.run(async () => (await api.put(paramUrl(path), { value: parseJsonField("value", value), type: detail?.type }), load(), onChange(), "Saved a new version."))}>
+      <button type="button" disabled={!canAct || act.busy} onClick={() => act.run(async () => (await api.put(paramUrl(path), { value: parseJsonField("value", value), type: detail?.type ?? typeOf(parseJsonField("value", value)) }), load(), onChange(), "Saved a new version."))}>
         Save new version
       </button>
       <ActionResult action={act} />
@@ -111,10 +119,10 @@ function ParamDetail({ path, onChange }: { path: string; onChange: () => void })
 
 export function ParamsPage() {
   const who = useSession((s) => s.who);
-  const list = usePagedList<Param>("/api/v1/params", { prefix: "/", recursive: "true" });
+  const list = usePagedList<Param>("/api/v1/params", { prefix: "/" });
   const [sel, setSel] = useState<string | null>(null);
   const [filter, setFilter] = useState("");
-  const [form, setForm] = useState({ path: "", value: '""' });
+  const [form, setForm] = useState({ path: "", value: '""', type: "auto" });
   const create = useAction();
   const tree = useMemo(() => buildTree(list.items.filter((p) => p.path.includes(filter))), [list.items, filter]);
   return (
@@ -126,7 +134,16 @@ export function ParamsPage() {
       {!list.error && (
         <>
           {atLeast(who, "operator") && (
-            <form className="card" aria-label="Put a parameter" onSubmit={(e) => (e.preventDefault(), void create.run(async () => (await api.put(paramUrl(form.path), { value: parseJsonField("value", form.value) }), list.reload(), `Saved ${form.path}.`)))}>
+            <form className="card" aria-label="Put a parameter" onSubmit={(e) => {
+                e.preventDefault();
+                void create.run(async () => {
+                  const value = parseJsonField("value", form.value);
+                  await api.put(paramUrl(form.path), { value, type: form.type === "auto" ? typeOf(value) : form.type });
+                  list.reload();
+                  return `Saved ${form.path}.`;
+                });
+              }}
+            >
               <div className="grid3">
                 <label>
                   Path <input required placeholder="/app/config/timeout" value={form.path} onChange={(e) => setForm({ ...form, path: e.target.value })} />
@@ -134,10 +151,18 @@ export function ParamsPage() {
                 <label>
                   Value (JSON) <input className="mono" value={form.value} onChange={(e) => setForm({ ...form, value: e.target.value })} />
                 </label>
-                <button type="submit" className="primary">
-                  Put parameter
-                </button>
+                <label>
+                  Type
+                  <select value={form.type} onChange={(e) => setForm({ ...form, type: e.target.value })}>
+                    {["auto", "string", "number", "boolean", "json", "secret_ref"].map((t) => (
+                      <option key={t}>{t}</option>
+                    ))}
+                  </select>
+                </label>
               </div>
+              <button type="submit" className="primary">
+                Put parameter
+              </button>
               <ActionResult action={create} />
             </form>
           )}

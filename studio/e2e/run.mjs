@@ -1,0 +1,411 @@
+// End-to-end tests of the Studio in a real browser against a real server.
+// Usage: node e2e/run.mjs <server-url> <admin-key> [--screenshots DIR]
+// Prints one line per step and "N passed, N failed"; exits non-zero when a step failed.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { launch } from "./browser.mjs";
+
+const [url, adminKey, ...rest] = process.argv.slice(2);
+if (!url || !adminKey) {
+  console.error("usage: node e2e/run.mjs <server-url> <admin-key> [--screenshots DIR]");
+  process.exit(2);
+}
+const shotDir = rest[0] === "--screenshots" ? rest[1] : null;
+if (shotDir) mkdirSync(shotDir, { recursive: true });
+
+const suffix = Date.now().toString(36);
+const WF = `order-processing-${suffix}`;
+const TIMEOUT = 20_000;
+const results = [];
+const consoleErrors = [];
+// statuses the tests provoke on purpose (a wrong key, an invalid save); anything else is a failure
+const EXPECTED = /Failed to load resource: the server responded with a status of (401|422)/;
+
+const { context, close } = await launch();
+context.setDefaultTimeout(TIMEOUT);
+const page = context.pages()[0] ?? (await context.newPage());
+page.on("console", (m) => m.type() === "error" && !EXPECTED.test(m.text()) && consoleErrors.push(m.text()));
+page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
+page.on("response", (r) => r.status() >= 400 && console.log(`    (${r.request().method()} ${r.url().replace(url, "")} → ${r.status()})`));
+
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    results.push([name, null]);
+    console.log(`ok - ${name} (${Date.now() - started} ms)`);
+  } catch (e) {
+    results.push([name, e]);
+    console.log(`not ok - ${name}: ${String(e?.message ?? e).split("\n").slice(0, 6).join("\n    ")}`);
+    if (shotDir) await page.screenshot({ path: join(shotDir, `failure-${results.length}.png`) }).catch(() => undefined);
+  }
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function shot(name) {
+  if (!shotDir) return;
+  await page.waitForTimeout(400);
+  await page.screenshot({ path: join(shotDir, `${name}.png`) });
+}
+
+async function go(path) {
+  await page.evaluate((p) => {
+    history.pushState(null, "", p);
+    dispatchEvent(new PopStateEvent("popstate"));
+  }, path);
+}
+
+async function signIn(key) {
+  await page.fill("#api-key", key);
+  await page.click("form button[type=submit]");
+  await page.waitForSelector("[data-testid=whoami]");
+}
+
+async function signOut() {
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForSelector("#api-key");
+}
+
+const inspector = () => page.locator("aside.inspector");
+const node = (name) => page.locator(`[data-testid="node-${name}"]`);
+
+async function fillField(label, value) {
+  const field = inspector().getByLabel(label, { exact: true });
+  await field.fill(value);
+  await field.press("Enter");
+  await field.blur();
+}
+
+async function dropState(type, x, y) {
+  const before = await page.locator(".react-flow__node").count();
+  await page.dragAndDrop(`[data-testid=palette-${type}]`, "[data-testid=canvas]", { targetPosition: { x, y } });
+  await page.waitForFunction((n) => document.querySelectorAll(".react-flow__node").length > n, before);
+}
+
+/** The document as the editor holds it, through the Export button (a real download). */
+async function codeText() {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
+  const stream = await download.createReadStream();
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function api(method, path, body, key = adminKey) {
+  const r = await fetch(url + path, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
+
+// ---------------------------------------------------------------- sign-in
+await step("the Studio loads from the server with no outside requests", async () => {
+  const outside = [];
+  page.on("request", (r) => !r.url().startsWith(url) && !r.url().startsWith("data:") && !r.url().startsWith("blob:") && outside.push(r.url()));
+  const response = await page.goto(url + "/");
+  check(response.status() === 200, `GET / answered ${response.status()}`);
+  check((response.headers()["content-security-policy"] ?? "").includes("script-src 'self'"), "no strict CSP on /");
+  await page.waitForSelector("#api-key");
+  check(outside.length === 0, `requests left the server: ${outside.join(", ")}`);
+});
+
+await step("a wrong key is refused with a message", async () => {
+  await shot("signin");
+  await page.fill("#api-key", "aio_not-a-real-key");
+  await page.click("form button[type=submit]");
+  await page.getByRole("alert").filter({ hasText: "not accepted" }).waitFor();
+});
+
+await step("signing in shows tenant and role; the key stays out of the URL", async () => {
+  await signIn(adminKey);
+  const who = await page.locator("[data-testid=whoami]").innerText();
+  check(/role admin/.test(who), `whoami shows ${who}`);
+  check(!page.url().includes(adminKey), "the key is in the URL");
+  const stored = await page.evaluate(() => sessionStorage.getItem("aionix.key"));
+  check(stored === adminKey, "the key is not in session storage");
+  const local = await page.evaluate(() => JSON.stringify(localStorage));
+  check(!local.includes(adminKey), "the key leaked into local storage");
+  await page.reload();
+  await page.waitForSelector("[data-testid=whoami]");
+});
+
+// ---------------------------------------------------------------- editor
+await step("build the order-processing workflow by drag and drop", async () => {
+  await go("/workflows/new");
+  await page.waitForSelector("[data-testid=canvas]");
+  await page.fill("[data-testid=workflow-name]", WF);
+  const box = await page.locator("[data-testid=canvas]").boundingBox();
+  const cx = box.width / 2;
+  await dropState("set", cx, 60);
+  await fillField("Name", "ValidateOrder");
+  await node("ValidateOrder").waitFor();
+  await inspector().getByLabel("Value (becomes the output)").fill('{"orderId": "{% input.orderId %}", "amount": "{% input.amount %}"}');
+  await inspector().getByLabel("Value (becomes the output)").blur();
+
+  await dropState("router", cx, 170);
+  await fillField("Name", "CheckAmount");
+  await dropState("wait", cx - 150, 300);
+  await fillField("Name", "ManualReview");
+  await dropState("task", cx + 120, 420);
+  await fillField("Name", "PriceOrder");
+  await fillField("Action", "transform");
+  // the parameters form comes from the transform connector's JSON Schema
+  await inspector().getByLabel(/^Expression/).waitFor();
+  await fillField("Expression *", '$merge([$, {"total": amount * 1.2}])');
+  const data = inspector().getByLabel("Data", { exact: true });
+  await data.fill('"{% input %}"');
+  await data.blur();
+  await dropState("succeed", cx, 540);
+  await fillField("Name", "Approved");
+  for (const n of ["ValidateOrder", "CheckAmount", "ManualReview", "PriceOrder", "Approved"]) await node(n).waitFor();
+  check((await page.locator(".react-flow__node").count()) === 5, "expected five states on the canvas");
+});
+
+await step("connect states by dragging between handles and with the inspector", async () => {
+  await page.getByRole("button", { name: "Auto layout" }).click();
+  await page.waitForTimeout(300);
+  const source = page.locator('.react-flow__node[data-id="ValidateOrder"] .react-flow__handle.source');
+  const target = page.locator('.react-flow__node[data-id="CheckAmount"] .react-flow__handle.target');
+  const s = await source.boundingBox();
+  const t = await target.boundingBox();
+  await page.mouse.move(s.x + s.width / 2, s.y + s.height / 2);
+  await page.mouse.down();
+  await page.mouse.move((s.x + t.x) / 2, (s.y + t.y) / 2, { steps: 5 });
+  await page.mouse.move(t.x + t.width / 2, t.y + t.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => [...document.querySelectorAll(".react-flow__edge")].some((e) => (e.getAttribute("data-testid") ?? "").includes("ValidateOrder")));
+  await node("ManualReview").click();
+  await inspector().getByTestId("inspector-next").selectOption("PriceOrder");
+  await node("PriceOrder").click();
+  await inspector().getByTestId("inspector-next").selectOption("Approved");
+  const code = JSON.parse(await codeText());
+  check(code.states.ValidateOrder.next === "CheckAmount", `ValidateOrder.next is ${code.states.ValidateOrder.next}`);
+  check(code.states.ManualReview.next === "PriceOrder" && code.states.PriceOrder.next === "Approved", "inspector connections missing");
+  check(code.entry === "ValidateOrder", `entry is ${code.entry}`);
+});
+
+await step("saving shows the server's validation error on the state and its field", async () => {
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "Not saved" }).waitFor();
+  await node("CheckAmount").locator(".badge-error").waitFor();
+  await node("CheckAmount").click();
+  await inspector().locator('.field-error[data-pointer="/states/CheckAmount/routes"]').first().waitFor();
+  await page.getByRole("tab", { name: "Code" }).click();
+  await page.locator(".problems li", { hasText: "(server)" }).first().waitFor();
+  await shot("editor-validation");
+  await page.getByRole("tab", { name: "Design" }).click();
+});
+
+await step("fix it with the condition builder and save", async () => {
+  await node("CheckAmount").click();
+  await inspector().getByRole("button", { name: "Add route" }).click();
+  const cond = inspector().getByRole("group", { name: "Condition 1" });
+  await cond.getByLabel("Value", { exact: true }).fill("input.amount");
+  await cond.getByLabel("Value", { exact: true }).press("Enter");
+  await cond.getByLabel("Compared to").fill("100");
+  await cond.getByLabel("Compared to").press("Enter");
+  await inspector().getByTestId("route-0-next").selectOption("ManualReview");
+  await inspector().getByTestId("router-default").selectOption("PriceOrder");
+  const code = JSON.parse(await codeText());
+  check(code.states.CheckAmount.routes[0].condition === "{% input.amount > 100 %}", `condition is ${code.states.CheckAmount.routes[0].condition}`);
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "version 1" }).waitFor();
+  await page.waitForURL(`**/workflows/${WF}`);
+  check((await page.locator(".badge-error").count()) === 0, "problems remain after the fix");
+  await shot("editor");
+});
+
+await step("undo and redo every kind of edit, from the toolbar and the keyboard", async () => {
+  const before = await codeText();
+  await dropState("fail", 80, 80);
+  await node("Fail").waitFor();
+  await node("Fail").click();
+  await page.keyboard.press("Delete");
+  await node("Fail").waitFor({ state: "detached" });
+  await page.keyboard.press("Control+z");
+  await node("Fail").waitFor();
+  await page.keyboard.press("Control+Shift+z");
+  await node("Fail").waitFor({ state: "detached" });
+  await page.getByRole("button", { name: "Undo" }).click();
+  await node("Fail").waitFor();
+  await page.getByRole("button", { name: "Undo" }).click();
+  await node("Fail").waitFor({ state: "detached" });
+  check((await codeText()) === before, "undo did not restore the identical document");
+  // copy/paste and select all
+  await node("Approved").click();
+  await page.keyboard.press("Control+c");
+  await page.keyboard.press("Control+v");
+  await node("Approved2").waitFor();
+  await page.keyboard.press("Control+z");
+  await node("Approved2").waitFor({ state: "detached" });
+  await page.locator(".react-flow__pane").click({ position: { x: 5, y: 5 } });
+  await page.keyboard.press("Control+a");
+  check((await page.locator(".react-flow__node.selected").count()) === 5, "select all did not select every state");
+  await page.keyboard.press("Escape");
+});
+
+await step("the code view follows the graph and the graph follows the code; invalid JSON is kept", async () => {
+  await page.getByRole("tab", { name: "Code" }).click();
+  const editor = page.locator(".cm-content");
+  await editor.click();
+  await page.keyboard.press("Control+a");
+  await page.keyboard.insertText('{"entry": "A", "states": {');
+  await page.getByText("Invalid JSON, not applied").waitFor();
+  check((await editor.innerText()).startsWith('{"entry": "A"'), "the invalid text was lost");
+  await page.keyboard.press("Control+z");
+  await page.keyboard.press("Control+z");
+  await page.waitForFunction(() => !document.querySelector(".code-error"));
+  const doc = JSON.parse(await codeText());
+  doc.states.Approved.comment = "edited in code";
+  await editor.click();
+  await page.keyboard.press("Control+a");
+  await page.keyboard.insertText(JSON.stringify(doc, null, 2));
+  await page.waitForTimeout(600);
+  await shot("editor-code");
+  await page.getByRole("tab", { name: "Design" }).click();
+  await node("Approved").click();
+  const comment = await inspector().getByLabel("Comment", { exact: true }).inputValue();
+  check(comment === "edited in code", `comment is ${comment}`);
+  await page.getByRole("button", { name: "Save new version" }).click();
+  await page.getByRole("status").filter({ hasText: "version 2" }).waitFor();
+});
+
+await step("versions list with a side-by-side diff", async () => {
+  await page.getByRole("button", { name: "Versions" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByRole("combobox", { name: "Version to compare" }).waitFor();
+  await dialog.locator(".diff-row.added, .diff-row.changed").first().waitFor();
+  await shot("versions");
+  await dialog.getByRole("button", { name: "Close" }).click();
+});
+
+// ---------------------------------------------------------------- executions
+let executionUrl = null;
+await step("run it and watch the states turn green", async () => {
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await page.getByLabel("Input (JSON)").fill('{"orderId": "A-100", "amount": 500}');
+  await page.getByRole("button", { name: "Start execution" }).click();
+  await page.waitForURL("**/executions/**");
+  executionUrl = page.url();
+  for (const n of ["ValidateOrder", "CheckAmount", "ManualReview", "PriceOrder", "Approved"]) {
+    await page.locator(`[data-testid="node-${n}"][data-status="succeeded"]`).waitFor({ timeout: 30_000 });
+  }
+  await page.locator("[data-testid=status]", { hasText: "SUCCEEDED" }).first().waitFor({ timeout: 30_000 });
+  check((await page.locator("table.history tbody tr").count()) >= 10, "history table is short");
+  await shot("execution");
+});
+
+await step("open a state's output", async () => {
+  await node("PriceOrder").click();
+  const panel = page.getByRole("complementary", { name: "State details" });
+  await panel.getByText("TaskSucceeded").first().waitFor();
+  const text = await panel.innerText();
+  check(text.includes('"total": 600'), `PriceOrder's result is not shown: ${text.slice(0, 300)}`);
+  check(text.includes("attempt 1"), "attempt not shown");
+});
+
+await step("the executions list shows it and a failed run can be redriven", async () => {
+  const bad = await api("POST", "/api/v1/workflows", {
+    name: `fails-${suffix}`,
+    definition: { entry: "Boom", states: { Boom: { type: "fail", error: "Order.Rejected", cause: "no stock" } } },
+  });
+  check(bad.status === 201, `create answered ${bad.status}`);
+  const run = await api("POST", `/api/v1/workflows/fails-${suffix}/executions`, { input: {}, mode: "sync" });
+  check(run.body?.status === "FAILED", `expected FAILED, got ${JSON.stringify(run.body)}`);
+  await go("/executions");
+  await page.getByRole("link", { name: run.body.execution_id }).click();
+  await page.locator('[data-testid="node-Boom"][data-status="failed"]').waitFor();
+  check(await page.getByRole("button", { name: "Redrive" }).isEnabled(), "redrive disabled for a failed run");
+  check(await page.getByRole("button", { name: "Cancel" }).isDisabled(), "cancel enabled for a finished run");
+  await page.goto(executionUrl);
+  await page.waitForSelector("[data-testid=whoami]");
+  await page.locator("[data-testid=status]", { hasText: "SUCCEEDED" }).first().waitFor();
+});
+
+// ---------------------------------------------------------------- console
+const pages = [
+  ["/workflows", "Workflows"],
+  ["/executions", "Executions"],
+  ["/functions", "Functions"],
+  ["/triggers", "Triggers"],
+  ["/connections", "Connections and actions"],
+  ["/secrets", "Secrets"],
+  ["/params", "Parameters"],
+  ["/keys", "API keys"],
+  ["/audit", "Audit"],
+];
+for (const [path, title] of pages) {
+  await step(`console page ${path} renders without errors`, async () => {
+    await page.locator("nav[aria-label=Main]").getByRole("link", { name: title === "Connections and actions" ? "Connections" : title, exact: true }).click();
+    await page.getByRole("heading", { level: 1, name: title }).waitFor();
+    await page.waitForFunction(() => !document.body.innerText.includes("Loading…"));
+    const errors = await page.locator(".notice.error").allInnerTexts();
+    check(errors.length === 0, `errors shown: ${errors.join("; ")}`);
+    await shot(`page-${path.slice(1)}`);
+  });
+}
+
+await step("secrets: create, see metadata only, reveal after confirming", async () => {
+  await go("/secrets");
+  const form = page.getByRole("form", { name: "Create a secret" });
+  await form.getByLabel("Name").fill(`e2e-${suffix}`);
+  await form.getByLabel("Value").fill("s3cr3t-value");
+  await form.getByRole("button", { name: "Create secret" }).click();
+  await page.getByRole("cell", { name: `e2e-${suffix}`, exact: true }).click();
+  const detail = page.locator(".detail");
+  await detail.getByRole("heading", { name: `e2e-${suffix}` }).waitFor();
+  check(!(await detail.innerText()).includes("s3cr3t-value"), "the value shows before reveal");
+  await detail.getByRole("button", { name: "Reveal value…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Reveal", exact: true }).click();
+  await detail.getByText("s3cr3t-value").waitFor();
+});
+
+await step("params: put a value and find it in the tree", async () => {
+  await go("/params");
+  const form = page.getByRole("form", { name: "Put a parameter" });
+  await form.getByLabel("Path").fill(`/studio/${suffix}/timeout`);
+  await form.getByLabel("Value (JSON)").fill("30");
+  await form.getByRole("button", { name: "Put parameter" }).click();
+  await page.getByRole("tree").getByRole("button", { name: `/studio/${suffix}/timeout`, exact: true }).click();
+  await page.locator(".detail").getByRole("heading", { name: `/studio/${suffix}/timeout` }).waitFor();
+});
+
+await step("a viewer key sees the editor read-only and no admin pages", async () => {
+  await go("/keys");
+  const form = page.getByRole("form", { name: "Create an API key" });
+  await form.getByLabel("Name").fill(`viewer-${suffix}`);
+  await form.getByLabel("Role").selectOption("viewer");
+  await form.getByRole("button", { name: "Create key" }).click();
+  const viewerKey = await page.getByTestId("new-key").innerText();
+  await signOut();
+  await signIn(viewerKey);
+  check((await page.locator("nav[aria-label=Main]").getByRole("link", { name: "API keys" }).count()) === 0, "viewer sees admin pages");
+  await page.getByRole("heading", { name: "Admins only" }).waitFor();
+  await go(`/workflows/${WF}`);
+  await node("Approved").waitFor();
+  check(await page.getByRole("button", { name: "Save new version" }).isDisabled(), "viewer can save");
+  check(await page.locator("[data-testid=palette-task]").isDisabled(), "viewer can add states");
+  await signOut();
+  await signIn(adminKey);
+});
+
+await step("audit shows the reveal", async () => {
+  await go("/audit");
+  await page.getByRole("heading", { level: 1, name: "Audit" }).waitFor();
+  await page.locator("table tbody tr").first().waitFor();
+  check((await page.locator("table").innerText()).includes("reveal"), "no reveal record in the audit page");
+});
+
+await step("no console errors", async () => {
+  check(consoleErrors.length === 0, consoleErrors.join("\n"));
+});
+
+await close();
+const failed = results.filter(([, e]) => e).length;
+console.log(`${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

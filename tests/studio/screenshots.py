@@ -1,0 +1,58 @@
+"""Regenerate docs/screenshots/: start a real server, run the browser e2e with screenshots on,
+keep the main screens (`make screenshots`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serverproc import ServerProcess
+from studio_node import ROOT, ensure_node_modules, run_node
+
+KEEP = [
+    "signin",
+    "page-workflows",
+    "editor",
+    "editor-validation",
+    "editor-code",
+    "versions",
+    "execution",
+    "page-executions",
+    "page-functions",
+    "page-triggers",
+    "page-connections",
+    "page-secrets",
+    "page-params",
+    "page-keys",
+    "page-audit",
+]
+
+
+def main(target: Path) -> int:
+    ensure_node_modules()
+    with tempfile.TemporaryDirectory(prefix="aionix-shots-") as tmp:
+        server = ServerProcess(Path(tmp) / "server").start()
+        try:
+            shots = Path(tmp) / "shots"
+            proc = run_node(
+                ["e2e/run.mjs", server.url, server.admin_key or "", "--screenshots", str(shots)], timeout=600
+            )
+            print(proc.stdout[-4000:], proc.stderr[-2000:])
+            if proc.returncode != 0:
+                return proc.returncode
+            target.mkdir(parents=True, exist_ok=True)
+            for name in KEEP:
+                shutil.copyfile(shots / f"{name}.png", target / f"{name}.png")
+            print(f"wrote {len(KEEP)} screenshots to {target}")
+        finally:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(ROOT / (sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")))

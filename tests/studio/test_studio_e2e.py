@@ -1,0 +1,22 @@
+"""The Studio in a real browser (Debian's chromium driven by playwright-core) against a real
+server: sign-in, building, validating, saving and running a workflow, undo/redo, the console."""
+
+from __future__ import annotations
+
+import shutil
+
+from studio_node import CHROMIUM, ensure_node_modules, run_node
+
+
+def test_studio_end_to_end_in_chromium(make_server, tmp_path):
+    assert shutil.which(CHROMIUM) or CHROMIUM.startswith("/"), (
+        "chromium is missing (scripts/system-deps.sh installs it)"
+    )
+    ensure_node_modules()
+    server = make_server().start()
+    shots = tmp_path / "shots"
+    proc = run_node(["e2e/run.mjs", server.url, server.admin_key, "--screenshots", str(shots)], timeout=600)
+    report = proc.stdout[-12000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, f"{report}\nfailure screenshots: {shots}\nserver log:\n{server.log()[-3000:]}"
+    assert "0 failed" in proc.stdout, report
+    assert (shots / "execution.png").is_file()
