@@ -58,7 +58,7 @@ def build(endpoints: list[Endpoint], *, title: str = "Aionix") -> dict[str, Any]
             for name in _PARAM_RE.findall(ep.path)
         ]
         for name in _PARAM_RE.finditer(ep.path):
-            if ":path}" in name.group(0):
+            if re.search(r":[a-z]*path\}$", name.group(0)):  # path-like convertors match "/" too
                 for p in params:
                     if p["name"] == name.group(1):
                         p["schema"] = {"type": "string", "minLength": 1}

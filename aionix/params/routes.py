@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.convertors import PathConvertor, register_url_convertor
+
 from aionix.api.endpoint import Api, Call, PageQuery
 from aionix.params.models import (
     DeletedParam,
@@ -22,6 +24,17 @@ from aionix.params.models import (
 from aionix.params.service import ParamsService
 
 api = Api("params")
+
+
+class ParamPathConvertor(PathConvertor):
+    """A parameter path whose last segment is not one of the reserved sub-resource words, so
+    that `PUT …/app/x/versions` is a 405 (only GET is declared there) rather than a put of a
+    parameter named `versions`."""
+
+    regex = r"(?!.*/(?:versions|rollback|labels)$).+"
+
+
+register_url_convertor("parampath", ParamPathConvertor())
 
 
 def _svc(call: Call) -> ParamsService:
@@ -66,7 +79,7 @@ async def label_param(call: Call) -> dict[str, Any]:
     return await _svc(call).label(call.tenant, call.path["path"], body.version, body.labels)
 
 
-@api.get("/api/v1/params/{path:path}", role="viewer", query=GetParamQuery, response=ParamInfo)
+@api.get("/api/v1/params/{path:parampath}", role="viewer", query=GetParamQuery, response=ParamInfo)
 async def get_param(call: Call) -> dict[str, Any]:
     """A parameter (current version, or by `version` or `label`); `evaluate=true` evaluates a
     dynamic value and resolves a secret_ref (the latter for admins only)."""
@@ -83,13 +96,13 @@ async def get_param(call: Call) -> dict[str, Any]:
     )
 
 
-@api.put("/api/v1/params/{path:path}", role="operator", body=PutParam, response=ParamInfo)
+@api.put("/api/v1/params/{path:parampath}", role="operator", body=PutParam, response=ParamInfo)
 async def put_param(call: Call) -> dict[str, Any]:
     """Create or update a parameter; every put is a new version."""
     return await _svc(call).put(call.tenant, call.path["path"], _by(call), call.body)
 
 
-@api.delete("/api/v1/params/{path:path}", role="operator", response=DeletedParam)
+@api.delete("/api/v1/params/{path:parampath}", role="operator", response=DeletedParam)
 async def delete_param(call: Call) -> dict[str, Any]:
     """Delete a parameter and all its versions."""
     return await _svc(call).delete(call.tenant, call.path["path"])

@@ -142,3 +142,17 @@ def test_roles_and_tenants(server, admin):
     put(operator_b, "/shared/key", "tenant-b")
     assert get(operator_a, "/shared/key").json()["value"] == "tenant-a"
     assert get(operator_b, "/shared/key").json()["value"] == "tenant-b"
+
+
+def test_reserved_sub_resource_words_are_not_parameter_names(server, admin):
+    base = "/" + unique("res")
+    put(admin, f"{base}/k", "v")
+    assert admin.put(f"/api/v1/params{base}/k/versions", json={"type": "string", "value": "x"}).status_code == 405
+    assert admin.delete(f"/api/v1/params{base}/k/rollback").status_code == 405
+    assert admin.get(f"/api/v1/params{base}/k/labels").status_code == 405
+    r = admin.put("/api/v1/params/versions", json={"type": "string", "value": "x"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "path"
+    spec = admin.get("/api/openapi.json").json()
+    assert "/api/v1/params/{path}" in spec["paths"] and "/api/v1/params/{path}/versions" in spec["paths"]
+    schema = spec["paths"]["/api/v1/params/{path}"]["get"]["parameters"][0]["schema"]
+    assert "pattern" not in schema, "a parameter path may contain '/'"
