@@ -52,6 +52,7 @@ class HttpRequest:
     max_bytes: int = 1_048_576
     max_redirects: int = 5
     follow_redirects: bool = True
+    parse_body: bool = True  # False: the body always comes back base64 (body_encoding: base64)
 
 
 def check_url(url: str, field: str = "parameters.url") -> httpx.URL:
@@ -145,7 +146,10 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
             raise BusError("Http.ConnectionError", f"{method} {_shown(url)}: {exc or type(exc).__name__}") from None
         finally:
             await response.aclose()
-        body, encoding = decode_body(raw, response.headers.get("content-type", ""), truncated)
+        if req.parse_body or response.status_code >= 400:
+            body, encoding = decode_body(raw, response.headers.get("content-type", ""), truncated)
+        else:
+            body, encoding = base64.b64encode(raw).decode("ascii"), "base64"
         result: dict[str, Any] = {
             "status": response.status_code,
             "headers": _headers(response),

@@ -330,3 +330,49 @@ def start_mariadb() -> MariaDB:
         [client, "--no-defaults", "-uroot", f"--socket={sock}", "-e", sql], check=True, capture_output=True, timeout=60
     )
     return db
+
+
+@dataclass
+class S3Server:
+    url: str
+    proc: subprocess.Popen
+    access_key: str
+    secret_key: str
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_s3() -> S3Server:
+    """moto's server mode with authentication on: an IAM user with an access key and an S3
+    policy is created by the first three (unauthenticated) calls; every later call must carry a
+    valid SigV4 signature of that key."""
+    import sys
+
+    port = free_port()
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "AWS_DEFAULT_REGION": "us-east-1"}
+    moto = Path(sys.executable).with_name("moto_server")
+    argv = [str(moto)] if moto.exists() else [sys.executable, "-m", "moto.server"]
+    proc = subprocess.Popen(
+        [*argv, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    _wait_port(port, 60, proc)
+    url = f"http://127.0.0.1:{port}"
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bootstrap",
+        aws_secret_access_key="bootstrap",
+    )
+    iam.create_user(UserName="aionix")
+    key = iam.create_access_key(UserName="aionix")["AccessKey"]
+    policy = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+    iam.put_user_policy(UserName="aionix", PolicyName="s3", PolicyDocument=policy)
+    return S3Server(url, proc, key["AccessKeyId"], key["SecretAccessKey"])

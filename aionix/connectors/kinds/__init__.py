@@ -7,7 +7,7 @@ import importlib
 from aionix.connectors.kind import ConnectorKind
 
 #: modules under aionix.connectors.kinds, each exposing `KIND` or `KINDS`.
-MODULES = ("http", "transform", "fs", "sql", "redis", "email", "chat")
+MODULES = ("http", "transform", "fs", "sql", "redis", "email", "chat", "s3")
 
 
 def load_kinds() -> dict[str, ConnectorKind]:
