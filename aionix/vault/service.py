@@ -79,6 +79,7 @@ class _Reader:
     action: str
     reader: str | None = None
     trace_id: str | None = None
+    key_id: str | None = None
 
 
 def _json(value: Any) -> str:
@@ -444,6 +445,8 @@ class VaultService:
         the same transaction as the read: no audit, no value."""
         audit = self.rt.audit_row(who.request, who.principal, who.action, resource=self._trn(tenant, name))
         audit["tenant"] = tenant
+        if audit["key_id"] is None:
+            audit["key_id"] = who.key_id
 
         def fn(tx: Any) -> dict[str, Any]:
             row = self._get(tx, tenant, name)
@@ -505,7 +508,7 @@ class VaultService:
             raise BadRequest("credvault: version must be a positive integer")
         if stage is not None and stage not in ("current", "previous", "pending"):
             raise BadRequest("credvault: stage must be current, previous or pending")
-        who = _Reader(None, None, "credvault.resolve", reader=reader, trace_id=ctx.trace_id)
+        who = _Reader(None, None, "credvault.resolve", reader=reader, trace_id=ctx.trace_id, key_id=ctx.principal)
         result = await self.read_value(target.tenant, target.path, who, version=version, stage=stage)
         return result["value"]
 

@@ -96,7 +96,8 @@ def test_secret_ref_is_resolved_only_for_admins(server, admin, role):
     tree = tadmin.get("/api/v1/params", params={"prefix": "/app", "recursive": "true", "evaluate": "true"}).json()
     assert "ref-secret-value" not in str(tree)
     audit = tadmin.get("/api/v1/audit", params={"action": "credvault.resolve"}).json()["items"]
-    assert any(a["details"]["reader"] == f"trn:paramstore:{tenant}:param/app/db/password" for a in audit)
+    reads = [a for a in audit if a["details"]["reader"] == f"trn:paramstore:{tenant}:param/app/db/password"]
+    assert reads and reads[0]["key_id"] == tadmin.get("/api/v1/whoami").json()["key_id"]
 
 
 def test_secret_ref_to_another_tenant_is_refused(server, admin):

@@ -83,3 +83,27 @@ def test_missing_secret_fails_the_state_with_a_clear_runtime_cause(make_server):
         assert envelope["status"] == "FAILED"
         assert envelope["error"]["error"] == "States.Runtime"
         assert "nope" in envelope["error"]["cause"]
+
+
+def test_a_workflow_as_rotation_target_makes_the_new_value(server, admin):
+    workflow = unique("rotator")
+    definition = {
+        "entry": "Make",
+        "states": {
+            "Make": {
+                "type": "set",
+                "value": {"value": "{% 'rotated-' & input.name & '-' & $string(input.current_version + 1) %}"},
+                "end": True,
+            }
+        },
+    }
+    assert admin.post("/api/v1/workflows", json={"name": workflow, "definition": definition}).status_code == 201
+    name = unique("wfrot")
+    create_secret(admin, name, "before-rotation", rotation={"target": f"trn:stepflow:default:template/{workflow}"})
+    r = admin.post(f"/api/v1/secrets/{name}/rotate", json={})
+    assert r.status_code == 200, r.text
+    assert r.json()["stages"] == {"current": 2, "previous": 1, "pending": None}
+    value = admin.post(f"/api/v1/secrets/{name}/reveal").json()["value"]
+    assert value == f"rotated-{name}-2"
+    history = admin.get("/api/v1/executions", params={"limit": 500}).text
+    assert "before-rotation" not in history
