@@ -41,6 +41,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	AIONIX_CHAOS_KILLS=500 AIONIX_CHAOS_EXECUTIONS=1000 $(BIN)/python -m pytest -q -s -p no:cacheprovider --timeout 7200 tests/stepflow/test_crash.py
 
+## The ASL corpus recorded on AWS (through the real engine, scaled clock) and the JSONata reference
+## suite: pass counts per feature tag; fails when either drops below conformance/baseline.json.
+conformance: $(STAMP)
+	$(BIN)/python -m aionix.stepflow.asl.conformance --cases ../shared/conformance --check conformance/baseline.json
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
 

@@ -118,7 +118,10 @@ class Expression:
             self._plain = jlens.Expression(source)
         except jlens.JlensError as exc:
             raise _error(exc, source) from None
-        self._wrapped = jlens.Expression(_WRAP_PREFIX + source + _WRAP_SUFFIX)
+        try:
+            self._wrapped = jlens.Expression(_WRAP_PREFIX + source + _WRAP_SUFFIX)
+        except jlens.JlensError as exc:  # e.g. a regex the wrapper's context lexes differently
+            raise _error(exc, source, shift=len(_WRAP_PREFIX)) from None
         self.reads_map = self._plain.reads()
         self.references = _references(source, self.reads_map)
 

@@ -1,0 +1,150 @@
+"""Run an ASL definition in-process on the real StepFlow engine, with a scaled clock.
+
+Used by the conformance harness and by `aio wf test`: the interpreter is the engine itself
+(`aionix.stepflow.engine.Engine`); only its host — where checkpoints go — is an in-memory one,
+and time runs `scale` times faster so that Wait states and timeouts of minutes take
+milliseconds while keeping their order. A mock config, when given, answers AWS service
+integrations through the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aionix.bus import Bus, CallContext
+from aionix.errors import ValidationFailed
+from aionix.stepflow.asl.compiler import Options, compile_asl
+from aionix.stepflow.asl.mock import MOCK_KIND, MockResponder
+from aionix.stepflow.asl.validate import validate
+from aionix.stepflow.engine import Engine, Failure, Run, new_root
+
+TENANT = "local"
+
+
+class ScaledClock:
+    """Wall time that runs `scale` times faster from the moment it is made."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.base = time.time()
+        self.origin = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.base + (time.monotonic() - self.origin) * self.scale
+
+
+class ScaledTimers:
+    def __init__(self, clock: ScaledClock) -> None:
+        self.clock = clock
+
+    async def sleep_until(self, due: float) -> None:
+        while True:
+            left = due - self.clock()
+            if left <= 0:
+                return
+            await asyncio.sleep(left / self.clock.scale)
+
+
+@dataclass
+class Outcome:
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    started_at: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status}
+        if self.status == "SUCCEEDED":
+            out["output"] = self.output
+        else:
+            if self.error is not None:
+                out["error"] = self.error
+            if self.cause is not None:
+                out["cause"] = self.cause
+        return out
+
+
+class _Host:
+    """The engine's host, in memory: keeps the events, resolves nothing from a store."""
+
+    def __init__(self, bus: Bus, clock: ScaledClock) -> None:
+        self.bus = bus
+        self.timers = ScaledTimers(clock)
+        self.events: list[dict[str, Any]] = []
+
+    async def persist(self, run: Run, events: list[Any], adds: Any, dels: Any, tokens: Any) -> None:
+        for seq, ts, type_, state, frame, detail in events:
+            self.events.append({"seq": seq, "ts": ts, "type": type_, "state": state, "frame": frame, "detail": detail})
+
+    async def finished(self, run: Run) -> None:
+        return None
+
+    def register_secret(self, run: Run, value: Any) -> None:
+        return None
+
+    async def token_outcome(self, token: str | None) -> dict[str, Any] | None:
+        return None
+
+    async def run_child(self, parent: Run, action: str, parameters: Any, ctx: CallContext) -> Any:
+        raise Failure("States.Runtime", f"child workflows ({action}) do not run in a local test")
+
+
+async def run_definition(
+    definition: dict[str, Any],
+    input: Any,
+    *,
+    scale: float = 1000.0,
+    mocks: MockResponder | None = None,
+    bus: Bus | None = None,
+    name: str = "local",
+    timeout: float = 60.0,
+) -> Outcome:
+    """Compile and run `definition` to its end; the history comes back in `events`."""
+    bus = bus or Bus()
+    options = Options()
+    if mocks is not None:
+        bus.register_kind(MOCK_KIND, mocks.execute)
+        options.mock_target = MOCK_KIND
+    report = validate(definition, mock_target=options.mock_target)
+    if not report.valid:
+        first = report.errors[0]
+        raise ValidationFailed(
+            f"definition{first.pointer}: {first.message}",
+            details=[{"field": f"definition{e.pointer}", "message": e.message} for e in report.errors],
+        )
+    plan = compile_asl(definition, options)
+    clock = ScaledClock(scale)
+    host = _Host(bus, clock)
+    engine = Engine(host, clock=clock)  # type: ignore[arg-type]
+    now = clock()
+    run = Run(
+        id=f"{int(time.time() * 1000):012x}local",
+        tenant=TENANT,
+        workflow=name,
+        version=1,
+        plan=plan,
+        root=new_root(plan, input),
+        input=input,
+        started_at=now,
+        trace_id="local",
+        next_seq=1,
+    )
+    if plan.root.timeout_seconds:
+        # the machine timeout runs on the same (scaled) clock as the waits
+        run.deadline = clock() + plan.root.timeout_seconds / scale
+    run.event("ExecutionStarted", detail={"input": input, "version": 1, "parent_id": None})
+    await asyncio.wait_for(engine.run(run), timeout)
+    error = run.error or {}
+    return Outcome(
+        run.status,
+        run.output,
+        error.get("error"),
+        error.get("cause"),
+        host.events,
+        run.started_at,
+    )
