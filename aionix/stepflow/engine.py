@@ -580,6 +580,11 @@ class Engine:
                 run.event("TaskSucceeded", plan.name, frame.id, {"attempt": attempt, "result": result})
                 return result
             assert frame.token is not None
+            if not waiter.done() and resumed:
+                # settled while this run was being resumed, before the waiter existed
+                settled = await self.host.token_outcome(frame.token)
+                if settled is not None:
+                    return self._callback_result(run, frame, plan, settled)
             return self._callback_result(run, frame, plan, await self._await_callback(run, frame, plan, waiter))
         except Failure as failure:
             run.event("TaskFailed", plan.name, frame.id, {"attempt": attempt, **failure.as_dict()})
@@ -612,11 +617,13 @@ class Engine:
             if plan.heartbeat_seconds is None:
                 return await waiter
             beat.clear()
-            done, _ = await asyncio.wait(
-                {waiter, asyncio.ensure_future(beat.wait())},
-                timeout=plan.heartbeat_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            beaten = asyncio.ensure_future(beat.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {waiter, beaten}, timeout=plan.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                beaten.cancel()
             if waiter in done:
                 return waiter.result()
             if not done:

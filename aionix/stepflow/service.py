@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from aionix import trn as trnlib
 from aionix.bus import CallContext
-from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
 from aionix.log import REDACTED, redactor
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Plan, compile_workflow
@@ -318,7 +318,10 @@ class StepFlowService:
         wait_seconds: float | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Start an execution; returns (envelope, finished). `sync` waits up to the bound."""
-        size = len(orjson.dumps(input))
+        try:
+            size = len(orjson.dumps(input))
+        except TypeError as exc:
+            raise field_error("input", f"not representable as JSON: {exc}") from None
         if size > self.payload_max_bytes:
             raise PayloadTooLarge(
                 f"input: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes",

@@ -492,3 +492,11 @@ async def test_history_limit_fails_a_runaway_loop(tmp_path):
         assert env["error"]["error"] == "States.Runtime" and "history" in env["error"]["cause"]
     finally:
         await h.stop()
+
+
+async def test_input_not_representable_as_json_is_a_clear_error(flow):
+    from aionix.errors import ValidationFailed
+
+    name = await flow.define({"entry": "S", "states": {"S": {"type": "succeed"}}})
+    with pytest.raises(ValidationFailed, match="input"):
+        await flow.svc.start("default", name, 2**70)

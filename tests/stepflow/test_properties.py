@@ -111,7 +111,8 @@ def test_random_graphs_finish_and_replay_identically(tmp_path):
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(
-        doc=graph("", 0), value=st.one_of(st.none(), st.integers(), st.fixed_dictionaries({"k": st.text(max_size=5)}))
+        doc=graph("", 0),
+        value=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.fixed_dictionaries({"k": st.text(max_size=5)})),
     )
     def check(doc, value) -> None:
         loop.run_until_complete(one(doc, value))
