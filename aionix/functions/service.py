@@ -146,8 +146,13 @@ class FunctionsService:
         }
 
     async def _prune_loop(self) -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(600)
+            await asyncio.sleep(1)
+            self.refresh_health()  # warm worker counts change as idle workers retire
+            ticks += 1
+            if ticks % 600:
+                continue
             before = time.time() - self.cfg.log_retention_days * 86400
             try:
                 await self.store.execute("functions.prune_logs", {"before": before})

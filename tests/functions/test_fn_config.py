@@ -1,0 +1,31 @@
+"""`[functions]` settings on a private server: no Deno binary, and idle worker retirement."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import create, invoke
+
+
+def test_missing_deno_and_idle_workers_retire(make_server) -> None:
+    srv = make_server(
+        env={"AIONIX_FUNCTIONS_DENO_PATH": "/nonexistent/deno", "AIONIX_FUNCTIONS_IDLE_SECONDS": "1"}
+    ).start()
+    with srv.client(timeout=120) as c:
+        health = c.get("/healthz").json()["confinement"]
+        assert health["deno"]["available"] is False
+        r = c.post(
+            "/api/v1/functions", json={"name": "d", "runtime": "deno", "code": {"source": "export default () => 1;"}}
+        )
+        assert r.status_code == 422 and "deno is not available" in r.json()["error"]["message"]
+        name = create(c, "python", "def handler(event, context):\n    return 1\n")["name"]
+        assert invoke(c, name, {})["result"] == 1
+        assert c.get("/healthz").json()["confinement"]["python"]["warm_workers"] == 1
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if c.get("/healthz").json()["confinement"]["python"]["warm_workers"] == 0:
+                break
+            time.sleep(0.2)
+        assert invoke(c, name, {})["cold_start"] is True, "the idle worker was retired"
+    srv.stop()
+    assert "Traceback" not in srv.log(), srv.log()
