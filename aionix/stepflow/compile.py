@@ -151,8 +151,14 @@ def _t(value: Any, pointer: str) -> Template | None:
 
 
 def compile_workflow(workflow: Workflow | dict[str, Any]) -> Plan:
-    """Compile a validated definition (model or dict)."""
+    """Compile a validated definition (model or dict; an Amazon States Language dict too)."""
     if isinstance(workflow, dict):
+        from aionix.stepflow.asl import is_asl
+
+        if is_asl(workflow):
+            from aionix.stepflow.asl.compiler import compile_asl
+
+            return compile_asl(workflow)
         workflow = Workflow.model_validate(workflow)
     machines: dict[str, Machine] = {}
     root = _machine("", workflow.entry, workflow.states, machines, workflow.timeout_seconds)

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from aionix import expr
+from aionix.stepflow.asl import is_asl
+from aionix.stepflow.asl.validate import validate as validate_asl
 from aionix.stepflow.models import Problem, ValidationReport, Workflow
 
 #: (field, where it is) for every field that may hold `{% %}` expressions.
@@ -225,6 +227,8 @@ def _expression_problems(doc: dict[str, Any]) -> list[Problem]:
 
 def validate(doc: Any, *, known_target: Callable[[str], bool] | None = None) -> ValidationReport:
     """Check a DSL document; `known_target(action)` (optional) turns unknown actions into warnings."""
+    if is_asl(doc):
+        return validate_asl(doc)
     if not isinstance(doc, dict):
         return ValidationReport(valid=False, errors=[Problem(pointer="/", message="a workflow must be a JSON object")])
     errors: list[Problem] = []
