@@ -260,7 +260,7 @@ async def kill_uid(uid: int) -> None:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             await asyncio.to_thread(
                 subprocess.run,
-                ["/bin/kill", "-9", "-1"],
+                ["/bin/sh", "-c", "kill -9 -1"],  # the shell builtin: no procps needed
                 user=uid,
                 group=uid,
                 extra_groups=[],
