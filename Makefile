@@ -49,6 +49,19 @@ conformance: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
 
+## Build dist/aionix, the one executable (PyInstaller, aionix.spec): server, CLI and function worker.
+## Skipped when the hash of its inputs (aionix/, studio_dist/, aionix.spec, pyproject.toml) matches the last build's.
+BINARY_INPUTS_STAMP := dist/.aionix.inputs
+binary: $(STAMP)
+	@hash=$$( { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml; } | sha1sum | cut -c1-16 ); \
+	if [ -x dist/aionix ] && [ "$$(cat $(BINARY_INPUTS_STAMP) 2>/dev/null)" = "$$hash" ]; then \
+		echo "dist/aionix is up to date (inputs $$hash)"; \
+	else \
+		rm -f $(BINARY_INPUTS_STAMP) && \
+		$(BIN)/pyinstaller --noconfirm --log-level WARN aionix.spec && \
+		echo "$$hash" > $(BINARY_INPUTS_STAMP) && ls -l dist/aionix; \
+	fi
+
 ## Build the Studio (studio/) into studio_dist/, which is committed: users and the binary need no Node.
 studio: studio/node_modules
 	cd studio && npm run build

@@ -1,25 +1,29 @@
-"""`aionix`: the server entry point (also `aionix aio …` for the CLI and `aionix --worker`).
+"""`aionix`: the server entry point, and the one executable's other faces.
 
     aionix --port 53000 [--host 127.0.0.1] [--config FILE] [--data-dir DIR]
+    aionix aio …            the CLI (also when the executable is invoked under the name `aio`)
+    aionix --worker SPEC    a confined function worker (how the binary runs Python functions)
+    aionix --version        version, commit, and the function runtimes and confinement here
 
 Everything that can fail (configuration, data dir, migrations, keys) is checked before the
-port is bound; a failure prints one line and exits with status 2.
+port is bound; a failure prints one line and exits with status 2. Only `sys` is imported before
+the dispatch: a worker or a CLI call must not pay for the server's imports.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import ipaddress
-import logging
 import sys
+from typing import TYPE_CHECKING
 
 from aionix import __version__
 
-log = logging.getLogger("aionix")
+if TYPE_CHECKING:
+    import argparse
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(prog="aionix", description="Aionix portable cloud runtime server")
     p.add_argument("--port", type=str, default=None, help="port to listen on (default 53000)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
@@ -31,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -39,15 +45,41 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _invoked_as_cli() -> bool:
+    """True when the executable was started under the name `aio` (a symlink or a copy)."""
+    import os
+
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return name == "aio" or name.startswith("aio.")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--worker":
+        from aionix import frozen
+
+        frozen.keep_archive_open()
+        from aionix.functions.worker import main as worker_main
+
+        return worker_main(argv[1:])
+    if argv and argv[0] == "--netns-probe":
+        from aionix.frozen import netns_probe
+
+        return netns_probe()
+    if from_process and _invoked_as_cli():
+        from aionix.cli.main import run as run_cli
+
+        return run_cli(argv)
     if argv and argv[0] == "aio":
         from aionix.cli.main import run as run_cli
 
         return run_cli(argv[1:])
     args = _parser().parse_args(argv)
     if args.version:
-        print(f"aionix {__version__}")
+        from aionix.frozen import version_text
+
+        print(version_text())
         return 0
     from aionix import config as configlib
     from aionix.errors import ConfigError
@@ -84,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(cfg) -> int:
+    import asyncio
+
     try:
         import uvloop
 
@@ -94,10 +128,16 @@ def _run(cfg) -> int:
 
 
 async def _serve(cfg) -> int:
+    import logging
+
     import uvicorn
 
     from aionix.api.app import create_app
+    from aionix.frozen import share_bundle
     from aionix.runtime import Runtime
+
+    share_bundle()
+    log = logging.getLogger("aionix")
 
     host, port = cfg.server.host, cfg.server.port
     shown_host = f"[{host}]" if ":" in host else host
@@ -134,6 +174,9 @@ async def _serve(cfg) -> int:
 
 
 async def _safe_stop(rt) -> None:
+    import logging
+
+    log = logging.getLogger("aionix")
     try:
         await rt.stop()
     except Exception:

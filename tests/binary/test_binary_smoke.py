@@ -1,0 +1,204 @@
+"""The single executable as an air-gapped user runs it: `make binary` (cached on its inputs'
+hash), the one file copied into an empty directory and run under `env -i` — no PATH, no
+virtualenv. It serves the API and the Studio, is the CLI (as `aionix aio` and under the name
+`aio`), runs a Python function in its own worker mode, and keeps its data and a running
+execution across a SIGTERM and a restart."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from binproc import BinaryServer, build, free_port, install, run_bare
+
+# the first run builds the binary (a few minutes on 2 cores); later runs reuse it
+pytestmark = pytest.mark.timeout(1800)
+
+FUNCTION = """\
+import decimal
+import hashlib
+
+
+def handler(event, context):
+    total = decimal.Decimal(str(event["x"])) * decimal.Decimal(str(event["factor"]))
+    return {
+        "token_sha256": hashlib.sha256(event["token"].encode()).hexdigest(),
+        "total": str(total),
+        "key": context.idempotency_key,
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    binary = build()
+    home = tmp_path_factory.mktemp("offline-machine")
+    install(binary, home)
+    assert sorted(p.name for p in home.iterdir()) == ["aio", "aionix"]
+    return home
+
+
+@pytest.fixture(scope="module")
+def server(home: Path) -> Iterator[BinaryServer]:
+    srv = BinaryServer(home)
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_version_names_commit_and_the_runtimes_available(home: Path) -> None:
+    result = run_bare(home, "aionix", "--version")
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert re.fullmatch(r"aionix \S+ \(commit [0-9a-f]{7,40}(-dirty)?, single executable, Python 3\.\d+\.\d+\)", first)
+    fields = dict(line.strip().split(": ", 1) for line in rest)
+    assert fields["python functions"].startswith("yes")
+    assert fields["wasm"].startswith("yes")
+    # under env -i there is no PATH, so no Deno: reported, not fatal
+    assert fields["deno"].startswith("no")
+    assert "cgroups" in fields and "network namespace" in fields
+
+
+def test_cli_by_subcommand_and_by_its_own_name(home: Path) -> None:
+    for args in (("aionix", "aio", "--help"), ("aio", "--help")):
+        result = run_bare(home, *args)
+        assert result.returncode == 0, result.stderr
+        assert "Usage: aio" in result.stdout
+        for group in ("wf", "fn", "sec", "param"):
+            assert group in result.stdout
+    bad = run_bare(home, "aio", "no-such-command")
+    assert bad.returncode == 2
+
+
+def test_serves_health_with_migrations_applied_and_data_in_cwd(server: BinaryServer) -> None:
+    with server.client() as c:
+        health = c.get("/healthz").json()
+    assert health["status"] == "ok" and health["store"] == "ok"
+    assert health["confinement"]["python"]["available"] is True
+    assert health["confinement"]["wasm"]["available"] is True
+    assert (server.home / "data").is_dir()
+    assert "applying migration 0001_core" in server.log()
+
+
+def test_serves_the_studio_and_its_assets(server: BinaryServer) -> None:
+    with server.client() as c:
+        index = c.get("/")
+        assert index.status_code == 200
+        assert index.headers["content-type"].startswith("text/html")
+        assert "Content-Security-Policy" in index.headers
+        assets = re.findall(r'(?:src|href)="(/assets/[^"]+)"', index.text)
+        assert assets, index.text[:500]
+        for asset in assets:
+            r = c.get(asset)
+            assert r.status_code == 200, asset
+            assert len(r.content) > 100
+            assert "immutable" in r.headers["cache-control"]
+        assert c.get("/assets/no-such-file.js").status_code == 404
+
+
+def test_aio_talks_to_the_binary_server(home: Path, server: BinaryServer) -> None:
+    result = run_bare(home, "aio", "--url", server.url, "status", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["status"] == "ok" and status["role"] == "admin"
+
+
+def test_secret_param_function_workflow_survive_sigterm_and_restart(home: Path, server: BinaryServer) -> None:
+    tag = uuid.uuid4().hex[:8]
+    secret_name, param_path, fn_name, wf_name = f"token-{tag}", f"smoke/{tag}/factor", f"calc-{tag}", f"flow-{tag}"
+    canary = f"CANARY-{uuid.uuid4().hex}"
+    with server.client() as c:
+        r = c.post("/api/v1/secrets", json={"name": secret_name, "type": "password", "value": canary})
+        assert r.status_code == 201, r.text
+        r = c.put(f"/api/v1/params/{param_path}", json={"type": "number", "value": 3})
+        assert r.status_code in (200, 201), r.text
+        r = c.post(
+            "/api/v1/functions",
+            json={
+                "name": fn_name,
+                "runtime": "python",
+                "handler": "main.handler",
+                "code": {"source": FUNCTION, "filename": "main.py"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        definition = {
+            "entry": "Calc",
+            "states": {
+                "Calc": {
+                    "type": "task",
+                    "action": f"trn:aionixfn:default:function/{fn_name}",
+                    "parameters": {
+                        "token": "{% $secret.`" + secret_name + "` %}",
+                        "factor": "{% $param('/" + param_path + "') %}",
+                        "x": "{% input.x %}",
+                    },
+                    "next": "Pause",
+                },
+                "Pause": {"type": "wait", "seconds": 0, "next": "Done"},
+                "Done": {"type": "succeed"},
+            },
+        }
+        r = c.post("/api/v1/workflows", json={"name": wf_name, "definition": definition})
+        assert r.status_code == 201, r.text
+        # a second version whose wait is long enough to be interrupted by the restart
+        definition["states"]["Pause"]["seconds"] = 4
+        r = c.put(f"/api/v1/workflows/{wf_name}", json={"definition": definition})
+        assert r.status_code == 200, r.text
+
+        quick = c.post(
+            f"/api/v1/workflows/{wf_name}/executions",
+            json={"input": {"x": 14}, "mode": "sync", "version": 1, "wait_seconds": 120},
+        ).json()
+        assert quick["status"] == "SUCCEEDED", quick
+        expected = {"token_sha256": hashlib.sha256(canary.encode()).hexdigest(), "total": "42"}
+        assert {k: quick["output"][k] for k in expected} == expected
+        assert quick["output"]["key"].startswith(quick["execution_id"] + ":Calc:")
+
+        slow = c.post(f"/api/v1/workflows/{wf_name}/executions", json={"input": {"x": 5}, "mode": "async"}).json()
+        assert slow["status"] == "RUNNING", slow
+
+        def pausing() -> bool:
+            events = c.get(f"/api/v1/executions/{slow['execution_id']}/history", params={"limit": 100}).json()["items"]
+            return any(e["type"] == "StateEntered" and e["state"] == "Pause" for e in events)
+
+        wait_for(pausing, 120, "the slow execution to reach its wait state")
+    assert server.stop() == 0, server.log()[-3000:]
+
+    server.port = free_port()
+    server.start()
+    with server.client() as c:
+        assert c.get(f"/api/v1/secrets/{secret_name}").status_code == 200
+        assert c.get(f"/api/v1/params/{param_path}").json()["value"] == 3
+        assert c.get(f"/api/v1/functions/{fn_name}").json()["runtime"] == "python"
+        kept = c.get(f"/api/v1/executions/{quick['execution_id']}").json()
+        assert kept["status"] == "SUCCEEDED" and kept["output"] == quick["output"]
+
+        def finished() -> dict | None:
+            env = c.get(f"/api/v1/executions/{slow['execution_id']}").json()
+            return env if env["status"] != "RUNNING" else None
+
+        resumed = wait_for(finished, 120, "the interrupted execution to finish after the restart")
+        assert resumed["status"] == "SUCCEEDED", resumed
+        assert resumed["output"]["total"] == "15"
+        assert resumed["output"]["token_sha256"] == expected["token_sha256"]
+    log = server.log()
+    assert canary not in log
+    raw = b"".join(p.read_bytes() for p in (server.home / "data").glob("aionix.db*"))
+    assert canary.encode() not in raw
