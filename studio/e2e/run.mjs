@@ -328,6 +328,21 @@ await step("the executions list shows it and a failed run can be redriven", asyn
 });
 
 // ---------------------------------------------------------------- console
+await step("seed the console through the API (function, trigger, connection, action)", async () => {
+  const fn = await api("POST", "/api/v1/functions", {
+    name: `double-${suffix}`,
+    runtime: "python",
+    code: { source: 'def handler(event, context):\n    print("doubling", event)\n    return {"value": event["value"] * 2}\n' },
+  });
+  check(fn.status === 201, `function: ${fn.status} ${JSON.stringify(fn.body)}`);
+  const tr = await api("POST", "/api/v1/triggers", { name: `nightly-${suffix}`, target: `trn:stepflow:default:template/${WF}`, schedule: { expression: "0 3 * * *" } });
+  check(tr.status === 201, `trigger: ${tr.status} ${JSON.stringify(tr.body)}`);
+  const conn = await api("POST", "/api/v1/connections", { name: `files-${suffix}`, kind: "fs", config: { root: "/tmp" } });
+  check(conn.status === 201, `connection: ${conn.status} ${JSON.stringify(conn.body)}`);
+  const act = await api("POST", "/api/v1/actions", { name: `add-${suffix}`, kind: "transform", parameters: { expression: "a + b", data: "{% input %}" } });
+  check(act.status === 201, `action: ${act.status} ${JSON.stringify(act.body)}`);
+});
+
 const pages = [
   ["/workflows", "Workflows"],
   ["/executions", "Executions"],
@@ -350,6 +365,43 @@ for (const [path, title] of pages) {
   });
 }
 
+await step("functions: invoke with a payload and read the logs", async () => {
+  await go("/functions");
+  await page.getByRole("cell", { name: `double-${suffix}`, exact: true }).click();
+  const detail = page.locator(".detail");
+  await detail.getByRole("button", { name: "Invoke" }).click();
+  await detail.locator('[aria-label="Invocation result"]').getByText('"value": 42').waitFor({ timeout: 30_000 });
+  await detail.getByRole("button", { name: "Load logs" }).click();
+  await detail.getByLabel("Function logs").getByText("doubling").waitFor();
+  await shot("page-functions");
+});
+
+await step("triggers: disable and enable, see the history", async () => {
+  await go("/triggers");
+  await page.getByRole("cell", { name: `nightly-${suffix}`, exact: true }).click();
+  const detail = page.locator(".detail");
+  await detail.getByRole("button", { name: "Disable" }).click();
+  await detail.getByRole("button", { name: "Enable" }).and(page.locator(":enabled")).waitFor();
+  check((await api("GET", `/api/v1/triggers/nightly-${suffix}`)).body.enabled === false, "the trigger is still enabled");
+  await detail.getByRole("button", { name: "Enable" }).click();
+  await detail.getByRole("button", { name: "Disable" }).and(page.locator(":enabled")).waitFor();
+  check((await api("GET", `/api/v1/triggers/nightly-${suffix}`)).body.enabled === true, "the trigger is still disabled");
+  await detail.getByText(/It has not fired yet|Fired/).first().waitFor();
+  await shot("page-triggers");
+});
+
+await step("connections and actions: test both", async () => {
+  await go("/connections");
+  await page.getByRole("cell", { name: `files-${suffix}`, exact: true }).click();
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.getByRole("status").filter({ hasText: "Connection works" }).waitFor();
+  await page.getByRole("cell", { name: `add-${suffix}`, exact: true }).click();
+  await page.getByLabel("Input (JSON)").fill('{"a": 2, "b": 3}');
+  await page.getByRole("button", { name: "Test action" }).click();
+  await page.getByLabel("Action result").getByText('"result": 5').waitFor();
+  await shot("page-connections");
+});
+
 await step("secrets: create, see metadata only, reveal after confirming", async () => {
   await go("/secrets");
   const form = page.getByRole("form", { name: "Create a secret" });
@@ -363,6 +415,7 @@ await step("secrets: create, see metadata only, reveal after confirming", async 
   await detail.getByRole("button", { name: "Reveal value…" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Reveal", exact: true }).click();
   await detail.getByText("s3cr3t-value").waitFor();
+  await shot("page-secrets");
 });
 
 await step("params: put a value and find it in the tree", async () => {
@@ -373,6 +426,7 @@ await step("params: put a value and find it in the tree", async () => {
   await form.getByRole("button", { name: "Put parameter" }).click();
   await page.getByRole("tree").getByRole("button", { name: `/studio/${suffix}/timeout`, exact: true }).click();
   await page.locator(".detail").getByRole("heading", { name: `/studio/${suffix}/timeout` }).waitFor();
+  await shot("page-params");
 });
 
 await step("a viewer key sees the editor read-only and no admin pages", async () => {

@@ -13,17 +13,28 @@ interface Trigger {
   [key: string]: unknown;
 }
 
+interface Fire {
+  id: number;
+  origin: string;
+  status: string;
+  attempts: number;
+  result_id: string | null;
+  error: string | null;
+  cause: string | null;
+  created_at: number;
+}
+
 function TriggerDetail({ name, onChange }: { name: string; onChange: () => void }) {
   const who = useSession((s) => s.who);
   const [detail, setDetail] = useState<Trigger | null>(null);
-  const [history, setHistory] = useState<unknown>(undefined);
+  const [history, setHistory] = useState<Fire[] | undefined>(undefined);
   const [error, setError] = useState<unknown>(null);
   const act = useAction();
   const load = () => api.get<Trigger>(`/api/v1/triggers/${enc(name)}`).then(setDetail, setError);
   useEffect(() => {
     setHistory(undefined);
     void load();
-    api.get(`/api/v1/triggers/${enc(name)}/history`, { limit: 50 }).then(setHistory, () => setHistory(undefined));
+    api.get<{ items: Fire[] }>(`/api/v1/triggers/${enc(name)}/history`, { limit: 50 }).then((p) => setHistory(p.items ?? []), () => setHistory(undefined));
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [name]);
   const toggle = (verb: "enable" | "disable") =>
@@ -48,7 +59,32 @@ function TriggerDetail({ name, onChange }: { name: string; onChange: () => void 
       <ActionResult action={act} />
       {detail && <JsonView value={detail} label="Trigger details" />}
       <h3>History</h3>
-      {history === undefined ? <p className="muted">No history available.</p> : <JsonView value={history} label="Trigger history" />}
+      {!history?.length ? (
+        <p className="muted">It has not fired yet.</p>
+      ) : (
+        <table aria-label="Trigger history">
+          <thead>
+            <tr>
+              <th scope="col">Fired</th>
+              <th scope="col">Origin</th>
+              <th scope="col">Status</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {history.map((f) => (
+              <tr key={f.id}>
+                <td>{when(f.created_at)}</td>
+                <td>{f.origin}</td>
+                <td>{f.status}</td>
+                <td>{f.attempts}</td>
+                <td className="mono clip">{f.error ? `${f.error}: ${f.cause ?? ""}` : (f.result_id ?? "")}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </div>
   );
 }
