@@ -75,7 +75,9 @@ def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     return proc, url, key
 
 
-def _invoke(client: httpx.Client, name: str, n: int, qualifier: str | None = None) -> float:
+def _invoke(
+    client: httpx.Client, name: str, n: int, qualifier: str | None = None, runtime_ms: list[float] | None = None
+) -> float:
     started = time.perf_counter()
     r = client.post(
         f"/api/v1/functions/{name}/invoke", json={"n": n}, params={"qualifier": qualifier} if qualifier else None
@@ -83,6 +85,8 @@ def _invoke(client: httpx.Client, name: str, n: int, qualifier: str | None = Non
     elapsed = (time.perf_counter() - started) * 1000
     if r.status_code != 200 or r.json()["status"] != "SUCCEEDED":
         raise RuntimeError(f"{name}: {r.text[:300]}")
+    if runtime_ms is not None:
+        runtime_ms.append(r.json()["duration_ms"])
     return elapsed
 
 
