@@ -255,6 +255,9 @@ class HistoryQuery(BaseModel):
 
     after: int = Field(0, ge=0, description="events with seq greater than this")
     limit: int | None = Field(None, ge=1, le=10_000)
+    format: Literal["native", "asl"] = Field(
+        "native", description="asl: every event shaped like Step Functions' GetExecutionHistory ({events})"
+    )
 
 
 class CallbackBody(BaseModel):

@@ -10,6 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from aionix.api.dispatch import json_response
 from aionix.api.endpoint import Api, Call, Page, PageQuery
+from aionix.stepflow.asl.history import execution_history as asl_history
 from aionix.stepflow.engine import TERMINAL
 from aionix.stepflow.models import (
     CallbackAck,
@@ -146,6 +147,8 @@ async def get_execution(call: Call) -> Any:
 async def execution_history(call: Call) -> Any:
     """The execution's history events in order (`after` = the last seq seen)."""
     q: HistoryQuery = call.query
+    if q.format == "asl":
+        return json_response(await asl_history(_svc(call), call.tenant, call.path["id"]))
     return await _svc(call).history(call.tenant, call.path["id"], q.after, call.page_limit(q.limit))
 
 
