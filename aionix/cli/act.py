@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from aionix.cli.client import EXIT_NOT_FOUND, CLIError
 from aionix.cli.state import read_document, state
 
 app = typer.Typer(help="Connectors: kinds, connections, actions, execute, auth.", no_args_is_help=True)
@@ -174,3 +175,56 @@ def execute(
         body["parameters"] = read_document(parameters, "--parameters")
     out = st.client.post(f"/api/v1/actions/{name}/execute", body)
     st.emit(out["result"] if st.output in ("json", "yaml") else out)
+
+
+@app.command("auth")
+def auth(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="an http connection with oauth2 authorization_code auth"),
+    open_browser: bool = typer.Option(False, "--open", help="open the authorization URL in a browser"),
+    timeout: float = typer.Option(300.0, "--timeout", help="seconds to wait for the browser to come back"),
+) -> None:
+    """Sign a connection in with OAuth2 (PKCE): prints the authorization URL, waits for the
+    callback, then stores the tokens in CredVault under the connection's token_secret."""
+    import time
+    import webbrowser
+
+    st = state(ctx)
+    started = st.client.post(f"/api/v1/connections/{name}/authorize")
+    url = started["authorization_url"]
+    print(f"Open this URL to authorize {name}:\n{url}", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = st.client.get(f"/api/v1/authflow/{started['state']}")
+        if status["completed"]:
+            break
+        if time.monotonic() > deadline:
+            raise CLIError(f"no answer from the browser within {timeout:g} s", 1)
+        time.sleep(0.5)
+    if status["error"]:
+        raise CLIError(f"authorization failed: {status['error']}", 1)
+    if not status["tokens"]:
+        raise CLIError("the tokens were already handed over to another caller", 1)
+    secret = status["token_secret"]
+    try:
+        st.client.get(f"/api/v1/secrets/{secret}")
+        exists = True
+    except CLIError as exc:
+        if exc.exit_code != EXIT_NOT_FOUND:
+            raise
+        exists = False
+    if exists:
+        st.client.put(f"/api/v1/secrets/{secret}", {"value": status["tokens"]})
+    else:
+        st.client.post(
+            "/api/v1/secrets",
+            {
+                "name": secret,
+                "type": "oauth_token",
+                "value": status["tokens"],
+                "description": f"OAuth2 tokens of connection {name}",
+            },
+        )
+    st.emit({"connection": name, "authorized": True, "token_secret": secret})

@@ -111,3 +111,16 @@ class AuthorizeStatus(BaseModel):
     connection: str
     completed: bool
     error: str | None = None
+    token_secret: str | None = Field(None, description="the CredVault credential the tokens belong in")
+    tokens: dict[str, Any] | None = Field(
+        None, description="handed over once after completion, to be stored in CredVault"
+    )
+
+
+class CallbackQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    state: str | None = Field(None, max_length=512)
+    code: str | None = Field(None, max_length=4096)
+    error: str | None = Field(None, max_length=512)
+    error_description: str | None = Field(None, max_length=2048)

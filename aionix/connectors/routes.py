@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import time
 from typing import Any
+
+from starlette.responses import HTMLResponse
 
 from aionix.api.endpoint import Api, Call, Page
 from aionix.bus import BusError
@@ -11,6 +14,9 @@ from aionix.connectors.models import (
     Action,
     ActionCreate,
     ActionUpdate,
+    AuthorizeStart,
+    AuthorizeStatus,
+    CallbackQuery,
     Connection,
     ConnectionCreate,
     ConnectionListQuery,
@@ -114,3 +120,25 @@ async def execute_action(call: Call) -> dict[str, Any]:
         exc.details = {"error": exc.error, "cause": exc.cause, "details": exc.details}
         raise
     return {"action": action["trn"], "result": result, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+@api.post("/api/v1/connections/{name}/authorize", role="operator", response=AuthorizeStart, idempotent=False)
+async def authorize_connection(call: Call) -> dict[str, Any]:
+    """Start an OAuth2 authorization-code flow (PKCE S256): open the returned URL in a browser."""
+    return await call.service("connectors").authflow.start(call.tenant, call.path["name"])
+
+
+@api.get("/api/v1/authflow/callback", role=None, query=CallbackQuery, media_type="text/html")
+async def authflow_callback(call: Call) -> HTMLResponse:
+    """Where the OAuth2 provider sends the browser back; checks state and PKCE, exchanges the code."""
+    q: CallbackQuery = call.query
+    error = q.error and f"{q.error}: {q.error_description}" if q.error_description else q.error
+    connection = await call.service("connectors").authflow.callback(q.state, q.code, error)
+    body = f"<!doctype html><title>Aionix</title><p>Connection <b>{html.escape(connection)}</b> is authorized. You can close this window.</p>"
+    return HTMLResponse(body)
+
+
+@api.get("/api/v1/authflow/{state}", role="operator", response=AuthorizeStatus)
+async def authflow_status(call: Call) -> dict[str, Any]:
+    """Where an authorization stands; the tokens come back once, for the caller to store in CredVault."""
+    return await call.service("connectors").authflow.status(call.tenant, call.path["state"])

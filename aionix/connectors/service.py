@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from aionix import expr
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
+from aionix.connectors.authflow import AuthFlow
 from aionix.connectors.config import ConnectorsConfig
 from aionix.connectors.httpcall import guarded_client
 from aionix.connectors.kind import ConnectorKind, Invocation, Operation
@@ -136,7 +137,7 @@ class ConnectorsService:
         self._handles: dict[tuple[str, str], ConnectionHandle] = {}
         self._actions: dict[tuple[str, str], SavedAction] = {}
         self._default_http: httpx.AsyncClient | None = None
-        self.authflow: Any = None
+        self.authflow = AuthFlow(self)
 
     async def start(self) -> None:
         self.rt.health["connectors"] = {"kinds": len(self.kinds)}
@@ -302,6 +303,7 @@ class ConnectorsService:
         return out
 
     async def _drop_handle(self, tenant: str, name: str) -> None:
+        self.authflow.forget(tenant, name)
         handle = self._handles.pop((tenant, name), None)
         if handle is not None:
             await handle.close()

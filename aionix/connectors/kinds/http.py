@@ -38,7 +38,10 @@ class HttpAuth(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["bearer", "basic", "api_key", "oauth2"]
-    token_secret: str | None = Field(None, description="bearer: CredVault credential holding the token")
+    token_secret: str | None = Field(
+        None,
+        description="bearer: CredVault credential holding the token; oauth2 authorization_code: where the tokens are stored",
+    )
     username: str | None = Field(None, description="basic: user name")
     password_secret: str | None = Field(None, description="basic: CredVault credential holding the password")
     header: str = Field("X-API-Key", description="api_key: header name")
@@ -58,7 +61,8 @@ class HttpAuth(BaseModel):
             "bearer": ["token_secret"],
             "basic": ["username", "password_secret"],
             "api_key": ["value_secret"],
-            "oauth2": ["token_url", "client_id"] + (["authorize_url"] if self.grant == "authorization_code" else []),
+            "oauth2": ["token_url", "client_id"]
+            + (["authorize_url", "token_secret"] if self.grant == "authorization_code" else []),
         }[self.type]
         for name in need:
             if getattr(self, name) is None:
