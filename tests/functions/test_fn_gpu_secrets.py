@@ -120,3 +120,19 @@ def test_granted_secret_reaches_only_its_function(fn) -> None:
     assert invoke(fn, other, {secret: 1})["result"] == {}
     logs = fn.get(f"/api/v1/functions/{reader}/logs").json()["items"]
     assert "s3cret-value" not in str(logs)
+
+
+def test_gpu_example_is_scheduled_or_refused(fn, fn_server, monkeypatch, capsys) -> None:
+    from aionix.cli.main import run
+
+    monkeypatch.setenv("AIONIX_URL", fn_server.url)
+    monkeypatch.setenv("AIONIX_API_KEY", fn_server.admin_key)
+    example = Path(__file__).parents[2] / "examples" / "functions" / "gpu-info"
+    code = run(["fn", "deploy", str(example), "-o", "json"])
+    out = capsys.readouterr()
+    devices = fn.get("/healthz").json()["confinement"]["gpu"]["devices"]
+    if any(d.startswith("nvidia") for d in devices):
+        assert code == 0, out.err
+        assert invoke(fn, "gpu-info", {})["result"]["cuda_visible_devices"] == "0"
+    else:
+        assert code == 2 and "resources.gpu" in out.err and "nvidia" in out.err
