@@ -54,6 +54,40 @@ def validate(
         raise CLIError(f"the definition is not valid ({len(report['errors'])} problem(s))", EXIT_FAILED)
 
 
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    file: str = typer.Argument(..., help="ASL definition: JSON/YAML file, @file, inline JSON or -"),
+    input: str = typer.Option(None, "--input", help="execution input: JSON, @file or -"),
+    mock_config: str = typer.Option(None, "--mock-config", help="Step Functions Local MockConfigFile (JSON)"),
+    test_case: str = typer.Option(None, "--test-case", help="the mock config's test case to run"),
+    state_machine: str = typer.Option(None, "--state-machine", help="its state machine (default: the one with it)"),
+    history: bool = typer.Option(False, "--history", help="also print the history in AWS shape"),
+) -> None:
+    """Run an ASL definition offline on the engine, AWS integrations answered by a mock config."""
+    from aionix.errors import AionixError
+    from aionix.stepflow.asl.local import test_definition
+
+    st = state(ctx)
+    mocks = read_document(mock_config, "mock config") if mock_config else None
+    data = read_document(input, "input") if input else None
+    try:
+        outcome, events = test_definition(
+            _definition(file), data, mock_config=mocks, test_case=test_case, state_machine=state_machine
+        )
+    except AionixError as exc:
+        raise CLIError(exc.message, EXIT_USAGE) from None
+    result = outcome.as_dict()
+    if history:
+        result["history"] = events["events"]
+    if st.output in ("json", "yaml"):
+        st.emit(result)
+    else:
+        print(json.dumps(result, indent=2))
+    if outcome.status != "SUCCEEDED":
+        raise CLIError(f"the execution ended {outcome.status}", EXIT_FAILED)
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,

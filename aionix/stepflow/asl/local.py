@@ -148,3 +148,33 @@ async def run_definition(
         host.events,
         run.started_at,
     )
+
+
+def test_definition(
+    definition: Any,
+    input: Any = None,
+    *,
+    mock_config: dict[str, Any] | None = None,
+    test_case: str | None = None,
+    state_machine: str | None = None,
+    scale: float = 1000.0,
+) -> tuple[Outcome, dict[str, Any]]:
+    """`aio wf test`: run an ASL definition offline, AWS service integrations answered by the
+    mock config's test case; returns the outcome and the history in AWS shape."""
+    from aionix.errors import field_error
+    from aionix.stepflow.asl import is_asl
+    from aionix.stepflow.asl.history import format_history
+
+    if not is_asl(definition):
+        raise field_error("definition", "aio wf test runs Amazon States Language definitions (StartAt/States)")
+    mocks = None
+    if mock_config is not None:
+        if test_case is None:
+            raise field_error("test_case", "--test-case names the mock config's test case to run")
+        mocks = MockResponder(mock_config, state_machine, test_case)
+    elif test_case is not None:
+        raise field_error("mock_config", "--test-case needs --mock-config")
+    outcome = asyncio.run(
+        run_definition(definition, input, scale=scale, mocks=mocks, name=state_machine or "local", timeout=600)
+    )
+    return outcome, format_history(definition, outcome.events, workflow=state_machine or "local")
