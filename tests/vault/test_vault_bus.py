@@ -186,3 +186,38 @@ async def test_scheduled_rotation_runs_when_due(rt):
         await asyncio.sleep(0.1)
     after = await vault.get("default", "sched")
     assert after["stages"]["current"] == 2 and after["next_rotation_at"] > time.time()
+
+
+async def test_writes_racing_a_master_key_rotation_are_never_sealed_under_the_old_key(rt):
+    import asyncio
+
+    vault = rt.services["vault"]
+    for i in range(20):
+        await vault.create("default", None, CreateSecret(name=f"pre{i}", type="password", value=f"pre-value-{i}"))
+
+    async def writer(i: int) -> None:
+        await vault.create("default", None, CreateSecret(name=f"race{i}", type="password", value=f"race-value-{i}"))
+        await vault.rotate("default", f"race{i}", None, RotateSecret(value=f"race-value-{i}-b"))
+
+    results = await asyncio.gather(
+        *(writer(i) for i in range(40)),
+        vault.rotate_master_key(None, None, new_key=None, new_passphrase=None),
+        vault.rotate_master_key(None, None, new_key=None, new_passphrase=None),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    conn = sqlite3.connect(rt.config.data_dir / "aionix.db")
+    try:
+        ids = {row[0] for row in conn.execute("SELECT DISTINCT master_id FROM vault_versions")}
+        (current,) = conn.execute("SELECT master_id FROM vault_master").fetchone()
+    finally:
+        conn.close()
+    assert ids == {current}
+    ctx = CallContext(tenant="default")
+    for i in range(40):
+        got = await rt.bus.invoke(f"trn:credvault:default:credential/race{i}", {"op": "resolve"}, ctx)
+        assert got == f"race-value-{i}-b"
+    for i in range(20):
+        assert (
+            await rt.bus.invoke(f"trn:credvault:default:credential/pre{i}", {"op": "resolve"}, ctx) == f"pre-value-{i}"
+        )
