@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import time
 
 import pytest
 from vaultkit import create_secret, db_rows, reveal, unique
@@ -125,3 +126,20 @@ def test_plaintext_never_reaches_the_database_file_or_its_wal(make_server):
             raw = path.read_bytes()
             for value in values:
                 assert value.encode() not in raw, f"{value} found in {path.name} after shutdown"
+
+
+def test_deleted_secrets_are_purged_after_the_recovery_window(make_server):
+    proc = make_server(
+        env={"AIONIX_VAULT_RECOVERY_WINDOW_DAYS": "0.00002", "AIONIX_VAULT_PURGE_INTERVAL_SECONDS": "0.5"}
+    ).start()
+    with proc.client() as c:
+        create_secret(c, "short-lived", "short-lived-value")
+        deleted = c.delete("/api/v1/secrets/short-lived").json()
+        assert deleted["purge_after"] - deleted["deleted_at"] < 3
+        assert c.post("/api/v1/secrets/short-lived/restore").status_code in (200, 404)
+        c.delete("/api/v1/secrets/short-lived")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and c.get("/api/v1/secrets/short-lived").status_code != 404:
+            time.sleep(0.2)
+        assert c.get("/api/v1/secrets/short-lived").status_code == 404
+    assert db_rows(proc.data_dir, "SELECT count(*) FROM vault_versions WHERE name = 'short-lived'") == [(0,)]
