@@ -43,6 +43,10 @@ class Ref:
 @dataclass(frozen=True, slots=True)
 class Literal:
     value: Any
+    marked: str | None = None  # a string with its escaped braces as _OPEN/_CLOSE (States.Format)
+
+
+_OPEN, _CLOSE = "\ue000", "\ue001"
 
 
 def is_intrinsic(text: str) -> bool:
@@ -97,16 +101,18 @@ class _Parser:
         self.ws()
         t, i = self.text, self.i
         if t.startswith("'", i):
-            out, i = [], i + 1
+            out, marked, i = [], [], i + 1
             while i < len(t):
                 c = t[i]
                 if c == "\\" and i + 1 < len(t):
                     out.append(t[i + 1])
+                    marked.append({"{": _OPEN, "}": _CLOSE}.get(t[i + 1], t[i + 1]))
                     i += 2
                     continue
                 if c == "'":
                     self.i = i + 1
-                    return Literal("".join(out))
+                    return Literal("".join(out), "".join(marked))
+                marked.append(c)
                 out.append(c)
                 i += 1
             raise IntrinsicError(f"The intrinsic function '{t}' has an unterminated string")
@@ -153,6 +159,8 @@ Resolver = Callable[[jsonpath.Path], Any]
 
 def evaluate(call: Call, resolve: Resolver) -> Any:
     args = [_arg(a, resolve) for a in call.args]
+    if call.name == "Format" and call.args and isinstance(call.args[0], Literal) and call.args[0].marked:
+        args[0] = call.args[0].marked  # escaped braces are text, not placeholders
     return FUNCTIONS[call.name](args)
 
 
@@ -228,12 +236,8 @@ def _format(args: list[Any]) -> str:
         )
     out = parts[0]
     for value, part in zip(values, parts[1:], strict=True):
-        if isinstance(value, (dict, list)) and not isinstance(value, str):
-            out += _format_value(value)
-        else:
-            out += _format_value(value)
-        out += part
-    return out
+        out += _format_value(value) + part
+    return out.replace(_OPEN, "{").replace(_CLOSE, "}")
 
 
 def _string_to_json(args: list[Any]) -> Any:
