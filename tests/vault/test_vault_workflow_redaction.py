@@ -83,6 +83,14 @@ def test_missing_secret_fails_the_state_with_a_clear_runtime_cause(make_server):
         assert envelope["status"] == "FAILED"
         assert envelope["error"]["error"] == "States.Runtime"
         assert "nope" in envelope["error"]["cause"]
+        param_definition = {
+            "entry": "Use",
+            "states": {"Use": {"type": "set", "value": {"p": "{% $param('/app/absent') %}"}, "end": True}},
+        }
+        assert c.post("/api/v1/workflows", json={"name": "noparam", "definition": param_definition}).status_code == 201
+        envelope = c.post("/api/v1/workflows/noparam/executions", json={"input": {}, "mode": "sync"}).json()
+        assert envelope["status"] == "FAILED" and envelope["error"]["error"] == "States.Runtime"
+        assert "/app/absent" in envelope["error"]["cause"]
 
 
 def test_a_workflow_as_rotation_target_makes_the_new_value(server, admin):
