@@ -1,0 +1,145 @@
+"""ASL through the real engine in-process: Lambda ARNs mapped to Aionix functions over the bus,
+Parallel inputs, waits on the scaled clock, machine timeouts and validation paths."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from aionix.bus import Bus, BusError
+from aionix.errors import ValidationFailed
+from aionix.stepflow.asl.local import run_definition
+from aionix.stepflow.asl.validate import validate
+
+
+def function_bus(calls: list) -> Bus:
+    bus = Bus()
+
+    async def fn(target, payload, ctx):
+        calls.append((str(target), payload, ctx.idempotency_key))
+        if payload == "fail":
+            raise BusError("Function.Error.ValueError", "bad value")
+        return {"echo": payload, "fn": target.path}
+
+    bus.register_trn("aionixfn", "function", fn)
+    return bus
+
+
+def test_lambda_invoke_and_function_arns_call_aionix_functions():
+    calls: list = []
+    definition = {
+        "StartAt": "Invoke",
+        "States": {
+            "Invoke": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {
+                    "FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:greet:live",
+                    "Payload.$": "$.x",
+                },
+                "ResultSelector": {"body.$": "$.Payload", "code.$": "$.StatusCode"},
+                "ResultPath": "$.first",
+                "Next": "Direct",
+            },
+            "Direct": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:other",
+                "InputPath": "$.first.body",
+                "End": True,
+            },
+        },
+    }
+    out = asyncio.run(run_definition(definition, {"x": 5}, bus=function_bus(calls)))
+    assert out.status == "SUCCEEDED", out
+    assert calls[0][0] == "trn:aionixfn:local:function/greet:live" and calls[0][1] == 5
+    assert calls[1][0] == "trn:aionixfn:local:function/other" and calls[1][1] == {"echo": 5, "fn": "greet"}
+    assert calls[0][2].endswith(":Invoke:1")
+    assert out.output == {"echo": {"echo": 5, "fn": "greet"}, "fn": "other"}
+
+
+def test_function_errors_retry_and_catch_by_name():
+    calls: list = []
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "trn:aionixfn:local:function/f",
+                "Retry": [{"ErrorEquals": ["Function.Error.ValueError"], "IntervalSeconds": 5, "MaxAttempts": 2}],
+                "Catch": [{"ErrorEquals": ["States.TaskFailed", "Function.Error.ValueError"], "Next": "Handle"}],
+                "End": True,
+            },
+            "Handle": {"Type": "Pass", "End": True},
+        },
+    }
+    started = time.monotonic()
+    out = asyncio.run(run_definition(definition, "fail", bus=function_bus(calls)))
+    assert out.status == "SUCCEEDED"
+    assert out.output == {"Error": "Function.Error.ValueError", "Cause": "bad value"}
+    assert len(calls) == 3
+    assert time.monotonic() - started < 5  # 5 s + 10 s of backoff on the scaled clock
+
+
+def test_parallel_parameters_shape_every_branch_input_and_result_path_keeps_raw_input():
+    branch = {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": True}}}
+    definition = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "InputPath": "$.in",
+                "Parameters": {"v.$": "$.v"},
+                "Branches": [branch, branch],
+                "ResultSelector": {"first.$": "$[0].v"},
+                "ResultPath": "$.out",
+                "End": True,
+            }
+        },
+    }
+    out = asyncio.run(run_definition(definition, {"in": {"v": 3, "w": 4}}))
+    assert out.output == {"in": {"v": 3, "w": 4}, "out": {"first": 3}}
+
+
+def test_waits_and_machine_timeout_run_on_the_scaled_clock():
+    waits = {
+        "TimeoutSeconds": 30,
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}},
+    }
+    started = time.monotonic()
+    assert asyncio.run(run_definition(waits, {})).status == "TIMED_OUT"
+    short = {**waits, "TimeoutSeconds": 120}
+    assert asyncio.run(run_definition(short, {"a": 1})).output == {"a": 1}
+    assert time.monotonic() - started < 5
+
+
+def test_invalid_definitions_name_asl_field_paths():
+    report = validate(
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "InputPath": "x", "End": True, "Next": "A"},
+                "W": {"Type": "Wait", "End": True},
+                "M": {"Type": "Map", "End": True, "ItemProcessor": {"StartAt": "Z", "States": {}}},
+                "R": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::dynamodb:getItem",
+                    "Retry": [{"ErrorEquals": []}],
+                    "End": True,
+                },
+            },
+        }
+    )
+    pointers = {p.pointer for p in report.errors}
+    assert {
+        "/States/A/InputPath",
+        "/States/A",
+        "/States/W",
+        "/States/M/ItemProcessor/States",
+        "/States/R/Resource",
+        "/States/R/Retry/0/ErrorEquals",
+    } <= pointers
+    with pytest.raises(ValidationFailed):
+        asyncio.run(run_definition({"StartAt": "X", "States": {}}, None))
