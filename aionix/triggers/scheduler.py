@@ -31,18 +31,20 @@ log = logging.getLogger("aionix.triggers")
 
 
 def schedule_of(
-    row: dict[str, Any], cache: dict[tuple[str, int], Schedule] | None = None
+    row: dict[str, Any], cache: dict[tuple[str, int], tuple[ScheduleSpec, Schedule]] | None = None
 ) -> tuple[ScheduleSpec, Schedule]:
-    spec = ScheduleSpec.model_validate(orjson.loads(row["config"]))
+    """The trigger's schedule, parsed once per (trigger, version)."""
     key = (row["id"], row["version"])
-    sched = cache.get(key) if cache is not None else None
-    if sched is None:
-        sched = parse_schedule(spec.expression, spec.timezone, anchor=row["created_at"])
-        if cache is not None:
-            if len(cache) > 10_000:
-                cache.clear()
-            cache[key] = sched
-    return spec, sched
+    found = cache.get(key) if cache is not None else None
+    if found is not None:
+        return found
+    spec = ScheduleSpec.model_validate(orjson.loads(row["config"]))
+    parsed = (spec, parse_schedule(spec.expression, spec.timezone, anchor=row["created_at"]))
+    if cache is not None:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = parsed
+    return parsed
 
 
 def run_time(trigger_id: str, due: float | None, spec: ScheduleSpec) -> float | None:
@@ -56,7 +58,7 @@ class Scheduler:
         self.delivery = delivery
         self.clock = clock
         self.wake = asyncio.Event()
-        self._cache: dict[tuple[str, int], Schedule] = {}
+        self._cache: dict[tuple[str, int], tuple[ScheduleSpec, Schedule]] = {}
 
     async def run(self) -> None:
         while True:
@@ -97,6 +99,7 @@ class Scheduler:
 
         def apply(tx: Any) -> list[dict[str, Any]]:
             fired: list[dict[str, Any]] = []
+            written = self.clock()
             for row, records, next_due, next_run in plans:
                 fires = sum(1 for r in records if r["status"] == "pending")
                 changed = tx.execute(
@@ -113,6 +116,9 @@ class Scheduler:
                 if changed != 1:
                     continue  # updated, disabled or deleted meanwhile: the new definition rules
                 for record in records:
+                    record["now"] = written  # when the fire is written, just before its commit
+                    if record["status"] == "pending":
+                        record["claimed_at"] = record["next_attempt_at"] = written
                     inserted = tx.fetch_one("triggers.insert_fire", record)
                     if inserted is not None and record["status"] == "pending":
                         fired.append(deliverable(inserted["id"], record, row))
