@@ -327,6 +327,29 @@ await step("the executions list shows it and a failed run can be redriven", asyn
   await page.locator("[data-testid=status]", { hasText: "SUCCEEDED" }).first().waitFor();
 });
 
+await step("drop states into a map's processor and a parallel branch", async () => {
+  await go("/workflows/new");
+  await page.waitForSelector("[data-testid=canvas]");
+  check((await page.locator(".react-flow__node").count()) === 0, "a new workflow is not empty");
+  const canvas = await page.locator("[data-testid=canvas]").boundingBox();
+  const dropInto = async (type, id) => {
+    await page.waitForTimeout(300);
+    const b = await page.locator(`.react-flow__node[data-id="${id}"]`).boundingBox();
+    await dropState(type, b.x - canvas.x + b.width / 2, b.y - canvas.y + b.height - 8);
+  };
+  await dropState("map", canvas.width / 2, 80);
+  await dropInto("set", "Map");
+  await dropState("parallel", canvas.width / 2, canvas.height - 150);
+  await dropInto("wait", "Parallel/#0");
+  const doc = JSON.parse(await codeText());
+  check(doc.states.Map?.processor?.states?.Set?.type === "set", `no Set in the map's processor: ${JSON.stringify(doc.states.Map)}`);
+  check(doc.states.Parallel?.branches?.[0]?.states?.Wait?.type === "wait", `no Wait in branch 1: ${JSON.stringify(doc.states.Parallel)}`);
+  check(Object.keys(doc.states).sort().join() === "Map,Parallel", `top-level states: ${Object.keys(doc.states)}`);
+  await node("Set").click();
+  check((await inspector().getByRole("heading", { level: 2 }).innerText()).startsWith("Set"), "the nested state's inspector did not open");
+  await shot("editor-nested");
+});
+
 // ---------------------------------------------------------------- console
 await step("seed the console through the API (function, trigger, connection, action)", async () => {
   const fn = await api("POST", "/api/v1/functions", {

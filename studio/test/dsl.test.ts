@@ -1,3 +1,5 @@
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { dslToGraph, graphToDsl } from "../src/dsl/graph";
 import { locatePointer, statePointer, getState } from "../src/dsl/scope";
@@ -6,8 +8,11 @@ import { workflowFiles } from "./workflows";
 
 describe("graph ⇄ DSL", () => {
   const files = workflowFiles();
-  it("has the Studio's own fixtures", () => {
+  it("has the Studio's own fixtures and every example workflow", () => {
     expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(["every-type.json", "nested.json", "order-processing.json"]));
+    const examples = join(import.meta.dirname, "..", "..", "examples", "workflows");
+    const expected = existsSync(examples) ? readdirSync(examples).filter((f) => /\.(json|ya?ml)$/.test(f) && !f.endsWith(".input.json")) : [];
+    expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(expected));
   });
 
   for (const { name, doc } of files) {
@@ -70,10 +75,22 @@ describe("JSON pointers", () => {
 });
 
 describe("studio checks", () => {
-  it("accept every fixture", () => {
-    for (const { name, doc } of workflowFiles()) {
-      if (name === "every-type.json" || name === "nested.json" || name === "order-processing.json") expect(checkWorkflow(doc), name).toEqual([]);
-    }
+  it("accept every fixture and example workflow", () => {
+    for (const { name, doc } of workflowFiles()) expect(checkWorkflow(doc), name).toEqual([]);
+  });
+
+  it("report states the entry cannot reach, in nested scopes too", () => {
+    const problems = checkWorkflow({
+      entry: "A",
+      states: {
+        A: { type: "succeed" },
+        B: { type: "succeed" },
+        M: { type: "map", processor: { entry: "X", states: { X: { type: "succeed" }, Y: { type: "succeed" } } }, end: true },
+      },
+    });
+    expect(problems.map((p) => `${p.pointer} ${p.message}`).sort()).toEqual(
+      ["/states/B unreachable from A", "/states/M unreachable from A", "/states/M/processor/states/Y unreachable from X"].sort(),
+    );
   });
 
   it("report broken references with pointers", () => {

@@ -1,5 +1,6 @@
 /** Structural checks the Studio can make at once, before the server's validation answers:
  * the same rules as DESIGN.md §4, each problem with the JSON pointer of its field. */
+import { stateEdges } from "./graph";
 import { scopePointer, type ScopePath } from "./scope";
 import { isObject, STATE_TYPES, TERMINAL_TYPES, type Scope, type Workflow } from "./types";
 
@@ -32,6 +33,16 @@ function checkScope(scope: Scope, path: ScopePath, problems: Problem[]): void {
     else if (!names.includes(target)) add(pointer, `names no state: ${target}`);
     else if (target === name && pointer.endsWith("/next")) add(pointer, "a state cannot be its own next state");
   };
+  if (scope.entry && names.includes(scope.entry)) {
+    const seen = new Set([scope.entry]);
+    const queue = [scope.entry];
+    while (queue.length) {
+      const state = scope.states[queue.shift()!];
+      if (!isObject(state)) continue;
+      for (const e of stateEdges(state)) if (names.includes(e.target) && !seen.has(e.target)) (seen.add(e.target), queue.push(e.target));
+    }
+    for (const name of names) if (!seen.has(name)) add(`/states/${name.replace(/~/g, "~0").replace(/\//g, "~1")}`, `unreachable from ${scope.entry}`);
+  }
   for (const [name, state] of Object.entries(scope.states)) {
     const p = `/states/${name.replace(/~/g, "~0").replace(/\//g, "~1")}`;
     if (!isObject(state) || !STATE_TYPES.includes(state.type)) {
