@@ -7,6 +7,7 @@ import httpx
 import pytest
 from serverproc import ServerProcess
 
+from connectors.services import start_postgres, start_redis, start_smtp
 from connectors.support import Recorder, start_http
 
 
@@ -45,3 +46,24 @@ def conn_server(tmp_path_factory: pytest.TempPathFactory, roots: dict[str, Path]
 def api(conn_server: ServerProcess) -> Iterator[httpx.Client]:
     with conn_server.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = start_postgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mailbox(tmp_path_factory: pytest.TempPathFactory):
+    box = start_smtp(tmp_path_factory.mktemp("smtp"))
+    yield box
+    box.stop()

@@ -8,15 +8,7 @@ import time
 import pytest
 from serverproc import free_port
 
-from connectors.services import start_smtp
 from connectors.support import error_name, make_connection, make_secret, run_action, unique
-
-
-@pytest.fixture(scope="module")
-def mailbox(tmp_path_factory):
-    box = start_smtp(tmp_path_factory.mktemp("smtp"))
-    yield box
-    box.stop()
 
 
 def _conn(api, box, security: str, password: str | None = None) -> str:

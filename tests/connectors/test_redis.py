@@ -5,15 +5,7 @@ from __future__ import annotations
 import pytest
 from serverproc import free_port
 
-from connectors.services import start_redis
 from connectors.support import error_name, make_connection, make_secret, run_action, unique
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    server = start_redis()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,7 @@ import sqlite3
 
 import pytest
 
-from connectors.services import start_postgres
 from connectors.support import error_name, make_action, make_connection, make_secret, run_action, unique
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    pg = start_postgres()
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture
