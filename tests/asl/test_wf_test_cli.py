@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -114,3 +115,36 @@ def test_without_a_mock_config_aws_integrations_are_rejected(files, capsys):
     d, _ = files
     code, _, err = cli(capsys, "wf", "test", d)
     assert code == 2 and "mock config" in err
+
+
+@pytest.fixture
+def server_cli(server, monkeypatch, capsys):
+    monkeypatch.setenv("AIONIX_URL", server.url)
+    monkeypatch.setenv("AIONIX_API_KEY", server.admin_key)
+    return lambda *args: cli(capsys, *args)
+
+
+def test_create_validate_and_start_an_asl_file_on_the_server(server_cli, tmp_path):
+    f = tmp_path / "hello.asl.json"
+    f.write_text(
+        json.dumps(
+            {
+                "StartAt": "Hi",
+                "States": {
+                    "Hi": {"Type": "Pass", "Parameters": {"msg.$": "States.Format('hi {}', $.who)"}, "End": True}
+                },
+            }
+        )
+    )
+    code, out, err = server_cli("wf", "validate", str(f))
+    assert code == 0 and "valid" in out, err
+    name = f"asl-cli-{uuid.uuid4().hex[:8]}"
+    code, out, err = server_cli("wf", "create", name, str(f))
+    assert code == 0, err
+    code, out, err = server_cli("-o", "json", "wf", "start", name, "--sync", "-i", '{"who": "ada"}')
+    assert code == 0, err
+    assert json.loads(out)["output"] == {"msg": "hi ada"}
+    bad = tmp_path / "bad.asl.json"
+    bad.write_text(json.dumps({"StartAt": "X", "States": {"Y": {"Type": "Pass", "End": True}}}))
+    code, out, _ = server_cli("wf", "validate", str(bad))
+    assert code == 1 and "/StartAt" in out
