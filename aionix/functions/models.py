@@ -26,6 +26,7 @@ class FunctionsConfig(BaseModel):
     uid_count: int = Field(1000, ge=16)
     cgroups: Literal["auto", "v1", "v2", "off"] = "auto"
     network_namespace: bool = True
+    private_tmp: bool = True
     log_max_bytes: int = Field(65536, ge=1024)
     log_retention_days: float = Field(7.0, gt=0)
     max_code_bytes: int = Field(50 * 1024 * 1024, ge=1024)

@@ -100,6 +100,7 @@ class Confinement:
     root: bool
     uid_drop: bool
     netns: bool
+    mountns: bool
     cgroups: str
     cgroup_bases: dict[str, Path] = field(default_factory=dict)
     uid_base: int = 61000
@@ -112,6 +113,7 @@ class Confinement:
         return {
             "uid_drop": self.uid_drop,
             "netns": self.netns,
+            "private_tmp": self.mountns,
             "cgroups": self.cgroups,
             "cgroup_controllers": sorted(self.cgroup_bases)
             if self.cgroups == "v1"
@@ -181,6 +183,17 @@ class Confinement:
         shutil.rmtree(self.sandbox_dir, ignore_errors=True)
 
 
+def _mountns_works() -> bool:
+    probe = (
+        "import ctypes,sys; c = ctypes.CDLL(None, use_errno=True); "
+        "sys.exit(0 if c.unshare(0x00020000) == 0 and c.mount(None, b'/', None, ctypes.c_ulong(16384 | (1 << 18)), None) == 0 else 1)"
+    )
+    try:
+        return subprocess.run([sys.executable, "-I", "-c", probe], timeout=20, capture_output=True).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def _netns_works() -> bool:
     probe = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0 else 1)"
     try:
@@ -228,7 +241,15 @@ def _setup_cgroups(tag: str, wanted: str) -> tuple[str, dict[str, Path]]:
     return "none", {}
 
 
-def detect(*, uid_base: int, uid_count: int, cgroups: str, network_namespace: bool, sandbox_parent: str) -> Confinement:
+def detect(
+    *,
+    uid_base: int,
+    uid_count: int,
+    cgroups: str,
+    network_namespace: bool,
+    sandbox_parent: str,
+    private_tmp: bool = True,
+) -> Confinement:
     """Probe the host once at start (blocking; call from a thread)."""
     root = os.geteuid() == 0
     tag = f"aionix-fn-{os.getpid()}"
@@ -244,6 +265,7 @@ def detect(*, uid_base: int, uid_count: int, cgroups: str, network_namespace: bo
         root=root,
         uid_drop=root,
         netns=network_namespace and root and _netns_works(),
+        mountns=private_tmp and root and _mountns_works(),
         cgroups=kind,
         cgroup_bases=bases,
         uid_base=uid_base,

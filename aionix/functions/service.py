@@ -89,6 +89,7 @@ class FunctionsService:
             uid_count=cfg.uid_count,
             cgroups=cfg.cgroups,
             network_namespace=cfg.network_namespace,
+            private_tmp=cfg.private_tmp,
             sandbox_parent=cfg.sandbox_dir,
         )
         devices = await asyncio.to_thread(gpulib.detect_devices)

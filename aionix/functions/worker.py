@@ -23,6 +23,9 @@ import sys
 import time
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PRIVATE_TMP = "/tmp"
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
@@ -74,14 +77,46 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
+def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    import ctypes
+
+    enc = lambda v: v.encode() if v is not None else None  # noqa: E731
+    if libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), f"mount {source} on {target} failed: {os.strerror(ctypes.get_errno())}")
+
+
+def _private_tmp(libc, spec: dict) -> None:
+    """A mount namespace where /tmp is this worker's own directory (with the code read-only in
+    /tmp/.code) and /var/tmp, /dev/shm are small private tmpfs: nothing shared to write to,
+    and nothing of the host's /tmp (other workers, data dirs under it) to see."""
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError("unshare(CLONE_NEWNS) failed")
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    work, code = spec["work_dir"], spec["code_dir"]
+    inner = os.path.join(work, ".code")
+    os.mkdir(inner, 0o755)
+    _mount(libc, code, inner, None, MS_BIND | MS_REC)
+    _mount(libc, None, inner, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    _mount(libc, work, PRIVATE_TMP, None, MS_BIND | MS_REC)
+    for extra in ("/var/tmp", "/dev/shm"):
+        if os.path.isdir(extra):
+            _mount(libc, "tmpfs", extra, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+    new_code = os.path.join(PRIVATE_TMP, ".code")
+    spec["command"] = [a.replace(code, new_code) for a in spec.get("command", [])]
+    spec["work_dir"], spec["code_dir"] = PRIVATE_TMP, new_code
+    os.environ["HOME"] = os.environ["TMPDIR"] = PRIVATE_TMP
+
+
 def confine(spec: dict) -> None:
     """Apply the sandbox described by `spec` to this process (irreversibly)."""
     for procs in spec.get("cgroup_procs", []):
         with open(procs, "w") as fh:
             fh.write(str(os.getpid()))
-    libc = _libc() if (spec.get("netns") or spec.get("uid") is not None) else None
+    libc = _libc() if (spec.get("netns") or spec.get("mountns") or spec.get("uid") is not None) else None
     if spec.get("netns") and libc.unshare(CLONE_NEWNET) != 0:
         raise OSError("unshare(CLONE_NEWNET) failed")
+    if spec.get("mountns"):
+        _private_tmp(libc, spec)
     limits = spec.get("rlimits", {})
     for name, value in limits.items():
         which = getattr(resource, "RLIMIT_" + name.upper())
@@ -141,14 +176,18 @@ def _read_capped(path: str, cap: int) -> str:
     return text + ("\n[output truncated]" if len(data) > cap else "")
 
 
-def _reap() -> None:
+def _reap(wait: float = 0.0) -> None:
+    """Collect exited children; with `wait`, give killed ones that long to finish dying."""
+    deadline = time.monotonic() + wait
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
 
 
 def _children() -> list[int]:
@@ -176,10 +215,10 @@ def _kill_leftovers(own_uid: bool) -> None:
             os.kill(-1, 9)
         except OSError:
             pass
-        _reap()
+        _reap(wait=0.5)
         return
     for _ in range(50):
-        _reap()
+        _reap(wait=0.05)
         children = _children()
         if not children:
             return

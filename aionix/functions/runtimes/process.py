@@ -186,6 +186,7 @@ async def spawn_worker(
         "mode": plan.mode,
         "uid": uid,
         "netns": plan.netns,
+        "mountns": conf.mountns,
         "rlimits": plan.rlimits,
         "cgroup_procs": cgroup.procs_files() if cgroup else [],
         "work_dir": str(work_dir),
