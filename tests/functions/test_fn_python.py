@@ -76,6 +76,21 @@ def handler(event, context):
     if op == "orphan":
         p = subprocess.Popen(["sleep", "30"], start_new_session=True)
         return {"child": p.pid, "uid": os.getuid(), "pid": os.getpid()}
+    if op == "files":
+        handles = []
+        try:
+            for i in range(500):
+                handles.append(open("f%d" % i, "w"))
+            return "opened %d" % len(handles)
+        except OSError as exc:
+            return "stopped at %d: %s" % (len(handles), exc.strerror)
+    if op == "bigfile":
+        try:
+            with open("big", "wb") as fh:
+                fh.write(b"x" * (4 * 1024 * 1024))
+            return "wrote"
+        except OSError as exc:
+            return "denied: %s" % exc.strerror
     if op == "async":
         return asyncio.sleep(0.01, result="awaited")
     if op == "bad_result":
@@ -297,3 +312,11 @@ def test_server_latency_unharmed_by_hostile_functions(fn) -> None:
         samples.append(time.perf_counter() - started)
     samples.sort()
     assert samples[-1] < 1.0, samples
+
+
+def test_open_files_and_file_size_limits(fn) -> None:
+    name = _fn(fn, max_open_files=32, max_file_bytes=1024 * 1024)
+    opened = invoke(fn, name, {"op": "files"})["result"]
+    assert opened.startswith("stopped at") and int(opened.split()[2].rstrip(":")) < 32, opened
+    assert invoke(fn, name, {"op": "bigfile"})["result"] == "denied: File too large"
+    assert invoke(fn, name, {"op": "ok"})["status"] == "SUCCEEDED"
