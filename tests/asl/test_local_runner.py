@@ -143,3 +143,25 @@ def test_invalid_definitions_name_asl_field_paths():
     } <= pointers
     with pytest.raises(ValidationFailed):
         asyncio.run(run_definition({"StartAt": "X", "States": {}}, None))
+
+
+def test_lambda_error_types_retry_and_catch_by_their_lambda_names():
+    calls: list = []
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "f", "Payload": "fail"},
+                "Retry": [{"ErrorEquals": ["ValueError"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                "Catch": [{"ErrorEquals": ["ValueError"], "ResultPath": "$.err", "Next": "Handle"}],
+                "End": True,
+            },
+            "Handle": {"Type": "Pass", "End": True},
+        },
+    }
+    out = asyncio.run(run_definition(definition, {"k": 1}, bus=function_bus(calls)))
+    assert out.status == "SUCCEEDED", out
+    assert len(calls) == 2
+    assert out.output == {"k": 1, "err": {"Error": "ValueError", "Cause": "bad value"}}

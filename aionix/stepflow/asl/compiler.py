@@ -113,8 +113,12 @@ def _state(
         target = resources.resolve(s["Resource"], name, options.mock_target) if kind == "Task" else None
         plan.output = builder.output(result_based=True, target=target)
         plan.assign = builder.assign(result_based=True)
-        plan.retry = [_retrier(r) for r in s.get("Retry", [])]
-        plan.catch = [builder.catcher(c) for c in s.get("Catch", [])]
+        lambda_errors = target is not None and target.is_lambda
+        plan.retry = [_retrier(r, lambda_errors) for r in s.get("Retry", [])]
+        plan.catch = [builder.catcher(c, lambda_errors) for c in s.get("Catch", [])]
+        if lambda_errors:
+            for catcher in plan.catch:
+                catcher.errors = _function_aliases(catcher.errors)
         if isinstance(s.get("TimeoutSeconds"), (int, float)):
             plan.timeout_seconds = float(s["TimeoutSeconds"])
         if kind == "Parallel":
@@ -146,10 +150,21 @@ def _state(
     return plan
 
 
-def _retrier(r: dict[str, Any]) -> RetryPlan:
+FUNCTION_ERROR = "Function.Error."
+
+
+def _function_aliases(names: tuple[str, ...]) -> tuple[str, ...]:
+    """A Lambda-style error name (the function's errorType, `MyError`) also matches the Aionix
+    function's `Function.Error.MyError`, so Lambda definitions retry and catch unchanged."""
+    extra = tuple(FUNCTION_ERROR + n for n in names if not n.startswith(("States.", "Function.")))
+    return names + extra
+
+
+def _retrier(r: dict[str, Any], lambda_errors: bool = False) -> RetryPlan:
     jitter = "full" if r.get("JitterStrategy") == "FULL" else "none"
+    names = tuple(r.get("ErrorEquals", []))
     return RetryPlan(
-        tuple(r.get("ErrorEquals", [])),
+        _function_aliases(names) if lambda_errors else names,
         float(r.get("IntervalSeconds", 1)),
         int(r.get("MaxAttempts", 3)),
         float(r.get("BackoffRate", 2.0)),
@@ -158,11 +173,14 @@ def _retrier(r: dict[str, Any]) -> RetryPlan:
     )
 
 
-def _error_output(error: dict[str, Any] | None) -> dict[str, Any]:
+def _error_output(error: dict[str, Any] | None, lambda_errors: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if error:
-        if error.get("error") is not None:
-            out["Error"] = error["error"]
+        name = error.get("error")
+        if lambda_errors and isinstance(name, str) and name.startswith(FUNCTION_ERROR):
+            name = name[len(FUNCTION_ERROR) :]  # the function's errorType, as Lambda reports it
+        if name is not None:
+            out["Error"] = name
         if error.get("cause") is not None:
             out["Cause"] = error["cause"]
     return out
@@ -338,14 +356,14 @@ class _JSONPathState:
 
         return Hooked(fail)
 
-    def catcher(self, c: dict[str, Any]) -> CatchPlan:
+    def catcher(self, c: dict[str, Any], lambda_errors: bool = False) -> CatchPlan:
         def out(d: dict[str, Any]) -> Any:
             sc = self.scope(d)
-            return result_path(sc, c.get("ResultPath", "$"), sc.input, _error_output(d.get("error")))
+            return result_path(sc, c.get("ResultPath", "$"), sc.input, _error_output(d.get("error"), lambda_errors))
 
         assign = None
         if "Assign" in c:
-            assign = Hooked(lambda d: payload(self.scope(d), c["Assign"], _error_output(d.get("error"))))
+            assign = Hooked(lambda d: payload(self.scope(d), c["Assign"], _error_output(d.get("error"), lambda_errors)))
         return CatchPlan(tuple(c.get("ErrorEquals", [])), c["Next"], Hooked(out), assign)
 
     def parallel_input(self) -> Hooked:
@@ -493,10 +511,10 @@ class _JSONataState:
 
         return Hooked(fail)
 
-    def catcher(self, c: dict[str, Any]) -> CatchPlan:
+    def catcher(self, c: dict[str, Any], lambda_errors: bool = False) -> CatchPlan:
         def scope(d: dict[str, Any]) -> Scope:
             sc = self.scope(d)
-            sc.error = _error_output(d.get("error"))
+            sc.error = _error_output(d.get("error"), lambda_errors)
             return sc
 
         def out(d: dict[str, Any]) -> Any:

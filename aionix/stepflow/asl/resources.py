@@ -77,6 +77,11 @@ class Target:
         return f"{out}:{qualifier}" if qualifier and qualifier != "$LATEST" else out
 
     @property
+    def is_lambda(self) -> bool:
+        base, _ = split_suffix(self.resource)
+        return not self.mocked and (base == LAMBDA_INVOKE or _LAMBDA_ARN.match(base) is not None)
+
+    @property
     def mocked(self) -> bool:
         return self.mock_target is not None and self.resource.startswith("arn:")
 
