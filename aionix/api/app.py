@@ -94,12 +94,15 @@ def create_app(rt: Runtime) -> Starlette:
         routes.extend(plugin.routes)
 
     async def no_route(request: Request) -> Response:
-        allowed = [
-            method
+        matching = [
+            route
             for route in request.app.router.routes
             if isinstance(route, Route) and route.endpoint is not no_route and route.matches(request.scope)[0] == Match.PARTIAL
-            for method in sorted(route.methods or ())
         ]
+        # a literal path (/api/v1/workflows/schema) is its own resource, not an instance of a
+        # templated one (/api/v1/workflows/{name}) that happens to match it too
+        literal = [route for route in matching if not route.param_convertors]
+        allowed = [method for route in literal or matching for method in sorted(route.methods or ())]
         if allowed:
             response = error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
             response.headers["Allow"] = ", ".join(allowed)
