@@ -103,7 +103,7 @@ async def list_workflow_versions(call: Call) -> Any:
     role="operator",
     body=StartExecution,
     response=Envelope,
-    status=201,
+    status=200,
     extra_responses={202: "accepted: still running (async, or sync past its wait bound)"},
 )
 async def start_execution(call: Call) -> Any:

@@ -671,22 +671,15 @@ class StepFlowService:
         return {"status": row["status"], "output": _loads(row["output"]), "error": row["error"], "cause": row["cause"]}
 
     async def callback(self, tenant: str, token: str, outcome: str, body: Any) -> dict[str, Any]:
-        row = await self.store.fetch_one("stepflow.get_token", {"token": token})
-        if row is None or row["tenant"] != tenant:
-            raise NotFound("task token not found")
-        if row["status"] is not None:
-            raise Conflict(f"this task token was already settled ({row['status']})")
-        run = self.runs.get(row["execution_id"])
-        if outcome == "heartbeat":
-            if run is not None and token in run.heartbeats:
-                run.heartbeats[token].set()
-            return {"token": token, "accepted": True}
+        """Settle (or heartbeat) a callback task. The token is read and settled inside one
+        write transaction, so a token committed a moment ago is always found."""
         output = body.output if body is not None else None
         if outcome == "success":
             size = len(orjson.dumps(output))
             if size > self.payload_max_bytes:
                 raise PayloadTooLarge(
-                    f"output: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes"
+                    f"output: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes",
+                    details=[{"field": "output", "message": f"larger than {self.payload_max_bytes} bytes"}],
                 )
         settled = {
             "token": token,
@@ -696,15 +689,30 @@ class StepFlowService:
             "cause": body.cause if body is not None and outcome == "failure" else None,
             "now": time.time(),
         }
-        changed = await self.store.execute("stepflow.settle_token", settled)
-        if not changed:
-            raise Conflict("this task token was already settled")
-        if run is not None:
-            waiter = run.callbacks.get(token)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(
-                    {"status": outcome, "output": output, "error": settled["error"], "cause": settled["cause"]}
-                )
+
+        def tx_fn(tx: Any) -> str:
+            row = tx.fetch_one("stepflow.get_token", {"token": token})
+            if row is None or row["tenant"] != tenant:
+                raise NotFound("task token not found")
+            if row["status"] is not None:
+                raise Conflict(f"this task token was already settled ({row['status']})")
+            if outcome != "heartbeat":
+                tx.execute("stepflow.settle_token", settled)
+            return row["execution_id"]
+
+        execution_id = await self.store.transaction(tx_fn)
+        run = self.runs.get(execution_id)
+        if run is None:
+            return {"token": token, "accepted": True}
+        if outcome == "heartbeat":
+            if token in run.heartbeats:
+                run.heartbeats[token].set()
+            return {"token": token, "accepted": True}
+        waiter = run.callbacks.get(token)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(
+                {"status": outcome, "output": output, "error": settled["error"], "cause": settled["cause"]}
+            )
         return {"token": token, "accepted": True}
 
     # ------------------------------------------------------------------ children and the bus

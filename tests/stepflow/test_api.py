@@ -280,3 +280,26 @@ def test_sse_can_be_followed_by_a_plain_client(server, admin):
     t.start()
     t.join(30)
     assert "event: done" in got
+
+
+def test_idempotency_key_starts_one_execution(admin):
+    name = create(admin, {"entry": "W", "states": {"W": {"type": "wait", "seconds": 0.2, "end": True}}})
+    key = uuid.uuid4().hex
+    first = admin.post(f"/api/v1/workflows/{name}/executions", json={"input": 1}, headers={"Idempotency-Key": key})
+    second = admin.post(f"/api/v1/workflows/{name}/executions", json={"input": 1}, headers={"Idempotency-Key": key})
+    assert first.json()["execution_id"] == second.json()["execution_id"]
+    listed = admin.get("/api/v1/executions", params={"workflow": name}).json()["items"]
+    assert len(listed) == 1
+
+
+def test_list_filters_by_time(admin):
+    name = create(admin, SIMPLE)
+    before = time.time()
+    env = admin.post(f"/api/v1/workflows/{name}/executions", json={"input": {"n": 1}, "mode": "sync"}).json()
+    after = time.time() + 1
+    assert [
+        e["execution_id"]
+        for e in admin.get("/api/v1/executions", params={"workflow": name, "since": before - 1}).json()["items"]
+    ] == [env["execution_id"]]
+    assert admin.get("/api/v1/executions", params={"workflow": name, "since": after}).json()["items"] == []
+    assert admin.get("/api/v1/executions", params={"workflow": name, "until": before - 1}).json()["items"] == []
