@@ -2,7 +2,7 @@
 # Debian packages the test suite talks to (real servers, started by the tests themselves).
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
