@@ -176,6 +176,16 @@ def _read_capped(path: str, cap: int) -> str:
     return text + ("\n[output truncated]" if len(data) > cap else "")
 
 
+def _still_fresh(path: str) -> bool:
+    """An invocation that left its directory empty and unchanged hands the next one an
+    equally fresh directory (removing and re-creating it costs milliseconds on a busy disk)."""
+    try:
+        st = os.stat(path)
+        return (st.st_mode & 0o7777) == 0o700 and st.st_uid == os.getuid() and not os.listdir(path)
+    except OSError:
+        return False
+
+
 def _reap(wait: float = 0.0) -> None:
     """Collect exited children; with `wait`, give killed ones that long to finish dying."""
     deadline = time.monotonic() + wait
@@ -297,10 +307,12 @@ def serve_python(spec: dict) -> None:
     loop = asyncio.new_event_loop()
     own_uid = spec.get("uid") is not None
     cpu_limit = spec.get("cpu_seconds")
+    run_dir = None
     for serial, line in enumerate(proto_in, 1):
         request = json.loads(line)
-        run_dir = os.path.join(base, f"run-{serial}")
-        os.mkdir(run_dir, 0o700)
+        if run_dir is None:
+            run_dir = os.path.join(base, f"run-{serial}")
+            os.mkdir(run_dir, 0o700)
         os.chdir(run_dir)
         os.environ["TMPDIR"] = run_dir
         os.environ["HOME"] = run_dir
@@ -346,7 +358,9 @@ def serve_python(spec: dict) -> None:
                 + b"\n"
             )
         # after answering: removing a directory can cost milliseconds on a busy disk
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not _still_fresh(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir = None
         if fatal:
             return
 

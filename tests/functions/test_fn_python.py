@@ -112,15 +112,22 @@ def test_success_logs_and_fresh_working_dir(fn) -> None:
     first = invoke(fn, name, {"op": "ok", "n": 1})
     assert first["status"] == "SUCCEEDED" and first["result"]["n"] == 1 and first["cold_start"] is True
     assert first["billed_memory_mb"] == 256 and first["duration_ms"] > 0
+    assert first["result"]["files"] == []
+    wrote = invoke(fn, name, {"op": "write", "path": "left-behind.txt"})
+    assert wrote["result"] == "wrote"
     second = invoke(fn, name, {"op": "ok", "n": 2})
     assert second["cold_start"] is False, "the second call reuses the warm worker"
-    assert second["result"]["files"] == [] and second["result"]["cwd"] != first["result"]["cwd"]
+    assert second["result"]["files"] == [], "every invocation starts in an empty directory"
     logs = fn.get(f"/api/v1/functions/{name}/logs", params={"invocation_id": second["invocation_id"]}).json()["items"]
     assert {(line["stream"], line["message"]) for line in logs} == {("stdout", "to stdout 2"), ("stderr", "to stderr")}
     record = fn.get(f"/api/v1/functions/{name}/invocations/{second['invocation_id']}").json()
     assert record["status"] == "SUCCEEDED" and record["result"]["n"] == 2
     listed = fn.get(f"/api/v1/functions/{name}/invocations").json()["items"]
-    assert [r["invocation_id"] for r in listed[:2]] == [second["invocation_id"], first["invocation_id"]]
+    assert [r["invocation_id"] for r in listed[:3]] == [
+        second["invocation_id"],
+        wrote["invocation_id"],
+        first["invocation_id"],
+    ]
 
 
 def test_async_handler_and_idempotency_key_in_context(fn) -> None:
