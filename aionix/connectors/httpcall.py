@@ -14,7 +14,7 @@ import httpx
 import orjson
 
 from aionix.bus import BusError
-from aionix.connectors.ssrf import AllowList, Guard, GuardedBackend, Refused, Resolver, system_resolver
+from aionix.connectors.ssrf import AllowList, Guard, GuardedBackend, Refused, Resolver, literal_address, system_resolver
 from aionix.errors import field_error
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -104,8 +104,8 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
     guard: Guard | None = getattr(client, "guard", None)
     hops = 0
     while True:
-        if guard is not None:
-            await _vet(guard, url)
+        if guard is not None and literal_address(url.host) is None:
+            await _vet(guard, url)  # names: resolved and vetted here, and again when connecting
         try:
             request = client.build_request(
                 method, url, headers=headers, params=params, content=content, timeout=req.timeout

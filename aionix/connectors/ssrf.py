@@ -107,7 +107,7 @@ def _own_problem(ip: IPAddress) -> str | None:
     return None
 
 
-def _literal(host: str) -> IPAddress | None:
+def literal_address(host: str) -> IPAddress | None:
     """A canonical IP literal (`[::1]` brackets allowed), else None."""
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -166,7 +166,7 @@ class Guard:
         `Refused` otherwise."""
         if not host:
             raise Refused(host, "no host")
-        literal = _literal(host)
+        literal = literal_address(host)
         if literal is not None:
             addresses = [str(literal)]
         else:

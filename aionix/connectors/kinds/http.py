@@ -207,8 +207,6 @@ async def run_request(call: Invocation) -> dict[str, Any]:
     p: RequestParams = call.params
     headers = dict(p.headers)
     content = build_body(p, headers)
-    if call.connection is None:
-        check_url(p.url)
     return await perform(
         call, p.method, p.url, headers, p.query, content, follow=p.follow_redirects, max_bytes=p.max_response_bytes
     )
