@@ -129,6 +129,7 @@ def _run(cfg) -> int:
 
 async def _serve(cfg) -> int:
     import logging
+    import signal
 
     import uvicorn
 
@@ -164,6 +165,11 @@ async def _serve(cfg) -> int:
         timeout_graceful_shutdown=cfg.server.shutdown_grace_seconds,
     )
     server = uvicorn.Server(config)
+    # uvicorn re-raises the SIGTERM/SIGINT it shut down for, through the handlers it found: with the
+    # defaults that kills the process before the runtime stops (services checkpoint, workers end,
+    # the store closes). Handlers that do nothing let the shutdown finish and exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _after_shutdown_signal)
     log.info("aionix %s listening on %s (data: %s)", __version__, base_url, cfg.data_dir)
     try:
         await server.serve()
@@ -171,6 +177,10 @@ async def _serve(cfg) -> int:
         await _safe_stop(rt)
         log.info("aionix stopped")
     return 0 if server.started else 1
+
+
+def _after_shutdown_signal(signum: int, frame: object) -> None:
+    """The server is already shutting down (or has): nothing more to do for this signal."""
 
 
 async def _safe_stop(rt) -> None:

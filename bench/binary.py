@@ -1,0 +1,184 @@
+"""The single executable: size, `--version` time, cold start to the first `GET /healthz` 200
+(median of 5, fresh data dir and restart), idle RSS, and the first Python function call (which
+starts a worker: the binary re-invoked as `aionix --worker`). Each start runs a copy of
+dist/aionix in an empty directory under `env -i`, as on an offline machine. Builds the binary
+with `make binary` when it is missing or stale."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+
+from bench.table import print_table
+
+REPO = Path(__file__).resolve().parents[1]
+BINARY = REPO / "dist" / "aionix"
+RUNS = 5
+FUNCTION = "def handler(event, context):\n    return {'n': event['n'] + 1}\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(home: Path) -> list[str]:
+    return ["env", "-i", f"HOME={home}", f"AIONIX_SECURITY_CREDENTIALS_FILE={home / 'credentials'}"]
+
+
+def _start(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    log = open(home / "server.log", "ab")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [*_env(home), "./aionix", "--port", str(port)],
+        cwd=home,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    deadline = started + 120
+    with httpx.Client(timeout=2.0) as client:
+        while time.perf_counter() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"the binary exited with {proc.returncode}: {(home / 'server.log').read_text()[-2000:]}"
+                )
+            try:
+                if client.get(url + "/healthz").status_code == 200:
+                    return proc, url, time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.005)
+    _stop(proc)
+    raise RuntimeError("no /healthz 200 within 120 s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _tree(pid: int) -> list[int]:
+    """The bootloader and its Python child (and any function workers below them)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            children = []
+        todo.extend(int(c) for c in children)
+    return found
+
+
+def _install(into: Path) -> Path:
+    into.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BINARY, into / "aionix")
+    return into
+
+
+def _ensure_binary() -> None:
+    subprocess.run(["make", "--no-print-directory", "binary"], cwd=REPO, check=True, timeout=1800)
+
+
+def run() -> dict:
+    _ensure_binary()
+    size_mb = BINARY.stat().st_size / 1e6
+    figures: dict[str, float] = {"size_mb": round(size_mb, 1)}
+    with tempfile.TemporaryDirectory(prefix="aionix-bench-") as tmp:
+        root = Path(tmp)
+        version_times = []
+        home = _install(root / "version")
+        for _ in range(RUNS):
+            t = time.perf_counter()
+            subprocess.run([*_env(home), "./aionix", "--version"], cwd=home, check=True, capture_output=True)
+            version_times.append(time.perf_counter() - t)
+        figures["version_s_median"] = round(statistics.median(version_times), 3)
+
+        fresh, restart = [], []
+        for i in range(RUNS):
+            home = _install(root / f"start{i}")
+            proc, _url, elapsed = _start(home)  # first start: creates the database, keys, master key
+            fresh.append(elapsed)
+            _stop(proc)
+            proc, _url, elapsed = _start(home)  # a restart on existing data
+            restart.append(elapsed)
+            _stop(proc)
+        figures["cold_start_fresh_s_median"] = round(statistics.median(fresh), 3)
+        figures["cold_start_restart_s_median"] = round(statistics.median(restart), 3)
+
+        home = _install(root / "idle")
+        proc, url, _ = _start(home)
+        try:
+            key = tomllib.loads((home / "credentials").read_text())["default"]["api_key"]
+            time.sleep(3)
+            pids = _tree(proc.pid)
+            figures["idle_rss_server_mb"] = round(max(_rss_mb(p) for p in pids), 1)
+            figures["idle_rss_total_mb"] = round(sum(_rss_mb(p) for p in pids), 1)
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+                c.post(
+                    "/api/v1/functions",
+                    json={"name": "bench-fn", "runtime": "python", "code": {"source": FUNCTION, "filename": "main.py"}},
+                ).raise_for_status()
+                t = time.perf_counter()
+                first = c.post("/api/v1/functions/bench-fn/invoke", json={"n": 1}).json()
+                figures["first_python_call_ms"] = round((time.perf_counter() - t) * 1000, 1)
+                if first.get("status") != "SUCCEEDED" or first.get("result") != {"n": 2}:
+                    raise RuntimeError(f"the first function call failed: {first}")
+                warm = []
+                for i in range(20):
+                    t = time.perf_counter()
+                    c.post("/api/v1/functions/bench-fn/invoke", json={"n": i}).raise_for_status()
+                    warm.append(time.perf_counter() - t)
+                figures["warm_python_call_ms_median"] = round(statistics.median(warm) * 1000, 2)
+        finally:
+            _stop(proc)
+    print_table(
+        [
+            ("binary size", figures["size_mb"], "MB"),
+            ("./aionix --version (median of 5)", round(figures["version_s_median"] * 1000), "ms"),
+            (
+                "cold start to /healthz 200, fresh data (median of 5)",
+                round(figures["cold_start_fresh_s_median"] * 1000),
+                "ms",
+            ),
+            (
+                "cold start to /healthz 200, restart (median of 5)",
+                round(figures["cold_start_restart_s_median"] * 1000),
+                "ms",
+            ),
+            ("idle RSS, server process", figures["idle_rss_server_mb"], "MB"),
+            ("idle RSS, bootloader + server", figures["idle_rss_total_mb"], "MB"),
+            ("first Python function call (starts a worker)", figures["first_python_call_ms"], "ms"),
+            ("warm Python function call over HTTP (median of 20)", figures["warm_python_call_ms_median"], "ms"),
+        ]
+    )
+    return figures
