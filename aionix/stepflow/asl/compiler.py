@@ -58,7 +58,15 @@ class Hooked:
         self.fn = fn
 
     def evaluate(self, data: Any = None, bindings: Any = None) -> Any:
-        return self.fn(data or {})
+        try:
+            return self.fn(data or {})
+        except Failure:
+            raise
+        except Exception as exc:  # a definition the validator let through must still fail cleanly
+            state = ((data or {}).get("context") or {}).get("state", "?")
+            raise Failure(
+                plan_mod.RUNTIME, f"An error occurred while executing the state '{state}': {type(exc).__name__}: {exc}"
+            ) from None
 
 
 @dataclass(slots=True)

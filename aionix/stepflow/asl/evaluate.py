@@ -246,6 +246,11 @@ def jsonata(scope: Scope, template: Any, field_path: str, bindings: dict[str, An
                 f"The JSONata expression '{source}' specified for the field '{field_path}' threw an error "
                 f"during evaluation. {message}"
             ) from None
+        except Exception as exc:  # a Step Functions extra ($partition, $parse, …) rejected its arguments
+            raise scope.query_error(
+                f"The JSONata expression '{source}' specified for the field '{field_path}' threw an error "
+                f"during evaluation. {exc}"
+            ) from None
         if value is UNDEFINED:
             raise scope.query_error(
                 f"The JSONata expression '{source}' specified for the field '{field_path}' returned nothing (undefined)."

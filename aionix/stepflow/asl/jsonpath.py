@@ -428,7 +428,13 @@ def assign(path_source: str, target: Any, value: Any) -> Any:
             if last:
                 cur[seg.value] = value
             else:
-                cur[seg.value] = _copy_container(cur.get(seg.value), path.segments[n + 1])
+                existing = cur.get(seg.value)
+                if existing is not None and not isinstance(existing, (dict, list)):
+                    raise PathError(
+                        f"Invalid path '{path_source}': cannot set a field inside the value at "
+                        f"{path.normalized(n + 1)}, which is not an object"
+                    )
+                cur[seg.value] = _copy_container(existing, path.segments[n + 1])
                 cur = cur[seg.value]
         else:
             if not isinstance(cur, list) or not -len(cur) <= seg.value < len(cur):

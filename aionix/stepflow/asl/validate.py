@@ -162,7 +162,7 @@ class _Checker:
             self.err(p, "a state must be a JSON object")
             return
         kind = s.get("Type")
-        if kind not in FIELDS:
+        if not isinstance(kind, str) or kind not in FIELDS:
             self.err((*p, "Type"), f"Type must be one of {', '.join(sorted(FIELDS))}")
             return
         if "QueryLanguage" in s and s["QueryLanguage"] not in ("JSONata", "JSONPath"):
