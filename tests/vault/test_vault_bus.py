@@ -221,3 +221,27 @@ async def test_writes_racing_a_master_key_rotation_are_never_sealed_under_the_ol
         assert (
             await rt.bus.invoke(f"trn:credvault:default:credential/pre{i}", {"op": "resolve"}, ctx) == f"pre-value-{i}"
         )
+
+
+async def test_resolve_fails_closed_when_the_audit_commit_fails(rt):
+    vault = rt.services["vault"]
+    await vault.create("default", None, CreateSecret(name="closed", type="password", value="closed-value-1"))
+
+    def refuse() -> None:
+        raise sqlite3.OperationalError("disk I/O error (injected)")
+
+    rt.store.fault_hook = refuse
+    try:
+        with pytest.raises(AionixError) as caught:
+            await rt.bus.invoke(
+                "trn:credvault:default:credential/closed", {"op": "resolve"}, CallContext(tenant="default")
+            )
+        assert "closed-value-1" not in str(caught.value)
+    finally:
+        rt.store.fault_hook = None
+    assert await _audit(rt, "credvault.resolve") == []
+    assert (
+        await rt.bus.invoke("trn:credvault:default:credential/closed", {"op": "resolve"}, CallContext(tenant="default"))
+        == "closed-value-1"
+    )
+    assert len(await _audit(rt, "credvault.resolve")) == 1
