@@ -83,3 +83,30 @@ def test_sec_reveal_refused_for_operator(cli, server, admin, monkeypatch):
 def test_sec_master_key_commands(cli):
     code, out, _ = cli("sec", "master-key", "-o", "json")
     assert code == 0 and json.loads(out)["source"] == "file"
+
+
+def test_sec_rotate_master_key_on_a_private_server(make_server, monkeypatch, tmp_path, capsys):
+    proc = make_server(env={"AIONIX_MASTER_PASSPHRASE": "first passphrase"}).start()
+    monkeypatch.setenv("AIONIX_URL", proc.url)
+    monkeypatch.setenv("AIONIX_API_KEY", proc.admin_key)
+    monkeypatch.setenv("AIONIX_SECURITY_CREDENTIALS_FILE", str(tmp_path / "none"))
+    assert run(["sec", "create", "kept", "--value", "kept-value-9"]) == 0
+    assert run(["sec", "rotate-master-key"]) == 2
+    assert "new_passphrase" in capsys.readouterr().err
+    phrase = tmp_path / "phrase"
+    phrase.write_text("second passphrase\n")
+    capsys.readouterr()
+    assert run(["sec", "rotate-master-key", "--new-passphrase-file", str(phrase), "-o", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (
+        status["source"] == "passphrase"
+        and status["rewrapped"] == 1
+        and "AIONIX_MASTER_PASSPHRASE" in status["next_step"]
+    )
+    proc.stop()
+    proc.extra_env = {"AIONIX_MASTER_PASSPHRASE": "second passphrase"}
+    proc.start()
+    monkeypatch.setenv("AIONIX_URL", proc.url)
+    capsys.readouterr()
+    assert run(["sec", "reveal", "kept", "--raw"]) == 0
+    assert capsys.readouterr().out.strip() == "kept-value-9"
