@@ -105,7 +105,7 @@ async def invoke_function(call: Call) -> dict[str, Any]:
 @api.get(BASE + "/{name}/invocations", role="viewer", query=InvocationQuery, response=Page[Invocation])
 async def list_invocations(call: Call) -> dict[str, Any]:
     """Invocation records, newest first."""
-    return await _svc(call).list_invocations(
+    return await _svc(call).records.list(
         call.tenant, call.path["name"], call.page_limit(call.query.limit), call.query.cursor
     )
 
@@ -113,14 +113,14 @@ async def list_invocations(call: Call) -> dict[str, Any]:
 @api.get(BASE + "/{name}/invocations/{invocation_id}", role="viewer", response=Invocation)
 async def get_invocation(call: Call) -> dict[str, Any]:
     """One invocation record (poll it after an async invoke)."""
-    return await _svc(call).get_invocation(call.tenant, call.path["name"], call.path["invocation_id"])
+    return await _svc(call).records.get(call.tenant, call.path["name"], call.path["invocation_id"])
 
 
 @api.get(BASE + "/{name}/logs", role="viewer", query=LogQuery, response=LogPage)
 async def get_logs(call: Call) -> dict[str, Any]:
     """Captured stdout/stderr lines; pass `after=last_id` to follow."""
     q = call.query
-    return await _svc(call).logs(
+    return await _svc(call).records.logs(
         call.tenant,
         call.path["name"],
         invocation_id=q.invocation_id,

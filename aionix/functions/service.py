@@ -35,6 +35,7 @@ from aionix.functions.models import (
     PutAlias,
     Traffic,
 )
+from aionix.functions.records import InvocationRecords
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, FunctionRuntime, Outcome, RunSpec
 from aionix.functions.runtimes.deno import DenoRuntime, find_deno
 from aionix.functions.runtimes.process import Pools
@@ -72,10 +73,7 @@ class FunctionsService:
         self._versions: dict[tuple[str, str, int], dict[str, Any]] = {}
         self._async: set[asyncio.Task[Any]] = set()
         self._pruner: asyncio.Task[Any] | None = None
-        self._pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        self._wake = asyncio.Event()
-        self._flush_lock = asyncio.Lock()
-        self._writer: asyncio.Task[Any] | None = None
+        self.records = InvocationRecords(rt.store)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -117,7 +115,7 @@ class FunctionsService:
         self.refresh_health()
         self.rt.resolvers[("aionixfn", "function")] = self.resolve_trn
         self._pruner = asyncio.ensure_future(self._prune_loop())
-        self._writer = asyncio.ensure_future(self._record_writer())
+        self.records.start()
 
     async def stop(self) -> None:
         if self._pruner is not None:
@@ -125,9 +123,7 @@ class FunctionsService:
         for task in list(self._async):
             task.cancel()
         await asyncio.gather(*self._async, return_exceptions=True)
-        if self._writer is not None:
-            self._writer.cancel()
-        await self.flush_records()
+        await self.records.stop()
         for runtime in self.runtimes.values():
             try:
                 await runtime.stop()
@@ -156,8 +152,7 @@ class FunctionsService:
                 continue
             before = time.time() - self.cfg.log_retention_days * 86400
             try:
-                await self.store.execute("functions.prune_logs", {"before": before})
-                await self.store.execute("functions.prune_invocations", {"before": before})
+                await self.records.prune(before)
             except Exception:
                 log.exception("pruning function logs failed")
 
@@ -332,7 +327,7 @@ class FunctionsService:
         return {"items": items, "next_cursor": rows[limit - 1]["name"] if len(rows) > limit else None}
 
     async def delete(self, tenant: str, name: str) -> dict[str, Any]:
-        await self.flush_records()
+        await self.records.flush()
         info = await self.get(tenant, name)
         params = {"tenant": tenant, "name": name}
 
@@ -609,7 +604,7 @@ class FunctionsService:
             max_memory_used_mb=outcome.max_memory_mb,
             stopped_at=time.time(),
         )
-        await self._record(tenant, record, outcome)
+        self.records.add(tenant, record, outcome)
         if not outcome.ok:
             await self.rt.publish_event(
                 tenant,
@@ -628,82 +623,6 @@ class FunctionsService:
         if self.conf is not None:
             self.refresh_health()
         return record
-
-    async def _record(self, tenant: str, record: dict[str, Any], outcome: Outcome) -> None:
-        now = time.time()
-        row = {
-            "id": record["invocation_id"],
-            "tenant": tenant,
-            "name": record["function"],
-            "version": record["version"],
-            "qualifier": record["qualifier"],
-            "mode": record["mode"],
-            "status": record["status"],
-            "result": _json(record.get("result")) if record["status"] == "SUCCEEDED" else None,
-            "error": _json(record["error"]) if record.get("error") else None,
-            "cold_start": int(bool(record.get("cold_start"))),
-            "duration_ms": record.get("duration_ms"),
-            "billed_memory_mb": record.get("billed_memory_mb"),
-            "max_memory_mb": record.get("max_memory_used_mb"),
-            "idempotency_key": record.get("idempotency_key"),
-            "trace_id": record.get("trace_id"),
-            "started_at": record["started_at"],
-            "stopped_at": record.get("stopped_at"),
-        }
-        lines = []
-        for stream, text in (("stdout", outcome.stdout), ("stderr", outcome.stderr)):
-            for line in text.splitlines()[:2000]:
-                lines.append(
-                    {
-                        "tenant": tenant,
-                        "name": record["function"],
-                        "invocation_id": record["invocation_id"],
-                        "version": record["version"],
-                        "ts": now,
-                        "stream": stream,
-                        "message": line[:8192],
-                    }
-                )
-        if outcome.error and not outcome.ok:
-            lines.append(
-                {
-                    "tenant": tenant,
-                    "name": record["function"],
-                    "invocation_id": record["invocation_id"],
-                    "version": record["version"],
-                    "ts": now,
-                    "stream": "error",
-                    "message": f"{outcome.error.get('errorType')}: {outcome.error.get('errorMessage')}"[:8192],
-                }
-            )
-
-        # written behind the answer, many invocations per transaction; reads flush first
-        self._pending.append((row, lines))
-        self._wake.set()
-
-    async def _record_writer(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush_records()
-
-    async def flush_records(self) -> None:
-        """Write every queued invocation record and its log lines (one transaction)."""
-        async with self._flush_lock:
-            batch, self._pending = self._pending, []
-            if not batch:
-                return
-
-            def write(tx: Any) -> None:
-                for row, lines in batch:
-                    tx.execute("functions.insert_invocation", row)
-                    if lines:
-                        tx.executemany("functions.insert_log", lines)
-
-            try:
-                await self.store.transaction(write)
-            except Exception:
-                log.exception("writing %d invocation records failed", len(batch))
 
     async def invoke(
         self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
@@ -726,8 +645,7 @@ class FunctionsService:
             "trace_id": ctx.trace_id,
             "started_at": now,
         }
-        await self.store.execute(
-            "functions.insert_invocation",
+        await self.records.running(
             {
                 "id": invocation_id,
                 "tenant": tenant,
@@ -757,7 +675,7 @@ class FunctionsService:
                 failed = Outcome.failure(
                     "Runtime.Error", getattr(exc, "message", None) or str(exc), name="States.TaskFailed"
                 )
-                await self._record(
+                self.records.add(
                     tenant,
                     {
                         **record,
@@ -795,66 +713,6 @@ class FunctionsService:
             return await self.get(target.tenant, target.path)
         except NotFound:
             return None
-
-    # ------------------------------------------------------------------ records and logs
-    @staticmethod
-    def _invocation(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "invocation_id": row["id"],
-            "function": row["name"],
-            "trn": _trn(tenant, row["name"], row["qualifier"]),
-            "version": row["version"],
-            "qualifier": row["qualifier"],
-            "mode": row["mode"],
-            "status": row["status"],
-            "result": orjson.loads(row["result"]) if row["result"] is not None else None,
-            "error": orjson.loads(row["error"]) if row["error"] else None,
-            "cold_start": None if row["cold_start"] is None else bool(row["cold_start"]),
-            "duration_ms": row["duration_ms"],
-            "billed_memory_mb": row["billed_memory_mb"],
-            "max_memory_used_mb": row["max_memory_mb"],
-            "idempotency_key": row["idempotency_key"],
-            "trace_id": row["trace_id"],
-            "started_at": row["started_at"],
-            "stopped_at": row["stopped_at"],
-        }
-
-    async def get_invocation(self, tenant: str, name: str, invocation_id: str) -> dict[str, Any]:
-        await self.flush_records()
-        row = await self.store.fetch_one(
-            "functions.get_invocation", {"tenant": tenant, "name": name, "id": invocation_id}
-        )
-        if row is None:
-            raise NotFound(f"invocation {invocation_id!r} of function {name!r} not found")
-        return self._invocation(tenant, row)
-
-    async def list_invocations(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
-        await self.flush_records()
-        rows = await self.store.fetch_all(
-            "functions.list_invocations", {"tenant": tenant, "name": name, "cursor": cursor, "limit": limit + 1}
-        )
-        items = [self._invocation(tenant, r) for r in rows[:limit]]
-        return {"items": items, "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
-
-    async def logs(
-        self, tenant: str, name: str, *, invocation_id: str | None, after: int | None, since: float | None, limit: int
-    ) -> dict[str, Any]:
-        await self.flush_records()
-        exists = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
-        if exists is None:
-            raise NotFound(f"function {name!r} not found")
-        rows = await self.store.fetch_all(
-            "functions.list_logs",
-            {
-                "tenant": tenant,
-                "name": name,
-                "invocation_id": invocation_id,
-                "after": after,
-                "since": since,
-                "limit": limit,
-            },
-        )
-        return {"items": rows, "last_id": rows[-1]["id"] if rows else after}
 
 
 class SecretProblem(BadRequest):
