@@ -28,6 +28,26 @@ def bundle_dir() -> Path | None:
     return Path(meipass) if meipass else None
 
 
+class _SkipModules:
+    """A meta path finder that makes the named modules unimportable."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name in self.names:
+            raise ImportError(f"{name} is not used by the aionix server")
+        return None
+
+
+def skip_unused_imports() -> None:
+    """For the server process only: `import httpx` also imports its command-line client
+    (`httpx._main`: click, rich, pygments; ~0.1–0.3 s) unless that import fails, which httpx
+    handles. The CLI (`aio`), which uses rich, does not call this."""
+    if not any(isinstance(finder, _SkipModules) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SkipModules(frozenset({"httpx._main"})))
+
+
 def worker_env() -> dict[str, str]:
     """What a worker's (otherwise scrubbed) environment needs from ours: in the binary, the
     bootloader's `_PYI_*` variables, which make it reuse the unpacked bundle."""

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(version_text())
         return 0
+    from aionix.frozen import skip_unused_imports
+
+    skip_unused_imports()
     from aionix import config as configlib
     from aionix.errors import ConfigError
 
@@ -158,6 +161,7 @@ async def _serve(cfg) -> int:
         port=port,
         loop="none",
         http="httptools",
+        ws="none",  # no WebSocket routes: do not import a WebSocket implementation
         lifespan="off",
         access_log=False,
         log_config=None,
