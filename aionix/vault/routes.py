@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import Response
+
+from aionix.api.dispatch import json_response
 from aionix.api.endpoint import Api, Call, Page
 from aionix.errors import Forbidden
 from aionix.trn import validate_name
@@ -87,13 +90,16 @@ async def restore_secret(call: Call) -> dict[str, Any]:
     idempotent=False,
     audit=True,
 )
-async def reveal_secret(call: Call) -> dict[str, Any]:
-    """The value of one version (default: current); audited with who, when and which version."""
+async def reveal_secret(call: Call) -> Response:
+    """The value of one version (default: current); audited with who, when and which version.
+    Never stored as an idempotent replay, and sent with `Cache-Control: no-store`."""
     assert call.principal is not None
     q: RevealQuery = call.query
-    return await _svc(call).reveal(
+    result = await _svc(call).reveal(
         call.tenant, _name(call), call.request, call.principal, version=q.version, stage=q.stage
     )
+    body = RevealedSecret.model_validate(result).model_dump(mode="json")
+    return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 @api.post("/api/v1/secrets/{name}/rotate", role="operator", body=RotateSecret, response=SecretInfo)

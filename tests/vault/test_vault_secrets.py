@@ -106,6 +106,7 @@ def test_reveal_ignores_idempotency_so_no_value_is_stored_as_a_replay(server, ad
     create_secret(admin, name, "idem-value-123")
     r = admin.post(f"/api/v1/secrets/{name}/reveal", headers={"Idempotency-Key": unique("k")})
     assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers
+    assert r.headers["cache-control"] == "no-store"
 
 
 def test_delete_is_soft_then_restore_then_force_purge(server, admin):
