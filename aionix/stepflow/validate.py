@@ -228,7 +228,7 @@ def _expression_problems(doc: dict[str, Any]) -> list[Problem]:
 def validate(doc: Any, *, known_target: Callable[[str], bool] | None = None) -> ValidationReport:
     """Check a DSL document; `known_target(action)` (optional) turns unknown actions into warnings."""
     if is_asl(doc):
-        return validate_asl(doc)
+        return validate_asl(doc, known_target=known_target)
     if not isinstance(doc, dict):
         return ValidationReport(valid=False, errors=[Problem(pointer="/", message="a workflow must be a JSON object")])
     errors: list[Problem] = []

@@ -139,3 +139,17 @@ def test_update_with_asl_makes_a_new_version(admin):
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 2
     assert admin.get(f"/api/v1/workflows/{name}").json()["definition"]["Comment"] == "v2"
+
+
+def test_validate_warns_about_task_resources_with_no_executor(admin):
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {"Type": "Task", "Resource": "nosuchkind", "Next": "K"},
+            "K": {"Type": "Task", "Resource": "transform", "Parameters": {"expression": "1"}, "End": True},
+        },
+    }
+    report = admin.post("/api/v1/workflows/validate", json={"definition": definition}).json()
+    assert report["valid"] is True
+    assert [w["pointer"] for w in report["warnings"]] == ["/States/T/Resource"]
+    assert "nosuchkind" in report["warnings"][0]["message"]

@@ -3,6 +3,7 @@ JSON pointer of the ASL field (`/States/Check/Choices/0/Next`) and ASL's own fie
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aionix import expr
@@ -506,8 +507,35 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def validate(definition: Any, *, mock_target: str | None = None) -> ValidationReport:
-    """Check an ASL definition; every problem at once, each with the pointer of its field."""
+def _task_resources(machine: Any, base: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
+    out: list[tuple[tuple[Any, ...], str]] = []
+    states = machine.get("States") if isinstance(machine, dict) else None
+    for name, s in (states or {}).items():
+        if not isinstance(s, dict):
+            continue
+        p = (*base, "States", name)
+        if s.get("Type") == "Task" and isinstance(s.get("Resource"), str):
+            out.append(((*p, "Resource"), s["Resource"]))
+        for i, branch in enumerate(s.get("Branches") or []):
+            out.extend(_task_resources(branch, (*p, "Branches", i)))
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(s.get(key), dict):
+                out.extend(_task_resources(s[key], (*p, key)))
+    return out
+
+
+def validate(
+    definition: Any, *, mock_target: str | None = None, known_target: Callable[[str], bool] | None = None
+) -> ValidationReport:
+    """Check an ASL definition; every problem at once, each with the pointer of its field.
+    `known_target(resource)` (optional) turns Task resources with no executor into warnings."""
     checker = _Checker(mock_target)
     checker.machine(definition, (), "JSONPath", top=True)
-    return ValidationReport(valid=not checker.errors, errors=checker.errors, warnings=[])
+    warnings: list[Problem] = []
+    if known_target is not None and not checker.errors:
+        for pointer, resource in _task_resources(definition):
+            base, _ = resources.split_suffix(resource)
+            if not base.startswith("arn:") and not known_target(base):
+                message = f"no executor is registered for {base!r} (yet)"
+                warnings.append(Problem(pointer=_ptr(*pointer), message=message, severity="warning"))
+    return ValidationReport(valid=not checker.errors, errors=checker.errors, warnings=warnings)
