@@ -119,20 +119,21 @@ def test_rate_schedule_fires_each_due_time_once_into_a_workflow(admin) -> None:
         input="{'scheduled': scheduled_time}",
     )
     assert r.status_code == 201, r.text
-    fires = wait_for(
-        lambda: (
-            [f for f in history(admin, name) if f["status"] == "delivered"][:3]
-            if len(history(admin, name)) >= 3
-            else None
-        ),
-        30,
-        what="3 fires",
-    )
-    admin.post(f"/api/v1/triggers/{name}/disable")
-    keys = [f["fire_key"] for f in history(admin, name)]
-    assert len(keys) == len(set(keys))
-    done = finished_execution(admin, fires[0]["result_id"])
-    assert done["output"]["got"] == {"scheduled": fires[0]["fire_key"]}
+
+    def three_delivered() -> list[dict[str, Any]] | None:
+        delivered = [f for f in history(admin, name) if f["status"] == "delivered"]
+        return delivered if len(delivered) >= 3 else None
+
+    fires = wait_for(three_delivered, 60, interval=0.25, what="3 delivered fires")
+    assert admin.post(f"/api/v1/triggers/{name}/disable").status_code == 200
+    everything = history(admin, name)
+    keys = [f["fire_key"] for f in everything]
+    assert len(keys) == len(set(keys)), everything
+    dues = sorted(f["due_at"] for f in everything)
+    assert dues == [dues[0] + i for i in range(len(dues))], everything  # every second, none missing
+    done = finished_execution(admin, fires[-1]["result_id"])
+    assert done["status"] == "SUCCEEDED", done
+    assert done["output"]["got"] == {"scheduled": fires[-1]["fire_key"]}
 
 
 def test_a_deleted_target_is_a_clear_error_in_the_history(admin) -> None:
