@@ -177,6 +177,9 @@ class Run:
     heartbeats: dict[str, asyncio.Event] = field(default_factory=dict)
     abort_reason: str | None = None
     fail_reason: Failure | None = None
+    inserted: bool = False
+    idempotency_key: str | None = None
+    first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
 
@@ -225,8 +228,14 @@ class Engine:
             tokens, run.token_adds = run.token_adds, []
             await self.host.persist(run, events, adds, dels, tokens)
             run.durable = mark
+            if not run.first_durable.done():
+                run.first_durable.set_result(None)
             run.updated.set()
             run.updated = asyncio.Event()
+        except BaseException as exc:
+            if not run.first_durable.done():
+                run.first_durable.set_exception(exc)
+            raise
         finally:
             run.flushing = None
 
@@ -234,6 +243,22 @@ class Engine:
     async def run(self, run: Run) -> None:
         """Drive `run` to a terminal status (or until cancelled by shutdown)."""
         try:
+            await self._drive(run)
+        except asyncio.CancelledError:
+            if not run.first_durable.done():
+                run.first_durable.cancel()
+            raise
+        except Exception as exc:
+            # a checkpoint could not be written (store fault): nothing past the last commit
+            # happened durably; the host resumes from there
+            if not run.first_durable.done():
+                run.first_durable.set_exception(exc)
+            await self.host.broken(run, exc)
+        finally:
+            run.done.set()
+
+    async def _drive(self, run: Run) -> None:
+        if run.status == "RUNNING":
             try:
                 timeout = None if run.deadline is None else max(0.0, run.deadline - self.clock())
                 async with asyncio.timeout(timeout):
@@ -265,8 +290,6 @@ class Engine:
             run.timer_dels.update(f.id for f in run.root.walk())
             await self.checkpoint(run)
             await self.host.finished(run)
-        finally:
-            run.done.set()
 
     def _mark_aborted(self, frame: Frame) -> None:
         for f in frame.walk():

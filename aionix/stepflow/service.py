@@ -121,7 +121,7 @@ class StepFlowService:
     async def _load_run(self, row: dict[str, Any]) -> Run:
         plan = await self.plan(row["tenant"], row["workflow"], row["version"])
         snap = orjson.loads(row["snapshot"])
-        return Run(
+        run = Run(
             id=row["id"],
             tenant=row["tenant"],
             workflow=row["workflow"],
@@ -139,7 +139,10 @@ class StepFlowService:
             redrive_count=row["redrive_count"],
             deadline=row["deadline"],
             parent_id=row["parent_id"],
+            inserted=True,
         )
+        run.first_durable.set_result(None)
+        return run
 
     def _launch(self, run: Run) -> None:
         self.runs[run.id] = run
@@ -360,9 +363,13 @@ class StepFlowService:
             parent_id=parent_id,
             deadline=now + plan.root.timeout_seconds if plan.root.timeout_seconds else None,
         )
+        run.idempotency_key = idempotency_key
         run.event("ExecutionStarted", detail={"input": input, "version": version, "parent_id": parent_id})
+        # the execution row is inserted by its first checkpoint (together with the events up
+        # to the first task, wait or end): start answers once that has committed
+        self._launch(run)
         try:
-            await self._insert(run, idempotency_key)
+            await asyncio.shield(run.first_durable)
         except UniqueViolation:
             found = await self.store.fetch_one(
                 "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
@@ -370,8 +377,6 @@ class StepFlowService:
             if found is None:
                 raise
             return await self._started_answer(found["id"], mode, wait_seconds)
-        self._launch(run)
-        await self._publish(run)
         return await self._started_answer(run.id, mode, wait_seconds)
 
     async def _started_answer(
@@ -409,32 +414,6 @@ class StepFlowService:
                 "redrive_count": run.redrive_count,
             }
         )
-
-    async def _insert(self, run: Run, idempotency_key: str | None) -> None:
-        events, run.pending = run.pending, []
-        mark = run.changes
-        row = {
-            "id": run.id,
-            "tenant": run.tenant,
-            "workflow": run.workflow,
-            "version": run.version,
-            "input": self._redact_text(run, _dumps(run.input)),
-            "started_at": run.started_at,
-            "deadline": run.deadline,
-            "trace_id": run.trace_id,
-            "snapshot": self._snapshot(run),
-            "next_seq": run.next_seq,
-            "parent_id": run.parent_id,
-            "idempotency_key": idempotency_key,
-        }
-        event_rows = self._event_rows(run, events)
-
-        def tx_fn(tx: Any) -> None:
-            tx.execute("stepflow.insert_execution", row)
-            tx.executemany("stepflow.insert_event", event_rows)
-
-        await self.store.transaction(tx_fn)
-        run.durable = mark
 
     def _snapshot(self, run: Run) -> str:
         return self._redact_text(run, _dumps({"root": run.root.to_dict()}))
@@ -499,7 +478,26 @@ class StepFlowService:
         del_rows = [(run.id, frame) for frame in timer_dels if frame not in timer_adds]
         token_rows = [(token, run.id, run.tenant, frame, now) for token, frame in tokens]
 
+        insert = None
+        if not run.inserted:
+            insert = {
+                "id": run.id,
+                "tenant": run.tenant,
+                "workflow": run.workflow,
+                "version": run.version,
+                "input": self._redact_text(run, _dumps(run.input)),
+                "started_at": run.started_at,
+                "deadline": run.deadline,
+                "trace_id": run.trace_id,
+                "snapshot": row["snapshot"],
+                "next_seq": run.next_seq,
+                "parent_id": run.parent_id,
+                "idempotency_key": run.idempotency_key,
+            }
+
         def tx_fn(tx: Any) -> None:
+            if insert is not None:
+                tx.execute("stepflow.insert_execution", insert)
             tx.execute("stepflow.checkpoint_execution", row)
             tx.executemany("stepflow.insert_event", event_rows)
             if del_rows:
@@ -510,24 +508,52 @@ class StepFlowService:
                 tx.executemany("stepflow.insert_token", token_rows)
 
         await self.store.transaction(tx_fn)
+        if insert is not None:
+            run.inserted = True
+            await self._publish(run, "RUNNING")
+
+    async def broken(self, run: Run, exc: BaseException) -> None:
+        """A checkpoint failed (store error): forget the in-memory run; if it was ever
+        committed, resume it from its last checkpoint a moment later."""
+        if self.runs.get(run.id) is run:
+            self.runs.pop(run.id, None)
+            self.stats["running"] = len(self.runs)
+        if run.inserted and not self._stopping:
+            log.warning("execution %s: checkpoint failed (%s); resuming from the last checkpoint", run.id, exc)
+            self.rt.spawn(self._resume_later(run.id), f"stepflow-resume-{run.id}")
+
+    async def _resume_later(self, execution_id: str, delay: float = 1.0) -> None:
+        await asyncio.sleep(delay)
+        while not self._stopping and execution_id not in self.runs:
+            try:
+                row = await self.store.fetch_one("stepflow.get_execution", {"id": execution_id})
+                if row is None or row["status"] != "RUNNING":
+                    return
+                run = await self._load_run(row)
+                run.event("ExecutionResumed", detail={"after_seq": run.next_seq - 1})
+                self._launch(run)
+                return
+            except AionixError as exc:
+                log.warning("execution %s: cannot resume yet (%s)", execution_id, exc)
+                await asyncio.sleep(delay)
 
     async def finished(self, run: Run) -> None:
         self.runs.pop(run.id, None)
         self.stats["running"] = len(self.runs)
         await self._publish(run)
 
-    async def _publish(self, run: Run) -> None:
+    async def _publish(self, run: Run, status: str | None = None) -> None:
         detail = {
             "execution_id": run.id,
             "trn": f"trn:stepflow:{run.tenant}:execution/{run.id}",
             "workflow": run.workflow,
             "version": run.version,
-            "status": run.status,
+            "status": status or run.status,
             "error": run.error,
             "started_at": run.started_at,
             "stopped_at": run.stopped_at,
         }
-        if run.status == "SUCCEEDED":
+        if (status or run.status) == "SUCCEEDED":
             detail["output"] = orjson.loads(self._redact_text(run, _dumps(run.output)))
         await self.rt.publish_event(run.tenant, EVENT_SOURCE, "Execution Status Change", detail)
 

@@ -239,3 +239,61 @@ async def test_retention_prunes_to_count(tmp_path):
         assert [e["input"] for e in left["items"]] == [11, 10, 9, 8, 7]
     finally:
         await h.stop()
+
+
+async def test_store_faults_never_half_apply_a_transition(tmp_path):
+    """RELIABILITY store faults: 5% of group commits fail; every acknowledged start finishes
+    with the right output and a contiguous history, and a failed start was never recorded."""
+    import random
+    import sqlite3
+
+    h = await Harness(tmp_path / "d").start()
+    try:
+        name = await h.define(
+            {
+                "entry": "T",
+                "states": {
+                    "T": task("echo", parameters={"n": "{% input %}"}, next="W"),
+                    "W": {"type": "wait", "seconds": 0.05, "next": "P"},
+                    "P": {
+                        "type": "parallel",
+                        "branches": [{"entry": "A", "states": {"A": task("echo", end=True)}}],
+                        "next": "S",
+                    },
+                    "S": {"type": "set", "value": "{% input[0].n * 2 %}", "end": True},
+                },
+            }
+        )
+        rng = random.Random(7)
+
+        def fault() -> None:
+            if rng.random() < 0.05:
+                raise sqlite3.OperationalError("disk I/O error (injected)")
+
+        h.rt.store.fault_hook = fault
+        acknowledged = {}
+        for i in range(60):
+            try:
+                envelope, _ = await h.svc.start("default", name, i)
+            except Exception as exc:
+                from aionix.errors import AionixError
+
+                assert isinstance(exc, AionixError), exc
+                continue
+            acknowledged[envelope["execution_id"]] = i
+        await asyncio.sleep(0.5)
+        h.rt.store.fault_hook = None
+        assert len(acknowledged) > 30
+        for eid, i in acknowledged.items():
+            env = await h.wait(eid, 30)
+            assert env["status"] == "SUCCEEDED" and env["output"] == i * 2, env
+            seqs = [e["seq"] for e in await h.history(eid)]
+            assert seqs == list(range(1, len(seqs) + 1))
+        listed = await h.svc.list_executions(
+            "default", workflow=name, status=None, since=None, until=None, limit=500, cursor=None
+        )
+        assert {e["execution_id"] for e in listed["items"]} == set(acknowledged)
+        resumed = [eid for eid in acknowledged if "ExecutionResumed" in [e["type"] for e in await h.history(eid)]]
+        print(f"{len(acknowledged)} acknowledged, {len(resumed)} resumed after a failed checkpoint")
+    finally:
+        await h.stop()
