@@ -84,6 +84,9 @@ class _Host:
     async def finished(self, run: Run) -> None:
         return None
 
+    async def broken(self, run: Run, exc: BaseException) -> None:
+        raise exc  # an in-memory host cannot fail to checkpoint; if it did, say so loudly
+
     def register_secret(self, run: Run, value: Any) -> None:
         return None
 
