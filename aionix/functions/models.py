@@ -17,13 +17,13 @@ class FunctionsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     pool_size: int = Field(4, ge=1, le=256)
-    max_workers: int = Field(32, ge=1, le=4096)
+    max_workers: int = Field(32, ge=1, le=120)
     idle_seconds: float = Field(300.0, gt=0)
     start_timeout_seconds: float = Field(30.0, gt=0)
     deno_path: str = ""
     sandbox_dir: str = ""
     uid_base: int = Field(61000, ge=1000)
-    uid_count: int = Field(1000, ge=16)
+    uid_count: int = Field(4096, ge=256)
     cgroups: Literal["auto", "v1", "v2", "off"] = "auto"
     network_namespace: bool = True
     private_tmp: bool = True

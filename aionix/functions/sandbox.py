@@ -27,6 +27,14 @@ from typing import Any
 log = logging.getLogger("aionix.functions")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: uids one server claims at a time; enough for two runtimes' pools at `max_workers` <= 120
+UID_BLOCK = 256
+
+
+class NoSandboxUid(OSError):
+    """No unprivileged uid is free for a new worker."""
+
+
 V1_CONTROLLERS = ("memory", "pids", "cpu")
 
 
@@ -104,10 +112,11 @@ class Confinement:
     cgroups: str
     cgroup_bases: dict[str, Path] = field(default_factory=dict)
     uid_base: int = 61000
-    uid_count: int = 1000
+    uid_count: int = 4096
     sandbox_dir: Path = Path(tempfile.gettempdir())
     _free_uids: list[int] = field(default_factory=list)
     _serial: int = 0
+    _block_fd: int | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -122,11 +131,45 @@ class Confinement:
         }
 
     # ------------------------------------------------------------------ uids
+    def _claim_block(self) -> None:
+        """Claim a block of `UID_BLOCK` uids for this server, exclusively among every server on
+        the host (a lock file per block, held until the process ends), and kill whatever a
+        crashed previous owner left running under them."""
+        import fcntl
+
+        lock_dir = Path(tempfile.gettempdir()) / "aionix-fn-uids"
+        lock_dir.mkdir(mode=0o700, exist_ok=True)
+        for block in range(max(1, self.uid_count // UID_BLOCK)):
+            fd = os.open(lock_dir / f"{self.uid_base}-{block}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self._block_fd = fd
+            first = self.uid_base + block * UID_BLOCK
+            uids = range(first, first + min(UID_BLOCK, self.uid_count))
+            for uid in uids:
+                for pid in uid_processes(uid):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+            self._free_uids = list(reversed(uids))
+            return
+        raise NoSandboxUid(
+            f"every block of {UID_BLOCK} sandbox uids in [functions] uid_base..uid_base+uid_count "
+            f"({self.uid_base}..{self.uid_base + self.uid_count - 1}) is in use by other servers"
+        )
+
     def acquire_uid(self) -> int | None:
+        """A uid no other live worker (of any server on this host) runs as."""
         if not self.uid_drop:
             return None
+        if self._block_fd is None:
+            self._claim_block()
         if not self._free_uids:
-            self._free_uids = list(range(self.uid_base + self.uid_count - 1, self.uid_base - 1, -1))
+            raise NoSandboxUid(
+                f"all {UID_BLOCK} sandbox uids of this server are in use (lower [functions] max_workers)"
+            )
         return self._free_uids.pop()
 
     def release_uid(self, uid: int | None) -> None:

@@ -6,8 +6,10 @@ import time
 
 from conftest import create, invoke
 
+UID = "import os\n\ndef handler(event, context):\n    return os.getuid()\n"
 
-def test_missing_deno_and_idle_workers_retire(make_server) -> None:
+
+def test_missing_deno_and_idle_workers_retire(make_server, fn) -> None:
     srv = make_server(
         env={"AIONIX_FUNCTIONS_DENO_PATH": "/nonexistent/deno", "AIONIX_FUNCTIONS_IDLE_SECONDS": "1"}
     ).start()
@@ -27,5 +29,10 @@ def test_missing_deno_and_idle_workers_retire(make_server) -> None:
                 break
             time.sleep(0.2)
         assert invoke(c, name, {})["cold_start"] is True, "the idle worker was retired"
+        if health["uid_drop"]:
+            # two servers on one host never hand out the same sandbox uids
+            mine = invoke(c, create(c, "python", UID)["name"], {})["result"]
+            theirs = invoke(fn, create(fn, "python", UID)["name"], {})["result"]
+            assert (mine - 61000) // 256 != (theirs - 61000) // 256
     srv.stop()
     assert "Traceback" not in srv.log(), srv.log()

@@ -175,7 +175,10 @@ async def spawn_worker(
     conf: Confinement, plan: LaunchPlan, code_dir: Path, start_timeout: float
 ) -> tuple[Worker, dict[str, Any]]:
     """Start one confined worker and wait for its ready message."""
-    uid = conf.acquire_uid()
+    try:
+        uid = conf.acquire_uid()
+    except OSError as exc:
+        raise WorkerGone(str(exc)) from None
     cgroup = conf.create_cgroup(plan.memory_bytes, plan.pids_max, None)
     serial = f"w{time.monotonic_ns()}"
     work_dir = conf.sandbox_dir / "workers" / serial
