@@ -235,6 +235,16 @@ await step("undo and redo every kind of edit, from the toolbar and the keyboard"
   await node("Fail").waitFor();
   await page.getByRole("button", { name: "Undo" }).click();
   await node("Fail").waitFor({ state: "detached" });
+  // an edge: select it from the keyboard, delete it, undo
+  const edge = page.locator('.react-flow__edge[data-id="ManualReview->next0->PriceOrder"]');
+  await edge.focus();
+  await page.keyboard.press("Enter");
+  await page.locator('.react-flow__edge.selected[data-id="ManualReview->next0->PriceOrder"]').waitFor();
+  await page.keyboard.press("Delete");
+  await edge.waitFor({ state: "detached" });
+  check(JSON.parse(await codeText()).states.ManualReview.end === true, "deleting the edge did not make ManualReview an end");
+  await page.keyboard.press("Control+z");
+  await edge.waitFor();
   check((await codeText()) === before, "undo did not restore the identical document");
   // copy/paste and select all
   await node("Approved").click();

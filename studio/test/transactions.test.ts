@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as edits from "../src/dsl/edits";
+import { dslToGraph } from "../src/dsl/graph";
 import { TransactionLog, type Snapshot } from "../src/dsl/history";
 import { getState } from "../src/dsl/scope";
 import { STATE_TYPES, type Workflow } from "../src/dsl/types";
@@ -25,6 +26,9 @@ const EDITS: Edit[] = [
   ["paste", onDoc((d) => edits.pasteStates(d, [], { ProcessOrder: getState(d, "ProcessOrder")! }).doc)],
   ["workflow field", onDoc((d) => edits.setWorkflowField(d, "timeout_seconds", 9))],
   ["add branch", onDoc((d) => edits.editBranches(d, "Fanout"))],
+  ["delete next transition", onDoc((d) => edits.deleteTransition(d, "ManualReview", "next", 0))],
+  ["delete route transition", onDoc((d) => edits.deleteTransition(d, "CheckAmount", "route", 0))],
+  ["delete catch transition", onDoc((d) => edits.deleteTransition(d, "ProcessOrder", "catch", 0))],
 ];
 
 describe("transaction log", () => {
@@ -49,7 +53,7 @@ describe("transaction log", () => {
     const start: Snapshot = { doc: base(), positions: {} };
     const log = new TransactionLog(start);
     const seen = [JSON.stringify(start)];
-    for (const [label, edit] of EDITS.filter(([l]) => !l.includes("nested") && !l.includes("branch"))) {
+    for (const [label, edit] of EDITS.filter(([l]) => !l.includes("nested") && !l.includes("branch") && !l.includes("transition"))) {
       log.commit(label, edit);
       seen.push(JSON.stringify(log.present));
     }
@@ -89,6 +93,22 @@ describe("edits", () => {
     expect(d3.states.ProcessOrder.catch).toBeUndefined();
     const d4 = edits.deleteStates(base(), ["ProcessOrder"]);
     expect(d4.entry).toBe("CheckAmount");
+  });
+
+  it("deleting a transition leaves a valid state: next becomes end, routes and catchers go", () => {
+    let d = edits.deleteTransition(base(), "ManualReview", "next", 0);
+    expect(d.states.ManualReview.end).toBe(true);
+    expect(d.states.ManualReview.next).toBeUndefined();
+    d = edits.deleteTransition(d, "CheckAmount", "default", 0);
+    expect(d.states.CheckAmount.default).toBeUndefined();
+    d = edits.deleteTransition(d, "ProcessOrder", "catch", 0);
+    expect(d.states.ProcessOrder.catch).toBeUndefined();
+    expect(() => edits.deleteTransition(d, "ProcessOrder", "catch", 0)).toThrow(/no catcher/);
+  });
+
+  it("every graph edge id names its transition", () => {
+    const g = dslToGraph(nested());
+    for (const e of g.edges) expect(edits.parseEdgeId(e.id)).toEqual({ source: e.source, kind: e.kind, index: e.index, target: e.target });
   });
 
   it("rename keeps order and every reference", () => {

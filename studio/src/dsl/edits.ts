@@ -223,3 +223,30 @@ export function pasteStates(input: Workflow, path: ScopePath, states: Record<str
   if (!scope.entry) scope.entry = Object.values(renames)[0] ?? "";
   return { doc, names: Object.values(renames) };
 }
+
+/** Remove one transition (an edge): `next` makes the state an end, a route or catcher goes,
+ * a default goes. `kind` and `index` are those of the graph's edge. */
+export function deleteTransition(input: Workflow, sourceId: string, kind: "next" | "route" | "default" | "catch", index: number): Workflow {
+  const doc = clone(input);
+  const { state } = located(doc, sourceId);
+  if (kind === "next") {
+    delete state.next;
+    if (!TERMINAL_TYPES.includes(state.type) && state.type !== "router") state.end = true;
+  } else if (kind === "route") {
+    if (!state.routes?.[index]) throw new EditError(`no route ${index} on ${sourceId}`);
+    state.routes.splice(index, 1);
+  } else if (kind === "default") {
+    delete state.default;
+  } else {
+    if (!state.catch?.[index]) throw new EditError(`no catcher ${index} on ${sourceId}`);
+    state.catch.splice(index, 1);
+    if (!state.catch.length) delete state.catch;
+  }
+  return doc;
+}
+
+/** The source, kind and index a graph edge id (`source->kindN->target`) stands for. */
+export function parseEdgeId(id: string): { source: string; kind: "next" | "route" | "default" | "catch"; index: number; target: string } | null {
+  const m = /^(.+)->(next|route|default|catch)(\d+)->(.+)$/.exec(id);
+  return m ? { source: m[1], kind: m[2] as "next" | "route" | "default" | "catch", index: Number(m[3]), target: m[4] } : null;
+}

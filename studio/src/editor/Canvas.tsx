@@ -83,7 +83,14 @@ function BranchNodeView({ data }: NodeProps<Node<StateNodeData>>) {
 const nodeTypes = { state: StateNodeView, branch: BranchNodeView };
 
 /** React Flow nodes and edges for a document, laid out. */
-export function toFlow(doc: Workflow, positions: Record<string, Position>, problems: Problem[], statuses: Record<string, string> = {}, selected: string[] = []) {
+export function toFlow(
+  doc: Workflow,
+  positions: Record<string, Position>,
+  problems: Problem[],
+  statuses: Record<string, string> = {},
+  selected: string[] = [],
+  selectedEdges: string[] = [],
+) {
   const graph: Graph = dslToGraph(doc);
   const boxes: Record<string, Box> = layoutGraph(graph, positions);
   const sel = new Set(selected);
@@ -112,8 +119,11 @@ export function toFlow(doc: Workflow, positions: Record<string, Position>, probl
       zIndex: n.kind === "branch" ? depth(n.id) * 2 + 2 : depth(n.id) * 2 + 1,
     };
   });
+  const edgeSel = new Set(selectedEdges);
   const edges: Edge[] = graph.edges.map((e) => ({
     id: e.id,
+    selected: edgeSel.has(e.id),
+    ariaLabel: `${e.kind} from ${e.source} to ${e.target}${e.label && e.kind === "route" ? ` when ${e.label}` : ""}`,
     source: e.source,
     target: e.target,
     label: e.label || undefined,
@@ -167,12 +177,16 @@ function dropScope(boxes: Record<string, Box>, nodes: Node<StateNodeData>[], poi
   return { path: [...path, name], origin: best.origin };
 }
 
+const NO_EDGES: string[] = [];
+
 export function Canvas({
   doc,
   positions,
   problems,
   statuses,
   selected,
+  selectedEdges = NO_EDGES,
+  onSelectEdges,
   readOnly,
   onSelect,
   onMove,
@@ -184,13 +198,15 @@ export function Canvas({
   problems: Problem[];
   statuses?: Record<string, string>;
   selected: string[];
+  selectedEdges?: string[];
+  onSelectEdges?: (ids: string[]) => void;
   readOnly?: boolean;
   onSelect: (ids: string[]) => void;
   onMove?: (moves: Record<string, Position>) => void;
   onConnect?: (source: string, target: string) => void;
   onDropState?: (path: ScopePath, type: StateType, at: Position) => void;
 }) {
-  const flow = useMemo(() => toFlow(doc, positions, problems, statuses, selected), [doc, positions, problems, statuses, selected]);
+  const flow = useMemo(() => toFlow(doc, positions, problems, statuses, selected, selectedEdges), [doc, positions, problems, statuses, selected, selectedEdges]);
   const [nodes, setNodes] = useState(flow.nodes);
   useEffect(() => setNodes(flow.nodes), [flow.nodes]);
   const rf = useReactFlow();
@@ -203,6 +219,10 @@ export function Canvas({
 
   const onNodesChange = (changes: NodeChange<Node<StateNodeData>>[]) => {
     setNodes((ns) => applyNodeChanges(changes.filter((c) => c.type !== "remove"), ns));
+    // a finished drag or an arrow-key move is one "move" transaction
+    const moved: Record<string, Position> = {};
+    for (const c of changes) if (c.type === "position" && c.position && c.dragging === false) moved[c.id] = { x: Math.round(c.position.x), y: Math.round(c.position.y) };
+    if (Object.keys(moved).length && onMove && !readOnly) onMove(moved);
     const sel = changes.filter((c) => c.type === "select");
     if (sel.length) {
       const next = new Set(selected);
@@ -236,7 +256,17 @@ export function Canvas({
           onMove(moves);
         }}
         onConnect={(c) => c.source && c.target && onConnect?.(c.source, c.target)}
-        onPaneClick={() => selected.length && onSelect([])}
+        onEdgesChange={(changes) => {
+          const sel = changes.filter((c) => c.type === "select");
+          if (!sel.length || !onSelectEdges) return;
+          const next = new Set(selectedEdges);
+          for (const c of sel) if (c.type === "select") (c.selected ? next.add(c.id) : next.delete(c.id));
+          onSelectEdges([...next]);
+        }}
+        onPaneClick={() => {
+          if (selected.length) onSelect([]);
+          if (selectedEdges.length) onSelectEdges?.([]);
+        }}
         nodesDraggable={!readOnly}
         nodesConnectable={!readOnly}
         deleteKeyCode={null}

@@ -76,7 +76,10 @@ function useShortcuts(readOnly: boolean) {
       else if (mod && key === "v" && !readOnly) s.paste();
       else if (mod && key === "a") s.selectAll();
       else if ((e.key === "Delete" || e.key === "Backspace") && !readOnly) s.deleteSelected();
-      else if (e.key === "Escape") s.select([]);
+      else if (e.key === "Escape") {
+        s.select([]);
+        s.selectEdges([]);
+      }
       else return;
       e.preventDefault();
     };
@@ -329,6 +332,8 @@ export function EditorPage({ name }: { name: string | null }) {
               positions={ed.snapshot.positions}
               problems={allProblems}
               selected={ed.selected}
+              selectedEdges={ed.selectedEdges}
+              onSelectEdges={ed.selectEdges}
               readOnly={readOnly}
               onSelect={ed.select}
               onMove={ed.move}

@@ -18,6 +18,7 @@ interface EditorState {
   code: string;
   codeError: string | null;
   selected: string[];
+  selectedEdges: string[];
   serverProblems: Problem[];
   problems: Problem[];
   notice: string | null;
@@ -38,6 +39,7 @@ interface EditorState {
   undo: () => void;
   redo: () => void;
   select: (ids: string[]) => void;
+  selectEdges: (ids: string[]) => void;
   selectAll: () => void;
   copy: () => void;
   paste: () => void;
@@ -81,6 +83,7 @@ export const useEditor = create<EditorState>((set, get) => {
     code: pretty(log.present.doc),
     codeError: null,
     selected: [],
+    selectedEdges: [],
     serverProblems: [],
     problems: checkWorkflow(log.present.doc),
     notice: null,
@@ -90,7 +93,7 @@ export const useEditor = create<EditorState>((set, get) => {
     lastLabel: null,
     load(name, doc, version = null) {
       log = new TransactionLog({ doc: clone(doc), positions: {} });
-      set({ ...derived(log.present), name, version, selected: [], serverProblems: [], dirty: false, notice: null, lastLabel: null });
+      set({ ...derived(log.present), name, version, selected: [], selectedEdges: [], serverProblems: [], dirty: false, notice: null, lastLabel: null });
     },
     apply(label, edit, positions) {
       return commit(label, (s) => ({ doc: edit(s.doc), positions: positions ? positions(s.positions) : s.positions }));
@@ -107,6 +110,18 @@ export const useEditor = create<EditorState>((set, get) => {
     },
     deleteSelected() {
       const ids = get().selected.filter((id) => getState(log.present.doc, id));
+      const edges = get()
+        .selectedEdges.map(edits.parseEdgeId)
+        .filter((e) => e !== null)
+        .sort((a, b) => b.index - a.index);
+      if (!ids.length && edges.length) {
+        commit(edges.length === 1 ? `delete ${edges[0].kind} transition` : `delete ${edges.length} transitions`, (s) => ({
+          doc: edges.reduce((d, e) => edits.deleteTransition(d, e.source, e.kind, e.index), s.doc),
+          positions: s.positions,
+        }));
+        set({ selectedEdges: [] });
+        return;
+      }
       if (!ids.length) return;
       commit(ids.length === 1 ? `delete ${parseNodeId(ids[0]).name}` : `delete ${ids.length} states`, (s) => {
         const positions = { ...s.positions };
@@ -116,7 +131,10 @@ export const useEditor = create<EditorState>((set, get) => {
       set({ selected: [] });
     },
     move(moves) {
-      commit("move", (s) => ({ doc: s.doc, positions: { ...s.positions, ...moves } }));
+      commit("move", (s) => {
+        const same = Object.entries(moves).every(([id, p]) => s.positions[id]?.x === p.x && s.positions[id]?.y === p.y);
+        return same ? s : { doc: s.doc, positions: { ...s.positions, ...moves } };
+      });
     },
     connect(source, target) {
       commit("connect", (s) => ({ doc: edits.connect(s.doc, source, target), positions: s.positions }));
@@ -165,7 +183,10 @@ export const useEditor = create<EditorState>((set, get) => {
       if (log.redo()) set({ ...derived(log.present), dirty: true, lastLabel: null });
     },
     select(ids) {
-      set({ selected: ids });
+      set({ selected: ids, selectedEdges: ids.length ? [] : get().selectedEdges });
+    },
+    selectEdges(ids) {
+      set({ selectedEdges: ids });
     },
     selectAll() {
       const ids: string[] = [];
