@@ -237,6 +237,26 @@ def _mountns_works() -> bool:
         return False
 
 
+def _remove_stale(parent: Path) -> None:
+    """Sandbox directories and cgroups left by servers that died without cleaning up."""
+    stale = []
+    for root in (parent, *(CGROUP_ROOT / c for c in V1_CONTROLLERS), CGROUP_ROOT):
+        with contextlib.suppress(OSError):
+            for entry in root.glob("aionix-fn-*"):
+                pid = entry.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                    stale.append(entry)
+    for entry in stale:
+        if str(entry).startswith(str(CGROUP_ROOT)):
+            for child in entry.glob("w*"):
+                with contextlib.suppress(OSError):
+                    child.rmdir()
+            with contextlib.suppress(OSError):
+                entry.rmdir()
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _netns_works() -> bool:
     probe = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0 else 1)"
     try:
@@ -297,6 +317,7 @@ def detect(
     root = os.geteuid() == 0
     tag = f"aionix-fn-{os.getpid()}"
     parent = Path(sandbox_parent or tempfile.gettempdir())
+    _remove_stale(parent)
     sandbox = parent / tag
     shutil.rmtree(sandbox, ignore_errors=True)
     sandbox.mkdir(parents=True, mode=0o711)
