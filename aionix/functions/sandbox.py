@@ -231,6 +231,9 @@ def _mountns_works() -> bool:
         "import ctypes,sys; c = ctypes.CDLL(None, use_errno=True); "
         "sys.exit(0 if c.unshare(0x00020000) == 0 and c.mount(None, b'/', None, ctypes.c_ulong(16384 | (1 << 18)), None) == 0 else 1)"
     )
+    if getattr(sys, "frozen", False):
+        # the single executable has no `-c`; both namespaces need the same privilege
+        return _netns_works()
     try:
         return subprocess.run([sys.executable, "-I", "-c", probe], timeout=20, capture_output=True).returncode == 0
     except (OSError, subprocess.SubprocessError):
