@@ -131,6 +131,8 @@ async def _http(url: str, n: int) -> dict[str, float]:
         "bus_p99": percentile(bus_ms, 99),
         "raw_rps": raw_rps,
         "bus_rps": bus_rps,
+        "raw_cpu": CPU["http_raw"] / n,
+        "bus_cpu": CPU["http_bus"] / n,
     }
 
 

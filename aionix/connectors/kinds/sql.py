@@ -221,11 +221,20 @@ class PostgresDriver:
         return list(params or [])
 
     async def query(self, sql: str, params: SqlParams, rows: RowCollector, timeout: float = 3600) -> None:
-        async with self.pool.acquire() as conn, conn.transaction(readonly=False):
-            cursor = conn.cursor(sql, *self._args(params), prefetch=256)
-            async for record in cursor:
-                if not rows.add(dict(record)):
-                    return
+        args = self._args(params)
+        async with self.pool.acquire() as conn:
+            execute = getattr(conn, "_execute", None)
+            if execute is not None:
+                # fetch() with a row limit on the protocol's Execute: one round trip, and never
+                # more than max_rows + 1 rows in memory (asyncpg's fetchrow uses the same call)
+                for record in await execute(sql, args, rows.max_rows + 1, None):
+                    if not rows.add(dict(record)):
+                        return
+                return
+            async with conn.transaction():
+                async for record in conn.cursor(sql, *args, prefetch=256):
+                    if not rows.add(dict(record)):
+                        return
 
     @staticmethod
     def _count(status: str) -> int:
