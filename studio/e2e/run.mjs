@@ -151,6 +151,7 @@ await step("build the order-processing workflow by drag and drop", async () => {
   await fillField("Name", "CheckAmount");
   await dropState("wait", cx - 150, 300);
   await fillField("Name", "ManualReview");
+  await fillField("Seconds (number or expression)", "3");
   await dropState("task", cx + 120, 420);
   await fillField("Name", "PriceOrder");
   await fillField("Action", "transform");
@@ -302,6 +303,9 @@ await step("run it and watch the states turn green", async () => {
   await page.getByRole("button", { name: "Start execution" }).click();
   await page.waitForURL("**/executions/**");
   executionUrl = page.url();
+  // ManualReview waits 3 s: the stream shows it running, then everything turns green
+  await page.locator('[data-testid="node-ManualReview"][data-status="running"]').waitFor({ timeout: 30_000 });
+  await page.locator(".tag.live").waitFor();
   for (const n of ["ValidateOrder", "CheckAmount", "ManualReview", "PriceOrder", "Approved"]) {
     await page.locator(`[data-testid="node-${n}"][data-status="succeeded"]`).waitFor({ timeout: 30_000 });
   }

@@ -107,8 +107,13 @@ export function App() {
   if (checking && !who) return <div className="splash">Loading…</div>;
   if (!who) return <SignIn />;
   const current = "/" + (path.split("/")[1] || "workflows");
+  const label = NAV.find((n) => n.path === current)?.label;
+  document.title = label ? `${label} · Aionix Studio` : "Aionix Studio";
   return (
     <div className="shell">
+      <a href="#main" className="skip-link">
+        Skip to content
+      </a>
       <header className="topbar">
         <Link to="/workflows" className="brand">
           Aionix Studio
@@ -133,7 +138,9 @@ export function App() {
         </ul>
         <p className="version">v{who.version}</p>
       </nav>
-      <main className="content">{route(path)}</main>
+      <main className="content" id="main" tabIndex={-1}>
+        {route(path)}
+      </main>
     </div>
   );
 }

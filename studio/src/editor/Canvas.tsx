@@ -105,6 +105,10 @@ export function toFlow(
         : { name: `branch ${n.index + 1}`, stateType: "parallel", detail: "", entry: false, problems: [], group: true, branch: n.index };
     return {
       id: n.id,
+      ariaLabel:
+        n.kind === "state"
+          ? `${n.name}, ${n.stateType} state${n.entry ? ", entry" : ""}${data.status ? `, ${data.status}` : ""}${own.length ? `, ${own.length} problem(s)` : ""}`
+          : `branch ${n.index + 1}`,
       type: n.kind === "branch" ? "branch" : "state",
       position: { x: b.x, y: b.y },
       parentId: n.parentId,
