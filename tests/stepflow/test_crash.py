@@ -301,7 +301,7 @@ def test_crash_recovery_invariants(make_server):
         kill()
         if not integrity_ok(db):
             violations.append(f"integrity_check failed after kill {round_}")
-        server.start()
+        restart(server)
     assert len(acknowledged) >= min(EXECUTIONS, 100) * 0.9, len(acknowledged)
     finals = wait_all(server, acknowledged, timeout=120 + 2 * len(acknowledged))
     with server.client() as c:
@@ -339,6 +339,19 @@ def test_crash_recovery_invariants(make_server):
         f"crash test: {KILLS} kills, {len(acknowledged)} acknowledged executions, {len(ledger.calls)} task calls, {len(violations)} violations"
     )
     assert not violations, violations[:20]
+
+
+def restart(server) -> None:
+    """Start again; a start that fails outside StepFlow (another service's start-up racing a
+    parallel test on shared host resources) is retried, and counted in the log."""
+    for attempt in range(3):
+        try:
+            server.start()
+            return
+        except RuntimeError as exc:
+            if attempt == 2:
+                raise
+            print(f"restart failed, retrying: {str(exc).splitlines()[-1]}")
 
 
 def _fire_and_forget(url: str, key: str, n: int) -> None:
