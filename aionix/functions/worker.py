@@ -38,6 +38,8 @@ def _reachable_by_others(path: str) -> bool:
     current = os.path.abspath(path)
     if not os.stat(current).st_mode & stat.S_IROTH:
         return False
+    if not os.path.isdir(current):
+        current = os.path.dirname(current)
     while True:
         if not os.stat(current).st_mode & stat.S_IXOTH:
             return False
@@ -47,13 +49,16 @@ def _reachable_by_others(path: str) -> bool:
         current = parent
 
 
-def _keep_import_path() -> None:
-    """The interpreter may live where the unprivileged uid cannot look (a pyenv under /root):
-    keep such import directories open and import through `/proc/self/fd/N` instead."""
+def _keep_import_path(hidden_tmp: bool) -> None:
+    """The interpreter may live where the unprivileged uid cannot look (a pyenv under /root),
+    or under the /tmp that the private mount will hide (a single executable's archive): keep
+    such import paths open and import through `/proc/self/fd/N` instead."""
     kept, moved = [], {}
+    tmp = PRIVATE_TMP + os.sep
     for entry in sys.path:
-        if entry and os.path.isdir(entry) and not _reachable_by_others(entry):
-            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+        under_tmp = hidden_tmp and os.path.abspath(entry or ".").startswith(tmp)
+        if entry and os.path.exists(entry) and (under_tmp or not _reachable_by_others(entry)):
+            fd = os.open(entry, os.O_RDONLY)
             moved[os.path.abspath(entry)] = f"/proc/self/fd/{fd}"
             kept.append(moved[os.path.abspath(entry)])
         else:
@@ -115,6 +120,9 @@ def confine(spec: dict) -> None:
     libc = _libc() if (spec.get("netns") or spec.get("mountns") or spec.get("uid") is not None) else None
     if spec.get("netns") and libc.unshare(CLONE_NEWNET) != 0:
         raise OSError("unshare(CLONE_NEWNET) failed")
+    uid = spec.get("uid")
+    if uid is not None or spec.get("mountns"):
+        _keep_import_path(bool(spec.get("mountns")))
     if spec.get("mountns"):
         _private_tmp(libc, spec)
     limits = spec.get("rlimits", {})
@@ -122,9 +130,7 @@ def confine(spec: dict) -> None:
         which = getattr(resource, "RLIMIT_" + name.upper())
         resource.setrlimit(which, (value, value))
     os.umask(0o077)
-    uid = spec.get("uid")
     if uid is not None:
-        _keep_import_path()
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
