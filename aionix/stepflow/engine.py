@@ -258,38 +258,37 @@ class Engine:
             run.done.set()
 
     async def _drive(self, run: Run) -> None:
-        if run.status == "RUNNING":
-            try:
-                timeout = None if run.deadline is None else max(0.0, run.deadline - self.clock())
-                async with asyncio.timeout(timeout):
-                    await self._frame(run, run.root)
-                run.status, run.output = "SUCCEEDED", run.root.output
-                run.event("ExecutionSucceeded", detail={"output": run.output})
-            except Failure as exc:
-                run.status, run.error = "FAILED", exc.as_dict()
+        try:
+            timeout = None if run.deadline is None else max(0.0, run.deadline - self.clock())
+            async with asyncio.timeout(timeout):
+                await self._frame(run, run.root)
+            run.status, run.output = "SUCCEEDED", run.root.output
+            run.event("ExecutionSucceeded", detail={"output": run.output})
+        except Failure as exc:
+            run.status, run.error = "FAILED", exc.as_dict()
+            run.event("ExecutionFailed", detail=run.error)
+        except TimeoutError:
+            self._mark_aborted(run.root)
+            run.status, run.error = (
+                "TIMED_OUT",
+                {"error": plan_mod.TIMEOUT, "cause": "the execution exceeded its timeout_seconds"},
+            )
+            run.event("ExecutionTimedOut", detail=run.error)
+        except asyncio.CancelledError:
+            if run.abort_reason is None:
+                raise  # shutdown: resume from the last checkpoint on the next start
+            self._mark_aborted(run.root)
+            if run.fail_reason is not None:
+                run.status, run.error = "FAILED", run.fail_reason.as_dict()
                 run.event("ExecutionFailed", detail=run.error)
-            except TimeoutError:
-                self._mark_aborted(run.root)
-                run.status, run.error = (
-                    "TIMED_OUT",
-                    {"error": plan_mod.TIMEOUT, "cause": "the execution exceeded its timeout_seconds"},
-                )
-                run.event("ExecutionTimedOut", detail=run.error)
-            except asyncio.CancelledError:
-                if run.abort_reason is None:
-                    raise  # shutdown: resume from the last checkpoint on the next start
-                self._mark_aborted(run.root)
-                if run.fail_reason is not None:
-                    run.status, run.error = "FAILED", run.fail_reason.as_dict()
-                    run.event("ExecutionFailed", detail=run.error)
-                else:
-                    run.status, run.error = "ABORTED", {"error": "States.Aborted", "cause": run.abort_reason}
-                    run.event("ExecutionAborted", detail=run.error)
-            run.stopped_at = time.time()
-            run.timer_adds.clear()
-            run.timer_dels.update(f.id for f in run.root.walk())
-            await self.checkpoint(run)
-            await self.host.finished(run)
+            else:
+                run.status, run.error = "ABORTED", {"error": "States.Aborted", "cause": run.abort_reason}
+                run.event("ExecutionAborted", detail=run.error)
+        run.stopped_at = time.time()
+        run.timer_adds.clear()
+        run.timer_dels.update(f.id for f in run.root.walk())
+        await self.checkpoint(run)
+        await self.host.finished(run)
 
     def _mark_aborted(self, frame: Frame) -> None:
         for f in frame.walk():
@@ -512,23 +511,32 @@ class Engine:
         if kind == "wait":
             return await self._wait(run, frame, plan)
         if kind == "task":
-            return await self._bounded(plan, self._task(run, frame, plan))
+            seconds = self._seconds(run, frame, plan, plan.timeout_template, "timeout")
+            return await self._bounded(plan, self._task(run, frame, plan), seconds)
         if kind == "parallel":
             return await self._bounded(plan, self._parallel(run, frame, plan))
         if kind == "map":
             return await self._bounded(plan, self._map(run, frame, plan))
         raise Failure(plan_mod.RUNTIME, f"unknown state type {kind!r}")
 
-    async def _bounded(self, plan: StatePlan, work: Awaitable[Any]) -> Any:
-        if plan.timeout_seconds is None:
+    async def _bounded(self, plan: StatePlan, work: Awaitable[Any], seconds: float | None = None) -> Any:
+        limit = plan.timeout_seconds if seconds is None else seconds
+        if limit is None:
             return await work
         try:
-            async with asyncio.timeout(plan.timeout_seconds):
+            async with asyncio.timeout(limit):
                 return await work
         except TimeoutError:
-            raise Failure(
-                plan_mod.TIMEOUT, f"state {plan.name!r} did not finish within {plan.timeout_seconds:g} s"
-            ) from None
+            raise Failure(plan_mod.TIMEOUT, f"state {plan.name!r} did not finish within {limit:g} s") from None
+
+    def _seconds(self, run: Run, frame: Frame, plan: StatePlan, template: Template | None, what: str) -> float | None:
+        """A timeout or heartbeat evaluated at run time (None: use the static value)."""
+        if template is None:
+            return None
+        value = self._eval(run, frame, plan, template)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: the {what} must be a positive number, got {value!r}")
+        return float(value)
 
     async def _wait(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
         if frame.phase != "wait":
@@ -608,7 +616,10 @@ class Engine:
                 settled = await self.host.token_outcome(frame.token)
                 if settled is not None:
                     return self._callback_result(run, frame, plan, settled)
-            return self._callback_result(run, frame, plan, await self._await_callback(run, frame, plan, waiter))
+            heartbeat = self._seconds(run, frame, plan, plan.heartbeat_template, "heartbeat")
+            return self._callback_result(
+                run, frame, plan, await self._await_callback(run, frame, plan, waiter, heartbeat)
+            )
         except Failure as failure:
             run.event("TaskFailed", plan.name, frame.id, {"attempt": attempt, **failure.as_dict()})
             raise
@@ -632,27 +643,24 @@ class Engine:
             raise Failure(plan_mod.TASK_FAILED, exc.message) from None
 
     async def _await_callback(
-        self, run: Run, frame: Frame, plan: StatePlan, waiter: asyncio.Future[Any]
+        self, run: Run, frame: Frame, plan: StatePlan, waiter: asyncio.Future[Any], heartbeat: float | None = None
     ) -> dict[str, Any]:
         assert frame.token is not None
         beat = run.heartbeats[frame.token]
+        seconds = plan.heartbeat_seconds if heartbeat is None else heartbeat
         while True:
-            if plan.heartbeat_seconds is None:
+            if seconds is None:
                 return await waiter
             beat.clear()
             beaten = asyncio.ensure_future(beat.wait())
             try:
-                done, _ = await asyncio.wait(
-                    {waiter, beaten}, timeout=plan.heartbeat_seconds, return_when=asyncio.FIRST_COMPLETED
-                )
+                done, _ = await asyncio.wait({waiter, beaten}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 beaten.cancel()
             if waiter in done:
                 return waiter.result()
             if not done:
-                raise Failure(
-                    plan_mod.HEARTBEAT_TIMEOUT, f"state {plan.name!r}: no heartbeat within {plan.heartbeat_seconds:g} s"
-                )
+                raise Failure(plan_mod.HEARTBEAT_TIMEOUT, f"state {plan.name!r}: no heartbeat within {seconds:g} s")
 
     def _callback_result(self, run: Run, frame: Frame, plan: StatePlan, settled: dict[str, Any]) -> Any:
         attempt = frame.attempts.get(plan.name, 1)
