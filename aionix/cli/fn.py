@@ -191,7 +191,7 @@ def invoke(
     ctx: typer.Context,
     name: str = typer.Argument(...),
     event: str = typer.Argument(None, help="the event: JSON, @file or - for stdin (default null)"),
-    qualifier: str = typer.Option(None, "--qualifier", "-q", help="version number or alias"),
+    qualifier: str = typer.Option(None, "--qualifier", help="version number or alias"),
     run_async: bool = typer.Option(False, "--async", help="return at once with the invocation id"),
 ) -> None:
     """Invoke a function; exits 1 when the function failed."""

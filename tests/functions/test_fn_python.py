@@ -180,10 +180,10 @@ def test_timeout_and_infinite_loop(fn) -> None:
 
 
 def test_cpu_time_limit(fn) -> None:
-    name = _fn(fn, timeout_seconds=20, cpu_seconds=1)
+    # a generous wall clock: on a loaded machine one CPU second takes several wall seconds
+    name = _fn(fn, timeout_seconds=120, cpu_seconds=1)
     record = invoke(fn, name, {"op": "loop"})
-    assert record["error"]["error"] == "Function.Timeout" and "CPU" in record["error"]["errorMessage"]
-    assert record["duration_ms"] < 15000
+    assert record["error"]["error"] == "Function.Timeout" and "CPU time limit" in record["error"]["errorMessage"]
 
 
 def test_memory_blowup_is_stopped(fn) -> None:
