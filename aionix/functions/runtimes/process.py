@@ -120,7 +120,8 @@ class Worker:
                 return json.loads(line)
             if line.startswith(self.marker):
                 return json.loads(line[len(self.marker) :])
-            self.stdout_noise.append(line.decode("utf-8", "replace").rstrip("\n"))
+            if len(self.stdout_noise) < 10_000:
+                self.stdout_noise.append(line.decode("utf-8", "replace").rstrip("\n"))
 
     async def _wait_exit(self) -> int | None:
         try:
