@@ -192,18 +192,20 @@ class StepFlowService:
         def tx_fn(tx: Any) -> None:
             if tx.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name}) is not None:
                 raise Conflict(f"workflow {name!r} already exists; PUT /api/v1/workflows/{name} makes a new version")
+            # a name deleted and created again continues its numbering: the old versions stay,
+            # because executions pinned to them may still run or be redriven
             prior = (tx.fetch_one("stepflow.max_version", {"tenant": tenant, "name": name}) or {}).get("v") or 0
+            version = prior + 1
             tx.execute(
-                "stepflow.insert_template", {"tenant": tenant, "name": name, "description": description, "now": now}
+                "stepflow.insert_template",
+                {"tenant": tenant, "name": name, "version": version, "description": description, "now": now},
             )
-            if prior:
-                tx.execute("stepflow.delete_versions", {"tenant": tenant, "name": name})
             tx.execute(
                 "stepflow.insert_version",
                 {
                     "tenant": tenant,
                     "name": name,
-                    "version": 1,
+                    "version": version,
                     "definition": text,
                     "description": description,
                     "now": now,

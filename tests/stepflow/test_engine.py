@@ -500,3 +500,53 @@ async def test_input_not_representable_as_json_is_a_clear_error(flow):
     name = await flow.define({"entry": "S", "states": {"S": {"type": "succeed"}}})
     with pytest.raises(ValidationFailed, match="input"):
         await flow.svc.start("default", name, 2**70)
+
+
+async def test_map_max_concurrency_bounds_items_in_flight(flow):
+    state = {"now": 0, "peak": 0}
+
+    async def slow(target, payload, ctx):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await asyncio.sleep(0.02)
+        state["now"] -= 1
+        return payload
+
+    flow.rt.bus.register_kind("slow", slow)
+    env = await flow.run(
+        {
+            "entry": "M",
+            "states": {
+                "M": {
+                    "type": "map",
+                    "max_concurrency": 2,
+                    "processor": {"entry": "T", "states": {"T": task("slow", end=True)}},
+                    "end": True,
+                }
+            },
+        },
+        list(range(7)),
+    )
+    assert env["output"] == list(range(7))
+    assert state["peak"] == 2
+
+
+async def test_deleted_and_recreated_template_keeps_running_versions(flow):
+    name = await flow.define(
+        {
+            "entry": "W",
+            "states": {
+                "W": {"type": "wait", "seconds": 0.3, "next": "S"},
+                "S": {"type": "set", "value": "old", "end": True},
+            },
+        }
+    )
+    envelope, _ = await flow.svc.start("default", name, None)
+    await flow.svc.delete_template("default", name)
+    flow.svc._plans.clear()
+    again = await flow.svc.create_template(
+        "default", name, {"entry": "S", "states": {"S": {"type": "set", "value": "new", "end": True}}}, None
+    )
+    assert again["version"] == 2
+    assert (await flow.wait(envelope["execution_id"]))["output"] == "old"
+    assert (await flow.run(name))["output"] == "new"

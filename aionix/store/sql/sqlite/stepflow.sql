@@ -24,7 +24,7 @@ ORDER BY version DESC LIMIT :limit
 
 -- name: insert_template
 INSERT INTO sf_templates (tenant, name, latest_version, description, created_at, updated_at)
-VALUES (:tenant, :name, 1, :description, :now, :now)
+VALUES (:tenant, :name, :version, :description, :now, :now)
 
 -- name: bump_template
 UPDATE sf_templates SET latest_version = latest_version + 1, description = :description, updated_at = :now
@@ -37,9 +37,6 @@ VALUES (:tenant, :name, :version, :definition, :description, :now)
 
 -- name: delete_template
 DELETE FROM sf_templates WHERE tenant = :tenant AND name = :name
-
--- name: delete_versions
-DELETE FROM sf_template_versions WHERE tenant = :tenant AND name = :name
 
 -- name: max_version
 SELECT max(version) AS v FROM sf_template_versions WHERE tenant = :tenant AND name = :name
