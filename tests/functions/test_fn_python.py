@@ -139,6 +139,17 @@ def test_async_handler_and_idempotency_key_in_context(fn) -> None:
     assert invoke(fn, name2, {"op": "async"})["result"] == "awaited"
 
 
+def test_idempotency_key_replays_the_answer_without_running_again(fn) -> None:
+    name = _fn(fn)
+    headers = {"Idempotency-Key": "retry-" + name}
+    first = fn.post(f"/api/v1/functions/{name}/invoke", json={"op": "ok", "n": 1}, headers=headers).json()
+    again = fn.post(f"/api/v1/functions/{name}/invoke", json={"op": "ok", "n": 1}, headers=headers).json()
+    assert again["invocation_id"] == first["invocation_id"]
+    assert len(fn.get(f"/api/v1/functions/{name}/invocations").json()["items"]) == 1
+    other = fn.post(f"/api/v1/functions/{name}/invoke", json={"op": "ok", "n": 2}, headers=headers)
+    assert other.status_code == 422
+
+
 def test_async_invocation_mode(fn) -> None:
     name = _fn(fn)
     started = fn.post(f"/api/v1/functions/{name}/invoke", params={"mode": "async"}, json={"op": "ok", "n": 7}).json()
