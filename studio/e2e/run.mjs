@@ -317,10 +317,12 @@ await step("run it and watch the states turn green", async () => {
 await step("open a state's output", async () => {
   await node("PriceOrder").click();
   const panel = page.getByRole("complementary", { name: "State details" });
-  await panel.getByText("TaskSucceeded").first().waitFor();
-  const text = await panel.innerText();
-  check(text.includes('"total": 600'), `PriceOrder's result is not shown: ${text.slice(0, 300)}`);
-  check(text.includes("attempt 1"), "attempt not shown");
+  await panel.getByRole("heading", { name: "Attempt 1 · succeeded" }).waitFor();
+  const output = await panel.getByLabel("PriceOrder output").innerText();
+  check(JSON.parse(output).total === 600, `PriceOrder's output is ${output}`);
+  const input = await panel.getByLabel("PriceOrder input").innerText();
+  check(JSON.parse(input).amount === "500" || JSON.parse(input).amount === 500, `PriceOrder's input is ${input}`);
+  await shot("execution-state");
 });
 
 await step("the executions list shows it and a failed run can be redriven", async () => {
@@ -362,6 +364,28 @@ await step("drop states into a map's processor and a parallel branch", async () 
   await node("Set").click();
   check((await inspector().getByRole("heading", { level: 2 }).innerText()).startsWith("Set"), "the nested state's inspector did not open");
   await shot("editor-nested");
+});
+
+await step("cancel a running execution, then redrive it", async () => {
+  const wf = await api("POST", "/api/v1/workflows", {
+    name: `slow-${suffix}`,
+    definition: { entry: "Hold", states: { Hold: { type: "wait", seconds: 60, next: "Done" }, Done: { type: "succeed" } } },
+  });
+  check(wf.status === 201, `create answered ${wf.status}`);
+  const run = await api("POST", `/api/v1/workflows/slow-${suffix}/executions`, { input: {}, mode: "async" });
+  check(run.body?.status === "RUNNING", `expected RUNNING, got ${JSON.stringify(run.body)}`);
+  await go(`/executions/${run.body.execution_id}`);
+  await page.locator('[data-testid="node-Hold"][data-status="running"]').waitFor();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator("[data-testid=status]", { hasText: "ABORTED" }).first().waitFor();
+  await page.getByRole("button", { name: "Redrive" }).click();
+  await page.getByRole("status").filter({ hasText: "Redriven" }).waitFor();
+  await page.locator("[data-testid=status]", { hasText: "RUNNING" }).first().waitFor();
+  await page.locator('[data-testid="node-Hold"][data-status="running"]').waitFor();
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await page.locator("[data-testid=status]", { hasText: "ABORTED" }).first().waitFor();
+  const after = await api("GET", `/api/v1/executions/${run.body.execution_id}`);
+  check(after.body.status === "ABORTED" && after.body.redrive_count === 1, `after: ${JSON.stringify(after.body)}`);
 });
 
 // ---------------------------------------------------------------- console

@@ -22,6 +22,8 @@ KEEP = [
     "editor-code",
     "versions",
     "execution",
+    "execution-state",
+    "editor-nested",
     "page-executions",
     "page-functions",
     "page-triggers",

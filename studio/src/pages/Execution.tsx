@@ -11,15 +11,9 @@ import { dslToGraph } from "../dsl/graph";
 import type { Workflow } from "../dsl/types";
 import { Canvas } from "../editor/Canvas";
 import { StatusBadge } from "./Executions";
+import { stateRuns, type HistoryEvent } from "./stateRuns";
 
-export interface HistoryEvent {
-  seq: number;
-  ts: number;
-  type: string;
-  state?: string | null;
-  frame?: string | null;
-  detail?: unknown;
-}
+export type { HistoryEvent };
 
 const FINAL = new Set(["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]);
 
@@ -163,15 +157,53 @@ export function ExecutionPage({ id }: { id: string }) {
             <>
               <h2>{selName}</h2>
               {stateEvents.length === 0 && <p className="muted">This state has not run.</p>}
-              {stateEvents.map((e) => (
-                <details key={e.seq} open={e.type !== "StateEntered" || stateEvents.length < 4}>
-                  <summary>
-                    #{e.seq} {e.type}
-                    {typeof (e.detail as { attempt?: number })?.attempt === "number" ? ` · attempt ${(e.detail as { attempt: number }).attempt}` : ""}
-                  </summary>
-                  <JsonView value={e.detail} label={`${e.type} detail`} />
-                </details>
+              {stateRuns(stateEvents, selName).map((v, i, all) => (
+                <section key={`${v.frame}-${v.enteredAt}`} className="visit" aria-label={`Run ${i + 1} of ${selName}`}>
+                  {all.length > 1 && (
+                    <h3>
+                      Run {i + 1} <span className="muted">{v.frame}</span>
+                    </h3>
+                  )}
+                  <p>
+                    <StatusBadge status={v.status.toUpperCase()} />
+                  </p>
+                  <h4>Input</h4>
+                  <JsonView value={v.input} label={`${selName} input`} />
+                  {v.attempts.map((a) => (
+                    <div key={a.attempt}>
+                      <h4>
+                        Attempt {a.attempt}
+                        {a.error ? ` · ${a.error.error}` : a.result !== undefined ? " · succeeded" : " · running"}
+                        {a.retryInSeconds !== undefined ? ` · retried after ${a.retryInSeconds} s` : ""}
+                      </h4>
+                      <JsonView value={a.error ?? a.result} label={`${selName} attempt ${a.attempt}`} />
+                    </div>
+                  ))}
+                  {v.status === "succeeded" && (
+                    <>
+                      <h4>Output</h4>
+                      <JsonView value={v.output} label={`${selName} output`} />
+                    </>
+                  )}
+                  {v.error && (
+                    <>
+                      <h4>Error{v.error.next ? ` (caught, went to ${v.error.next})` : ""}</h4>
+                      <JsonView value={v.error} label={`${selName} error`} />
+                    </>
+                  )}
+                </section>
               ))}
+              <details>
+                <summary>Raw events ({stateEvents.length})</summary>
+                {stateEvents.map((e) => (
+                  <div key={e.seq}>
+                    <b>
+                      #{e.seq} {e.type}
+                    </b>
+                    <JsonView value={e.detail} label={`${e.type} detail`} />
+                  </div>
+                ))}
+              </details>
             </>
           ) : (
             <>
