@@ -199,7 +199,6 @@ class StartExecution(BaseModel):
     input: Any = None
     mode: Literal["sync", "async"] = "async"
     version: int | None = Field(None, ge=1, description="default: the latest")
-    name: str | None = Field(None, pattern=NAME_PATTERN, description="execution name, unique per workflow")
     wait_seconds: float | None = Field(None, gt=0, le=300, description="sync: how long to wait before 202")
 
 
