@@ -310,7 +310,10 @@ class TriggerService:
             "time": now,
             "tenant": tenant,
         }
-        detail_text = orjson.dumps(event.detail).decode()
+        try:
+            detail_text = orjson.dumps(event.detail).decode()
+        except TypeError as exc:
+            raise field_error("detail", f"not storable as JSON: {exc}") from None
         limit = self.rt.config.limits.payload_max_bytes
         if len(detail_text) > limit:
             raise PayloadTooLarge(

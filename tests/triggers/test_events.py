@@ -81,3 +81,13 @@ def test_failing_target_is_retried_with_backoff_then_dead_lettered_and_announced
     [announced] = wait_for(lambda: history(admin, watcher), 30, what="the failure event")
     assert announced["status"] == "delivered"
     assert len(history(admin, name, status="dead")) == 1
+
+
+def test_an_unstorable_detail_is_a_422_naming_it(admin) -> None:
+    r = admin.post(
+        "/api/v1/events",
+        content=b'{"source": "s", "type": "t", "detail": [-17408969402640811163648]}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["field"] == "detail"

@@ -208,3 +208,11 @@ def test_sync_reply_of_a_failing_workflow_is_a_502_with_the_error(server, admin)
     err = reply.json()["error"]
     assert err["code"] == "execution_failed" and err["details"]["error"]["error"] == "Order.Bad"
     assert execution(admin, err["details"]["execution_id"])["status"] == "FAILED"
+
+
+def test_other_methods_and_paths_under_hooks(server, hook) -> None:
+    for method in ("GET", "OPTIONS", "PUT", "DELETE"):
+        r = httpx.request(method, server.url + hook["path"])
+        assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.text)
+    r = httpx.post(server.url + "/hooks/default", content=b"{}", headers={"content-type": "application/json"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
