@@ -96,6 +96,10 @@ class StatePlan:
     parameters: Template | None = None
     mode: str = "sync"
     heartbeat_seconds: float | None = None
+    # evaluated when the task starts, over the static values when set (ASL TimeoutSecondsPath,
+    # HeartbeatSecondsPath, JSONata TimeoutSeconds/HeartbeatSeconds)
+    timeout_template: Template | None = None
+    heartbeat_template: Template | None = None
     # parallel / map
     branches: list[Machine] = field(default_factory=list)
     processor: Machine | None = None

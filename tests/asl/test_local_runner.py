@@ -206,3 +206,40 @@ def test_map_tolerance_from_a_constant_jsonata_expression_and_runtime_ones_rejec
     jsonpath_string["States"]["M"].pop("Items")
     jsonpath_string["States"]["M"]["ItemProcessor"] = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
     assert "/States/M/ToleratedFailurePercentage" in {p.pointer for p in validate(jsonpath_string).errors}
+
+
+def _callback_bus() -> Bus:
+    bus = Bus()
+
+    async def notify(target, payload, ctx):
+        return None  # nobody ever answers the task token
+
+    bus.register_kind("notify", notify)
+    return bus
+
+
+@pytest.mark.parametrize(
+    ("fields", "ql", "error"),
+    [
+        ({"TimeoutSecondsPath": "$.limits.t"}, "JSONPath", "States.Timeout"),
+        ({"TimeoutSeconds": "{% $states.input.limits.t %}"}, "JSONata", "States.Timeout"),
+        ({"TimeoutSeconds": 30, "HeartbeatSecondsPath": "$.limits.t"}, "JSONPath", "States.HeartbeatTimeout"),
+        (
+            {"TimeoutSeconds": 30, "HeartbeatSeconds": "{% $states.input.limits.t %}"},
+            "JSONata",
+            "States.HeartbeatTimeout",
+        ),
+        ({"TimeoutSecondsPath": "$.limits.bad"}, "JSONPath", "States.Runtime"),
+    ],
+)
+def test_dynamic_task_timeouts_and_heartbeats(fields, ql, error):
+    definition = {
+        "QueryLanguage": ql,
+        "StartAt": "Ask",
+        "States": {"Ask": {"Type": "Task", "Resource": "notify.waitForTaskToken", **fields, "End": True}},
+    }
+    assert validate(definition).valid, validate(definition).errors
+    started = time.monotonic()
+    out = asyncio.run(run_definition(definition, {"limits": {"t": 1, "bad": -1}}, bus=_callback_bus()))
+    assert out.status == "FAILED" and out.error == error, out
+    assert time.monotonic() - started < 10

@@ -156,6 +156,8 @@ def _state(
             plan.parameters = Hooked(lambda d, t=target, b=builder: t.payload(d, b))
             if isinstance(s.get("HeartbeatSeconds"), (int, float)):
                 plan.heartbeat_seconds = float(s["HeartbeatSeconds"])
+            plan.timeout_template = builder.seconds("TimeoutSeconds")
+            plan.heartbeat_template = builder.seconds("HeartbeatSeconds")
     return plan
 
 
@@ -378,6 +380,23 @@ class _JSONPathState:
     def parallel_input(self) -> Hooked:
         return Hooked(lambda d: self.parameters(self.scope(d)))
 
+    def seconds(self, field: str) -> Hooked | None:
+        """TimeoutSecondsPath / HeartbeatSecondsPath, read from the effective input."""
+        path = self.s.get(field + "Path")
+        if not isinstance(path, str):
+            return None
+
+        def seconds(d: dict[str, Any]) -> Any:
+            sc = self.scope(d)
+            value = read_path(sc, path, self.effective(sc))
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise sc.runtime(
+                    f"The {field}Path field refers to value {dumps(value)} which is not a positive integer: {path}"
+                )
+            return value
+
+        return Hooked(seconds)
+
     def map_items(self) -> Hooked:
         s = self.s
         selector = s.get("ItemSelector", s.get("Parameters"))
@@ -535,6 +554,24 @@ class _JSONataState:
 
     def parallel_input(self) -> Hooked:
         return Hooked(lambda d: self.parameters(self.scope(d)))
+
+    def seconds(self, field: str) -> Hooked | None:
+        """A JSONata TimeoutSeconds / HeartbeatSeconds expression."""
+        template = self.s.get(field)
+        if not isinstance(template, str):
+            return None
+
+        def seconds(d: dict[str, Any]) -> Any:
+            sc = self.scope(d)
+            value = jsonata(sc, template, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise sc.query_error(
+                    f"The JSONata expression '{template}' specified for the field '{field}' returned an unexpected "
+                    f"result type. Expected 'integer', but was '{_type_name(value)}' for value: {dumps(value)}"
+                )
+            return value
+
+        return Hooked(seconds)
 
     def map_items(self) -> Hooked:
         s = self.s

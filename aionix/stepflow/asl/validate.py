@@ -92,8 +92,6 @@ UNSUPPORTED = {
     "ItemReader": "distributed Map (ItemReader) is not supported; use an inline Map",
     "ItemBatcher": "distributed Map (ItemBatcher) is not supported; use an inline Map",
     "ResultWriter": "distributed Map (ResultWriter) is not supported; use an inline Map",
-    "TimeoutSecondsPath": "TimeoutSecondsPath is not supported; use TimeoutSeconds",
-    "HeartbeatSecondsPath": "HeartbeatSecondsPath is not supported; use HeartbeatSeconds",
     "ToleratedFailureCountPath": "ToleratedFailureCountPath is not supported; use ToleratedFailureCount",
     "ToleratedFailurePercentagePath": (
         "ToleratedFailurePercentagePath is not supported; use ToleratedFailurePercentage"
@@ -204,7 +202,15 @@ class _Checker:
             for field in ("Arguments", "Output", "Assign", "Items", "ItemSelector", "Seconds", "Timestamp"):
                 if field in s:
                     self.jsonata((*p, field), s[field])
-            for field in ("Error", "Cause", "MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage"):
+            for field in (
+                "Error",
+                "Cause",
+                "MaxConcurrency",
+                "ToleratedFailureCount",
+                "ToleratedFailurePercentage",
+                "TimeoutSeconds",
+                "HeartbeatSeconds",
+            ):
                 if isinstance(s.get(field), str):
                     self.jsonata((*p, field), s[field])
         getattr(self, "_" + kind.lower())(p, s, states, ql)
@@ -377,7 +383,11 @@ class _Checker:
             if problem is not None:
                 self.err((*p, "Resource"), problem)
         for field in ("TimeoutSeconds", "HeartbeatSeconds"):
-            if field in s and not _positive_int(s[field]):
+            if field in s and field + "Path" in s:
+                self.err((*p, field + "Path"), f"a Task takes {field} or {field}Path, not both")
+            if field + "Path" in s:
+                self.path((*p, field + "Path"), s[field + "Path"])
+            if field in s and not _positive_int(s[field]) and not (ql == "JSONata" and isinstance(s[field], str)):
                 self.err((*p, field), f"{field} must be a positive integer")
         timeout, heartbeat = s.get("TimeoutSeconds"), s.get("HeartbeatSeconds")
         if _positive_int(timeout) and _positive_int(heartbeat) and heartbeat >= timeout:
