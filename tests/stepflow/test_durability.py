@@ -297,3 +297,26 @@ async def test_store_faults_never_half_apply_a_transition(tmp_path):
         print(f"{len(acknowledged)} acknowledged, {len(resumed)} resumed after a failed checkpoint")
     finally:
         await h.stop()
+
+
+async def test_redrive_after_timeout_reruns_the_timed_out_task(flow):
+    async def slow_first(target, payload, ctx):
+        flow.calls.append(("slow_first", payload, ctx.idempotency_key))
+        if ctx.extra["attempt"] == 1:
+            await asyncio.sleep(10)
+        return "late but done"
+
+    flow.rt.bus.register_kind("slow_first", slow_first)
+    env = await flow.run(
+        {
+            "entry": "S",
+            "timeout_seconds": 0.5,
+            "states": {"S": {"type": "set", "value": 1, "next": "T"}, "T": task("slow_first", end=True)},
+        }
+    )
+    assert env["status"] == "TIMED_OUT"
+    await flow.svc.redrive("default", env["execution_id"])
+    final = await flow.wait(env["execution_id"])
+    assert final["status"] == "SUCCEEDED" and final["output"] == "late but done" and final["redrive_count"] == 1
+    keys = [k for n, _, k in flow.calls if n == "slow_first"]
+    assert keys == [f"{env['execution_id']}:T:1", f"{env['execution_id']}:T:2"]
