@@ -50,3 +50,16 @@ def test_webhook_failures_and_bad_parameters(api, http_target):
         api, "discord", {"webhook_url_secret": make_secret(api, "http://169.254.169.254/hook", type="api_key")}
     )
     assert error_name(run_action(api, "discord", {"content": "x"}, connection=metadata)) == "Http.Refused"
+
+
+def test_webhook_timeout_and_server_down(api, http_target):
+    from serverproc import free_port
+
+    slow = make_connection(
+        api, "slack", {"webhook_url_secret": make_secret(api, http_target.url + "/slow?s=3", type="api_key")}
+    )
+    assert error_name(run_action(api, "slack", {"text": "x", "timeout": 0.5}, connection=slow)) == "Http.Timeout"
+    down = make_connection(
+        api, "discord", {"webhook_url_secret": make_secret(api, f"http://127.0.0.1:{free_port()}/hook", type="api_key")}
+    )
+    assert error_name(run_action(api, "discord", {"content": "x"}, connection=down)) == "Http.ConnectionError"

@@ -193,3 +193,28 @@ def test_presign_is_deterministic_for_a_given_time():
     )
     # the example from AWS's "Authenticating Requests: Using Query Parameters" documentation
     assert url.endswith("X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
+
+
+def test_timeout_against_a_silent_server(api):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        conn = make_connection(
+            api,
+            "s3",
+            {
+                "endpoint_url": f"http://127.0.0.1:{listener.getsockname()[1]}",
+                "access_key_id": "a",
+                "secret_access_key_secret": make_secret(api, "x"),
+                "bucket": "bkt-silent",
+            },
+        )
+        assert (
+            error_name(run_action(api, "s3", {"key": "x", "timeout": 0.5}, connection=conn, operation="get"))
+            == "S3.Timeout"
+        )
+    finally:
+        listener.close()
