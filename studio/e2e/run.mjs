@@ -477,6 +477,12 @@ await step("secrets: create, see metadata only, reveal after confirming", async 
   await page.getByRole("dialog").getByRole("button", { name: "Reveal", exact: true }).click();
   await detail.getByText("s3cr3t-value").waitFor();
   await shot("page-secrets");
+  await detail.getByLabel(/^New value/).fill("n3w-value");
+  await detail.getByRole("button", { name: "Rotate" }).click();
+  await detail.getByRole("status").filter({ hasText: "Rotated" }).waitFor();
+  await detail.getByRole("button", { name: "Reveal value…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Reveal", exact: true }).click();
+  await detail.getByText("n3w-value").waitFor();
 });
 
 await step("params: put a value and find it in the tree", async () => {
@@ -486,7 +492,15 @@ await step("params: put a value and find it in the tree", async () => {
   await form.getByLabel("Value (JSON)").fill("30");
   await form.getByRole("button", { name: "Put parameter" }).click();
   await page.getByRole("tree").getByRole("button", { name: `/studio/${suffix}/timeout`, exact: true }).click();
-  await page.locator(".detail").getByRole("heading", { name: `/studio/${suffix}/timeout` }).waitFor();
+  const detail = page.locator(".detail");
+  await detail.getByRole("heading", { name: `/studio/${suffix}/timeout` }).waitFor();
+  await detail.getByLabel("Value (JSON)").fill("45");
+  await detail.getByRole("button", { name: "Save new version" }).click();
+  await detail.getByRole("cell", { name: "2", exact: true }).waitFor();
+  await detail.getByRole("row").filter({ has: page.getByRole("cell", { name: "1", exact: true }) }).getByRole("button", { name: "Roll back" }).click();
+  await detail.getByRole("status").filter({ hasText: "Rolled back to version 1" }).waitFor();
+  const now = await api("GET", `/api/v1/params/studio/${suffix}/timeout`);
+  check(now.body.value === 30, `after rollback the value is ${JSON.stringify(now.body)}`);
   await shot("page-params");
 });
 
