@@ -150,6 +150,13 @@ class Webhooks:
             return _error(502, "target_failed", f"{outcome.error}: {outcome.cause}", {"fire_id": fire["id"]})
         result = outcome.result
         if is_workflow(fire["target"]) and isinstance(result, dict) and "status" in result:
+            if result["status"] == "RUNNING":
+                return _error(
+                    504,
+                    "reply_timeout",
+                    f"execution {result.get('execution_id')} is still running; the run goes on",
+                    {"fire_id": fire["id"], "execution_id": result.get("execution_id")},
+                )
             if result["status"] != "SUCCEEDED":
                 return _error(
                     502,

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from triggers.support import create_workflow, execution, finished_execution, history, post_signed, unique
+from triggers.support import create_workflow, execution, finished_execution, history, post_signed, unique, wait_for
 
 
 @pytest.fixture
@@ -216,3 +216,31 @@ def test_other_methods_and_paths_under_hooks(server, hook) -> None:
         assert r.status_code == 405 and r.headers["allow"] == "POST", (method, r.text)
     r = httpx.post(server.url + "/hooks/default", content=b"{}", headers={"content-type": "application/json"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_sync_reply_past_its_bound_is_504_and_the_run_is_started_once(server, admin) -> None:
+    wf = unique("wf")
+    slow = {
+        "entry": "Wait",
+        "states": {"Wait": {"type": "wait", "seconds": 3, "next": "Done"}, "Done": {"type": "succeed"}},
+    }
+    create_workflow(admin, wf, slow)
+    name = unique("syncslow")
+    r = admin.post(
+        "/api/v1/triggers",
+        json={
+            "name": name,
+            "target": f"trn:stepflow:default:template/{wf}",
+            "webhook": {"reply": "sync", "reply_timeout_seconds": 1},
+            "retry": {"interval_seconds": 0.5},
+        },
+    )
+    assert r.status_code == 201, r.text
+    reply = post_signed(server.url, f"/hooks/default/{name}", r.json()["secret"], b"{}")
+    assert reply.status_code == 504, reply.text
+    assert reply.json()["error"]["code"] == "reply_timeout"
+    # the fire stays in the outbox and is completed under the same key: one execution, not two
+    [fire] = wait_for(lambda: [f for f in history(admin, name) if f["status"] == "delivered"], 60, what="re-delivery")
+    runs = executions(admin, wf)
+    assert [e["execution_id"] for e in runs] == [fire["result_id"]]
+    assert finished_execution(admin, fire["result_id"])["status"] == "SUCCEEDED"
