@@ -112,17 +112,21 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
             )
             response = await client.send(request, stream=True)
         except Refused as exc:
-            raise BusError("Http.Refused", f"{method} {_shown(url)} refused by the SSRF guard: {exc.reason}") from None
+            raise BusError(
+                "Http.Refused", f"{method} {shown_url(url)} refused by the SSRF guard: {exc.reason}"
+            ) from None
         except httpx.TimeoutException:
-            raise BusError("Http.Timeout", f"{method} {_shown(url)} did not answer within {req.timeout:g} s") from None
+            raise BusError(
+                "Http.Timeout", f"{method} {shown_url(url)} did not answer within {req.timeout:g} s"
+            ) from None
         except (httpx.TransportError, ConnectionError, OSError) as exc:
-            raise BusError("Http.ConnectionError", f"{method} {_shown(url)}: {exc or type(exc).__name__}") from None
+            raise BusError("Http.ConnectionError", f"{method} {shown_url(url)}: {exc or type(exc).__name__}") from None
         try:
             if req.follow_redirects and response.status_code in REDIRECTS and "location" in response.headers:
                 hops += 1
                 if hops > req.max_redirects:
                     raise BusError(
-                        "Http.TooManyRedirects", f"{method} {_shown(url)}: more than {req.max_redirects} redirects"
+                        "Http.TooManyRedirects", f"{method} {shown_url(url)}: more than {req.max_redirects} redirects"
                     )
                 target = url.join(response.headers["location"])
                 if target.scheme not in ("http", "https"):
@@ -140,10 +144,10 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
             raw, truncated = await _read(response, req.max_bytes)
         except httpx.TimeoutException:
             raise BusError(
-                "Http.Timeout", f"{method} {_shown(url)}: the response did not finish within {req.timeout:g} s"
+                "Http.Timeout", f"{method} {shown_url(url)}: the response did not finish within {req.timeout:g} s"
             ) from None
         except httpx.TransportError as exc:
-            raise BusError("Http.ConnectionError", f"{method} {_shown(url)}: {exc or type(exc).__name__}") from None
+            raise BusError("Http.ConnectionError", f"{method} {shown_url(url)}: {exc or type(exc).__name__}") from None
         finally:
             await response.aclose()
         if req.parse_body or response.status_code >= 400:
@@ -162,7 +166,7 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
             preview = body if not isinstance(body, str) else body[:2000]
             raise BusError(
                 f"Http.Status.{response.status_code}",
-                f"{method} {_shown(url)} answered {response.status_code} {response.reason_phrase}",
+                f"{method} {shown_url(url)} answered {response.status_code} {response.reason_phrase}",
                 details={"status": response.status_code, "body": preview},
             )
         return result
@@ -172,7 +176,7 @@ async def _vet(guard: Guard, url: httpx.URL) -> None:
     try:
         await guard.vet(url.host, url.port or (443 if url.scheme == "https" else 80))
     except Refused as exc:
-        raise BusError("Http.Refused", f"{_shown(url)} refused by the SSRF guard: {exc.reason}") from None
+        raise BusError("Http.Refused", f"{shown_url(url)} refused by the SSRF guard: {exc.reason}") from None
     except ConnectionError as exc:
         raise BusError("Http.ConnectionError", str(exc)) from None
 
@@ -192,7 +196,7 @@ def _identity(response: httpx.Response) -> bool:
     return response.headers.get("content-encoding", "identity").lower() in ("", "identity")
 
 
-def _shown(url: httpx.URL) -> str:
+def shown_url(url: httpx.URL) -> str:
     """The URL without query string or credentials (they may carry secrets)."""
     parts = urlsplit(str(url))
     host = parts.hostname or ""

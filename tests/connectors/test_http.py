@@ -169,29 +169,51 @@ def test_plaintext_secrets_are_refused_in_connections(api):
     assert r.json()["error"]["details"][0]["field"] == "config.auth.token_secret"
 
 
-def test_idempotency_key_header_is_sent_from_the_context(http_target):
+def test_bus_contract_http_kind_with_idempotency_key(http_target, tmp_path):
+    """In process, as the workflow engine calls it: bus kind "http", the payload of the
+    contract, the context's idempotency key sent as a header, `{status, headers, body}` back."""
     import asyncio
+    from types import SimpleNamespace
 
-    from aionix.bus import CallContext
-    from aionix.connectors.httpcall import HttpRequest, guarded_client, send
-    from aionix.connectors.ssrf import AllowList
+    from aionix import config as configlib
+    from aionix.bus import Bus, BusError, CallContext
+    from aionix.connectors.plugin import create
+    from aionix.store.sqlite import SQLiteStore
 
     async def go():
-        client = guarded_client(AllowList.parse(["127.0.0.1"]))
+        cfg = configlib.load(
+            env={"AIONIX_CONNECTORS_ALLOW_HOSTS": "127.0.0.1", "AIONIX_DATABASE_DATA_PATH": str(tmp_path)}
+        )
+        store = SQLiteStore(tmp_path / "t.db")
+        await store.start()
+        rt = SimpleNamespace(config=cfg, store=store, bus=Bus(), health={}, base_url="", services={}, resolvers={})
+        plugin = create(rt)
+        ctx = CallContext(tenant="t", idempotency_key="exec-1:Fetch:2")
+        payload = {
+            "method": "POST",
+            "url": f"{http_target.url}/echo",
+            "headers": {"X-A": "1"},
+            "query": {"q": "v"},
+            "json": {"n": 1},
+            "timeout": 5,
+        }
         try:
-            return await send(
-                client,
-                HttpRequest(
-                    "GET",
-                    f"{http_target.url}/echo",
-                    {"Idempotency-Key": CallContext("t", idempotency_key="e1:S:1").idempotency_key},
-                    {},
-                ),
-            )
+            ok = await rt.bus.invoke("http", payload, ctx)
+            try:
+                await rt.bus.invoke("http", {"url": f"{http_target.url}/status/503"}, ctx)
+            except BusError as exc:
+                failed = exc.error
+            return ok, failed
         finally:
-            await client.aclose()
+            await plugin.stop()
+            await store.close()
 
-    assert asyncio.run(go())["body"]["headers"]["idempotency-key"] == "e1:S:1"
+    ok, failed = asyncio.run(go())
+    assert set(ok) >= {"status", "headers", "body"}
+    echoed = ok["body"]
+    assert echoed["headers"]["idempotency-key"] == "exec-1:Fetch:2"
+    assert echoed["headers"]["x-a"] == "1" and echoed["query"] == {"q": "v"} and echoed["body"] == '{"n":1}'
+    assert failed == "Http.Status.503"
 
 
 def test_connectors_lists_kinds_operations_and_schemas(api):

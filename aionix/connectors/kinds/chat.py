@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 from pydantic import Field, model_validator
 
-from aionix.connectors.httpcall import HttpRequest, check_url, send
+from aionix.bus import BusError
+from aionix.connectors.httpcall import HttpRequest, check_url, send, shown_url
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
 
 
@@ -64,7 +66,16 @@ async def _post(call: Invocation, payload: dict[str, Any], query: dict[str, Any]
         max_redirects=0,
         follow_redirects=False,
     )
-    result = await send(conn.resource, req)
+    try:
+        result = await send(conn.resource, req)
+    except BusError as exc:
+        # the webhook URL is the credential: keep it out of errors (and so out of histories)
+        hidden = exc.cause.replace(shown_url(httpx.URL(url)), "<webhook URL>")
+        raise BusError(
+            exc.error,
+            hidden,
+            details={"status": (exc.details or {}).get("status")} if isinstance(exc.details, dict) else None,
+        ) from None
     return {"status": result["status"], "body": result["body"]}
 
 
