@@ -4,13 +4,14 @@ server: sign-in, building, validating, saving and running a workflow, undo/redo,
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from studio_node import CHROMIUM, ensure_node_modules, run_node
 
 
 def test_studio_end_to_end_in_chromium(make_server, tmp_path):
-    assert shutil.which(CHROMIUM) or CHROMIUM.startswith("/"), (
-        "chromium is missing (scripts/system-deps.sh installs it)"
+    assert Path(CHROMIUM).is_file() or shutil.which(CHROMIUM), (
+        f"{CHROMIUM} is missing (scripts/system-deps.sh installs chromium)"
     )
     ensure_node_modules()
     server = make_server().start()

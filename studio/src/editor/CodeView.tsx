@@ -1,6 +1,7 @@
 /** The DSL as JSON in CodeMirror, in sync both ways: edits of valid JSON become one
  * transaction; invalid JSON stays on screen with its error and changes nothing. */
-import { json } from "@codemirror/lang-json";
+import { json, jsonParseLinter } from "@codemirror/lang-json";
+import { linter, lintGutter } from "@codemirror/lint";
 import { Annotation, EditorState } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
@@ -23,6 +24,8 @@ export function CodeView({ value, error, readOnly, onChange }: { value: string; 
         extensions: [
           basicSetup,
           json(),
+          linter(jsonParseLinter(), { delay: 300 }),
+          lintGutter(),
           EditorState.readOnly.of(readOnly),
           EditorView.contentAttributes.of({ "aria-label": "Workflow JSON", "data-testid": "code-editor" }),
           EditorView.updateListener.of((u) => {
