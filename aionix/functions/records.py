@@ -155,6 +155,10 @@ class InvocationRecords:
             "stopped_at": row["stopped_at"],
         }
 
+    async def _require_function(self, tenant: str, name: str) -> None:
+        if await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name}) is None:
+            raise NotFound(f"function {name!r} not found")
+
     async def get(self, tenant: str, name: str, invocation_id: str) -> dict[str, Any]:
         await self.flush()
         row = await self.store.fetch_one(
@@ -166,6 +170,7 @@ class InvocationRecords:
 
     async def list(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
         await self.flush()
+        await self._require_function(tenant, name)
         rows = await self.store.fetch_all(
             "functions.list_invocations", {"tenant": tenant, "name": name, "cursor": cursor, "limit": limit + 1}
         )
@@ -176,9 +181,7 @@ class InvocationRecords:
         self, tenant: str, name: str, *, invocation_id: str | None, after: int | None, since: float | None, limit: int
     ) -> dict[str, Any]:
         await self.flush()
-        exists = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
-        if exists is None:
-            raise NotFound(f"function {name!r} not found")
+        await self._require_function(tenant, name)
         rows = await self.store.fetch_all(
             "functions.list_logs",
             {
