@@ -465,9 +465,11 @@ class _Checker:
 
     def reference_path(self, p: tuple[Any, ...], value: Any) -> None:
         self.path(p, value)
+        if not isinstance(value, str):
+            return
         try:
             parsed = jsonpath.parse(value)
-        except (jsonpath.PathError, AttributeError):
+        except jsonpath.PathError:
             return
         if parsed.root != "$" or not all(seg.kind in ("name", "index") for seg in parsed.segments):
             self.err(p, f"{p[-1]} must be a reference path ($ followed by names and indexes only)")
