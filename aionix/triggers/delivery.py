@@ -22,7 +22,7 @@ import orjson
 from aionix import expr
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
-from aionix.errors import AionixError, NotFound
+from aionix.errors import AionixError, NotFound, TRNError, field_error
 from aionix.triggers.models import RetrySpec, TriggersConfig
 from aionix.triggers.records import trigger_trn
 
@@ -239,11 +239,13 @@ class Delivery:
         return min(max(at - self.clock(), 0.01), self.cfg.max_wake_interval_seconds)
 
 
+#: What a trigger may start: workflow templates, functions, connector actions (and action kinds).
+FIREABLE = frozenset({("stepflow", "template"), ("aionixfn", "function"), ("openact", "action")})
+
+
 def fireable(target: str, tenant: str, known_kind: Callable[[str], bool]) -> str:
     """Check a target at create time: a parseable TRN of a fireable type in the caller's
     tenant, or a known action kind. Whether it exists is checked when firing."""
-    from aionix.errors import TRNError, field_error
-
     if trnlib.is_trn(target):
         try:
             parsed = trnlib.parse(target)
@@ -260,6 +262,3 @@ def fireable(target: str, tenant: str, known_kind: Callable[[str], bool]) -> str
     if not known_kind(target):
         raise field_error("target", f"not a TRN and not a known action kind: {target!r}")
     return target
-
-
-FIREABLE = frozenset({("stepflow", "template"), ("aionixfn", "function"), ("openact", "action")})
