@@ -74,10 +74,6 @@ def test_env_key_opens_and_wrong_env_key_stops_without_changing_data(make_server
     assert _vault_rows(proc.data_dir) == before
     proc.extra_env = {"AIONIX_MASTER_KEY": "not base64!"}
     assert "not valid base64" in _fails_to_start(proc)
-    proc.extra_env = {"AIONIX_MASTER_KEY": base64.b64encode(b"short").decode()}
-    assert "32 bytes" in _fails_to_start(proc)
-    proc.extra_env = {}
-    assert "master key is missing" in _fails_to_start(proc)
     proc.extra_env = {"AIONIX_MASTER_KEY": KEY_A}
     proc.start()
     with proc.client() as c:
@@ -94,8 +90,6 @@ def test_passphrase_opens_and_wrong_passphrase_stops_without_changing_data(make_
     log = _fails_to_start(proc)
     assert "wrong master key" in log and "AIONIX_MASTER_PASSPHRASE" in log
     assert _vault_rows(proc.data_dir) == before
-    proc.extra_env = {"AIONIX_MASTER_PASSPHRASE": "short"}
-    assert "at least 8 characters" in _fails_to_start(proc)
     proc.extra_env = {"AIONIX_MASTER_PASSPHRASE": "correct horse battery"}
     proc.start()
     with proc.client() as c:
