@@ -94,6 +94,23 @@ async function codeText() {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** Form controls and buttons on the page that a screen reader could not name. */
+async function unnamedControls() {
+  return page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll("input, select, textarea, button, [contenteditable=true]")) {
+      if (el.closest("[hidden]") || (el.type === "hidden")) continue;
+      const named =
+        (el.labels && el.labels.length > 0) ||
+        el.getAttribute("aria-label") ||
+        el.getAttribute("aria-labelledby") ||
+        (el.tagName === "BUTTON" && (el.textContent.trim() || el.getAttribute("title")));
+      if (!named) out.push(el.outerHTML.slice(0, 120));
+    }
+    return out;
+  });
+}
+
 async function api(method, path, body, key = adminKey) {
   const r = await fetch(url + path, {
     method,
@@ -528,6 +545,21 @@ await step("audit shows the reveal", async () => {
   await page.getByRole("heading", { level: 1, name: "Audit" }).waitFor();
   await page.locator("table tbody tr").first().waitFor();
   check((await page.locator("table").innerText()).includes("reveal"), "no reveal record in the audit page");
+});
+
+await step("every control on the main screens has an accessible name", async () => {
+  const problems = [];
+  for (const path of [`/workflows/${WF}`, "/functions", "/secrets", "/params", "/keys", "/audit", "/executions"]) {
+    await go(path);
+    await page.waitForTimeout(300);
+    if (path.startsWith("/workflows/")) {
+      await node("PriceOrder").click();
+      problems.push(...(await unnamedControls()).map((c) => `${path} (task): ${c}`));
+      await node("CheckAmount").click();
+    }
+    problems.push(...(await unnamedControls()).map((c) => `${path}: ${c}`));
+  }
+  check(problems.length === 0, problems.join("\n"));
 });
 
 await step("no console errors", async () => {
