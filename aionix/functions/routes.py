@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aionix.api.dispatch import parse_json
+from aionix.api.dispatch import json_response, parse_json, serialize
 from aionix.api.endpoint import Api, Call, Page, PageQuery
 from aionix.functions.models import (
     AliasInfo,
@@ -90,16 +90,27 @@ async def set_traffic(call: Call) -> dict[str, Any]:
     return await _svc(call).set_traffic(call.tenant, call.path["name"], call.path["alias"], call.body)
 
 
-@api.post(BASE + "/{name}/invoke", role="operator", query=InvokeQuery, response=Invocation, raw_body=True, audit=False)
-async def invoke_function(call: Call) -> dict[str, Any]:
-    """Invoke with the request body as the event; `mode=async` returns at once with the invocation id."""
+@api.post(
+    BASE + "/{name}/invoke",
+    role="operator",
+    query=InvokeQuery,
+    response=Invocation,
+    raw_body=True,
+    audit=False,
+    extra_responses={202: "mode=async: the invocation started (status RUNNING); poll …/invocations/{invocation_id}"},
+)
+async def invoke_function(call: Call) -> Any:
+    """Invoke with the request body as the event; `mode=async` answers 202 at once with the invocation id."""
     raw = call.raw_body
     event = parse_json(raw, call.rt.config.limits.max_json_depth) if raw.strip() else None
     ctx = call.context()
     key = call.request.headers.get("idempotency-key")
     if key:
         ctx = ctx.child(idempotency_key=key)
-    return await _svc(call).invoke(call.tenant, call.path["name"], call.query.qualifier, event, ctx, call.query.mode)
+    record = await _svc(call).invoke(call.tenant, call.path["name"], call.query.qualifier, event, ctx, call.query.mode)
+    if call.query.mode == "async":
+        return json_response(serialize(record, Invocation), 202)
+    return record
 
 
 @api.get(BASE + "/{name}/invocations", role="viewer", query=InvocationQuery, response=Page[Invocation])

@@ -152,7 +152,9 @@ def test_idempotency_key_replays_the_answer_without_running_again(fn) -> None:
 
 def test_async_invocation_mode(fn) -> None:
     name = _fn(fn)
-    started = fn.post(f"/api/v1/functions/{name}/invoke", params={"mode": "async"}, json={"op": "ok", "n": 7}).json()
+    response = fn.post(f"/api/v1/functions/{name}/invoke", params={"mode": "async"}, json={"op": "ok", "n": 7})
+    assert response.status_code == 202
+    started = response.json()
     assert started["status"] == "RUNNING" and started["mode"] == "async"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
