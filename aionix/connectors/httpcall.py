@@ -53,6 +53,7 @@ class HttpRequest:
     max_redirects: int = 5
     follow_redirects: bool = True
     parse_body: bool = True  # False: the body always comes back base64 (body_encoding: base64)
+    secret_headers: frozenset[str] = frozenset()  # lower-case names dropped on cross-origin redirects
 
 
 def check_url(url: str, field: str = "parameters.url") -> httpx.URL:
@@ -132,7 +133,8 @@ async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
                 if target.scheme not in ("http", "https"):
                     raise BusError("Http.Refused", f"redirect to a {target.scheme!r} URL refused")
                 if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
-                    headers = {k: v for k, v in headers.items() if k.lower() not in _SENSITIVE}
+                    drop = _SENSITIVE | req.secret_headers
+                    headers = {k: v for k, v in headers.items() if k.lower() not in drop}
                 if response.status_code == 303 or (
                     response.status_code in (301, 302) and method not in ("GET", "HEAD")
                 ):

@@ -260,3 +260,26 @@ def test_bearer_basic_and_api_key_auth_from_the_vault(api, http_target):
     assert echoed["headers"]["x-key"] == "good-token"
     r = api.get(f"/api/v1/connections/{conn}")
     assert "good-token" not in r.text
+
+
+def test_connection_credentials_stay_on_their_origin(api, http_target):
+    from connectors.support import make_secret, start_http
+
+    other = start_http()
+    try:
+        key = make_secret(api, "k-123", type="api_key")
+        conn = make_connection(
+            api,
+            "http",
+            {"base_url": http_target.url, "auth": {"type": "api_key", "header": "X-Key", "value_secret": key}},
+        )
+        r = run_action(api, "http", {"url": f"{other.url}/echo"}, connection=conn)
+        assert r.status_code == 422
+        assert r.json()["error"]["details"][0]["field"] == "parameters.url"
+        # a redirect to another origin loses the credential header
+        r = run_action(api, "http", {"url": f"/redirect?to={other.url}/echo"}, connection=conn)
+        assert r.status_code == 200, r.text
+        assert "x-key" not in r.json()["result"]["body"]["headers"]
+        assert other.count("/echo") == 1
+    finally:
+        other.shutdown()

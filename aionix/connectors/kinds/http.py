@@ -153,16 +153,27 @@ async def perform(
     service = call.services
     conn = call.connection
     config: HttpConnection | None = conn.config if conn is not None else None  # type: ignore[assignment]
-    if config is not None and config.base_url and not url.startswith(("http://", "https://")):
-        url = str(httpx.URL(config.base_url.rstrip("/") + "/").join(url.lstrip("/")))
+    if config is not None and config.base_url:
+        base = httpx.URL(config.base_url.rstrip("/") + "/")
+        if not url.startswith(("http://", "https://")):
+            url = str(base.join(url.lstrip("/")))
+        elif (target := check_url(url)).scheme != base.scheme or target.host != base.host or target.port != base.port:
+            # the connection's credentials belong to its own origin only
+            raise field_error(
+                "parameters.url",
+                f"must stay on the connection's base_url origin ({base.scheme}://{base.netloc.decode()})",
+            )
     all_headers = {**(config.headers if config else {}), **headers}
     if call.ctx.idempotency_key and not any(k.lower() == "idempotency-key" for k in all_headers):
         all_headers["Idempotency-Key"] = call.ctx.idempotency_key
     query = dict(query)
     client = conn.resource if conn is not None else service.default_http_client()
     auth = config.auth if config else None
+    secret_headers: set[str] = set()
     if auth is not None:
+        before = {k.lower() for k in all_headers}
         await apply_auth(call, auth, all_headers, query)
+        secret_headers = {k.lower() for k in all_headers} - before
     req = HttpRequest(
         method=method,
         url=url,
@@ -173,6 +184,7 @@ async def perform(
         max_bytes=min(max_bytes or call.max_result_bytes, call.max_result_bytes),
         max_redirects=call.settings.max_redirects,
         follow_redirects=follow,
+        secret_headers=frozenset(secret_headers),
     )
     try:
         return await send(client, req)
