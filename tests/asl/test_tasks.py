@@ -159,3 +159,44 @@ def test_task_timeout_seconds_fails_with_states_timeout(admin):
     out = run(admin, name, {})
     assert out["status"] == "FAILED", out
     assert out["error"]["error"] == "States.Timeout"
+
+
+def test_lambda_arns_run_a_real_aionix_python_function(admin):
+    fn = uname("fn")
+    source = (
+        "def handler(event, context):\n"
+        "    if event.get('fail'):\n"
+        "        raise ValueError('no good')\n"
+        "    return {'doubled': event['n'] * 2}\n"
+    )
+    r = admin.post("/api/v1/functions", json={"name": fn, "runtime": "python", "code": {"source": source}})
+    assert r.status_code == 201, r.text
+    name = create(
+        admin,
+        {
+            "StartAt": "Invoke",
+            "States": {
+                "Invoke": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": fn, "Payload.$": "$"},
+                    "OutputPath": "$.Payload",
+                    "Catch": [{"ErrorEquals": ["ValueError"], "ResultPath": "$.error", "Next": "Caught"}],
+                    "Next": "Direct",
+                },
+                "Direct": {
+                    "Type": "Task",
+                    "Resource": f"arn:aws:lambda:eu-west-1:123456789012:function:{fn}",
+                    "Parameters": {"n.$": "$.doubled"},
+                    "End": True,
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    out = run(admin, name, {"n": 5})
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"] == {"doubled": 20}
+    caught = run(admin, name, {"n": 1, "fail": True})
+    assert caught["status"] == "SUCCEEDED", caught
+    assert caught["output"]["error"]["Error"] == "ValueError"
