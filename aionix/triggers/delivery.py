@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from aionix import expr
 from aionix import trn as trnlib
@@ -72,9 +73,34 @@ def backoff(retry: RetrySpec, attempts: int) -> float:
     return min(retry.interval_seconds * retry.backoff_rate ** max(attempts - 1, 0), retry.max_delay_seconds)
 
 
+class TriggerMetrics:
+    """Prometheus series of the triggers service (on the runtime's registry)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "aionix_trigger_delivery_attempts_total",
+            "Deliveries of trigger fires to their targets, by origin and outcome",
+            ["origin", "outcome"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "aionix_trigger_webhooks_rejected_total",
+            "Refused webhook deliveries, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.lateness = Histogram(
+            "aionix_trigger_schedule_lateness_seconds",
+            "How late schedule fires are recorded after their due time",
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600),
+        )
+
+
 class Delivery:
     def __init__(self, rt: Runtime, cfg: TriggersConfig, clock: Callable[[], float]) -> None:
         self.rt = rt
+        self.metrics = TriggerMetrics(rt.metrics.registry)
         self.cfg = cfg
         self.clock = clock
         self._sem = asyncio.Semaphore(cfg.max_concurrent_deliveries)
@@ -106,6 +132,7 @@ class Delivery:
             async with self._sem:
                 outcome = await self.attempt(fire, mode=mode, timeout=timeout)
             await self._record(fire, outcome)
+            self.metrics.attempts.labels(fire["origin"], outcome.status).inc()
             return outcome
         except Exception:
             log.exception("delivering fire %s of trigger %s failed", fire["id"], fire["trigger_id"])

@@ -24,6 +24,8 @@ class TriggersConfig(BaseModel):
     scheduler_batch: int = Field(500, ge=1, le=10000)
     max_wake_interval_seconds: float = Field(60.0, gt=0, le=3600)
     rotation_grace_seconds: float = Field(86400.0, ge=0, le=30 * 86400)
+    rejected_record_rate: float = Field(10.0, gt=0, le=10000)
+    rejected_record_burst: int = Field(100, ge=1, le=100000)
     history_retention_days: float = Field(30.0, gt=0)
     event_retention_days: float = Field(7.0, gt=0)
 

@@ -100,6 +100,7 @@ class Scheduler:
         def apply(tx: Any) -> list[dict[str, Any]]:
             fired: list[dict[str, Any]] = []
             written = self.clock()
+            lateness = self.delivery.metrics.lateness
             for row, records, next_due, next_run in plans:
                 fires = sum(1 for r in records if r["status"] == "pending")
                 changed = tx.execute(
@@ -122,6 +123,7 @@ class Scheduler:
                     inserted = tx.fetch_one("triggers.insert_fire", record)
                     if inserted is not None and record["status"] == "pending":
                         fired.append(deliverable(inserted["id"], record, row))
+                        lateness.observe(max(written - record["due_at"], 0.0))
             return fired
 
         fired = await self.rt.store.transaction(apply)

@@ -23,6 +23,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aionix.api.limits import TokenBuckets
 from aionix.triggers.delivery import Delivery, is_workflow
 from aionix.triggers.models import TriggersConfig, WebhookSpec
 from aionix.triggers.records import deliverable, fire_record, trigger_trn
@@ -64,6 +65,10 @@ class Webhooks:
         self.delivery = delivery
         self.box = box
         self.clock = clock
+        #: Refused deliveries are recorded in the history, but at most this fast per trigger, so
+        #: an unauthenticated flood cannot fill the database (the excess is only counted).
+        self._reject_buckets = TokenBuckets(cfg.rejected_record_rate, cfg.rejected_record_burst)
+        self.rejected_unrecorded = 0
 
     async def receive(self, tenant: str, name: str, request: Request) -> Response:
         row = await self.rt.store.fetch_one("triggers.get_trigger", {"tenant": tenant, "name": name})
@@ -203,6 +208,10 @@ class Webhooks:
         return text
 
     async def _reject(self, row: dict[str, Any], exc: WebhookRejected) -> None:
+        self.delivery.metrics.rejected.labels(exc.code).inc()
+        if self._reject_buckets.take(row["id"]):
+            self.rejected_unrecorded += 1
+            return
         now = self.clock()
         record = fire_record(
             row,

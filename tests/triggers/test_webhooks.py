@@ -244,3 +244,19 @@ def test_sync_reply_past_its_bound_is_504_and_the_run_is_started_once(server, ad
     runs = executions(admin, wf)
     assert [e["execution_id"] for e in runs] == [fire["result_id"]]
     assert finished_execution(admin, fire["result_id"])["status"] == "SUCCEEDED"
+
+
+def test_a_flood_of_refused_deliveries_is_counted_but_recorded_only_up_to_the_cap(make_server) -> None:
+    srv = make_server(
+        env={"AIONIX_TRIGGERS_REJECTED_RECORD_BURST": "3", "AIONIX_TRIGGERS_REJECTED_RECORD_RATE": "0.001"}
+    )
+    srv.start()
+    with srv.client() as c:
+        r = c.post("/api/v1/triggers", json={"name": "flooded", "target": "transform", "webhook": {}})
+        assert r.status_code == 201, r.text
+        for _ in range(6):
+            assert post_signed(srv.url, "/hooks/default/flooded", "whsec_wrong", b"{}").status_code == 401
+        assert [f["status"] for f in history(c, "flooded")] == ["rejected"] * 3
+        metrics = c.get("/metrics").text
+    assert 'aionix_trigger_webhooks_rejected_total{reason="signature_invalid"} 6.0' in metrics
+    srv.stop()
