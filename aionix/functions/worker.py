@@ -107,7 +107,7 @@ def _private_tmp(libc, spec: dict) -> None:
         if os.path.isdir(extra):
             _mount(libc, "tmpfs", extra, "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
     new_code = os.path.join(PRIVATE_TMP, ".code")
-    spec["command"] = [a.replace(code, new_code) for a in spec.get("command", [])]
+    spec["command"] = [a.replace(code, new_code).replace(work, PRIVATE_TMP) for a in spec.get("command", [])]
     spec["work_dir"], spec["code_dir"] = PRIVATE_TMP, new_code
     os.environ["HOME"] = os.environ["TMPDIR"] = PRIVATE_TMP
 

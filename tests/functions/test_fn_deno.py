@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from conftest import CANARY, create, healthy, invoke
@@ -83,12 +84,19 @@ def test_permissions_denied_unless_granted(fn, fn_server) -> None:
     for event in (
         {"op": "read", "path": str(fn_server.data_dir / "aionix.db")},
         {"op": "read", "path": "/etc/hostname"},
-        {"op": "write", "path": "/tmp/aionix-deno-evil"},
+        {"op": "write", "path": str(fn_server.data_dir / "evil")},
+        {"op": "write", "path": "/etc/aionix-deno-evil"},
         {"op": "net", "port": fn_server.port},
         {"op": "run"},
         {"op": "import"},
     ):
         assert invoke(fn, name, event)["result"].startswith("denied"), event
+    health = fn.get("/healthz").json()["confinement"]
+    # its own temp directory is writable; with a private /tmp that is /tmp itself
+    scratch = "/tmp/deno-scratch-" + name if health["private_tmp"] else None
+    if scratch:
+        assert invoke(fn, name, {"op": "write", "path": scratch})["result"].startswith("allowed")
+        assert not os.path.exists(scratch), "the write landed in the private /tmp"
     granted = _fn(fn, permissions={"net": [f"127.0.0.1:{fn_server.port}"], "read": ["/etc/hostname"]})
     assert invoke(fn, granted, {"op": "net", "port": fn_server.port})["result"] == "allowed: 200"
     assert invoke(fn, granted, {"op": "read", "path": "/etc/hostname"})["result"].startswith("allowed")

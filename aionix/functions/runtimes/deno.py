@@ -164,8 +164,6 @@ class DenoRuntime:
         ]
         if perms.get("net"):
             flags.append("--allow-net=" + ",".join(perms["net"]))
-        if perms.get("read"):
-            flags.append("--allow-read=" + ",".join(perms["read"]))
         env_names = sorted({*spec.env, *perms.get("env", [])})
         if env_names:
             flags.append("--allow-env=" + ",".join(env_names))
@@ -180,7 +178,16 @@ class DenoRuntime:
             netns=self.netns and not perms.get("net"),
             memory_bytes=(spec.memory_mb + 192) * MiB,
             pids_max=spec.max_processes + 64,
-            command=lambda work_dir: [deno, "run", *flags, bootstrap, token],
+            # its own directory (the private /tmp where the host allows) is readable and writable
+            command=lambda work_dir: [
+                deno,
+                "run",
+                *flags,
+                "--allow-read=" + ",".join([*perms.get("read", []), str(work_dir)]),
+                f"--allow-write={work_dir}",
+                bootstrap,
+                token,
+            ],
             marker=f"\0AIONIX:{token}:".encode(),
         )
 
