@@ -103,6 +103,7 @@ function VersionsDialog({ name, current, onClose }: { name: string; current: Wor
   const [leftDoc, setLeftDoc] = useState<Workflow | null>(null);
   const [error, setError] = useState<unknown>(null);
   const load = useEditor((s) => s.load);
+  const ed = useEditor();
   useEffect(() => {
     workflows.versions(name).then(
       (p) => {
@@ -121,6 +122,13 @@ function VersionsDialog({ name, current, onClose }: { name: string; current: Wor
     );
   }, [name, left]);
   const rows = leftDoc ? diffLines(pretty(leftDoc).split("\n"), pretty(current).split("\n")) : [];
+  const diffBox = useRef<HTMLDivElement>(null);
+  const changes = rows.filter((r) => r.kind !== "same").length;
+  useEffect(() => {
+    // bring the first difference into view
+    const first = diffBox.current?.querySelector<HTMLElement>(".diff-row:not(.same)");
+    if (first && diffBox.current) diffBox.current.scrollTop = Math.max(0, first.offsetTop - diffBox.current.offsetTop - 60);
+  }, [leftDoc]);
   return (
     <Dialog title={`Versions of ${name}`} onClose={onClose}>
       <ErrorBox error={error} />
@@ -142,7 +150,12 @@ function VersionsDialog({ name, current, onClose }: { name: string; current: Wor
           </button>
         )}
       </div>
-      <div className="diff" role="table" aria-label="Side-by-side diff">
+      <p className="muted">{leftDoc ? (changes ? `${changes} changed line(s)` : "No differences.") : ""}</p>
+      <div className="diff-head" aria-hidden>
+        <b>v{left}</b>
+        <b>Editor{ed.version !== null ? ` (from v${ed.version})` : ""}</b>
+      </div>
+      <div className="diff" role="table" aria-label="Side-by-side diff" ref={diffBox}>
         {rows.map((r, i) => (
           <div key={i} className={`diff-row ${r.kind}`} role="row">
             <pre role="cell">{r.left ?? ""}</pre>
