@@ -35,6 +35,25 @@ OPEN = """(module
                             (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 128)))))"""
 
 
+# prints the number of environment variables it can see (one digit)
+ENV_COUNT = """(module
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (i32.store8 (i32.const 16) (i32.add (i32.const 48) (i32.load (i32.const 0))))
+    (i32.store (i32.const 32) (i32.const 16))
+    (i32.store (i32.const 36) (i32.const 1))
+    (drop (call $write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 40)))))"""
+
+
+def test_only_declared_environment_is_visible(fn) -> None:
+    name = create(fn, "wasm", ENV_COUNT, env={"ONE": "1", "TWO": "2"})["name"]
+    # ONE, TWO and AIONIX_CONTEXT (the invocation context as JSON): nothing of the server's
+    assert invoke(fn, name)["result"] == 3
+
+
 def test_example_module_is_built_from_its_wat() -> None:
     assert (EXAMPLE / "echo.wasm").read_bytes() == wasmtime.wat2wasm((EXAMPLE / "echo.wat").read_text())
 
