@@ -145,7 +145,7 @@ def format_history(
                 "TaskScheduled",
                 ts,
                 "taskScheduledEventDetails",
-                {**_resource(types, tasks, state), "region": REGION, "parameters": "{}"},
+                {**_resource(types, tasks, state), "region": REGION},  # parameters are not recorded
             )
             add("TaskStarted", ts, "taskStartedEventDetails", _resource(types, tasks, state))
         elif kind == "TaskSucceeded":
