@@ -352,7 +352,7 @@ async def test_wait_timestamp_and_seconds_expression(flow):
 
 
 async def test_state_output_over_payload_limit_fails_cleanly(tmp_path):
-    from conftest import Harness
+    from .harness import Harness
 
     h = await Harness(tmp_path / "d", payload_max_bytes=2048).start()
     try:
@@ -473,7 +473,7 @@ async def test_cancel_aborts_running_task_and_children(flow):
 
 
 async def test_history_limit_fails_a_runaway_loop(tmp_path):
-    from conftest import Harness
+    from .harness import Harness
 
     h = await Harness(tmp_path / "d", max_history_events=200).start()
     try:

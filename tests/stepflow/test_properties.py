@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from conftest import Harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aionix.stepflow.validate import validate
+
+from .harness import Harness
 
 DOCUMENTED = {"States.NoChoiceMatched", "States.QueryEvaluationError", "States.ExceedToleratedFailureThreshold"}
 VALUES = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from conftest import Harness
+from .harness import Harness
 
 
 def _size(root) -> int:
