@@ -1,0 +1,304 @@
+"""Invoking a function: routing a qualifier to a version, resolving secrets and GPUs, running
+the runtime, recording the outcome and publishing failures. Mixed into `FunctionsService`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aionix import trn as trnlib
+from aionix.bus import BusError, CallContext
+from aionix.errors import BadRequest, NotFound
+from aionix.functions import code as codelib
+from aionix.functions import gpu as gpulib
+from aionix.functions.runtimes.base import TIMEOUT, FunctionRuntime, Outcome, RunSpec
+
+if TYPE_CHECKING:
+    from aionix.functions.records import InvocationRecords
+    from aionix.functions.sandbox import Confinement
+
+log = logging.getLogger("aionix.functions")
+LATEST = "$LATEST"
+ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
+    base = f"trn:aionixfn:{tenant}:function/{name}"
+    return f"{base}:{qualifier}" if qualifier else base
+
+
+def new_invocation_id() -> str:
+    """Sortable by time (newest last), unique."""
+    return f"{time.time_ns() // 1000:016x}{uuid.uuid4().hex[:12]}"
+
+
+class SecretProblem(BadRequest):
+    code = "secret_unavailable"
+
+
+class Invocations:
+    rt: Any
+    store: Any
+    conf: Confinement | None
+    gpu: gpulib.GpuScheduler
+    records: InvocationRecords
+    _versions: dict[tuple[str, str, int], dict[str, Any]]
+    _async: set[asyncio.Task[Any]]
+
+    def _runtime(self, name: str) -> FunctionRuntime:
+        raise NotImplementedError
+
+    async def _target(self, tenant: str, name: str, qualifier: str | None) -> dict[str, Any]:
+        """The version row (without code) an invocation runs, after alias routing."""
+        if qualifier in (None, LATEST):
+            row = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
+            if row is None:
+                raise NotFound(f"function {name!r} not found", details={"trn": _trn(tenant, name)})
+            return {**row, "version": LATEST, "source": "functions.get_function"}
+        assert qualifier is not None
+        version = qualifier
+        if not qualifier.isdigit():
+            alias = await self.store.fetch_one(
+                "functions.get_alias", {"tenant": tenant, "name": name, "alias": qualifier}
+            )
+            if alias is None:
+                raise NotFound(
+                    f"function {name!r} has no alias or version {qualifier!r}",
+                    details={"trn": _trn(tenant, name, qualifier)},
+                )
+            version = self.pick_version(alias["version"], alias["routing_version"], alias["routing_weight"])
+        key = (tenant, name, int(version))
+        cached = self._versions.get(key)
+        if cached is None:
+            row = await self.store.fetch_one(
+                "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}
+            )
+            if row is None:
+                raise NotFound(
+                    f"version {version} of function {name!r} not found", details={"trn": _trn(tenant, name, version)}
+                )
+            cached = self._versions[key] = {**row, "version": str(row["version"]), "source": "functions.get_version"}
+        return cached
+
+    async def _code_dir(self, tenant: str, name: str, target: dict[str, Any]) -> Path:
+        assert self.conf is not None
+        root = self.conf.sandbox_dir / "code"
+        path = root / target["code_sha256"]
+        if (path / ".complete").exists():
+            return path
+        params = {"tenant": tenant, "name": name}
+        if target["source"] == "functions.get_version":
+            params["version"] = int(target["version"])
+        row = await self.store.fetch_one(target["source"], params)
+        if row is None:
+            raise NotFound(f"function {name!r} not found")
+        return await asyncio.to_thread(codelib.materialize, root, row["code_sha256"], row["code"])
+
+    async def _secrets(self, tenant: str, name: str, secrets: list[str], ctx: CallContext) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for secret in secrets:
+            target = f"trn:credvault:{tenant}:credential/{secret}"
+            if not self.rt.bus.has_target(target):
+                raise SecretProblem(f"secret {secret!r}: the secrets vault is not available on this server")
+            try:
+                value = await self.rt.bus.invoke(target, {"op": "resolve", "reader": _trn(tenant, name)}, ctx)
+            except NotFound:
+                raise SecretProblem(f"secret {secret!r} does not exist") from None
+            except Exception as exc:
+                raise SecretProblem(
+                    f"secret {secret!r} could not be read: {getattr(exc, 'message', None) or type(exc).__name__}"
+                ) from None
+            values[ENV_UNSAFE.sub("_", secret)] = value if isinstance(value, str) else _json(value)
+        return values
+
+    async def run(
+        self,
+        tenant: str,
+        name: str,
+        qualifier: str | None,
+        event: Any,
+        ctx: CallContext,
+        *,
+        invocation_id: str,
+        mode: str,
+    ) -> dict[str, Any]:
+        """Invoke once and record it; function failures are data in the returned record."""
+        started = time.time()
+        target = await self._target(tenant, name, qualifier)
+        config = orjson.loads(target["config"])
+        limits = config.get("limits", {})
+        record: dict[str, Any] = {
+            "invocation_id": invocation_id,
+            "function": name,
+            "trn": _trn(tenant, name, qualifier),
+            "version": target["version"],
+            "qualifier": qualifier,
+            "mode": mode,
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+            "started_at": started,
+            "billed_memory_mb": limits.get("memory_mb", 256),
+        }
+        context = {
+            "invocation_id": invocation_id,
+            "function_name": name,
+            "function_version": target["version"],
+            "invoked_function_trn": record["trn"],
+            "tenant": tenant,
+            "memory_limit_in_mb": limits.get("memory_mb", 256),
+            "deadline_ms": int((started + float(limits.get("timeout_seconds", 3))) * 1000),
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+        }
+        gpu = (config.get("resources") or {}).get("gpu")
+        devices: list[int] = []
+        try:
+            env = {**config.get("env", {}), **await self._secrets(tenant, name, config.get("secrets", []), ctx)}
+            if gpu:
+                devices = await self.gpu.acquire(gpu["vendor"], gpu["count"], gpu["required"])
+            spec = RunSpec(
+                tenant=tenant,
+                name=name,
+                version=target["version"],
+                runtime=target["runtime"],
+                handler=target["handler"],
+                code_sha256=target["code_sha256"],
+                code_dir=await self._code_dir(tenant, name, target),
+                env=env,
+                timeout_seconds=float(limits.get("timeout_seconds", 3)),
+                memory_mb=int(limits.get("memory_mb", 256)),
+                cpu_seconds=limits.get("cpu_seconds"),
+                max_processes=int(limits.get("max_processes", 32)),
+                max_open_files=int(limits.get("max_open_files", 64)),
+                max_file_bytes=int(limits.get("max_file_bytes", 64 << 20)),
+                permissions=config.get("permissions", {}),
+                devices_env=gpulib.GpuScheduler.environment(gpu["vendor"], devices) if gpu else {},
+            )
+            outcome = await self._runtime(target["runtime"]).invoke(spec, event, context)
+        except SecretProblem as exc:
+            outcome = Outcome.failure("Function.SecretUnavailable", exc.message, name="Function.SecretUnavailable")
+        except gpulib.NoGpu as exc:
+            outcome = Outcome.failure("Function.GpuUnavailable", exc.message, name="Function.GpuUnavailable")
+        finally:
+            if devices and gpu:
+                await self.gpu.release(gpu["vendor"], devices)
+        status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if outcome.error_name == TIMEOUT else "FAILED")
+        record.update(
+            status=status,
+            result=outcome.result if outcome.ok else None,
+            error=None if outcome.ok else {**(outcome.error or {}), "error": outcome.error_name},
+            cold_start=outcome.cold,
+            duration_ms=round(outcome.duration_ms, 3),
+            max_memory_used_mb=outcome.max_memory_mb,
+            stopped_at=time.time(),
+        )
+        self.records.add(tenant, record, outcome)
+        if not outcome.ok:
+            await self.rt.publish_event(
+                tenant,
+                "aionix.functions",
+                "Function Invocation Failed",
+                {
+                    "function": name,
+                    "trn": record["trn"],
+                    "version": record["version"],
+                    "invocation_id": invocation_id,
+                    "error": outcome.error_name,
+                    "errorType": (outcome.error or {}).get("errorType"),
+                    "errorMessage": (outcome.error or {}).get("errorMessage"),
+                },
+            )
+        if self.conf is not None:
+            self.refresh_health()
+        return record
+
+    async def invoke(
+        self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
+    ) -> dict[str, Any]:
+        trnlib.validate_name(name)
+        invocation_id = new_invocation_id()
+        if mode == "sync":
+            return await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="sync")
+        target = await self._target(tenant, name, qualifier)
+        now = time.time()
+        record = {
+            "invocation_id": invocation_id,
+            "function": name,
+            "trn": _trn(tenant, name, qualifier),
+            "version": target["version"],
+            "qualifier": qualifier,
+            "mode": "async",
+            "status": "RUNNING",
+            "idempotency_key": ctx.idempotency_key,
+            "trace_id": ctx.trace_id,
+            "started_at": now,
+        }
+        await self.records.running(
+            {
+                "id": invocation_id,
+                "tenant": tenant,
+                "name": name,
+                "version": target["version"],
+                "qualifier": qualifier,
+                "mode": "async",
+                "status": "RUNNING",
+                "result": None,
+                "error": None,
+                "cold_start": None,
+                "duration_ms": None,
+                "billed_memory_mb": None,
+                "max_memory_mb": None,
+                "idempotency_key": ctx.idempotency_key,
+                "trace_id": ctx.trace_id,
+                "started_at": now,
+                "stopped_at": None,
+            },
+        )
+
+        async def background() -> None:
+            try:
+                await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="async")
+            except Exception as exc:
+                log.exception("async invocation %s failed", invocation_id)
+                failed = Outcome.failure(
+                    "Runtime.Error", getattr(exc, "message", None) or str(exc), name="States.TaskFailed"
+                )
+                self.records.add(
+                    tenant,
+                    {
+                        **record,
+                        "status": "FAILED",
+                        "error": {**(failed.error or {}), "error": failed.error_name},
+                        "stopped_at": time.time(),
+                    },
+                    failed,
+                )
+
+        task = asyncio.ensure_future(background())
+        self._async.add(task)
+        task.add_done_callback(self._async.discard)
+        return record
+
+    async def execute(self, target: Any, payload: Any, ctx: CallContext) -> Any:
+        """Bus executor for `trn:aionixfn:{tenant}:function/{name}[:{qualifier}]`."""
+        record = await self.invoke(target.tenant, target.path, target.qualifier, payload, ctx)
+        if record["status"] == "SUCCEEDED":
+            return record["result"]
+        error = record.get("error") or {}
+        name = error.get("error") or "States.TaskFailed"
+        raise BusError(
+            name,
+            f"{error.get('errorType')}: {error.get('errorMessage')}",
+            details={"invocation_id": record["invocation_id"], "version": record["version"]},
+        )
