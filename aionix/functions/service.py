@@ -1,4 +1,5 @@
-"""The functions service: resources, versions, aliases, invocation, records and logs.
+"""The functions service: resources, versions and aliases (invoking is in `invocation.py`,
+records and logs in `records.py`).
 
 `$LATEST` is the editable head of a function; `publish` snapshots it (code + configuration +
 their sha256) into an immutable numbered version — publishing identical content again returns

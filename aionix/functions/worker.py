@@ -65,6 +65,11 @@ def _keep_import_path(hidden_tmp: bool) -> None:
             kept.append(entry)
     sys.path[:] = kept
     sys.path_importer_cache.clear()
+    bundle = getattr(sys, "_MEIPASS", None)  # the single executable finds modules relative to it
+    if bundle and os.path.abspath(bundle) in moved:
+        from aionix.frozen import bundle_moved
+
+        bundle_moved(moved[os.path.abspath(bundle)])
     # packages imported already (collections, encodings, ...) look up submodules in __path__
     for module in list(sys.modules.values()):
         paths = getattr(module, "__path__", None)
