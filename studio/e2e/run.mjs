@@ -380,6 +380,13 @@ await step("drop states into a map's processor and a parallel branch", async () 
   check(Object.keys(doc.states).sort().join() === "Map,Parallel", `top-level states: ${Object.keys(doc.states)}`);
   await node("Set").click();
   check((await inspector().getByRole("heading", { level: 2 }).innerText()).startsWith("Set"), "the nested state's inspector did not open");
+  // from the keyboard: with the map selected, Enter on a palette item adds into its processor
+  await page.locator('.react-flow__node[data-id="Map"] .node-head').click();
+  await page.locator("[data-testid=palette-succeed]").focus();
+  await page.keyboard.press("Enter");
+  await node("Succeed").waitFor();
+  const after = JSON.parse(await codeText());
+  check(after.states.Map.processor.states.Succeed?.type === "succeed", `keyboard add went elsewhere: ${Object.keys(after.states)}`);
   await shot("editor-nested");
 });
 

@@ -6,7 +6,7 @@ import { atLeast, useSession } from "../api/session";
 import { definitionOf, serverProblems, versionOf, workflows, type VersionInfo } from "../api/workflows";
 import { ActionResult, Dialog, ErrorBox, errorText, JsonField, parseJsonField, useAction, when } from "../components/common";
 import { diffLines } from "../dsl/diff";
-import { locatePointer } from "../dsl/scope";
+import { getScope, locatePointer, parseNodeId, type ScopePath } from "../dsl/scope";
 import { STATE_TYPES, type Workflow } from "../dsl/types";
 import { navigate } from "../router";
 import { Canvas, DND_TYPE } from "./Canvas";
@@ -25,12 +25,24 @@ const PALETTE_HELP: Record<string, string> = {
   fail: "end with an error",
 };
 
+/** Where a state added from the keyboard goes: into the selected map's processor or
+ * parallel's first branch, beside any other selected state, else at the top level. */
+export function targetScope(doc: Workflow, selected: string[]): ScopePath {
+  if (selected.length !== 1) return [];
+  const { path, name } = parseNodeId(selected[0]);
+  const state = getScope(doc, path)?.states?.[name];
+  if (!state) return [];
+  if (state.type === "map" && state.processor) return [...path, name];
+  if (state.type === "parallel" && state.branches?.length) return [...path, name, 0];
+  return path;
+}
+
 function Palette({ readOnly }: { readOnly: boolean }) {
   const addState = useEditor((s) => s.addState);
   return (
     <aside className="palette" aria-label="States palette">
       <h2>States</h2>
-      <p className="muted">Drag onto the canvas, or press Enter to add.</p>
+      <p className="muted">Drag onto the canvas, or press Enter to add (into the selected map or parallel).</p>
       <ul>
         {STATE_TYPES.map((t) => (
           <li key={t}>
@@ -45,7 +57,10 @@ function Palette({ readOnly }: { readOnly: boolean }) {
                 e.dataTransfer.setData(DND_TYPE, t);
                 e.dataTransfer.effectAllowed = "move";
               }}
-              onClick={() => addState([], t)}
+              onClick={() => {
+                const s = useEditor.getState();
+                addState(targetScope(s.snapshot.doc, s.selected), t);
+              }}
             >
               <b>{t}</b>
               <span>{PALETTE_HELP[t]}</span>
