@@ -210,7 +210,6 @@ async def test_engine_uses_the_injected_clock_for_backoff(flow):
     now = [1_000_000.0]
     flow.svc.engine = Engine(flow.svc, clock=lambda: now[0], rand=lambda: 0.5)
     flow.svc.timers.clock = lambda: now[0]
-    env_task = None
     name = await flow.define(
         {
             "entry": "T",
@@ -226,17 +225,19 @@ async def test_engine_uses_the_injected_clock_for_backoff(flow):
         }
     )
     import asyncio
+    import time
 
     envelope, _ = await flow.svc.start("default", name, None)
     env_task = envelope["execution_id"]
-    for _ in range(2):
-        for _ in range(200):
-            if flow.svc.timers and len(flow.svc.timers):
-                break
-            await asyncio.sleep(0.005)
-        now[0] += 1000
-        flow.svc.timers._wake.set()
-        await asyncio.sleep(0.05)
+    run = flow.svc.runs[env_task]
+    deadline = time.monotonic() + 30
+    while not run.done.is_set():
+        assert time.monotonic() < deadline
+        if len(flow.svc.timers):
+            # a backoff is armed: only the injected clock can end it
+            now[0] += 1000
+            flow.svc.timers._wake.set()
+        await asyncio.sleep(0.01)
     env = await flow.wait(env_task, 10)
     assert env["output"] == {"attempt": 3}
     delays = [e["detail"]["delay_seconds"] for e in await flow.history(env_task) if e["type"] == "RetryScheduled"]
