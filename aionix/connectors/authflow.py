@@ -29,7 +29,8 @@ from aionix.connectors.httpcall import HttpRequest, send
 from aionix.errors import BadRequest, NotFound, field_error
 
 if TYPE_CHECKING:
-    from aionix.connectors.service import ConnectionHandle, ConnectorsService
+    from aionix.connectors.connection import ConnectionHandle
+    from aionix.connectors.service import ConnectorsService
 
 STATE_TTL_SECONDS = 600.0
 

@@ -21,7 +21,7 @@ from aionix.bus import BusError, CallContext
 
 if TYPE_CHECKING:
     from aionix.connectors.config import ConnectorsConfig
-    from aionix.connectors.service import ConnectionHandle
+    from aionix.connectors.connection import ConnectionHandle
 
 
 class Params(BaseModel):
