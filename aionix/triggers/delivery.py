@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -97,10 +98,21 @@ class TriggerMetrics:
         )
 
 
+_metrics: weakref.WeakKeyDictionary[CollectorRegistry, TriggerMetrics] = weakref.WeakKeyDictionary()
+
+
+def metrics_for(registry: CollectorRegistry) -> TriggerMetrics:
+    """One set of series per registry, however many service objects share it."""
+    found = _metrics.get(registry)
+    if found is None:
+        found = _metrics[registry] = TriggerMetrics(registry)
+    return found
+
+
 class Delivery:
     def __init__(self, rt: Runtime, cfg: TriggersConfig, clock: Callable[[], float]) -> None:
         self.rt = rt
-        self.metrics = TriggerMetrics(rt.metrics.registry)
+        self.metrics = metrics_for(rt.metrics.registry)
         self.cfg = cfg
         self.clock = clock
         self._sem = asyncio.Semaphore(cfg.max_concurrent_deliveries)
