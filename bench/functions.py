@@ -165,7 +165,7 @@ def _rss_with_warm_python_workers(client: httpx.Client, url: str, key: str, pid:
         json={
             "name": name,
             "runtime": "python",
-            "code": {"source": "import time\n\ndef handler(event, context):\n    time.sleep(0.3)\n    return 1\n"},
+            "code": {"source": "import time\n\ndef handler(event, context):\n    time.sleep(1.5)\n    return 1\n"},
         },
     )
     barrier = threading.Barrier(10)
