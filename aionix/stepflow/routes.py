@@ -46,7 +46,7 @@ async def workflow_schema(call: Call) -> Response:
 @api.post("/api/v1/workflows/validate", role="viewer", body=ValidateRequest, response=ValidationReport, audit=False)
 async def validate_workflow(call: Call) -> Any:
     """Validate a definition: every problem at once, each with a JSON pointer."""
-    return _svc(call).validate(call.body.definition)
+    return await _svc(call).validate(call.tenant, call.body.definition)
 
 
 @api.post("/api/v1/workflows", role="operator", body=CreateTemplate, response=TemplateInfo, status=201)

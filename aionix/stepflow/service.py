@@ -4,6 +4,7 @@ and redriving executions, callbacks, recovery after a restart, retention."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, Field
 
+from aionix import expr
 from aionix import trn as trnlib
 from aionix.bus import CallContext
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
@@ -20,6 +22,7 @@ from aionix.log import REDACTED, redactor
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Plan, compile_workflow
 from aionix.stepflow.engine import TERMINAL, Engine, Failure, Frame, Run, new_root, reset_for_redrive
+from aionix.stepflow.models import Problem, ValidationReport
 from aionix.stepflow.timers import Timers
 from aionix.stepflow.validate import validate
 from aionix.store.sqlite import UniqueViolation
@@ -161,8 +164,51 @@ class StepFlowService:
                 details=[{"field": f"definition{p.pointer}", **p.model_dump(exclude_none=True)} for p in report.errors],
             )
 
-    def validate(self, definition: Any):
-        return validate(definition, known_target=self._known_target)
+    async def validate(self, tenant: str, definition: Any) -> ValidationReport:
+        """Validate, then look up what the definition references (actions, functions,
+        templates, secrets, params): a missing one is a warning, as it may be created later."""
+        report = validate(definition, known_target=self._known_target)
+        if not report.valid:
+            return report
+        plan = compile_workflow(definition)
+        for machine in plan.machines.values():
+            for state in machine.states.values():
+                base = f"{machine.path}/states/{state.name}" if machine.path else f"/states/{state.name}"
+                if state.action is not None and state.action.is_static:
+                    target = state.action.evaluate()
+                    if isinstance(target, str) and trnlib.is_trn(target):
+                        await self._warn_missing(report, tenant, target, base + "/action")
+                refs = _state_references(state)
+                for name in sorted(refs.secrets):
+                    await self._warn_missing(
+                        report, tenant, f"trn:credvault:{tenant}:credential/{name}", base, f"secret {name!r}"
+                    )
+                for path in sorted(refs.params):
+                    await self._warn_missing(
+                        report, tenant, f"trn:paramstore:{tenant}:param/{path.lstrip('/')}", base, f"parameter {path!r}"
+                    )
+        return report
+
+    async def _warn_missing(
+        self, report: ValidationReport, tenant: str, target: str, pointer: str, what: str | None = None
+    ) -> None:
+        try:
+            parsed = trnlib.parse(target)
+        except AionixError as exc:
+            report.warnings.append(Problem(pointer=pointer, message=exc.message, severity="warning"))
+            return
+        resolver = self.rt.resolvers.get((parsed.service, parsed.type))
+        if resolver is None or parsed.tenant != tenant:
+            return
+        lookup = parsed if parsed.type != "template" else parsed.with_qualifier(None)
+        try:
+            found = await resolver(lookup)
+        except AionixError:
+            found = None
+        if found is None:
+            report.warnings.append(
+                Problem(pointer=pointer, message=f"{what or target} does not exist (yet)", severity="warning")
+            )
 
     def _known_target(self, action: str) -> bool:
         if action.startswith("trn:stepflow:"):
@@ -872,6 +918,17 @@ class StepFlowService:
                 await self.prune()
             except Exception:
                 log.exception("stepflow retention pruning failed")
+
+
+def _state_references(state: Any) -> expr.References:
+    refs = expr.References()
+    for f in dataclasses.fields(state):
+        value = getattr(state, f.name)
+        if isinstance(value, expr.Template):
+            refs = refs | value.references
+    for route in state.routes:
+        refs = refs | route.condition.references
+    return refs
 
 
 def _string_leaves(value: Any):

@@ -303,3 +303,24 @@ def test_list_filters_by_time(admin):
     ] == [env["execution_id"]]
     assert admin.get("/api/v1/executions", params={"workflow": name, "since": after}).json()["items"] == []
     assert admin.get("/api/v1/executions", params={"workflow": name, "until": before - 1}).json()["items"] == []
+
+
+def test_validate_warns_about_missing_references(admin):
+    definition = {
+        "entry": "T",
+        "states": {
+            "T": {
+                "type": "task",
+                "action": "trn:aionixfn:default:function/not-there-fn",
+                "parameters": {"k": "{% $secret.no_such_secret_x %}"},
+                "next": "C",
+            },
+            "C": {"type": "task", "action": "trn:stepflow:default:template/not-there-wf", "end": True},
+        },
+    }
+    report = admin.post("/api/v1/workflows/validate", json={"definition": definition}).json()
+    assert report["valid"] is True
+    warnings = {(w["pointer"], w["message"]) for w in report["warnings"]}
+    assert ("/states/T/action", "trn:aionixfn:default:function/not-there-fn does not exist (yet)") in warnings
+    assert ("/states/T", "secret 'no_such_secret_x' does not exist (yet)") in warnings
+    assert ("/states/C/action", "trn:stepflow:default:template/not-there-wf does not exist (yet)") in warnings
