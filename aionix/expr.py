@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import jlens
+import orjson
 
 from aionix.errors import AionixError
 
@@ -119,14 +120,33 @@ class Expression:
         except jlens.JlensError as exc:
             raise _error(exc, source) from None
         try:
-            self._wrapped = jlens.Expression(_WRAP_PREFIX + source + _WRAP_SUFFIX)
-        except jlens.JlensError as exc:  # e.g. a regex the wrapper's context lexes differently
-            raise _error(exc, source, shift=len(_WRAP_PREFIX)) from None
+            self._wrapped: jlens.Expression | None = jlens.Expression(_WRAP_PREFIX + source + _WRAP_SUFFIX)
+        except jlens.JlensError:  # e.g. a regex that the wrapper's context lexes differently
+            self._wrapped = None  # evaluated on JSON text instead (see `evaluate`)
         self.reads_map = self._plain.reads()
         self.references = _references(source, self.reads_map)
 
     def evaluate(self, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
         """Evaluate; `UNDEFINED` for an undefined result, `None` for null."""
+        if isinstance(data, list) or self._wrapped is None:
+            # the {"v": (…)} wrapper would map its object constructor over an array input
+            # (`phone[0]`, `($^(age)).name` went wrong): evaluate the plain expression on JSON
+            # text, where undefined is None and null is "null"
+            try:
+                text = orjson.dumps(data).decode()
+            except TypeError:
+                text = None  # not JSON-representable (e.g. a huge int): the wrapper below
+            if text is not None or self._wrapped is None:
+                try:
+                    out = self._plain.evaluate_json(
+                        text if text is not None else "null",
+                        dict(bindings) if bindings else None,
+                        timeout=_limits["timeout"],
+                        max_depth=_limits["max_depth"],
+                    )
+                except jlens.JlensError as exc:
+                    raise _error(exc, self.source) from None
+                return UNDEFINED if out is None else orjson.loads(out)
         try:
             out = self._wrapped.evaluate(
                 data,
