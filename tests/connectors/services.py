@@ -49,6 +49,24 @@ class Postgres:
     database: str = "aionix"
     root: Path = field(default_factory=Path)
 
+    def psql(self, sql: str, database: str | None = None) -> str:
+        """Run SQL over the server's unix socket; the unaligned output."""
+        argv = [
+            pg_bin("psql"),
+            "-h",
+            str(self.root),
+            "-p",
+            str(self.port),
+            "-U",
+            self.user,
+            "-d",
+            database or self.database,
+            "-At",
+            "-c",
+            sql,
+        ]
+        return subprocess.run(_as("postgres", argv), check=True, capture_output=True, text=True, timeout=60).stdout
+
     def stop(self) -> None:
         subprocess.run(
             _as("postgres", [pg_bin("pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"]),

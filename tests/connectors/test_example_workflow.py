@@ -4,13 +4,11 @@ all real servers on loopback, run by the workflow engine through the executor bu
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
-from connectors.services import pg_bin
 from connectors.support import make_secret
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "daily-sales-report.yaml"
@@ -27,28 +25,7 @@ def test_daily_sales_report_example(api, postgres, redis_server, mailbox, http_t
         "DELETE FROM orders;"
         "INSERT INTO orders (customer, amount, day) VALUES ('ann', 40, '2026-01-15'), ('bob', 75.5, '2026-01-15'), ('cy', 999, '2026-01-14');"
     )
-    subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            pg_bin("psql"),
-            "-h",
-            str(postgres.root),
-            "-p",
-            str(postgres.port),
-            "-U",
-            postgres.user,
-            "-d",
-            postgres.database,
-            "-c",
-            sql,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    postgres.psql(sql)
     _create(
         api,
         "orders-db",

@@ -3,41 +3,15 @@ the pool's size), replaced when the connection changes, and closed on shutdown."
 
 from __future__ import annotations
 
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from connectors.services import pg_bin
 from connectors.support import make_action, make_connection, make_secret
 
 
-def _backends(pg, application: str = "") -> int:
+def _backends(pg) -> int:
     sql = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'aionix' AND datname = 'aionix' AND pid <> pg_backend_pid()"
-    out = subprocess.run(
-        [
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            pg_bin("psql"),
-            "-h",
-            str(pg.root),
-            "-p",
-            str(pg.port),
-            "-U",
-            pg.user,
-            "-d",
-            "postgres",
-            "-At",
-            "-c",
-            sql,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return int(out.stdout.strip())
+    return int(pg.psql(sql, database="postgres").strip())
 
 
 def _wait_for(pg, expected, timeout: float = 20.0) -> int:
