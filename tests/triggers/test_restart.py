@@ -53,7 +53,7 @@ def accounted(fires: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
 
 def test_one_off_due_while_stopped_fires_per_policy_exactly_once(make_server) -> None:
     server = make_server(env=ENV).start()
-    due = int(time.time()) + 4
+    due = int(time.time()) + 7
     names = {}
     with server.client() as c:
         for policy in ("fire_once", "fire_all", "skip"):
