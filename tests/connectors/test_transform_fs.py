@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from connectors.support import error_name, make_action, make_connection, run_action
+from connectors.support import error_name, make_action, make_connection, run_action, unique
 
 
 def test_transform_evaluates_over_data_and_input(api):
@@ -97,3 +97,19 @@ def test_fs_bad_parameters_name_the_field(api):
     r = api.post("/api/v1/actions", json={"name": "fs-noop", "kind": "fs", "parameters": {"path": "x"}})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "operation"
+
+
+def test_transform_of_a_large_input(api):
+    items = [{"price": i % 7, "name": f"item-{i}"} for i in range(20_000)]
+    r = api.post(
+        "/api/v1/actions",
+        json={
+            "name": unique("tx-big"),
+            "kind": "transform",
+            "parameters": {"expression": "$sum(items.price)", "data": "{% input %}"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    r = api.post(f"/api/v1/actions/{r.json()['name']}/execute", json={"input": {"items": items}})
+    assert r.status_code == 200, r.text
+    assert r.json()["result"] == sum(i % 7 for i in range(20_000))

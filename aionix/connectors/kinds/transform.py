@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import orjson
 from pydantic import Field, field_validator
 
 from aionix import expr
 from aionix.connectors.kind import ConnectorKind, Invocation, Operation, Params
+
+LARGE_INPUT_BYTES = 65_536
 
 
 class TransformParams(Params):
@@ -26,10 +30,24 @@ class TransformParams(Params):
         return source
 
 
+def _large(data: Any) -> bool:
+    if not isinstance(data, dict | list):
+        return False
+    try:
+        return len(orjson.dumps(data)) > LARGE_INPUT_BYTES
+    except TypeError:
+        return False
+
+
 async def run_transform(call: Invocation) -> Any:
     p: TransformParams = call.params
+    compiled = expr.compile_expression(p.expression)
     try:
-        value = expr.compile_expression(p.expression).evaluate(p.data, p.bindings or None)
+        if _large(p.data):
+            # big inputs leave the event loop (the evaluation stays bounded by [limits])
+            value = await asyncio.to_thread(compiled.evaluate, p.data, p.bindings or None)
+        else:
+            value = compiled.evaluate(p.data, p.bindings or None)
     except expr.ExpressionError as exc:
         raise KIND.error(
             "Error", exc.message, details={"jsonata_code": exc.jsonata_code, "position": exc.position}
