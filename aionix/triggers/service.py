@@ -155,6 +155,10 @@ class TriggerService:
             assert body.event is not None
             Pattern(body.event.pattern, field="event.pattern")
             config = body.event.model_dump()
+        try:
+            config_text = orjson.dumps(config).decode()
+        except TypeError as exc:
+            raise field_error(kind, f"not storable as JSON: {exc}") from None
         enabled = next_fire is not None and body.enabled
         return {
             "kind": kind,
@@ -162,7 +166,7 @@ class TriggerService:
             "input": body.input,
             "description": body.description,
             "enabled": int(body.enabled),
-            "config": orjson.dumps(config).decode(),
+            "config": config_text,
             "retry": orjson.dumps(body.retry.model_dump()).decode(),
             "next_fire_at": next_fire if enabled else None,
             "next_run_at": run_time(trigger_id, next_fire, body.schedule) if enabled and body.schedule else None,

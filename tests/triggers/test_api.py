@@ -148,3 +148,11 @@ def test_a_deleted_target_is_a_clear_error_in_the_history(admin) -> None:
     assert fire["error"] == "Trigger.TargetNotFound"
     assert wf in fire["cause"] and "not found" in fire["cause"]
     assert fire["attempts"] == 1
+
+
+def test_a_pattern_with_an_unstorable_number_is_a_422(admin) -> None:
+    body = b'{"name": "big-%s", "target": "transform", "event": {"pattern": {"detail": {"n": [123456789012345678901234567]}}}}'
+    r = admin.post(
+        "/api/v1/triggers", content=body % unique("n").encode(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, r.text
