@@ -166,20 +166,27 @@ def _rss_with_warm_python_workers(client: httpx.Client, url: str, key: str, pid:
             "name": name,
             "runtime": "python",
             "code": {"source": "import time\n\ndef handler(event, context):\n    time.sleep(1.5)\n    return 1\n"},
+            "limits": {"timeout_seconds": 60},
         },
     )
     barrier = threading.Barrier(10)
+    errors: list[str] = []
 
     def call() -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
             barrier.wait()
-            c.post(f"/api/v1/functions/{name}/invoke", json={})
+            r = c.post(f"/api/v1/functions/{name}/invoke", json={})
+            if r.status_code != 200 or r.json()["status"] != "SUCCEEDED":
+                errors.append(r.text[:300])
 
     threads = [threading.Thread(target=call) for _ in range(10)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed calls: {errors[0]}")
+    time.sleep(1.5)  # /healthz counts refresh every second
     warm = client.get("/healthz").json()["confinement"]["python"]["warm_workers"]
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     worker_rss = sum(_rss_kb(int(c), "VmRSS") for c in children if Path(f"/proc/{c}").exists())
