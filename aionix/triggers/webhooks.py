@@ -23,7 +23,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from aionix.api.dispatch import parse_json
 from aionix.api.limits import TokenBuckets
+from aionix.errors import AionixError
 from aionix.triggers.delivery import Delivery, is_workflow
 from aionix.triggers.models import TriggersConfig, WebhookSpec
 from aionix.triggers.records import deliverable, fire_record, trigger_trn
@@ -105,7 +107,7 @@ class Webhooks:
             webhook_id = headers.get(ID_HEADER) or uuid.uuid4().hex
             if len(webhook_id) > 256:
                 raise WebhookRejected(400, "bad_webhook_id", f"{ID_HEADER}: at most 256 characters")
-        parsed = self._parse(body, ctype)
+        parsed = self._parse(body, ctype, self.rt.config.limits.max_json_depth)
         payload = {
             "id": webhook_id,
             "trigger": trigger_trn(row["tenant"], row["name"]),
@@ -191,14 +193,14 @@ class Webhooks:
         return b"".join(chunks)
 
     @staticmethod
-    def _parse(body: bytes, ctype: str) -> Any:
+    def _parse(body: bytes, ctype: str, max_depth: int) -> Any:
         if ctype == "application/json":
             if not body:
                 return None
             try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise WebhookRejected(400, "bad_request", f"malformed JSON at position {exc.pos}: {exc.msg}") from None
+                return parse_json(body, max_depth)
+            except AionixError as exc:
+                raise WebhookRejected(400, "bad_request", exc.message) from None
         try:
             text = body.decode()
         except UnicodeDecodeError:

@@ -68,6 +68,7 @@ def test_the_secret_is_never_shown_again(admin, hook) -> None:
         ("content_type", 415, "unsupported_media_type"),
         ("unsigned", 401, "signature_missing"),
         ("malformed_json", 400, "bad_request"),
+        ("too_deep", 400, "bad_request"),
     ],
 )
 def test_refused_deliveries_start_nothing_and_are_recorded(
@@ -98,6 +99,8 @@ def test_refused_deliveries_start_nothing_and_are_recorded(
         r = post_signed(url, path, secret, body, content_type="text/plain")
     elif case == "unsigned":
         r = httpx.post(url + path, content=body, headers={"content-type": "application/json"})
+    elif case == "too_deep":
+        r = post_signed(url, path, secret, b"[" * 100 + b"]" * 100)
     else:
         r = post_signed(url, path, secret, b'{"order": ')
     assert r.status_code == status, r.text
