@@ -63,3 +63,13 @@ def test_webhook_timeout_and_server_down(api, http_target):
         api, "discord", {"webhook_url_secret": make_secret(api, f"http://127.0.0.1:{free_port()}/hook", type="api_key")}
     )
     assert error_name(run_action(api, "discord", {"content": "x"}, connection=down)) == "Http.ConnectionError"
+
+
+def test_webhook_url_never_reaches_the_server_log(api, conn_server, http_target):
+    token = unique("T0KEN")
+    conn = make_connection(
+        api, "slack", {"webhook_url_secret": make_secret(api, f"{http_target.url}/services/{token}", type="api_key")}
+    )
+    assert run_action(api, "slack", {"text": "x"}, connection=conn).status_code == 200
+    assert any(token in q["path"] for q in http_target.requests)
+    assert token not in conn_server.log()
