@@ -243,7 +243,9 @@ class DenoRuntime:
                 )
             return Outcome.failure(
                 "Runtime.ExitError",
-                f"the Deno process exited with {describe_exit(exc.returncode)}",
+                f"the Deno process exited with {describe_exit(exc.returncode)}"
+                if exc.returncode is not None
+                else str(exc),
                 name="Function.Error.Runtime.ExitError",
                 stderr=exc.stderr[-4000:],
                 cold=cold,

@@ -164,7 +164,9 @@ class PythonRuntime:
                 )
             return Outcome.failure(
                 "Runtime.ExitError",
-                f"the function's process exited with {describe_exit(exc.returncode)}",
+                f"the function's process exited with {describe_exit(exc.returncode)}"
+                if exc.returncode is not None
+                else str(exc),
                 name="Function.Error.Runtime.ExitError",
                 stderr=exc.stderr,
                 cold=cold,
