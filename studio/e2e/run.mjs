@@ -295,6 +295,17 @@ await step("the code view follows the graph and the graph follows the code; inva
   await page.keyboard.insertText(JSON.stringify(doc, null, 2));
   await page.waitForTimeout(600);
   await shot("editor-code");
+  // completion from the DSL schema: a new top-level key offers the workflow's fields
+  await editor.click();
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type('"tim');
+  await page.locator(".cm-tooltip-autocomplete li", { hasText: "timeout_seconds" }).waitFor();
+  await page.keyboard.press("Escape");
+  await page.keyboard.press("Control+a");
+  await page.keyboard.insertText(JSON.stringify(doc, null, 2));
+  await page.waitForFunction(() => !document.querySelector(".code-error"));
   await page.getByRole("tab", { name: "Design" }).click();
   await node("Approved").click();
   const comment = await inspector().getByLabel("Comment", { exact: true }).inputValue();

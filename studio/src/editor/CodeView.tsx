@@ -1,11 +1,46 @@
 /** The DSL as JSON in CodeMirror, in sync both ways: edits of valid JSON become one
  * transaction; invalid JSON stays on screen with its error and changes nothing. */
-import { json, jsonParseLinter } from "@codemirror/lang-json";
+import type { CompletionContext, CompletionResult } from "@codemirror/autocomplete";
+import { json, jsonLanguage, jsonParseLinter } from "@codemirror/lang-json";
+import { syntaxTree } from "@codemirror/language";
 import { linter, lintGutter } from "@codemirror/lint";
 import { Annotation, EditorState } from "@codemirror/state";
 import { EditorView } from "@codemirror/view";
 import { basicSetup } from "codemirror";
 import { useEffect, useRef } from "react";
+import { api } from "../api/client";
+import { suggestAt, type DslSchema } from "./completion";
+
+let schema: DslSchema | null = null;
+let schemaRequested = false;
+
+function loadSchema(): void {
+  if (schemaRequested) return;
+  schemaRequested = true;
+  api.get<DslSchema>("/api/v1/workflows/schema").then(
+    (s) => (schema = s),
+    () => (schemaRequested = false),
+  );
+}
+
+/** Completion from the server's DSL schema (loaded once; none while it is not there). */
+function dslCompletion(context: CompletionContext): CompletionResult | null {
+  loadSchema();
+  if (!schema) return null;
+  const r = suggestAt(context.state.doc.toString(), context.pos, schema, syntaxTree(context.state));
+  if (!r || (!r.options.length && !context.explicit)) return null;
+  const quoted = context.state.sliceDoc(r.from - 1, r.from) === '"';
+  return {
+    from: r.from,
+    validFor: /^[\w.-]*$/,
+    options: r.options.map((o) => ({
+      label: o.label,
+      detail: o.detail,
+      type: o.kind === "property" ? "property" : o.kind === "type" ? "enum" : "variable",
+      apply: quoted || o.kind !== "property" ? o.label : `"${o.label}": `,
+    })),
+  };
+}
 
 const external = Annotation.define<boolean>();
 
@@ -17,6 +52,7 @@ export function CodeView({ value, error, readOnly, onChange }: { value: string; 
   const timer = useRef<number | undefined>(undefined);
 
   useEffect(() => {
+    loadSchema();
     const v = new EditorView({
       parent: host.current!,
       state: EditorState.create({
@@ -24,6 +60,7 @@ export function CodeView({ value, error, readOnly, onChange }: { value: string; 
         extensions: [
           basicSetup,
           json(),
+          jsonLanguage.data.of({ autocomplete: dslCompletion }),
           linter(jsonParseLinter(), { delay: 300 }),
           lintGutter(),
           EditorState.readOnly.of(readOnly),
