@@ -91,6 +91,17 @@ def handler(event, context):
             return "wrote"
         except OSError as exc:
             return "denied: %s" % exc.strerror
+    if op == "threads":
+        import threading
+        blocks = []
+        def work():
+            blocks.append(bytearray(4 * 1024 * 1024))
+        threads = [threading.Thread(target=work) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return len(blocks)
     if op == "async":
         return asyncio.sleep(0.01, result="awaited")
     if op == "bad_result":
@@ -332,6 +343,10 @@ def test_server_latency_unharmed_by_hostile_functions(fn) -> None:
         samples.append(time.perf_counter() - started)
     samples.sort()
     assert samples[-1] < 1.0, samples
+
+
+def test_threads_fit_in_the_memory_limit(fn) -> None:
+    assert invoke(fn, _fn(fn), {"op": "threads"})["result"] == 16
 
 
 def test_open_files_and_file_size_limits(fn) -> None:

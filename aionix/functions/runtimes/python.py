@@ -92,7 +92,8 @@ class PythonRuntime:
         netns = self.netns and not spec.permissions.get("net")
         return LaunchPlan(
             mode="python",
-            env={**spec.env, **spec.devices_env},
+            # glibc reserves 64 MB of address space per thread arena: keep RLIMIT_AS meaningful
+            env={"MALLOC_ARENA_MAX": "2", **spec.env, **spec.devices_env},
             rlimits=rlimits,
             netns=netns,
             memory_bytes=(spec.memory_mb + 64) * MiB,
