@@ -167,6 +167,10 @@ def test_plaintext_secrets_are_refused_in_connections(api):
     )
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "config.auth.token_secret"
+    oauth = {"type": "oauth2", "token_url": "file:///etc/passwd", "client_id": "c"}
+    r = api.post("/api/v1/connections", json={"name": "oauth-bad-url", "kind": "http", "config": {"auth": oauth}})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "config.auth.token_url"
 
 
 def test_bus_contract_http_kind_with_idempotency_key(http_target, tmp_path):

@@ -56,6 +56,13 @@ class HttpAuth(BaseModel):
     scopes: list[str] = Field(default_factory=list)
     redirect_uri: str | None = Field(None, description="oauth2: defaults to this server's /api/v1/authflow/callback")
 
+    @field_validator("token_url", "authorize_url", "redirect_uri")
+    @classmethod
+    def _urls(cls, v: str | None, info: Any) -> str | None:
+        if v is not None:
+            check_url(v, f"config.auth.{info.field_name}")
+        return v
+
     def model_post_init(self, _: Any) -> None:
         need = {
             "bearer": ["token_secret"],
