@@ -186,6 +186,19 @@ def alias(
     st.emit(st.client.put(f"{_path(name)}/aliases/{alias_name}", body))
 
 
+@app.command("traffic")
+def traffic(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    alias_name: str = typer.Argument(..., metavar="ALIAS"),
+    version: str = typer.Option(None, "--version", help="the second version (omit to stop splitting)"),
+    weight: float = typer.Option(0.0, "--weight", help="its share of the traffic, 0..1"),
+) -> None:
+    """Change an alias's weighted routing (canary) without moving the alias."""
+    st = state(ctx)
+    st.emit(st.client.post(f"{_path(name)}/aliases/{alias_name}/traffic", {"version": version, "weight": weight}))
+
+
 @app.command("invoke")
 def invoke(
     ctx: typer.Context,

@@ -90,6 +90,10 @@ def test_cli_versions_aliases_invoke_and_logs(cli, tmp_path) -> None:
     code, out, _ = cli("fn", "versions", name, "-o", "json")
     assert [v["version"] for v in json.loads(out)] == ["1", "2"]
     assert cli("fn", "alias", name, "live", "1", "--canary", "2", "--weight", "0.5")[0] == 0
+    code, out, _ = cli("fn", "traffic", name, "live", "--version", "2", "--weight", "0.25", "-o", "json")
+    assert code == 0 and json.loads(out)["routing"] == {"version": "2", "weight": 0.25}
+    code, out, _ = cli("fn", "traffic", name, "live", "-o", "json")
+    assert code == 0 and json.loads(out)["routing"] is None and json.loads(out)["version"] == "1"
     code, out, _ = cli("fn", "invoke", name, '{"x": 1}', "--qualifier", "1")
     assert code == 0 and json.loads(out) == {"v": 1}
     code, out, _ = cli("fn", "logs", name, "--follow", "--max-polls", "2", "--interval", "0.1")
