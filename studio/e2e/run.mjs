@@ -461,6 +461,15 @@ for (const [path, title] of pages) {
   });
 }
 
+await step("a workflow's executions, filtered by name", async () => {
+  await go("/workflows");
+  await page.getByRole("link", { name: `executions of ${WF}`, exact: true }).click();
+  await page.waitForURL(`**/executions?workflow=${WF}`);
+  await page.locator("table tbody tr").first().waitFor();
+  const rows = await page.locator("table tbody tr").allInnerTexts();
+  check(rows.length >= 1 && rows.every((r) => r.includes(WF)), `rows: ${rows.join(" | ")}`);
+});
+
 await step("functions: invoke with a payload and read the logs", async () => {
   await go("/functions");
   await page.getByRole("cell", { name: `double-${suffix}`, exact: true }).click();

@@ -33,6 +33,7 @@ export function Link({ to, children, className }: { to: string; children: ReactN
       href={to}
       className={className}
       onClick={(e) => {
+        e.stopPropagation();
         if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
         e.preventDefault();
         navigate(to);

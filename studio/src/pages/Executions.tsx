@@ -14,7 +14,9 @@ export function StatusBadge({ status }: { status: string }) {
 
 export function ExecutionsPage() {
   const [status, setStatus] = useState("");
-  const list = usePagedList<Execution>("/api/v1/executions", { status: status || undefined });
+  const [workflow, setWorkflow] = useState(() => new URLSearchParams(location.search).get("workflow") ?? "");
+  const [typed, setTyped] = useState(workflow);
+  const list = usePagedList<Execution>("/api/v1/executions", { status: status || undefined, workflow: workflow || undefined });
   return (
     <section className="page">
       <header className="page-head">
@@ -27,6 +29,16 @@ export function ExecutionsPage() {
               <option key={s}>{s}</option>
             ))}
           </select>
+        </label>
+        <label className="inline">
+          <span>Workflow</span>
+          <input
+            value={typed}
+            placeholder="any"
+            onChange={(e) => setTyped(e.target.value)}
+            onBlur={() => setWorkflow(typed.trim())}
+            onKeyDown={(e) => e.key === "Enter" && setWorkflow(typed.trim())}
+          />
         </label>
         <button type="button" onClick={list.reload}>
           Refresh
@@ -48,7 +60,12 @@ export function ExecutionsPage() {
             { label: "Started", value: (r) => when(r.started_at) },
             { label: "Duration", value: (r) => (r.duration_ms != null ? `${Math.round(r.duration_ms)} ms` : "—") },
           ]}
-          empty={<p>No executions{status ? ` with status ${status}` : ""}. Open a workflow and press Run to start one.</p>}
+          empty={
+            <p>
+              No executions{status ? ` with status ${status}` : ""}
+              {workflow ? ` of ${workflow}` : ""}. Open a workflow and press Run to start one.
+            </p>
+          }
         />
       )}
     </section>

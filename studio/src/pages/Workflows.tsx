@@ -31,6 +31,7 @@ export function WorkflowsPage() {
             { label: "Version", value: (r) => String(r.version ?? r.latest_version ?? "—") },
             { label: "Description", value: (r) => r.description ?? "" },
             { label: "Updated", value: (r) => when(r.updated_at) },
+            { label: "Executions", value: (r) => <Link to={`/executions?workflow=${encodeURIComponent(r.name)}`}>executions of {r.name}</Link>, text: () => "" },
           ]}
           empty={
             <>
