@@ -187,6 +187,12 @@ class TemplateInfo(BaseModel):
     definition: dict[str, Any] | None = None
 
 
+class TemplateQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(None, ge=1, description="a version (default: the latest)")
+
+
 class TemplateVersion(BaseModel):
     version: int
     created_at: float

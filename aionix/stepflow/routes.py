@@ -22,6 +22,7 @@ from aionix.stepflow.models import (
     HistoryQuery,
     StartExecution,
     TemplateInfo,
+    TemplateQuery,
     TemplateVersion,
     UpdateTemplate,
     ValidateRequest,
@@ -62,19 +63,10 @@ async def list_workflows(call: Call) -> Any:
     return await _svc(call).list_templates(call.tenant, call.page_limit(call.query.limit), call.query.cursor)
 
 
-@api.get("/api/v1/workflows/{name}", role="viewer", response=TemplateInfo)
+@api.get("/api/v1/workflows/{name}", role="viewer", query=TemplateQuery, response=TemplateInfo)
 async def get_workflow(call: Call) -> Any:
     """A template's latest version (`?version=N` for another)."""
-    name = validate_name(call.path["name"])
-    raw = call.request.query_params.get("version")
-    version = None
-    if raw is not None:
-        if not raw.isdigit() or int(raw) < 1:
-            from aionix.errors import field_error
-
-            raise field_error("query.version", "must be a version number ≥ 1")
-        version = int(raw)
-    return await _svc(call).get_template(call.tenant, name, version)
+    return await _svc(call).get_template(call.tenant, validate_name(call.path["name"]), call.query.version)
 
 
 @api.put("/api/v1/workflows/{name}", role="operator", body=UpdateTemplate, response=TemplateInfo)
