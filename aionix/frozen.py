@@ -88,6 +88,19 @@ def keep_archive_open() -> None:
     archive._filename = f"/proc/self/fd/{fd}"
 
 
+def bundle_moved(new_path: str) -> None:
+    """A confining worker now reaches the unpacked bundle through `new_path` (a
+    `/proc/self/fd/N` kept open before /tmp was hidden): tell the bundle's importer, which only
+    serves modules under its own directory."""
+    try:
+        import pyimod02_importers
+    except ImportError:
+        return
+    pyimod02_importers._TOP_LEVEL_DIRECTORY_PATHS.append(new_path)
+    sys._MEIPASS = new_path
+    sys.path_importer_cache.clear()
+
+
 def build_info() -> dict[str, object]:
     """Version, commit and build time: embedded in the binary at build time; from git when run
     from a checkout."""
