@@ -115,6 +115,15 @@ class CreateFunction(FunctionConfig):
     publish: bool = Field(True, description="publish version 1 at once")
 
 
+class UpdateFunction(BaseModel):
+    """Replace $LATEST's code and/or configuration (publish a version to make it immutable)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Code | None = None
+    config: FunctionConfig | None = None
+
+
 class PublishVersion(BaseModel):
     """Publish a version; `code` and `config` (optional) replace $LATEST's first."""
 

@@ -19,6 +19,7 @@ from aionix.functions.models import (
     PublishVersion,
     PutAlias,
     Traffic,
+    UpdateFunction,
     VersionInfo,
 )
 
@@ -46,6 +47,12 @@ async def list_functions(call: Call) -> dict[str, Any]:
 async def get_function(call: Call) -> dict[str, Any]:
     """A function: $LATEST configuration, versions and aliases."""
     return await _svc(call).get(call.tenant, call.path["name"])
+
+
+@api.put(BASE + "/{name}", role="operator", body=UpdateFunction, response=FunctionInfo)
+async def update_function(call: Call) -> dict[str, Any]:
+    """Replace $LATEST's code and/or configuration (validated like a create); publish to freeze it."""
+    return await _svc(call).update(call.tenant, call.path["name"], call.body)
 
 
 @api.delete(BASE + "/{name}", role="operator", response=FunctionInfo)
@@ -82,6 +89,12 @@ async def put_alias(call: Call) -> dict[str, Any]:
 async def get_alias(call: Call) -> dict[str, Any]:
     """One alias and its routing."""
     return await _svc(call).get_alias(call.tenant, call.path["name"], call.path["alias"])
+
+
+@api.delete(BASE + "/{name}/aliases/{alias}", role="operator", response=AliasInfo)
+async def delete_alias(call: Call) -> dict[str, Any]:
+    """Delete an alias (its versions stay)."""
+    return await _svc(call).delete_alias(call.tenant, call.path["name"], call.path["alias"])
 
 
 @api.post(BASE + "/{name}/aliases/{alias}/traffic", role="operator", body=Traffic, response=AliasInfo)

@@ -33,6 +33,7 @@ from aionix.functions.models import (
     PublishVersion,
     PutAlias,
     Traffic,
+    UpdateFunction,
 )
 from aionix.functions.records import InvocationRecords
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, FunctionRuntime
@@ -237,30 +238,41 @@ class FunctionsService(Invocations):
         tx.execute("functions.set_latest_version", {"tenant": tenant, "name": name, "version": version, "now": now})
         return version
 
-    async def publish(self, tenant: str, name: str, body: PublishVersion) -> dict[str, Any]:
+    async def _head_update(
+        self, tenant: str, name: str, code: Code | None, config: FunctionConfig | None
+    ) -> dict[str, Any] | None:
+        """The validated new $LATEST row for new code and/or configuration (None: no change)."""
         head = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
         if head is None:
             raise NotFound(f"function {name!r} not found")
-        update: dict[str, Any] | None = None
-        if body.code is not None or body.config is not None:
-            config = body.config or FunctionConfig.model_validate(orjson.loads(head["config"]))
-            if body.code is None:
-                full = await self.store.fetch_one("functions.get_function", {"tenant": tenant, "name": name})
-                assert full is not None
-                files = codelib.read_zip(full["code"])
-                code = Code(zip_base64=base64.b64encode(codelib.canonical_zip(files)).decode())
-            else:
-                code = body.code
-            blob, code_sha, handler = await asyncio.to_thread(self._prepare, head["runtime"], code, config)
-            update = {
-                "tenant": tenant,
-                "name": name,
-                "handler": handler,
-                "description": config.description,
-                "config": _json(self._config_doc(config, handler)),
-                "code": blob,
-                "code_sha256": code_sha,
-            }
+        if code is None and config is None:
+            return None
+        config = config or FunctionConfig.model_validate(orjson.loads(head["config"]))
+        if code is None:
+            full = await self.store.fetch_one("functions.get_function", {"tenant": tenant, "name": name})
+            assert full is not None
+            files = codelib.read_zip(full["code"])
+            code = Code(zip_base64=base64.b64encode(codelib.canonical_zip(files)).decode())
+        blob, code_sha, handler = await asyncio.to_thread(self._prepare, head["runtime"], code, config)
+        return {
+            "tenant": tenant,
+            "name": name,
+            "handler": handler,
+            "description": config.description,
+            "config": _json(self._config_doc(config, handler)),
+            "code": blob,
+            "code_sha256": code_sha,
+        }
+
+    async def update(self, tenant: str, name: str, body: UpdateFunction) -> dict[str, Any]:
+        """Change $LATEST (code and/or configuration) without publishing a version."""
+        update = await self._head_update(tenant, name, body.code, body.config)
+        if update is not None:
+            await self.store.execute("functions.update_latest", {**update, "now": time.time()})
+        return await self.get(tenant, name)
+
+    async def publish(self, tenant: str, name: str, body: PublishVersion) -> dict[str, Any]:
+        update = await self._head_update(tenant, name, body.code, body.config)
         now = time.time()
 
         def write(tx: Any) -> int:
@@ -406,6 +418,11 @@ class FunctionsService(Invocations):
             },
         )
         return await self.get_alias(tenant, name, alias)
+
+    async def delete_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
+        info = await self.get_alias(tenant, name, alias)
+        await self.store.execute("functions.delete_alias", {"tenant": tenant, "name": name, "alias": alias})
+        return info
 
     async def get_alias(self, tenant: str, name: str, alias: str) -> dict[str, Any]:
         row = await self.store.fetch_one("functions.get_alias", {"tenant": tenant, "name": name, "alias": alias})

@@ -223,3 +223,35 @@ def test_weighted_alias_split_within_two_percent() -> None:
         assert abs(share - weight) <= 0.02, (weight, share)
     assert {FunctionsService.pick_version("1", None, None) for _ in range(100)} == {"1"}
     assert {FunctionsService.pick_version("1", "2", 1.0) for _ in range(100)} == {"2"}
+
+
+def test_update_latest_then_publish(fn) -> None:
+    made = create(fn, "python", HELLO, publish=False)
+    name = made["name"]
+    assert made["latest_version"] is None and made["versions"] == []
+    assert invoke(fn, name, {})["result"]["v"] == 1, "$LATEST runs without a published version"
+    updated = fn.put(
+        f"/api/v1/functions/{name}",
+        json={
+            "code": {"source": HELLO.replace("'v': 1", "'v': 5")},
+            "config": {"env": {"E": "1"}, "description": "five"},
+        },
+    )
+    assert updated.status_code == 200 and updated.json()["description"] == "five" and updated.json()["versions"] == []
+    assert invoke(fn, name, {})["result"]["v"] == 5
+    assert fn.put(f"/api/v1/functions/{name}", json={"code": {"source": "def handler(:"}}).status_code == 422
+    assert invoke(fn, name, {})["result"]["v"] == 5, "a rejected update changes nothing"
+    v1 = fn.post(f"/api/v1/functions/{name}/versions", json={}).json()
+    assert v1["version"] == "1" and v1["config"]["env"] == {"E": "1"}
+    assert fn.put(f"/api/v1/functions/{name}", json={"config": {"env": {}}}).status_code == 200
+    assert fn.get(f"/api/v1/functions/{name}/versions/1").json()["config"]["env"] == {"E": "1"}, "versions are frozen"
+
+
+def test_delete_alias(fn) -> None:
+    name = create(fn, "python", HELLO)["name"]
+    assert fn.put(f"/api/v1/functions/{name}/aliases/prod", json={"version": "1"}).status_code == 200
+    gone = fn.delete(f"/api/v1/functions/{name}/aliases/prod")
+    assert gone.status_code == 200 and gone.json()["alias"] == "prod"
+    assert fn.get(f"/api/v1/functions/{name}/aliases/prod").status_code == 404
+    assert fn.delete(f"/api/v1/functions/{name}/aliases/prod").status_code == 404
+    assert invoke(fn, name, {}, "1")["result"]["v"] == 1

@@ -20,6 +20,8 @@ POLICY = [
     ("PUT", "/api/v1/functions/{f}/aliases/live", {"version": "1"}, "operator"),
     ("POST", "/api/v1/functions/{f}/aliases/live/traffic", {"version": None, "weight": 0}, "operator"),
     ("POST", "/api/v1/functions/{f}/invoke", {}, "operator"),
+    ("PUT", "/api/v1/functions/{f}", {"config": {"description": "changed"}}, "operator"),
+    ("DELETE", "/api/v1/functions/{f}/aliases/live", None, "operator"),
     ("POST", "/api/v1/functions", "create", "operator"),
     ("DELETE", "/api/v1/functions/{f}", None, "operator"),
 ]

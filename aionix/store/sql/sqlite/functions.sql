@@ -65,6 +65,9 @@ WHERE tenant = :tenant AND name = :name AND alias = :alias
 SELECT name, alias, version, routing_version, routing_weight, description, updated_at
 FROM function_aliases WHERE tenant = :tenant AND name = :name AND alias = :alias
 
+-- name: delete_alias
+DELETE FROM function_aliases WHERE tenant = :tenant AND name = :name AND alias = :alias
+
 -- name: list_aliases
 SELECT name, alias, version, routing_version, routing_weight, description, updated_at
 FROM function_aliases WHERE tenant = :tenant AND name = :name ORDER BY alias
