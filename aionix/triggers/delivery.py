@@ -137,18 +137,34 @@ class Delivery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def deliver(self, fire: dict[str, Any], *, mode: str = "async", timeout: float | None = None) -> Outcome:
-        """One attempt, recorded; never raises for a target failure."""
+    async def deliver(
+        self, fire: dict[str, Any], *, mode: str = "async", timeout: float | None = None, record_behind: bool = False
+    ) -> Outcome:
+        """One attempt, recorded; never raises for a target failure. With `record_behind` the
+        outcome is returned at once and written in the background (the fire stays claimed
+        until then; a crash before the write re-delivers it under the same key)."""
         self._inflight.add(fire["id"])
         try:
             async with self._sem:
                 outcome = await self.attempt(fire, mode=mode, timeout=timeout)
-            await self._record(fire, outcome)
-            self.metrics.attempts.labels(fire["origin"], outcome.status).inc()
-            return outcome
         except Exception:
             log.exception("delivering fire %s of trigger %s failed", fire["id"], fire["trigger_id"])
+            self._inflight.discard(fire["id"])
             return Outcome("pending")
+        if record_behind:
+            task = asyncio.create_task(self._finish(fire, outcome), name=f"trigger-record-{fire['id']}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            await self._finish(fire, outcome)
+        return outcome
+
+    async def _finish(self, fire: dict[str, Any], outcome: Outcome) -> None:
+        try:
+            await self._record(fire, outcome)
+            self.metrics.attempts.labels(fire["origin"], outcome.status).inc()
+        except Exception:
+            log.exception("recording fire %s of trigger %s failed", fire["id"], fire["trigger_id"])
         finally:
             self._inflight.discard(fire["id"])
 

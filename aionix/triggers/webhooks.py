@@ -131,7 +131,7 @@ class Webhooks:
         fire = deliverable(fire_id, record, row)
         if spec.reply == "sync":
             return await self._reply_sync(fire, spec)
-        outcome = await self.delivery.deliver(fire)
+        outcome = await self.delivery.deliver(fire, record_behind=True)
         answer = {
             "fire_id": fire_id,
             "webhook_id": webhook_id,

@@ -45,8 +45,10 @@ def test_signed_webhook_starts_one_execution_with_the_body(server, admin, hook) 
     assert done["input"]["body"] == {"order": 42}
     assert done["input"]["id"] == "msg-good-1"
     assert "webhook-signature" not in done["input"]["headers"]
-    [fire] = history(admin, hook["name"])
-    assert fire["status"] == "delivered" and fire["result_id"] == answer["result_id"]
+    [fire] = wait_for(
+        lambda: [f for f in history(admin, hook["name"]) if f["status"] == "delivered"], 30, what="record"
+    )
+    assert fire["result_id"] == answer["result_id"]
     assert fire["fire_key"] == "msg-good-1" and fire["payload_digest"].startswith("sha256:")
 
 
@@ -117,8 +119,11 @@ def test_a_replayed_delivery_is_refused_and_starts_nothing_more(server, admin, h
     assert first.status_code == 202, first.text
     again = post_signed(server.url, hook["path"], hook["secret"], body, msg_id="replay-1", stamp=stamp)
     assert again.status_code == 409 and again.json()["error"]["code"] == "replayed"
-    statuses = sorted(f["status"] for f in history(admin, hook["name"]))
-    assert statuses == ["delivered", "rejected"]
+    wait_for(
+        lambda: sorted(f["status"] for f in history(admin, hook["name"])) == ["delivered", "rejected"],
+        30,
+        what="records",
+    )
     assert len(executions(admin, hook["workflow"])) == 1
 
 
