@@ -470,6 +470,15 @@ await step("a workflow's executions, filtered by name", async () => {
   check(rows.length >= 1 && rows.every((r) => r.includes(WF)), `rows: ${rows.join(" | ")}`);
 });
 
+await step("delete a workflow after confirming", async () => {
+  await go(`/workflows/fails-${suffix}`);
+  await node("Boom").waitFor();
+  await page.getByRole("button", { name: "Delete", exact: true }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete workflow" }).click();
+  await page.getByRole("heading", { level: 1, name: "Workflows" }).waitFor();
+  check((await api("GET", `/api/v1/workflows/fails-${suffix}`)).status === 404, "the workflow is still there");
+});
+
 await step("functions: invoke with a payload and read the logs", async () => {
   await go("/functions");
   await page.getByRole("cell", { name: `double-${suffix}`, exact: true }).click();

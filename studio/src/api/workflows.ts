@@ -54,6 +54,7 @@ export const workflows = {
   get: (name: string, version?: number) => api.get<WorkflowRecord>(`/api/v1/workflows/${enc(name)}`, { version }),
   create: (name: string, definition: Workflow) => api.post<WorkflowRecord>("/api/v1/workflows", { name, definition }),
   update: (name: string, definition: Workflow) => api.put<WorkflowRecord>(`/api/v1/workflows/${enc(name)}`, { definition }),
+  remove: (name: string) => api.del<WorkflowRecord>(`/api/v1/workflows/${enc(name)}`),
   versions: (name: string) => api.get<Page<VersionInfo>>(`/api/v1/workflows/${enc(name)}/versions`, { limit: 200 }),
   validate: (definition: Workflow) => api.post<unknown>("/api/v1/workflows/validate", { definition }),
   start: (name: string, input: unknown) => api.post<Execution>(`/api/v1/workflows/${enc(name)}/executions`, { input, mode: "async" }),

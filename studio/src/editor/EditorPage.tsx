@@ -217,6 +217,36 @@ function RunDialog({ name, onClose }: { name: string; onClose: () => void }) {
   );
 }
 
+function DeleteDialog({ name, onClose }: { name: string; onClose: () => void }) {
+  const action = useAction();
+  return (
+    <Dialog title={`Delete ${name}?`} onClose={onClose}>
+      <p>Every version of the workflow goes; its executions stay until retention removes them.</p>
+      <ActionResult action={action} />
+      <div className="dialog-actions">
+        <button
+          type="button"
+          className="danger"
+          disabled={action.busy}
+          onClick={() =>
+            action.run(async () => {
+              await workflows.remove(name);
+              onClose();
+              useEditor.getState().load(null, { entry: "", states: {} });
+              navigate("/workflows");
+            })
+          }
+        >
+          Delete workflow
+        </button>
+        <button type="button" onClick={onClose}>
+          Cancel
+        </button>
+      </div>
+    </Dialog>
+  );
+}
+
 export function EditorPage({ name }: { name: string | null }) {
   const who = useSession((s) => s.who);
   const readOnly = !atLeast(who, "operator");
@@ -224,7 +254,7 @@ export function EditorPage({ name }: { name: string | null }) {
   const [tab, setTab] = useState<"design" | "code">("design");
   const [loadError, setLoadError] = useState<unknown>(null);
   const [newName, setNewName] = useState("");
-  const [dialog, setDialog] = useState<"versions" | "run" | null>(null);
+  const [dialog, setDialog] = useState<"versions" | "run" | "delete" | null>(null);
   const action = useAction();
   const file = useRef<HTMLInputElement>(null);
   useShortcuts(readOnly);
@@ -335,6 +365,9 @@ export function EditorPage({ name }: { name: string | null }) {
             e.target.value = "";
           }}
         />
+        <button type="button" className="danger" onClick={() => setDialog("delete")} disabled={!ed.name || readOnly}>
+          Delete
+        </button>
         <div className="tabs" role="tablist" aria-label="View">
           <button role="tab" aria-selected={tab === "design"} onClick={() => setTab("design")}>
             Design
@@ -407,6 +440,7 @@ export function EditorPage({ name }: { name: string | null }) {
       </footer>
       {dialog === "versions" && ed.name && <VersionsDialog name={ed.name} current={doc} onClose={() => setDialog(null)} />}
       {dialog === "run" && ed.name && <RunDialog name={ed.name} onClose={() => setDialog(null)} />}
+      {dialog === "delete" && ed.name && <DeleteDialog name={ed.name} onClose={() => setDialog(null)} />}
     </section>
   );
 }
