@@ -131,9 +131,7 @@ class ConnectorsService:
         self, kind: ConnectorKind, config: dict[str, Any], tenant: str, role: str | None
     ) -> dict[str, Any]:
         if kind.connection_model is None:
-            if config:
-                raise field_error("config", f"the {kind.name} kind takes no connection config")
-            return {}
+            raise field_error("kind", f"the {kind.name} kind has no connections (call it without one)")
         try:
             model = kind.connection_model.model_validate(config)
         except ValidationError as exc:

@@ -113,3 +113,14 @@ def test_transform_of_a_large_input(api):
     r = api.post(f"/api/v1/actions/{r.json()['name']}/execute", json={"input": {"items": items}})
     assert r.status_code == 200, r.text
     assert r.json()["result"] == sum(i % 7 for i in range(20_000))
+
+
+def test_fs_connection_test_and_kinds_without_connections(api, roots, tmp_path):
+    good = make_connection(api, "fs", {"root": str(roots["fs"])})
+    assert api.post(f"/api/v1/connections/{good}/test").json()["ok"] is True
+    outside = make_connection(api, "fs", {"root": str(tmp_path)})
+    test = api.post(f"/api/v1/connections/{outside}/test").json()
+    assert test["ok"] is False and "fs_roots" in test["detail"]
+    r = api.post("/api/v1/connections", json={"name": unique("tx"), "kind": "transform", "config": {}})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "kind"

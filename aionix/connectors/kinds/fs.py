@@ -191,6 +191,16 @@ async def run_delete(call: Invocation) -> dict[str, Any]:
     return {"path": _rel(root, path), "deleted": True}
 
 
+async def test_connection(conn: Any, settings: Any) -> dict[str, Any]:
+    from aionix.bus import CallContext
+
+    call = Invocation(None, CallContext(tenant=conn.tenant), settings, conn, 5.0, 4096, conn.service)
+    (root,) = roots(call)
+    if not root.is_dir():
+        return {"ok": False, "error": "Fs.NotFound", "detail": f"{root} is not a directory"}
+    return {"ok": True, "detail": f"{root} is inside the allowed roots"}
+
+
 _FILE = {"type": "object", "properties": {"path": {"type": "string"}}}
 
 KIND = ConnectorKind(
@@ -216,5 +226,6 @@ KIND = ConnectorKind(
         ),
         "delete": Operation("delete", "Delete a file", PathParams, _FILE, run_delete),
     },
+    test=test_connection,
     examples=[{"operation": "read", "path": "reports/today.csv"}],
 )
