@@ -217,9 +217,9 @@ export function Canvas({
   useEffect(() => {
     const t = setTimeout(() => rf.fitView({ padding: 0.2, maxZoom: 1.2 }), 30);
     return () => clearTimeout(t);
-    // refit when the set of states changes, not on every edit
+    // refit when the set of states changes or after auto layout, not on every edit
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [flow.nodes.length]);
+  }, [flow.nodes.length, Object.keys(positions).length === 0]);
 
   const onNodesChange = (changes: NodeChange<Node<StateNodeData>>[]) => {
     setNodes((ns) => applyNodeChanges(changes.filter((c) => c.type !== "remove"), ns));

@@ -313,11 +313,11 @@ export function EditorPage({ name }: { name: string | null }) {
     <section className="editor-page" aria-label="Workflow editor">
       <div className="toolbar" role="toolbar" aria-label="Editor actions">
         {ed.name ? (
-          <h1>
-            {ed.name}
+          <>
+            <h1 title={ed.name}>{ed.name}</h1>
             {ed.version !== null && <span className="tag">v{ed.version}</span>}
             {ed.dirty && <span className="tag warn">unsaved</span>}
-          </h1>
+          </>
         ) : (
           <label className="inline">
             <span>Name</span>
