@@ -380,3 +380,14 @@ def uid_processes(uid: int) -> list[int]:
             if state != b"Z":
                 found.append(int(entry))
     return found
+
+
+def uid_task_count(uid: int) -> int:
+    """Processes and threads running as `uid` (what RLIMIT_NPROC counts)."""
+    total = 0
+    for pid in uid_processes(uid):
+        try:
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return total

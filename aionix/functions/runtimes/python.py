@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 import signal
 import time
 import uuid
@@ -13,6 +14,7 @@ from typing import Any
 from aionix.errors import ValidationFailed
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
 from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
+from aionix.functions.sandbox import uid_task_count
 
 MiB = 1024 * 1024
 
@@ -89,6 +91,10 @@ class PythonRuntime:
         }
         if self.uid_drop:
             rlimits["nproc"] = spec.max_processes
+        else:
+            # without a uid of its own RLIMIT_NPROC counts every process of the server's user:
+            # allow what runs now plus the function's share
+            rlimits["nproc"] = uid_task_count(os.getuid()) + spec.max_processes
         netns = self.netns and not spec.permissions.get("net")
         return LaunchPlan(
             mode="python",
