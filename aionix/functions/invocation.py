@@ -59,6 +59,9 @@ class Invocations:
     def _runtime(self, name: str) -> FunctionRuntime:
         raise NotImplementedError
 
+    async def ready(self) -> None:
+        raise NotImplementedError
+
     async def _target(self, tenant: str, name: str, qualifier: str | None) -> dict[str, Any]:
         """The version row (without code) an invocation runs, after alias routing."""
         if qualifier in (None, LATEST):
@@ -227,6 +230,7 @@ class Invocations:
         self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
     ) -> dict[str, Any]:
         trnlib.validate_name(name)
+        await self.ready()
         invocation_id = new_invocation_id()
         if mode == "sync":
             return await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="sync")

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from aionix import trn as trnlib
-from aionix.errors import NotFound, ValidationFailed, field_error
+from aionix.errors import NotFound, Unavailable, ValidationFailed, field_error
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
 from aionix.functions.invocation import LATEST, Invocations, _json, _trn
@@ -59,50 +59,75 @@ class FunctionsService(Invocations):
         self._async: set[asyncio.Task[Any]] = set()
         self._pruner: asyncio.Task[Any] | None = None
         self.records = InvocationRecords(rt.store)
+        self._ready = asyncio.Event()
+        self._setup_task: asyncio.Task[None] | None = None
+        self._setup_error: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        data = self.rt.config.data_dir
         # user code runs as other uids: the data dir (database, master key) must deny them
-        os.chmod(data, 0o700)
-        cfg = self.cfg
-        self.conf = await asyncio.to_thread(
-            detect,
-            uid_base=cfg.uid_base,
-            uid_count=cfg.uid_count,
-            cgroups=cfg.cgroups,
-            network_namespace=cfg.network_namespace,
-            private_tmp=cfg.private_tmp,
-            sandbox_parent=cfg.sandbox_dir,
-        )
-        devices = await asyncio.to_thread(gpulib.detect_devices)
-        self.gpu = gpulib.GpuScheduler(devices, cfg.gpu_concurrency)
-
-        def pools() -> Pools:
-            assert self.conf is not None
-            p = Pools(
-                self.conf,
-                pool_size=cfg.pool_size,
-                max_workers=cfg.max_workers,
-                idle_seconds=cfg.idle_seconds,
-                start_timeout=cfg.start_timeout_seconds,
-            )
-            p.start()
-            return p
-
-        self.runtimes = {
-            "python": PythonRuntime(
-                pools(), netns=self.conf.netns, uid_drop=self.conf.uid_drop, log_max_bytes=cfg.log_max_bytes
-            ),
-            "deno": DenoRuntime(pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop),
-            "wasm": WasmRuntime(data / "functions" / "wasm-cache", cfg.wasm_threads),
-        }
-        self.refresh_health()
+        os.chmod(self.rt.config.data_dir, 0o700)
+        # probing the host spawns processes: do it beside the server's start, not before it
+        self.rt.health["confinement"] = {"status": "detecting"}
+        self._setup_task = asyncio.ensure_future(self._setup())
         self.rt.resolvers[("aionixfn", "function")] = self.resolve_trn
         self._pruner = asyncio.ensure_future(self._prune_loop())
         self.records.start()
 
+    async def _setup(self) -> None:
+        cfg = self.cfg
+        try:
+            self.conf = await asyncio.to_thread(
+                detect,
+                uid_base=cfg.uid_base,
+                uid_count=cfg.uid_count,
+                cgroups=cfg.cgroups,
+                network_namespace=cfg.network_namespace,
+                private_tmp=cfg.private_tmp,
+                sandbox_parent=cfg.sandbox_dir,
+            )
+            devices = await asyncio.to_thread(gpulib.detect_devices)
+            self.gpu = gpulib.GpuScheduler(devices, cfg.gpu_concurrency)
+
+            def pools() -> Pools:
+                assert self.conf is not None
+                p = Pools(
+                    self.conf,
+                    pool_size=cfg.pool_size,
+                    max_workers=cfg.max_workers,
+                    idle_seconds=cfg.idle_seconds,
+                    start_timeout=cfg.start_timeout_seconds,
+                )
+                p.start()
+                return p
+
+            self.runtimes = {
+                "python": PythonRuntime(
+                    pools(), netns=self.conf.netns, uid_drop=self.conf.uid_drop, log_max_bytes=cfg.log_max_bytes
+                ),
+                "deno": DenoRuntime(
+                    pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop
+                ),
+                "wasm": WasmRuntime(self.rt.config.data_dir / "functions" / "wasm-cache", cfg.wasm_threads),
+            }
+            self.refresh_health()
+        except Exception as exc:
+            log.exception("the functions runtimes could not start")
+            self._setup_error = f"{type(exc).__name__}: {exc}"
+            self.rt.health["confinement"] = {"status": "failed", "error": self._setup_error}
+        finally:
+            self._ready.set()
+
+    async def ready(self) -> None:
+        """Wait for the host probe at start; refuse clearly if the runtimes could not start."""
+        await self._ready.wait()
+        if self._setup_error is not None:
+            raise Unavailable(f"functions are unavailable on this server: {self._setup_error}")
+
     async def stop(self) -> None:
+        if self._setup_task is not None and not self._setup_task.done():
+            self._setup_task.cancel()
+            await asyncio.gather(self._setup_task, return_exceptions=True)
         if self._pruner is not None:
             self._pruner.cancel()
         for task in list(self._async):
@@ -118,6 +143,8 @@ class FunctionsService(Invocations):
             self.conf.cleanup()
 
     def refresh_health(self) -> None:
+        if not self.runtimes or self.conf is None:
+            return
         assert self.conf is not None
         self.rt.health["confinement"] = {
             **self.conf.describe(),
@@ -184,6 +211,7 @@ class FunctionsService(Invocations):
 
     # ------------------------------------------------------------------ resources
     async def create(self, tenant: str, body: CreateFunction) -> dict[str, Any]:
+        await self.ready()
         config = FunctionConfig.model_validate(body.model_dump(include=set(FunctionConfig.model_fields)))
         blob, code_sha, handler = await asyncio.to_thread(self._prepare, body.runtime, body.code, config)
         doc = self._config_doc(config, handler)
@@ -265,6 +293,7 @@ class FunctionsService(Invocations):
         }
 
     async def update(self, tenant: str, name: str, body: UpdateFunction) -> dict[str, Any]:
+        await self.ready()
         """Change $LATEST (code and/or configuration) without publishing a version."""
         update = await self._head_update(tenant, name, body.code, body.config)
         if update is not None:
@@ -272,6 +301,7 @@ class FunctionsService(Invocations):
         return await self.get(tenant, name)
 
     async def publish(self, tenant: str, name: str, body: PublishVersion) -> dict[str, Any]:
+        await self.ready()
         update = await self._head_update(tenant, name, body.code, body.config)
         now = time.time()
 

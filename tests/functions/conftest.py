@@ -4,6 +4,7 @@ no function may see) and helpers to create and invoke functions."""
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,16 @@ def invoke(
     r = client.post(f"/api/v1/functions/{name}/invoke", json=event, params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def confinement(client: httpx.Client) -> dict[str, Any]:
+    """`/healthz`'s confinement report, once the server has finished probing the host."""
+    deadline = time.monotonic() + 60
+    while True:
+        report = client.get("/healthz").json()["confinement"]
+        if report.get("status") != "detecting" or time.monotonic() > deadline:
+            return report
+        time.sleep(0.05)
 
 
 def healthy(client: httpx.Client) -> None:

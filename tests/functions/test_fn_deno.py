@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import CANARY, create, healthy, invoke
+from conftest import CANARY, confinement, create, healthy, invoke
 
 SOURCE = r"""
 export default async function handler(event: any, context: any) {
@@ -91,7 +91,7 @@ def test_permissions_denied_unless_granted(fn, fn_server) -> None:
         {"op": "import"},
     ):
         assert invoke(fn, name, event)["result"].startswith("denied"), event
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     # its own temp directory is writable; with a private /tmp that is /tmp itself
     scratch = "/tmp/deno-scratch-" + name if health["private_tmp"] else None
     if scratch:

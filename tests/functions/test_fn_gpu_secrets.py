@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import create, invoke, unique
+from conftest import confinement, create, invoke, unique
 
 from aionix.functions.gpu import Device, GpuScheduler, NoGpu, detect_devices
 
@@ -83,7 +83,7 @@ def test_scheduler_refuses_what_the_host_lacks() -> None:
 
 
 def test_server_without_gpus_refuses_gpu_functions_clearly(fn) -> None:
-    devices = fn.get("/healthz").json()["confinement"]["gpu"]["devices"]
+    devices = confinement(fn)["gpu"]["devices"]
     body = {
         "name": unique("gpu"),
         "runtime": "python",
@@ -130,7 +130,7 @@ def test_gpu_example_is_scheduled_or_refused(fn, fn_server, monkeypatch, capsys)
     example = Path(__file__).parents[2] / "examples" / "functions" / "gpu-info"
     code = run(["fn", "deploy", str(example), "-o", "json"])
     out = capsys.readouterr()
-    devices = fn.get("/healthz").json()["confinement"]["gpu"]["devices"]
+    devices = confinement(fn)["gpu"]["devices"]
     if any(d.startswith("nvidia") for d in devices):
         assert code == 0, out.err
         assert invoke(fn, "gpu-info", {})["result"]["cuda_visible_devices"] == "0"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from conftest import CANARY, create, healthy, invoke
+from conftest import CANARY, confinement, create, healthy, invoke
 
 SOURCE = r"""
 import asyncio, json, os, socket, subprocess, sys, time
@@ -220,7 +220,7 @@ def test_memory_blowup_is_stopped(fn) -> None:
 
 
 def test_fork_bomb_is_contained(fn, fn_server) -> None:
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     name = _fn(fn, max_processes=20, timeout_seconds=3)
     record = invoke(fn, name, {"op": "fork"})
     assert record["status"] == "SUCCEEDED"
@@ -254,7 +254,7 @@ def _uid_processes(uid: int) -> set[int]:
 
 
 def test_no_orphans_after_one_second(fn) -> None:
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     name = _fn(fn)
     record = invoke(fn, name, {"op": "orphan"})
     assert record["status"] == "SUCCEEDED"
@@ -288,7 +288,7 @@ def test_server_environment_is_invisible(fn) -> None:
 
 
 def test_data_dir_and_master_key_are_denied(fn, fn_server) -> None:
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     assert health["uid_drop"] == (os.geteuid() == 0)
     name = _fn(fn)
     data = fn_server.data_dir
@@ -303,7 +303,7 @@ def test_data_dir_and_master_key_are_denied(fn, fn_server) -> None:
 
 
 def test_writes_outside_the_sandbox_are_denied(fn, fn_server) -> None:
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     name = _fn(fn)
     ok = invoke(fn, name, {"op": "write", "path": "scratch.txt"})["result"]
     assert ok == "wrote", "the fresh working directory is writable"
@@ -323,7 +323,7 @@ def test_writes_outside_the_sandbox_are_denied(fn, fn_server) -> None:
 
 
 def test_network_is_denied_when_not_granted(fn, fn_server) -> None:
-    health = fn.get("/healthz").json()["confinement"]
+    health = confinement(fn)
     name = _fn(fn)
     result = invoke(fn, name, {"op": "net", "port": fn_server.port})["result"]
     if health["netns"]:
