@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to (real servers, started by the tests themselves).
-# Installs only what is missing, so a second run costs nothing.
+# Installs only what is missing, so a second run costs nothing. binutils: PyInstaller (make binary)
+# reads and strips the bundled libraries with objdump/strip.
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
