@@ -5,6 +5,7 @@ caller's idempotency key, and publishes `Function Invocation Failed` events."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,13 @@ def test_bus_executor_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             assert [e[3]["error"] for e in failures] == ["Function.Error.LookupError", "Function.Timeout"]
             assert all(e[0] == "default" and e[1] == "aionix.functions" for e in failures)
             assert rt.health["confinement"]["python"]["available"] is True
+            # retention: records and logs older than the cut-off go, the function stays
+            assert (await svc.records.list("default", "busfn", 50, None))["items"]
+            await svc.records.prune(time.time() + 1)
+            assert (await svc.records.list("default", "busfn", 50, None))["items"] == []
+            logs = await svc.records.logs("default", "busfn", invocation_id=None, after=None, since=None, limit=50)
+            assert logs["items"] == []
+            assert (await svc.get("default", "busfn"))["name"] == "busfn"
             assert (tmp_path / "data").stat().st_mode & 0o077 == 0, "the data dir denies other users"
             assert (tmp_path / "credentials").exists(), "the first key went to the test's own credentials file"
         finally:
