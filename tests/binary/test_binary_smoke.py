@@ -70,8 +70,8 @@ def test_version_names_commit_and_the_runtimes_available(home: Path) -> None:
     fields = dict(line.strip().split(": ", 1) for line in rest)
     assert fields["python functions"].startswith("yes")
     assert fields["wasm"].startswith("yes")
-    # under env -i there is no PATH, so no Deno: reported, not fatal
-    assert fields["deno"].startswith("no")
+    # Deno is external: found or not, it is reported and not fatal
+    assert fields["deno"].split()[0] in ("yes", "no")
     assert "cgroups" in fields and "network namespace" in fields
 
 
