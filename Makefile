@@ -50,10 +50,10 @@ clean:
 	rm -rf $(VENV) build dist .pytest_cache
 
 ## Build dist/aionix, the one executable (PyInstaller, aionix.spec): server, CLI and function worker.
-## Skipped when the hash of its inputs (aionix/, studio_dist/, aionix.spec, pyproject.toml) matches the last build's.
+## Skipped when the hash of its inputs (aionix/, studio_dist/, aionix.spec, pyproject.toml, config.toml) matches the last build's.
 BINARY_INPUTS_STAMP := dist/.aionix.inputs
 binary: $(STAMP)
-	@hash=$$( { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml; } | sha1sum | cut -c1-16 ); \
+	@hash=$$( { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml config.toml; } | sha1sum | cut -c1-16 ); \
 	if [ -x dist/aionix ] && [ "$$(cat $(BINARY_INPUTS_STAMP) 2>/dev/null)" = "$$hash" ]; then \
 		echo "dist/aionix is up to date (inputs $$hash)"; \
 	else \

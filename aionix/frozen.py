@@ -101,6 +101,16 @@ def bundle_moved(new_path: str) -> None:
     sys.path_importer_cache.clear()
 
 
+def default_config_text() -> str | None:
+    """The documented default `config.toml`: bundled in the binary, the checkout's from source."""
+    bundle = bundle_dir()
+    path = (bundle if bundle is not None else Path(__file__).resolve().parent.parent) / "config.toml"
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
 def build_info() -> dict[str, object]:
     """Version, commit and build time: embedded in the binary at build time; from git when run
     from a checkout."""

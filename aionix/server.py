@@ -4,6 +4,7 @@
     aionix aio …            the CLI (also when the executable is invoked under the name `aio`)
     aionix --worker SPEC    a confined function worker (how the binary runs Python functions)
     aionix --version        version, commit, and the function runtimes and confinement here
+    aionix --print-config   the documented default config.toml (bundled in the binary)
 
 Everything that can fail (configuration, data dir, migrations, keys) is checked before the
 port is bound; a failure prints one line and exits with status 2. Only `sys` is imported before
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="directory for the database and keys (default ./data)")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument(
+        "--print-config", action="store_true", help="print the documented default config.toml (every key) and exit"
+    )
     return p
 
 
@@ -80,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         from aionix.frozen import version_text
 
         print(version_text())
+        return 0
+    if args.print_config:
+        from aionix.frozen import default_config_text
+
+        text = default_config_text()
+        if text is None:
+            print("aionix: the default config.toml is not available in this installation", file=sys.stderr)
+            return 1
+        sys.stdout.write(text)
         return 0
     from aionix.frozen import skip_unused_imports
 

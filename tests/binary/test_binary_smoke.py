@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binproc import BinaryServer, build, free_port, install, run_bare
+from binproc import REPO, BinaryServer, build, free_port, install, run_bare
 
 # the first run builds the binary (a few minutes on 2 cores); later runs reuse it
 pytestmark = pytest.mark.timeout(1800)
@@ -73,6 +73,15 @@ def test_version_names_commit_and_the_runtimes_available(home: Path) -> None:
     # Deno is external: found or not, it is reported and not fatal
     assert fields["deno"].split()[0] in ("yes", "no")
     assert "cgroups" in fields and "network namespace" in fields
+
+
+def test_the_documented_default_config_is_inside(home: Path) -> None:
+    import tomllib
+
+    result = run_bare(home, "aionix", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (REPO / "config.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(result.stdout)["server"]["host"] == "127.0.0.1"
 
 
 def test_cli_by_subcommand_and_by_its_own_name(home: Path) -> None:

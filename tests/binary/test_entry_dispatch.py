@@ -108,3 +108,12 @@ def test_git_commit_is_read_without_git(tmp_path: Path) -> None:
     (git / "packed-refs").write_text("# pack-refs\nfedcba9876543210fedcba9876543210fedcba98 refs/heads/main\n")
     assert frozen._git_commit(tmp_path) == "fedcba987654"
     assert frozen._git_commit(tmp_path / "nowhere") is None
+
+
+def test_print_config_prints_the_documented_defaults() -> None:
+    import tomllib
+
+    result = run_entry("aionix", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (REPO / "config.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(result.stdout)["server"]["port"] == 53000
