@@ -38,11 +38,15 @@ KEEP = [
 def main(target: Path) -> int:
     ensure_node_modules()
     with tempfile.TemporaryDirectory(prefix="aionix-shots-") as tmp:
-        server = ServerProcess(Path(tmp) / "server").start()
+        files = Path(tmp) / "files"
+        files.mkdir()
+        server = ServerProcess(Path(tmp) / "server", env={"AIONIX_CONNECTORS_FS_ROOTS": str(files)}).start()
         try:
             shots = Path(tmp) / "shots"
             proc = run_node(
-                ["e2e/run.mjs", server.url, server.admin_key or "", "--screenshots", str(shots)], timeout=600
+                ["e2e/run.mjs", server.url, server.admin_key or "", "--screenshots", str(shots)],
+                timeout=600,
+                env={"AIONIX_E2E_FS_ROOT": str(files)},
             )
             print(proc.stdout[-4000:], proc.stderr[-2000:])
             if proc.returncode != 0:

@@ -14,9 +14,15 @@ def test_studio_end_to_end_in_chromium(make_server, tmp_path):
         f"{CHROMIUM} is missing (scripts/system-deps.sh installs chromium)"
     )
     ensure_node_modules()
-    server = make_server().start()
+    files = tmp_path / "files"
+    files.mkdir()
+    server = make_server(env={"AIONIX_CONNECTORS_FS_ROOTS": str(files)}).start()
     shots = tmp_path / "shots"
-    proc = run_node(["e2e/run.mjs", server.url, server.admin_key, "--screenshots", str(shots)], timeout=600)
+    proc = run_node(
+        ["e2e/run.mjs", server.url, server.admin_key, "--screenshots", str(shots)],
+        timeout=600,
+        env={"AIONIX_E2E_FS_ROOT": str(files)},
+    )
     report = proc.stdout[-12000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, f"{report}\nfailure screenshots: {shots}\nserver log:\n{server.log()[-3000:]}"
     assert "0 failed" in proc.stdout, report
