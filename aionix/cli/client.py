@@ -4,6 +4,7 @@ and turns every failure into one line and the documented exit code."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,54 @@ class CLIError(Exception):
 
 def credentials_path() -> Path:
     return Path(os.environ.get("AIONIX_SECURITY_CREDENTIALS_FILE") or "~/.config/aionix/credentials").expanduser()
+
+
+#: API collection -> the TRN (service, type) its `{name}` segment names.
+ROUTE_TYPES = {
+    "workflows": ("stepflow", "template"),
+    "executions": ("stepflow", "execution"),
+    "functions": ("aionixfn", "function"),
+    "triggers": ("igniter", "trigger"),
+    "connections": ("openact", "connection"),
+    "actions": ("openact", "action"),
+    "secrets": ("credvault", "credential"),
+    "params": ("paramstore", "param"),
+}
+#: sub-routes under a parameter path (reserved as a param path's last segment)
+_PARAM_SUBROUTES = frozenset({"versions", "rollback", "labels"})
+_TRN_IN_PATH = re.compile(r"^/api/v1/([a-z]+)/(trn:.*)$")
+
+
+def rewrite_trn_path(path: str, params: dict[str, Any]) -> str:
+    """Every resource argument may be a full TRN: `/api/v1/functions/trn:aionixfn:t:function/f:live/invoke`
+    becomes `/api/v1/functions/f/invoke?qualifier=live`. A TRN of another service or type is a
+    usage error that names the one expected."""
+    from aionix import trn as trnlib
+    from aionix.errors import TRNError
+
+    m = _TRN_IN_PATH.match(path)
+    if m is None or m.group(1) not in ROUTE_TYPES:
+        return path
+    collection, rest = m.groups()
+    service, rtype = ROUTE_TYPES[collection]
+    head, *segments = rest.split("/")
+    if rtype == "param":
+        take = next((i for i, seg in enumerate(segments) if seg in _PARAM_SUBROUTES and i > 0), len(segments))
+    else:
+        take = 2 if rtype in ("connection", "action") else 1
+    text = "/".join([head, *segments[:take]])
+    try:
+        parsed = trnlib.parse(text)
+    except TRNError as exc:
+        raise CLIError(exc.message, EXIT_USAGE) from None
+    if (parsed.service, parsed.type) != (service, rtype):
+        raise CLIError(
+            f"{text} is a {parsed.service} {parsed.type}; expected a trn:{service}:<tenant>:{rtype}/… TRN", EXIT_USAGE
+        )
+    name = parsed.path if rtype == "param" else parsed.name
+    if parsed.qualifier is not None and rtype == "function":
+        params.setdefault("qualifier", parsed.qualifier)
+    return "/".join([f"/api/v1/{collection}", name, *segments[take:]])
 
 
 def status_exit_code(status: int) -> int:
@@ -84,6 +133,7 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Any:
         params = {k: v for k, v in (params or {}).items() if v is not None}
+        path = rewrite_trn_path(path, params)
         try:
             response = self.http.request(method, path, json=json, params=params, headers=headers)
         except httpx.ConnectError:
