@@ -232,3 +232,20 @@ export function parseJsonField(label: string, text: string): unknown {
     throw new Error(`${label}: ${(e as Error).message}`);
   }
 }
+
+/** A resource's fields as a definition list: times readable, nested values as compact JSON. */
+export function Props({ value, label }: { value: Record<string, unknown> | null | undefined; label: string }) {
+  if (!value) return null;
+  return (
+    <dl className="props" aria-label={label}>
+      {Object.entries(value).map(([k, v]) => (
+        <div key={k}>
+          <dt>{k.replace(/_/g, " ")}</dt>
+          <dd className={typeof v === "object" && v !== null ? "mono" : undefined}>
+            {v === null || v === undefined || v === "" ? "—" : k.endsWith("_at") && typeof v === "number" ? when(v) : typeof v === "object" ? JSON.stringify(v) : String(v)}
+          </dd>
+        </div>
+      ))}
+    </dl>
+  );
+}

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { DataTable, ErrorBox, JsonView, usePagedList, when } from "../components/common";
+import { DataTable, ErrorBox, Props, usePagedList, when } from "../components/common";
 
 interface AuditRecord {
   id: number;
@@ -50,7 +50,7 @@ export function AuditPage() {
           {sel && (
             <div className="detail">
               <h2>Record {sel.id}</h2>
-              <JsonView value={sel} label="Audit record" />
+              <Props value={sel as unknown as Record<string, unknown>} label="Audit record" />
             </div>
           )}
         </div>

@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { api, enc } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { ActionResult, DataTable, ErrorBox, JsonField, JsonView, parseJsonField, useAction, usePagedList, when } from "../components/common";
+import { ActionResult, DataTable, ErrorBox, JsonField, JsonView, parseJsonField, Props, useAction, usePagedList, when } from "../components/common";
 
 interface Connection {
   name: string;
@@ -55,7 +55,7 @@ export function ConnectionsPage() {
           {selConn && (
             <div className="detail">
               <h2>{selConn.name}</h2>
-              <JsonView value={selConn} label="Connection" />
+              <Props value={selConn} label="Connection" />
               <button type="button" disabled={!canAct || test.busy} onClick={() => test.run(async () => {
                 const r = await api.post<{ ok: boolean; detail?: string; error?: string; latency_ms?: number }>(`/api/v1/connections/${enc(selConn.name)}/test`);
                 if (!r.ok) throw new Error(`test failed: ${r.error ?? r.detail ?? "unknown"}`);
@@ -91,7 +91,7 @@ export function ConnectionsPage() {
           {selAction && (
             <div className="detail">
               <h2>{selAction.name}</h2>
-              <JsonView value={selAction} label="Action" />
+              <Props value={selAction} label="Action" />
               <JsonField id="action-input" label="Input (JSON)" value={input} onChange={setInput} rows={3} />
               <button type="button" disabled={!canAct || exec.busy} onClick={() => exec.run(async () => setResult(await api.post(`/api/v1/actions/${enc(selAction.name)}/execute`, { input: parseJsonField("input", input) ?? null })))}>
                 Test action

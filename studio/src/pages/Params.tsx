@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
 import { api } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { ActionResult, ErrorBox, JsonField, JsonView, parseJsonField, useAction, usePagedList, when } from "../components/common";
+import { ActionResult, ErrorBox, JsonField, parseJsonField, Props, useAction, usePagedList, when } from "../components/common";
 
 interface Param {
   path: string;
@@ -82,7 +82,7 @@ function ParamDetail({ path, onChange }: { path: string; onChange: () => void })
     <div className="detail">
       <h2>{path}</h2>
       <ErrorBox error={error} />
-      {detail && <JsonView value={detail} label="Parameter" />}
+      <Props value={detail} label="Parameter" />
       <JsonField id="param-value" label="Value (JSON)" value={value} onChange={setValue} rows={4} />
       <button type="button" disabled={!canAct || act.busy} onClick={() => act.run(async () => (await api.put(paramUrl(path), { value: parseJsonField("value", value), type: detail?.type ?? typeOf(parseJsonField("value", value)) }), load(), onChange(), "Saved a new version."))}>
         Save new version

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { api, enc } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { ActionResult, DataTable, Dialog, ErrorBox, JsonView, useAction, usePagedList, when } from "../components/common";
+import { ActionResult, DataTable, Dialog, ErrorBox, JsonView, Props, useAction, usePagedList, when } from "../components/common";
 
 interface Secret {
   name: string;
@@ -84,7 +84,7 @@ function SecretDetail({ name, onChange }: { name: string; onChange: () => void }
     <div className="detail">
       <h2>{name}</h2>
       <ErrorBox error={error} />
-      {detail && <JsonView value={detail} label="Secret metadata" />}
+      <Props value={detail} label="Secret metadata" />
       <h3>Rotate</h3>
       <label>
         New value (empty: let the rotation target generate it){" "}

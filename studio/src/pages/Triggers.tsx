@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { api, enc } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { ActionResult, DataTable, ErrorBox, JsonView, useAction, usePagedList, when } from "../components/common";
+import { ActionResult, DataTable, ErrorBox, Props, useAction, usePagedList, when } from "../components/common";
 
 interface Trigger {
   name: string;
@@ -57,7 +57,7 @@ function TriggerDetail({ name, onChange }: { name: string; onChange: () => void 
         </button>
       </div>
       <ActionResult action={act} />
-      {detail && <JsonView value={detail} label="Trigger details" />}
+      <Props value={detail} label="Trigger details" />
       <h3>History</h3>
       {!history?.length ? (
         <p className="muted">It has not fired yet.</p>
