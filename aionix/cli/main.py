@@ -69,6 +69,20 @@ def status(ctx: typer.Context) -> None:
     st.emit(data)
 
 
+@app.command("resolve")
+def resolve(ctx: typer.Context, trn: str = typer.Argument(..., help="a full TRN")) -> None:
+    """Parse a TRN and show the resource it names (if it exists in your tenant)."""
+    st = state(ctx)
+    st.emit(st.client.get("/api/v1/resolve", params={"trn": trn}), id_field="trn")
+
+
+@app.command("whoami")
+def whoami(ctx: typer.Context) -> None:
+    """Show the calling key's identity."""
+    st = state(ctx)
+    st.emit(st.client.get("/api/v1/whoami"), id_field="key_id")
+
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_AIO_COMPLETE"
 
