@@ -145,6 +145,33 @@ def test_wasm_functions_run_in_the_bundled_wasmtime(server: BinaryServer) -> Non
     assert record["result"] == {"echo": {"hello": [1, 2, 3]}}
 
 
+def test_deno_is_external_and_used_when_configured(home: Path, tmp_path: Path) -> None:
+    import deno  # the `deno` extra ships the binary; the single executable does not
+
+    other = tmp_path / "with-deno"
+    install(home / "aionix", other)
+    srv = BinaryServer(other, extra_env={"AIONIX_FUNCTIONS_DENO_PATH": deno.find_deno_bin()})
+    srv.start()
+    try:
+        source = (REPO / "examples" / "functions" / "deno-hello" / "main.ts").read_text()
+        with srv.client() as c:
+            r = c.post(
+                "/api/v1/functions",
+                json={
+                    "name": "hello",
+                    "runtime": "deno",
+                    "handler": "main.ts",
+                    "code": {"source": source, "filename": "main.ts"},
+                },
+            )
+            assert r.status_code == 201, r.text
+            record = c.post("/api/v1/functions/hello/invoke", json={"name": "Ada", "message": "hi"}).json()
+        assert record["status"] == "SUCCEEDED", record
+        assert record["result"]["shout"] == "HI"
+    finally:
+        assert srv.stop() == 0, srv.log()[-3000:]
+
+
 def test_secret_param_function_workflow_survive_sigterm_and_restart(home: Path, server: BinaryServer) -> None:
     tag = uuid.uuid4().hex[:8]
     secret_name, param_path, fn_name, wf_name = f"token-{tag}", f"smoke/{tag}/factor", f"calc-{tag}", f"flow-{tag}"
