@@ -19,22 +19,29 @@ REPO = Path(__file__).resolve().parents[2]
 BUILT = REPO / "dist" / "aionix"
 
 
-def build(timeout: float = 1500) -> Path:
-    """`make binary` (a no-op when the inputs' hash matches the last build); the path of the result."""
-    result = subprocess.run(
-        ["make", "--no-print-directory", "binary"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"make binary failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+def build_and_install(into: Path, timeout: float = 1500) -> Path:
+    """`make binary` (a no-op when the inputs' hash matches the last build), then `install` the
+    result into `into`. Test runs side by side in one checkout take turns (one build/ and dist/)."""
+    import fcntl
+
+    lock_path = REPO / "build" / ".aionix-binary.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            ["make", "--no-print-directory", "binary"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
-    if not os.access(BUILT, os.X_OK):
-        raise RuntimeError(f"make binary succeeded but {BUILT} is missing:\n{result.stdout[-4000:]}")
-    return BUILT
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"make binary failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        if not os.access(BUILT, os.X_OK):
+            raise RuntimeError(f"make binary succeeded but {BUILT} is missing:\n{result.stdout[-4000:]}")
+        return install(BUILT, into)
 
 
 def install(binary: Path, into: Path) -> Path:

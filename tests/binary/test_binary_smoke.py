@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binproc import REPO, BinaryServer, build, free_port, install, run_bare
+from binproc import REPO, BinaryServer, build_and_install, free_port, install, run_bare
 
 # the first run builds the binary (a few minutes on 2 cores); later runs reuse it
 pytestmark = pytest.mark.timeout(1800)
@@ -37,9 +37,8 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    binary = build()
     home = tmp_path_factory.mktemp("offline-machine")
-    install(binary, home)
+    build_and_install(home)
     assert sorted(p.name for p in home.iterdir()) == ["aio", "aionix"]
     return home
 
