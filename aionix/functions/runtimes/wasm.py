@@ -19,13 +19,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
 from aionix.errors import ValidationFailed
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
 
 TICK_SECONDS = 0.01
 MiB = 1024 * 1024
+
+
+class _LazyWasmtime:
+    """`wasmtime` loads a ~24 MB native library: import it on the first WASM use, not at server
+    start (it cost start time and idle memory to every server, WASM user or not)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import wasmtime as module
+
+        globals()["wasmtime"] = module
+        return getattr(module, name)
+
+
+wasmtime: Any = _LazyWasmtime()
 
 
 def wasm_bytes(files: dict[str, bytes]) -> tuple[str, bytes]:
@@ -52,20 +64,42 @@ class WasmRuntime:
     name = "wasm"
 
     def __init__(self, cache_dir: Path, threads: int) -> None:
-        config = wasmtime.Config()
-        config.epoch_interruption = True
-        self.engine = wasmtime.Engine(config)
-        # one linker for every store: WASI imports bind to each store's own WASI context
-        self.linker = wasmtime.Linker(self.engine)
-        self.linker.define_wasi()
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.modules: OrderedDict[str, wasmtime.Module] = OrderedDict()
+        self.modules: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aionix-wasm")
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._tick, name="aionix-wasm-epoch", daemon=True)
-        self._ticker.start()
+        self._engine: Any = None
+        self._linker: Any = None
+        self._engine_lock = threading.Lock()
+
+    def _start_engine(self) -> None:
+        """The engine, its WASI linker and the epoch ticker, made on first use."""
+        with self._engine_lock:
+            if self._engine is not None:
+                return
+            config = wasmtime.Config()
+            config.epoch_interruption = True
+            engine = wasmtime.Engine(config)
+            # one linker for every store: WASI imports bind to each store's own WASI context
+            linker = wasmtime.Linker(engine)
+            linker.define_wasi()
+            self._linker = linker
+            self._engine = engine
+            threading.Thread(target=self._tick, name="aionix-wasm-epoch", daemon=True).start()
+
+    @property
+    def engine(self) -> Any:
+        if self._engine is None:
+            self._start_engine()
+        return self._engine
+
+    @property
+    def linker(self) -> Any:
+        if self._linker is None:
+            self._start_engine()
+        return self._linker
 
     def _tick(self) -> None:
         while not self._stop.wait(TICK_SECONDS):
