@@ -251,9 +251,10 @@ def _remove_stale(parent: Path) -> None:
                     stale.append(entry)
     for entry in stale:
         if str(entry).startswith(str(CGROUP_ROOT)):
-            for child in entry.glob("w*"):
-                with contextlib.suppress(OSError):
-                    child.rmdir()
+            with contextlib.suppress(OSError):  # another server may remove it first
+                for child in list(entry.glob("w*")):
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
             with contextlib.suppress(OSError):
                 entry.rmdir()
         else:

@@ -386,9 +386,13 @@ class ParamsService:
                 return value
             if not run.can_read_secrets:
                 raise Forbidden(f"parameter {path} is a secret_ref: resolving it needs the admin role")
-            return await self.rt.bus.invoke(
+            secret = await self.rt.bus.invoke(
                 value, {"op": "resolve", "reader": run.reader}, run.ctx.child(tenant=run.tenant)
             )
+            sink = run.ctx.extra.get("secret_sink")
+            if isinstance(sink, list):
+                sink.append(secret)  # the caller keeps it out of what it records (see DEVELOPING.md)
+            return secret
         if not row["dynamic"]:
             return value
         if path in run.chain:

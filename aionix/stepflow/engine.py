@@ -464,14 +464,21 @@ class Engine:
                 run.secrets[name] = value
                 self.host.register_secret(run, value)
             for path in refs.params - run.params.keys():
+                # a secret_ref parameter resolves to a secret: the paramstore hands such values
+                # to this sink so that they are redacted like `$secret` values
+                sink: list[Any] = []
                 try:
                     value = await self.bus.invoke(
-                        f"trn:paramstore:{run.tenant}:param/{path.lstrip('/')}", {"op": "get"}, ctx
+                        f"trn:paramstore:{run.tenant}:param/{path.lstrip('/')}",
+                        {"op": "get"},
+                        ctx.child(extra={"secret_sink": sink}),
                     )
                 except AionixError as exc:
                     raise Failure(
                         plan_mod.RUNTIME, f"state {plan.name!r}: parameter {path!r} cannot be read: {exc.message}"
                     ) from None
+                for secret in sink:
+                    self.host.register_secret(run, secret)
                 run.params[path] = value
 
     def _check_size(self, value: Any, state: str) -> None:

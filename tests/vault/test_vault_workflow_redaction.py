@@ -115,3 +115,28 @@ def test_a_workflow_as_rotation_target_makes_the_new_value(server, admin):
     assert value == f"rotated-{name}-2"
     history = admin.get("/api/v1/executions", params={"limit": 500}).text
     assert "before-rotation" not in history
+
+
+def test_a_secret_reached_through_a_secret_ref_param_is_redacted_too(make_server):
+    """`$param('/x')` of a `secret_ref` parameter yields the secret: it is kept out of what the
+    workflow records exactly like `$secret.X`."""
+    proc = make_server().start()
+    value = unique("ref-canary-token")
+    with proc.client() as c:
+        create_secret(c, "api_token", value)
+        r = c.put("/api/v1/params/app/token", json={"type": "secret_ref", "value": "api_token"})
+        assert r.status_code == 200, r.text
+        definition = {
+            "entry": "Use",
+            "states": {"Use": {"type": "set", "value": {"token": "{% $param('/app/token') %}"}, "end": True}},
+        }
+        assert c.post("/api/v1/workflows", json={"name": "uses-ref", "definition": definition}).status_code == 201
+        r = c.post("/api/v1/workflows/uses-ref/executions", json={"input": {}, "mode": "sync"})
+        envelope = r.json()
+        assert envelope["status"] == "SUCCEEDED", envelope
+        assert envelope["output"] == {"token": "***"}
+        history = c.get(f"/api/v1/executions/{envelope['execution_id']}/history").text
+        assert value not in r.text and value not in history
+    proc.stop()
+    blob = b"".join(p.read_bytes() for p in proc.data_dir.glob("aionix.db*"))
+    assert value.encode() not in blob
