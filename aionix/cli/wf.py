@@ -214,10 +214,9 @@ def exec_history(
     )
 
 
-@exec_app.command("watch")
-def exec_watch(ctx: typer.Context, execution_id: str = typer.Argument(...)) -> None:
-    """Follow an execution's events (Server-Sent Events) until it ends."""
-    st = state(ctx)
+def follow_execution(st: Any, execution_id: str, *, cancel_on_interrupt: bool = False) -> dict[str, Any]:
+    """Print an execution's events from its Server-Sent Events stream as they happen and return
+    the final envelope. Ctrl-C stops following (and cancels the run only when asked)."""
     client = st.client
     final: dict[str, Any] | None = None
     try:
@@ -233,21 +232,78 @@ def exec_watch(ctx: typer.Context, execution_id: str = typer.Argument(...)) -> N
                     data = json.loads(line[6:])
                     if kind == "done":
                         final = data
+                    elif st.quiet:
+                        continue
                     elif st.output == "json":
                         print(json.dumps(data), flush=True)
                     else:
+                        detail = json.dumps(data.get("detail"))[:120]
                         print(
-                            f"{data['seq']:>5}  {data['type']:<20} {data.get('state') or '':<20} {json.dumps(data.get('detail'))[:120]}",
-                            flush=True,
+                            f"{data['seq']:>5}  {data['type']:<20} {data.get('state') or '':<20} {detail}", flush=True
                         )
     except KeyboardInterrupt:
+        if cancel_on_interrupt:
+            client.post(f"/api/v1/executions/{execution_id}/cancel")
+            print(f"aio: cancelled {execution_id}", file=sys.stderr)
+        else:
+            print(f"aio: stopped following {execution_id} (it keeps running)", file=sys.stderr)
         sys.exit(130)
-    if final is not None:
-        print(
-            f"{final['status']}  {json.dumps(final.get('output') if final['status'] == 'SUCCEEDED' else final.get('error'))}"
-        )
-        if final["status"] != "SUCCEEDED":
-            raise CLIError(f"execution {execution_id} ended {final['status']}", EXIT_FAILED)
+    if final is None:
+        final = client.get(f"/api/v1/executions/{execution_id}")
+    return final
+
+
+def _finish(st: Any, final: dict[str, Any]) -> None:
+    if st.output in ("json", "yaml"):
+        st.emit(final, id_field="execution_id")
+    elif not st.quiet:
+        shown = final.get("output") if final["status"] == "SUCCEEDED" else final.get("error")
+        print(f"{final['status']}  {json.dumps(shown)}")
+    else:
+        print(final["execution_id"])
+    if final["status"] != "SUCCEEDED":
+        raise CLIError(f"execution {final['execution_id']} ended {final['status']}", EXIT_FAILED)
+
+
+@exec_app.command("follow")
+def exec_follow(
+    ctx: typer.Context,
+    execution_id: str = typer.Argument(...),
+    cancel_on_interrupt: bool = typer.Option(False, "--cancel-on-interrupt", help="Ctrl-C also cancels the run"),
+) -> None:
+    """Follow an execution live (state entered/exited as it happens) until it ends."""
+    st = state(ctx)
+    _finish(st, follow_execution(st, execution_id, cancel_on_interrupt=cancel_on_interrupt))
+
+
+@exec_app.command("watch", hidden=True)
+def exec_watch(ctx: typer.Context, execution_id: str = typer.Argument(...)) -> None:
+    """Same as `follow`."""
+    st = state(ctx)
+    _finish(st, follow_execution(st, execution_id))
+
+
+@app.command("run")
+def run_workflow(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    input: str = typer.Option("null", "--input", "-i", help="JSON/YAML, @file or -"),
+    wait: bool = typer.Option(False, "--wait", "-w", help="follow it live and end with its result"),
+    version: int = typer.Option(None, "--version"),
+    cancel_on_interrupt: bool = typer.Option(False, "--cancel-on-interrupt", help="with --wait: Ctrl-C also cancels"),
+) -> None:
+    """Start an execution; with --wait, show its progress live and exit 1 unless it SUCCEEDED."""
+    st = state(ctx)
+    body: dict[str, Any] = {"input": read_document(input), "mode": "async"}
+    if version is not None:
+        body["version"] = version
+    envelope = st.client.post(f"/api/v1/workflows/{name}/executions", body)
+    if not wait:
+        st.emit(envelope, id_field="execution_id")
+        return
+    if envelope.get("status") == "RUNNING":
+        envelope = follow_execution(st, envelope["execution_id"], cancel_on_interrupt=cancel_on_interrupt)
+    _finish(st, envelope)
 
 
 @exec_app.command("cancel")
