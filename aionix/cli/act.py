@@ -131,6 +131,30 @@ def create(
     st.emit(st.client.post("/api/v1/actions", body), id_field="name")
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="action name or TRN"),
+    kind: str = typer.Option(..., "--kind"),
+    connection: str = typer.Option(None, "--connection", help="connection name or TRN"),
+    operation: str = typer.Option(None, "--operation"),
+    parameters: str = typer.Option(
+        "{}", "--parameters", help="JSON, @file or -; strings may be {% JSONata %} over input"
+    ),
+    description: str = typer.Option("", "--description"),
+) -> None:
+    """Replace a saved action's definition."""
+    st = state(ctx)
+    body = {
+        "kind": kind,
+        "connection": connection,
+        "operation": operation,
+        "parameters": read_document(parameters, "--parameters"),
+        "description": description,
+    }
+    st.emit(st.client.put(f"/api/v1/actions/{name}", body), id_field="name")
+
+
 @app.command("list")
 def list_actions(
     ctx: typer.Context,

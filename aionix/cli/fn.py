@@ -160,9 +160,16 @@ def publish(
 
 
 @app.command("versions")
-def versions(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
-    """List the published versions."""
+def versions(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(None, help="show this version only"),
+) -> None:
+    """List the published versions (or show one)."""
     st = state(ctx)
+    if version is not None:
+        st.emit(st.client.get(f"{_path(name)}/versions/{version}"))
+        return
     st.emit(
         st.client.get(f"{_path(name)}/versions"),
         columns=["version", "code_sha256", "sha256", "created_at", "description"],
@@ -197,6 +204,22 @@ def traffic(
     """Change an alias's weighted routing (canary) without moving the alias."""
     st = state(ctx)
     st.emit(st.client.post(f"{_path(name)}/aliases/{alias_name}/traffic", {"version": version, "weight": weight}))
+
+
+@app.command("alias-get")
+def alias_get(
+    ctx: typer.Context, name: str = typer.Argument(...), alias_name: str = typer.Argument(..., metavar="ALIAS")
+) -> None:
+    """Show an alias: its version and, for a canary, the second version and its weight."""
+    st = state(ctx)
+    st.emit(st.client.get(f"{_path(name)}/aliases/{alias_name}"))
+
+
+@app.command("invocation")
+def invocation(ctx: typer.Context, name: str = typer.Argument(...), invocation_id: str = typer.Argument(...)) -> None:
+    """Show one invocation record (version, duration, status, error)."""
+    st = state(ctx)
+    st.emit(st.client.get(f"{_path(name)}/invocations/{invocation_id}"))
 
 
 @app.command("invoke")

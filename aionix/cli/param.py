@@ -132,6 +132,18 @@ def versions(
     )
 
 
+@app.command("label")
+def label(
+    ctx: typer.Context,
+    path: str = typer.Argument(..., help="/app/db/host"),
+    labels: list[str] = typer.Argument(..., help="one or more labels"),
+    version: int = typer.Option(..., "--version", help="the version the labels name"),
+) -> None:
+    """Point labels at a version (a label names one version; reusing it moves it)."""
+    st = state(ctx)
+    st.emit(st.client.post(_url(path) + "/labels", {"version": version, "labels": labels}), id_field="path")
+
+
 @app.command("rollback")
 def rollback(
     ctx: typer.Context,

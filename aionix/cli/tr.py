@@ -96,6 +96,22 @@ def create(
     st.emit({k: v for k, v in result.items() if v is not None}, id_field="name")
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="trigger name or TRN"),
+    file: str = typer.Option(..., "--file", "-f", help="the full new definition (JSON/YAML file, @file or -)"),
+) -> None:
+    """Replace a trigger's definition (its kind cannot change)."""
+    st = state(ctx)
+    body = read_document(file, "definition")
+    if not isinstance(body, dict):
+        raise CLIError("definition: a trigger is a JSON or YAML object", EXIT_USAGE)
+    body.pop("name", None)
+    result = st.client.put(f"/api/v1/triggers/{name}", body)
+    st.emit({k: v for k, v in result.items() if v is not None}, id_field="name")
+
+
 @app.command("list")
 def list_triggers(
     ctx: typer.Context,

@@ -1,0 +1,121 @@
+"""Every API route has an `aio` command (issue: "every route has a command").
+
+The table maps each operation of the server's OpenAPI document to the command that calls it;
+a new route without a command (or a command that disappeared) fails here."""
+
+import httpx
+import typer
+
+from aionix.cli.main import app
+
+COMMANDS = {
+    "GET /api/v1/actions": "act list",
+    "POST /api/v1/actions": "act create",
+    "DELETE /api/v1/actions/{name}": "act delete",
+    "GET /api/v1/actions/{name}": "act get",
+    "PUT /api/v1/actions/{name}": "act update",
+    "POST /api/v1/actions/{name}/execute": "act execute",
+    "GET /api/v1/admin/backup": "admin backup",
+    "GET /api/v1/audit": "admin audit",
+    "GET /api/v1/authflow/{state}": "act auth",
+    "POST /api/v1/callbacks/{token}/failure": "wf callback",
+    "POST /api/v1/callbacks/{token}/heartbeat": "wf callback",
+    "POST /api/v1/callbacks/{token}/success": "wf callback",
+    "GET /api/v1/connections": "act conn list",
+    "POST /api/v1/connections": "act conn create",
+    "DELETE /api/v1/connections/{name}": "act conn delete",
+    "GET /api/v1/connections/{name}": "act conn get",
+    "PUT /api/v1/connections/{name}": "act conn update",
+    "POST /api/v1/connections/{name}/authorize": "act auth",
+    "POST /api/v1/connections/{name}/test": "act conn test",
+    "GET /api/v1/connectors": "act connectors",
+    "POST /api/v1/events": "events put",
+    "GET /api/v1/executions": "wf exec list",
+    "GET /api/v1/executions/{id}": "wf exec get",
+    "POST /api/v1/executions/{id}/cancel": "wf exec cancel",
+    "GET /api/v1/executions/{id}/history": "wf exec history",
+    "POST /api/v1/executions/{id}/redrive": "wf exec redrive",
+    "GET /api/v1/executions/{id}/stream": "wf exec follow",
+    "GET /api/v1/functions": "fn list",
+    "POST /api/v1/functions": "fn create",
+    "PUT /api/v1/functions/{name}": "fn deploy",
+    "DELETE /api/v1/functions/{name}": "fn delete",
+    "GET /api/v1/functions/{name}": "fn get",
+    "GET /api/v1/functions/{name}/aliases/{alias}": "fn alias-get",
+    "PUT /api/v1/functions/{name}/aliases/{alias}": "fn alias",
+    "DELETE /api/v1/functions/{name}/aliases/{alias}": "fn alias",
+    "POST /api/v1/functions/{name}/aliases/{alias}/traffic": "fn traffic",
+    "GET /api/v1/functions/{name}/invocations": "fn invocations",
+    "GET /api/v1/functions/{name}/invocations/{invocation_id}": "fn invocation",
+    "POST /api/v1/functions/{name}/invoke": "fn invoke",
+    "GET /api/v1/functions/{name}/logs": "fn logs",
+    "GET /api/v1/functions/{name}/versions": "fn versions",
+    "POST /api/v1/functions/{name}/versions": "fn publish",
+    "GET /api/v1/functions/{name}/versions/{version}": "fn versions",
+    "GET /api/v1/keys": "keys list",
+    "POST /api/v1/keys": "keys create",
+    "DELETE /api/v1/keys/{key_id}": "keys revoke",
+    "GET /api/v1/params": "param list",
+    "DELETE /api/v1/params/{path}": "param delete",
+    "GET /api/v1/params/{path}": "param get",
+    "PUT /api/v1/params/{path}": "param set",
+    "POST /api/v1/params/{path}/labels": "param label",
+    "POST /api/v1/params/{path}/rollback": "param rollback",
+    "GET /api/v1/params/{path}/versions": "param versions",
+    "GET /api/v1/resolve": "resolve",
+    "GET /api/v1/secrets": "sec list",
+    "POST /api/v1/secrets": "sec create",
+    "DELETE /api/v1/secrets/{name}": "sec delete",
+    "GET /api/v1/secrets/{name}": "sec get",
+    "PUT /api/v1/secrets/{name}": "sec put",
+    "POST /api/v1/secrets/{name}/restore": "sec restore",
+    "POST /api/v1/secrets/{name}/reveal": "sec reveal",
+    "POST /api/v1/secrets/{name}/rotate": "sec rotate",
+    "GET /api/v1/secrets/{name}/versions": "sec versions",
+    "GET /api/v1/triggers": "tr list",
+    "POST /api/v1/triggers": "tr create",
+    "DELETE /api/v1/triggers/{name}": "tr delete",
+    "GET /api/v1/triggers/{name}": "tr get",
+    "PUT /api/v1/triggers/{name}": "tr update",
+    "POST /api/v1/triggers/{name}/disable": "tr disable",
+    "POST /api/v1/triggers/{name}/enable": "tr enable",
+    "GET /api/v1/triggers/{name}/history": "tr history",
+    "POST /api/v1/triggers/{name}/rotate-secret": "tr rotate-secret",
+    "GET /api/v1/vault/master-key": "sec master-key",
+    "POST /api/v1/vault/master-key/rotate": "sec rotate-master-key",
+    "GET /api/v1/whoami": "whoami",
+    "GET /api/v1/workflows": "wf list",
+    "POST /api/v1/workflows": "wf create",
+    "GET /api/v1/workflows/schema": "wf schema",
+    "POST /api/v1/workflows/validate": "wf validate",
+    "DELETE /api/v1/workflows/{name}": "wf delete",
+    "GET /api/v1/workflows/{name}": "wf get",
+    "PUT /api/v1/workflows/{name}": "wf update",
+    "POST /api/v1/workflows/{name}/executions": "wf run",
+    "GET /api/v1/workflows/{name}/versions": "wf versions",
+}
+#: Not for a CLI: the browser lands on the OAuth2 callback; webhooks are called by senders.
+NOT_CLI = {"GET /api/v1/authflow/callback", "POST /hooks/{tenant}/{name}"}
+
+
+def command_paths():
+    paths = set()
+
+    def walk(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if not subs:
+            paths.add(path)
+            return
+        for name, sub in subs.items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return paths
+
+
+def test_every_route_has_a_command(server):
+    spec = httpx.get(server.url + "/api/openapi.json").json()
+    operations = {f"{m.upper()} {p}" for p, ops in spec["paths"].items() for m in ops}
+    assert operations - NOT_CLI - set(COMMANDS) == set(), "routes without a command"
+    existing = command_paths()
+    assert {c for c in COMMANDS.values() if c not in existing} == set()
