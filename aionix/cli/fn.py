@@ -215,6 +215,15 @@ def alias_get(
     st.emit(st.client.get(f"{_path(name)}/aliases/{alias_name}"))
 
 
+@app.command("alias-delete")
+def alias_delete(
+    ctx: typer.Context, name: str = typer.Argument(...), alias_name: str = typer.Argument(..., metavar="ALIAS")
+) -> None:
+    """Delete an alias."""
+    st = state(ctx)
+    st.emit(st.client.delete(f"{_path(name)}/aliases/{alias_name}"))
+
+
 @app.command("invocation")
 def invocation(ctx: typer.Context, name: str = typer.Argument(...), invocation_id: str = typer.Argument(...)) -> None:
     """Show one invocation record (version, duration, status, error)."""

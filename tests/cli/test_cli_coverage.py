@@ -43,7 +43,7 @@ COMMANDS = {
     "GET /api/v1/functions/{name}": "fn get",
     "GET /api/v1/functions/{name}/aliases/{alias}": "fn alias-get",
     "PUT /api/v1/functions/{name}/aliases/{alias}": "fn alias",
-    "DELETE /api/v1/functions/{name}/aliases/{alias}": "fn alias",
+    "DELETE /api/v1/functions/{name}/aliases/{alias}": "fn alias-delete",
     "POST /api/v1/functions/{name}/aliases/{alias}/traffic": "fn traffic",
     "GET /api/v1/functions/{name}/invocations": "fn invocations",
     "GET /api/v1/functions/{name}/invocations/{invocation_id}": "fn invocation",
