@@ -97,7 +97,9 @@ def create_app(rt: Runtime) -> Starlette:
         matching = [
             route
             for route in request.app.router.routes
-            if isinstance(route, Route) and route.endpoint is not no_route and route.matches(request.scope)[0] == Match.PARTIAL
+            if isinstance(route, Route)
+            and route.endpoint is not no_route
+            and route.matches(request.scope)[0] == Match.PARTIAL
         ]
         # a literal path (/api/v1/workflows/schema) is its own resource, not an instance of a
         # templated one (/api/v1/workflows/{name}) that happens to match it too
@@ -110,7 +112,9 @@ def create_app(rt: Runtime) -> Starlette:
         return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
 
     # Unknown API paths answer the 404 envelope, never the Studio's index page.
-    routes.append(Route("/api/{rest:path}", no_route, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]))
+    routes.append(
+        Route("/api/{rest:path}", no_route, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+    )
     studio = studio_dir()
     if studio is not None:
         routes.append(Mount("/", app=StudioFiles(directory=studio, html=True), name="studio"))
