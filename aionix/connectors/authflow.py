@@ -8,7 +8,7 @@ verifier and returns the provider's authorization URL; the provider redirects th
 refused) and exchanges the code with the verifier. The tokens are handed once to the caller that
 started the flow (`aio act auth`), which stores them in CredVault under the connection's
 `token_secret`; the server reads them from there (resolved through the bus), refreshes the access
-token before expiry and on a 401, and keeps refreshed tokens in memory.
+token before expiry and on a 401, and writes refreshed tokens back to that secret (a new version).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ import orjson
 
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, send
-from aionix.errors import BadRequest, NotFound, field_error
+from aionix.errors import AionixError, BadRequest, NotFound, field_error
+
+log = logging.getLogger("aionix.connectors.authflow")
 
 if TYPE_CHECKING:
     from aionix.connectors.connection import ConnectionHandle
@@ -109,8 +112,23 @@ class AuthFlow:
                     )
                     if token.refresh_token is None:
                         token.refresh_token = stored.refresh_token
+                    await self._keep(conn, auth.token_secret, token)
             self._tokens[key] = (token, conn.updated_at)
             return token
+
+    async def _keep(self, conn: ConnectionHandle, token_secret: str | None, token: Token) -> None:
+        """Write refreshed tokens back to CredVault (a new version), so a restart or another node
+        uses them — providers that rotate refresh tokens revoke the old one. A failed write is
+        logged; the call goes on with the token in memory."""
+        if not token_secret:
+            return
+        try:
+            await conn.service.store_secret(conn.tenant, token_secret, token.to_json(), writer=conn.trn)
+            conn.forget_secrets()
+        except AionixError as exc:
+            log.warning(
+                "connection %s: could not keep refreshed tokens in %s: %s", conn.name, token_secret, exc.message
+            )
 
     async def _stored(self, conn: ConnectionHandle) -> Token:
         auth = self._auth(conn)

@@ -105,6 +105,14 @@ class ConnectorsService:
                 "Connection.SecretError", f"connection {connection}: secret {target.name!r} does not exist"
             ) from None
 
+    async def store_secret(self, tenant: str, ref: str, value: Any, *, writer: str) -> None:
+        """Keep a value this service made (refreshed OAuth2 tokens) as a new version of a
+        CredVault secret, through the bus."""
+        target = trnlib.resolve(ref, tenant=tenant, service="credvault", type="credential")
+        await self.rt.bus.invoke(
+            str(target), {"op": "put", "value": value, "writer": writer}, CallContext(tenant=tenant)
+        )
+
     # ------------------------------------------------------------------ kinds
     def kind(self, name: str, field: str = "kind") -> ConnectorKind:
         kind = self.kinds.get(name)

@@ -497,8 +497,17 @@ class VaultService:
     async def execute(self, target: trnlib.TRN, payload: Any, ctx: CallContext) -> Any:
         """Bus executor for `trn:credvault:{tenant}:credential/{name}`: `{"op": "resolve",
         "reader": TRN, "version"?, "stage"?}` → the value (audited)."""
+        if isinstance(payload, dict) and payload.get("op") == "put":
+            # another service keeps a value it made here (e.g. refreshed OAuth2 tokens): a new version
+            writer = payload.get("writer")
+            if writer is not None and not isinstance(writer, str):
+                raise BadRequest("credvault: writer must be a TRN string")
+            if "value" not in payload:
+                raise BadRequest("credvault: put needs a value")
+            info = await self.update(target.tenant, target.path, writer, UpdateSecret(value=payload["value"]))
+            return {"name": info["name"], "version": info["stages"]["current"]}
         if not isinstance(payload, dict) or payload.get("op") != "resolve":
-            raise BadRequest('credvault: payload must be {"op": "resolve", "reader": TRN}')
+            raise BadRequest('credvault: payload must be {"op": "resolve", "reader": TRN} or {"op": "put", "value": …}')
         reader = payload.get("reader")
         if reader is not None and not isinstance(reader, str):
             raise BadRequest("credvault: reader must be a TRN string")

@@ -111,6 +111,11 @@ def test_authorization_code_with_pkce_stores_and_uses_tokens(api, oauth, conn_se
     before = len(oauth.grants)
     assert _me(api, action).status_code == 200
     assert oauth.grants[before:] == ["refresh_token"]
+    # the refreshed tokens were kept in CredVault as a new version (a restart uses them)
+    versions = api.get(f"/api/v1/secrets/{token_secret}/versions").json()["items"]
+    assert len(versions) == 2
+    kept = api.post(f"/api/v1/secrets/{token_secret}/reveal").json()["value"]
+    assert kept["access_token"] != tokens["access_token"] and kept["refresh_token"]
     # the callback refuses a state it already used
     again = httpx.get(f"{conn_server.url}/api/v1/authflow/callback", params={"state": started["state"], "code": "x"})
     assert again.status_code == 400
