@@ -106,6 +106,16 @@ def conn_test(ctx: typer.Context, name: str = typer.Argument(...)) -> None:
         raise typer.Exit(1)
 
 
+def _action_body(kind: str, connection: str | None, operation: str | None, parameters: str, description: str) -> dict:
+    return {
+        "kind": kind,
+        "connection": connection,
+        "operation": operation,
+        "parameters": read_document(parameters, "--parameters"),
+        "description": description,
+    }
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -120,14 +130,7 @@ def create(
 ) -> None:
     """Save an action (a parameterised operation on a connection)."""
     st = state(ctx)
-    body = {
-        "name": name,
-        "kind": kind,
-        "connection": connection,
-        "operation": operation,
-        "parameters": read_document(parameters, "--parameters"),
-        "description": description,
-    }
+    body = {"name": name, **_action_body(kind, connection, operation, parameters, description)}
     st.emit(st.client.post("/api/v1/actions", body), id_field="name")
 
 
@@ -145,13 +148,7 @@ def update(
 ) -> None:
     """Replace a saved action's definition."""
     st = state(ctx)
-    body = {
-        "kind": kind,
-        "connection": connection,
-        "operation": operation,
-        "parameters": read_document(parameters, "--parameters"),
-        "description": description,
-    }
+    body = _action_body(kind, connection, operation, parameters, description)
     st.emit(st.client.put(f"/api/v1/actions/{name}", body), id_field="name")
 
 
