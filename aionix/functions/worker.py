@@ -107,6 +107,18 @@ def _private_tmp(libc, spec: dict) -> None:
     os.mkdir(inner, 0o755)
     _mount(libc, code, inner, None, MS_BIND | MS_REC)
     _mount(libc, None, inner, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    command = spec.get("command") or []
+    if command and os.path.isabs(command[0]) and os.path.realpath(command[0]).startswith(PRIVATE_TMP + "/"):
+        # the program (e.g. a deno binary in a virtualenv under /tmp) would vanish behind the
+        # private /tmp: keep it reachable as a read-only bind inside the worker's own directory
+        real = os.path.realpath(command[0])
+        bindir = os.path.join(work, ".bin")
+        os.makedirs(bindir, 0o755, exist_ok=True)
+        kept = os.path.join(bindir, os.path.basename(real))
+        open(kept, "wb").close()
+        _mount(libc, real, kept, None, MS_BIND)
+        _mount(libc, None, kept, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        command[0] = kept
     _mount(libc, work, PRIVATE_TMP, None, MS_BIND | MS_REC)
     for extra in ("/var/tmp", "/dev/shm"):
         if os.path.isdir(extra):
