@@ -202,15 +202,10 @@ class PythonRuntime:
                 cold=cold,
                 **logs,
             )
-        error_type = str(error.get("errorType") or "Error")
-        return Outcome(
-            ok=False,
-            error={
-                "errorType": error_type,
-                "errorMessage": str(error.get("errorMessage", "")),
-                "trace": list(error.get("trace") or []),
-            },
-            error_name=f"Function.Error.{error_type}",
+        return Outcome.failure(
+            str(error.get("errorType") or "Error"),
+            str(error.get("errorMessage", "")),
+            trace=list(error.get("trace") or []),
             duration_ms=elapsed,
             max_memory_mb=memory,
             cold=cold,
