@@ -67,24 +67,3 @@ def _read(path: Path, what: str) -> str:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CLIError(f"{what}: cannot read {path}: {exc.strerror}", EXIT_USAGE) from None
-
-
-def resource_name(ref: str, service: str, type: str) -> str:
-    """A resource argument as the API's path name: a short name is kept; a full TRN must be of
-    `service`/`type` (else a usage error naming the expected kind) and gives its path
-    (with `:qualifier` kept for qualified types)."""
-    from aionix import trn as trnlib
-    from aionix.errors import TRNError
-
-    if not trnlib.is_trn(ref):
-        return ref
-    try:
-        parsed = trnlib.parse(ref)
-    except TRNError as exc:
-        raise CLIError(exc.message, EXIT_USAGE) from None
-    if parsed.service != service or parsed.type != type:
-        raise CLIError(
-            f"{ref} is a {parsed.service} {parsed.type}; expected a trn:{service}:<tenant>:{type}/… TRN", EXIT_USAGE
-        )
-    name = parsed.path
-    return f"{name}:{parsed.qualifier}" if parsed.qualifier else name
