@@ -44,7 +44,7 @@ chaos: $(STAMP)
 ## The ASL corpus recorded on AWS (through the real engine, scaled clock) and the JSONata reference
 ## suite: pass counts per feature tag; fails when either drops below conformance/baseline.json.
 conformance: $(STAMP)
-	$(BIN)/python -m aionix.stepflow.asl.conformance --cases ../shared/conformance --check conformance/baseline.json
+	$(BIN)/python -m aionix.stepflow.asl.conformance --cases conformance/cases --check conformance/baseline.json
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

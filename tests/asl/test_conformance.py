@@ -10,7 +10,7 @@ from pathlib import Path
 from aionix.stepflow.asl import conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ROOT.parent / "shared" / "conformance"
+CASES = ROOT / "conformance" / "cases"
 BASELINE = json.loads((ROOT / "conformance" / "baseline.json").read_text())
 
 

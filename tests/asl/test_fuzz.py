@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from aionix.stepflow.asl.local import run_definition
 from aionix.stepflow.asl.validate import validate
 
-CASES = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "asl_cases.jsonl"
+CASES = Path(__file__).resolve().parents[2] / "conformance" / "cases" / "asl_cases.jsonl"
 CORPUS = [json.loads(line) for line in CASES.read_text().splitlines()[::7]]
 JUNK = st.one_of(
     st.none(),

@@ -18,7 +18,7 @@ from typing import Any
 from aionix import expr
 from aionix.stepflow.asl.local import run_definition
 
-DEFAULT_DIR = Path(__file__).resolve().parents[4] / "shared" / "conformance"
+DEFAULT_DIR = Path(__file__).resolve().parents[3] / "conformance" / "cases"
 
 
 @dataclass
