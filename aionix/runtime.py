@@ -1,7 +1,8 @@
 """The running instance: configuration, store, bus, metrics, authentication, the services.
 
-`Runtime.start()` prepares everything that can fail (data dir, lock, migrations, master key,
-first admin key) before the server binds a port; `stop()` stops the services (which
+`Runtime.start()` prepares everything that can fail (data dir, lock, migrations, master key)
+once the server has bound its port; the first admin key is made by `create_first_key()` when
+the server is serving; `stop()` stops the services (which
 checkpoint their work) and closes the store.
 """
 
@@ -72,6 +73,7 @@ class Runtime:
         self.resolvers: dict[tuple[str, str], Resolver] = {}
         self.health: dict[str, Any] = {}
         self.base_url = ""
+        self.listen_port: int | None = None  # the bound API port, once known
         self.initial_admin_key: str | None = None
         self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
         self._lock_fd: int | None = None
@@ -110,7 +112,6 @@ class Runtime:
             timeout_ms=self.config.limits.expression_timeout_ms, max_depth=self.config.limits.expression_max_depth
         )
         await self.store.start()
-        await self._bootstrap_keys()
         for name in SERVICE_PACKAGES:
             try:
                 module = importlib.import_module(f"aionix.{name}.plugin")
@@ -150,27 +151,20 @@ class Runtime:
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
         return task
 
-    async def _bootstrap_keys(self) -> None:
+    async def create_first_key(self, deliver: Callable[[str], Awaitable[bool]]) -> str | None:
+        """On a database without keys: a cross-tenant admin key, stored only once `deliver(key)`
+        has handed it to the user (a profile, the terminal): a start that fails before then
+        leaves no key behind, so the next start makes and shows one again. None otherwise."""
         row = await self.store.fetch_one("core.count_keys")
         if row and row["n"]:
-            return
+            return None
         key = new_key()
+        if not await deliver(key):
+            return None
         record = key_row(key, tenant="default", name="initial-admin", role="admin", cross_tenant=True, created_by=None)
         await self.store.execute("core.insert_key", record)
         self.initial_admin_key = key
-        written = self._write_credentials(key)
-        print(f"Aionix: created the first admin key (shown once): {key}", flush=True)
-        if written:
-            print(f"Aionix: saved it as profile 'default' in {written}", flush=True)
-
-    def _write_credentials(self, key: str) -> Path | None:
-        from aionix.credentials import save_profile
-
-        try:
-            return save_profile(self.config.credentials_path, "default", url=self.base_url, api_key=key)
-        except OSError as exc:
-            log.warning("could not write the credentials file %s: %s", self.config.credentials_path, exc.strerror)
-            return None
+        return key
 
     async def _prune_loop(self) -> None:
         sec = self.config.security

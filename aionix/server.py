@@ -1,14 +1,23 @@
 """`aionix`: the server entry point, and the one executable's other faces.
 
-    aionix --port 53000 [--host 127.0.0.1] [--config FILE] [--data-dir DIR]
+    aionix --port 53000 [--host 127.0.0.1] [--config FILE] [--data-dir DIR] [--port-file FILE]
     aionix aio …            the CLI (also when the executable is invoked under the name `aio`)
     aionix --worker SPEC    a confined function worker (how the binary runs Python functions)
     aionix --version        version, commit, and the function runtimes and confinement here
     aionix --print-config   the documented default config.toml (bundled in the binary)
 
-Everything that can fail (configuration, data dir, migrations, keys) is checked before the
-port is bound; a failure prints one line and exits with status 2. Only `sys` is imported before
-the dispatch: a worker or a CLI call must not pay for the server's imports.
+The configuration is checked first; then the listening socket is bound (`--port 0`: the kernel
+picks a free port), and only then is anything created for the user (data dir, database, keys).
+Once the server answers, its URL is the first line on standard output, the first admin key (on a
+fresh data dir) is saved in a CLI profile, and `--port-file` receives the bound port. A failure
+before that prints one line and exits with status 2, leaving the CLI's profiles untouched.
+
+`AIONIX_MASTER_KEY` / `AIONIX_MASTER_PASSPHRASE` never stay in the server's initial environment
+block (`/proc/<pid>/environ`, which removing them from `os.environ` does not change): the server
+re-executes itself once (same pid) without them and receives them through an inherited pipe.
+
+Only `sys` is imported before the dispatch: a worker or a CLI call must not pay for the server's
+imports.
 """
 
 from __future__ import annotations
@@ -26,7 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     import argparse
 
     p = argparse.ArgumentParser(prog="aionix", description="Aionix portable cloud runtime server")
-    p.add_argument("--port", type=str, default=None, help="port to listen on (default 53000)")
+    p.add_argument("--port", type=str, default=None, help="port to listen on (default 53000; 0: any free port)")
+    p.add_argument(
+        "--port-file",
+        default=None,
+        help="once serving, write the bound port to this file (atomically); with --port 0 in tests and CI",
+    )
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
     p.add_argument("--config", default=None, help="config.toml to read")
     p.add_argument("--data-dir", default=None, help="directory for the database and keys (default ./data)")
@@ -67,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         from aionix.functions.worker import main as worker_main
 
         return worker_main(argv[1:])
+    if argv and argv[0] == "--expr-worker":
+        from aionix.exprworker import main as expr_worker_main
+
+        return expr_worker_main()
     if argv and argv[0] == "--netns-probe":
         from aionix.frozen import netns_probe
 
@@ -94,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         sys.stdout.write(text)
         return 0
+    try:
+        _receive_or_scrub_secrets(from_process)
+    except OSError as exc:
+        print(f"aionix: cannot pass the master key to the server process: {exc}", file=sys.stderr)
+        return 2
     from aionix.frozen import skip_unused_imports
 
     skip_unused_imports()
@@ -123,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logsetup.setup(cfg.logging.level, cfg.logging.format)
     try:
-        return _run(cfg)
+        return _run(cfg, args.port_file)
     except ConfigError as exc:
         print(f"aionix: {exc.message}", file=sys.stderr)
         return 2
@@ -131,7 +154,61 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _run(cfg) -> int:
+#: variables that hold the master key; the server's initial environment must not keep them
+SECRET_VARS = ("AIONIX_MASTER_KEY", "AIONIX_MASTER_PASSPHRASE")
+#: set only for the re-executed server: the inherited pipe that holds SECRET_VARS
+SECRET_FD_VAR = "_AIONIX_SECRETS_FD"
+_MAX_SECRETS_BYTES = 60_000  # below a pipe's 64 KiB buffer: the write never blocks
+
+
+def _receive_or_scrub_secrets(from_process: bool) -> None:
+    """Keep the master key out of `/proc/<pid>/environ`. The first time: when a secret variable
+    is set, write them to a pipe and re-execute this program (same pid, same arguments) with an
+    environment without them. The second time: read them back from the pipe into `os.environ`
+    (which changes no initial environment block; the vault removes them once read)."""
+    import json
+    import os
+
+    fd_text = os.environ.pop(SECRET_FD_VAR, None)
+    if fd_text is not None:
+        if not fd_text.isdigit():
+            raise OSError(f"{SECRET_FD_VAR} is not a file descriptor")
+        fd = int(fd_text)
+        chunks = []
+        try:
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        values = json.loads(b"".join(chunks) or b"{}")
+        os.environ.update({k: v for k, v in values.items() if k in SECRET_VARS and isinstance(v, str)})
+        return
+    present = {k: os.environ[k] for k in SECRET_VARS if k in os.environ}
+    if not present or not from_process or not sys.platform.startswith("linux"):
+        return
+    data = json.dumps(present).encode()
+    if len(data) > _MAX_SECRETS_BYTES:
+        raise OSError(f"{' / '.join(present)} is longer than {_MAX_SECRETS_BYTES} bytes")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    os.set_inheritable(read_end, True)
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+    env[SECRET_FD_VAR] = str(read_end)
+    # From source, orig_argv is the interpreter's own command line (`python -m aionix …`, or the
+    # entry-point script); the single executable is re-run as itself, and the bootloader's
+    # `_PYI_*` variables (kept) make it reuse the bundle already unpacked, as workers do.
+    from aionix.frozen import is_frozen
+
+    argv = list(sys.argv) if is_frozen() else list(sys.orig_argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def _run(cfg, port_file: str | None = None) -> int:
     import asyncio
 
     try:
@@ -140,60 +217,141 @@ def _run(cfg) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
-    return runner(_serve(cfg))
+    return runner(_serve(cfg, port_file))
 
 
-async def _serve(cfg) -> int:
+def _bind(host: str, port: int):
+    """The listening socket, bound before anything is written for the user (a busy port must
+    not leave a key, a profile or a data dir behind)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"cannot resolve server.host {host!r}: {exc.strerror}") from None
+    family, socktype, proto, _, address = infos[0]
+    sock = socket.socket(family, socktype, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.set_inheritable(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def write_port_file(path: str, port: int) -> None:
+    """`port` and a newline, replaced atomically: a reader sees nothing or the whole port."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{port}\n", encoding="ascii")
+    tmp.replace(target)
+
+
+async def _serve(cfg, port_file: str | None = None) -> int:
     import logging
     import signal
 
     import uvicorn
 
     from aionix.api.app import create_app
+    from aionix.errors import ConfigError
     from aionix.frozen import share_bundle
     from aionix.runtime import Runtime
 
-    share_bundle()
     log = logging.getLogger("aionix")
 
     host, port = cfg.server.host, cfg.server.port
-    shown_host = f"[{host}]" if ":" in host else host
-    base_url = cfg.server.public_url or f"http://{shown_host}:{port}"
-    if not _is_loopback(host):
-        log.warning("binding %s: the API is reachable from other machines (keys are still required)", host)
-    rt = Runtime(cfg)
     try:
-        await rt.start(base_url)
-    except BaseException:
-        await _safe_stop(rt)
-        raise
-    app = create_app(rt)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        loop="none",
-        http="httptools",
-        ws="none",  # no WebSocket routes: do not import a WebSocket implementation
-        lifespan="off",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=cfg.server.shutdown_grace_seconds,
-    )
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the SIGTERM/SIGINT it shut down for, through the handlers it found: with the
-    # defaults that kills the process before the runtime stops (services checkpoint, workers end,
-    # the store closes). Handlers that do nothing let the shutdown finish and exit 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _after_shutdown_signal)
-    log.info("aionix %s listening on %s (data: %s)", __version__, base_url, cfg.data_dir)
+        sock = _bind(host, port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
-        await server.serve()
+        port = sock.getsockname()[1]
+        share_bundle()
+        shown_host = f"[{host}]" if ":" in host else host
+        base_url = cfg.server.public_url or f"http://{shown_host}:{port}"
+        if not _is_loopback(host):
+            log.warning("binding %s: the API is reachable from other machines (keys are still required)", host)
+        rt = Runtime(cfg)
+        rt.listen_port = port  # connectors refuse this port on this host's addresses (never self-SSRF)
+        try:
+            await rt.start(base_url)
+        except BaseException:
+            await _safe_stop(rt)
+            raise
+        app = create_app(rt)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            loop="none",
+            http="httptools",
+            ws="none",  # no WebSocket routes: do not import a WebSocket implementation
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=cfg.server.shutdown_grace_seconds,
+        )
+
+        async def on_serving() -> None:
+            from aionix.firststart import deliver_first_key
+
+            print(base_url, flush=True)  # the first line on standard output, for scripts and CI
+            await rt.create_first_key(lambda key: deliver_first_key(cfg, base_url, key))
+            if port_file:
+                write_port_file(port_file, port)
+
+        server = _server_class()(config, on_serving)
+        # uvicorn re-raises the SIGTERM/SIGINT it shut down for, through the handlers it found: with
+        # the defaults that kills the process before the runtime stops (services checkpoint, workers
+        # end, the store closes). Handlers that do nothing let the shutdown finish and exit 0.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _after_shutdown_signal)
+        log.info("aionix %s listening on %s (data: %s)", __version__, base_url, cfg.data_dir)
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await _safe_stop(rt)
+            log.info("aionix stopped")
+        return 0 if server.started and not server.failed else 1
     finally:
-        await _safe_stop(rt)
-        log.info("aionix stopped")
-    return 0 if server.started else 1
+        sock.close()
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with a step once it accepts connections (the first key, the port file)."""
+
+        def __init__(self, config, on_serving) -> None:
+            super().__init__(config)
+            self.on_serving = on_serving
+            self.failed = False
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.started or self.should_exit:
+                return
+            try:
+                await self.on_serving()
+            except Exception:
+                import logging
+
+                logging.getLogger("aionix").exception("the server could not finish starting")
+                self.failed = True
+                self.should_exit = True
+
+    return Server
 
 
 def _after_shutdown_signal(signum: int, frame: object) -> None:

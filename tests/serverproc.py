@@ -1,4 +1,7 @@
-"""Starting the real `aionix` server process on a free loopback port, for end-to-end tests."""
+"""Starting the real `aionix` server process on loopback, for end-to-end tests.
+
+The server binds the port itself (`--port 0`: the kernel picks a free one) and reports it
+through `--port-file` once it serves, so no test races another program for a "free" port."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,27 @@ import httpx
 
 
 def free_port() -> int:
+    """A port free right now, for external test services that cannot report the port they bound
+    (never for the aionix server: it binds port 0 itself)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float, log: Callable[[], str]) -> int:
+    """The port `aionix --port-file PATH` wrote once serving (the file is replaced atomically)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            text = ""
+        if text.endswith("\n"):
+            return int(text)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log()}")
+        time.sleep(0.02)
+    raise TimeoutError(f"server did not write {path} within {timeout}s:\n{log()}")
 
 
 class ServerProcess:
@@ -31,12 +53,16 @@ class ServerProcess:
         self.log_path = self.root / "server.log"
         self.extra_env = env or {}
         self.extra_args = args or []
-        self.port = free_port()
+        self.port_file = self.root / "port"
+        #: the port the server bound; None until the first start (a later start asks for it again)
+        self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_key: str | None = None
 
     @property
     def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the server has no port before its first start")
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
@@ -46,7 +72,20 @@ class ServerProcess:
         return env
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start on the port of the previous start (clients made before keep working), or on a
+        port the server picks when there was none or that one is taken by now."""
         self.root.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        if self.port is not None:
+            try:
+                return self._start(self.port, timeout)
+            except PortTaken:
+                pass
+        return self._start(0, max(timeout - (time.monotonic() - started), 5.0))
+
+    def _start(self, port: int, timeout: float) -> ServerProcess:
+        self.port_file.unlink(missing_ok=True)
+        log_start = len(self.log())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [
@@ -54,7 +93,9 @@ class ServerProcess:
                     "-m",
                     "aionix",
                     "--port",
-                    str(self.port),
+                    str(port),
+                    "--port-file",
+                    str(self.port_file),
                     "--data-dir",
                     str(self.data_dir),
                     *self.extra_args,
@@ -64,6 +105,15 @@ class ServerProcess:
                 env=self.env(),
                 start_new_session=True,
             )
+        try:
+            self.port = wait_for_port_file(self.port_file, self.proc, timeout, self.log)
+        except RuntimeError:
+            if port and "cannot listen on" in self.log()[log_start:]:
+                raise PortTaken(port) from None
+            raise
+        except TimeoutError:
+            self.kill()
+            raise
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -115,6 +165,11 @@ class ServerProcess:
             self.proc.wait(10)
 
     def restart(self) -> ServerProcess:
+        """SIGKILL and start again, on a port the server picks."""
         self.kill()
-        self.port = free_port()
+        self.port = None
         return self.start()
+
+
+class PortTaken(Exception):
+    """The port of the previous start is taken by now."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from aionix.credentials import load_profiles
+from aionix.credentials import current_profile, load_profiles
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -104,7 +104,7 @@ class Client:
     @classmethod
     def from_options(cls, url: str | None, api_key: str | None, profile: str | None) -> Client:
         profiles = load_profiles(credentials_path())
-        chosen = profile or os.environ.get("AIONIX_PROFILE") or "default"
+        chosen = profile or os.environ.get("AIONIX_PROFILE") or current_profile(credentials_path())
         if profile and profile not in profiles:
             raise CLIError(f"no profile {profile!r} in {credentials_path()}", EXIT_USAGE)
         data = profiles.get(chosen, {})

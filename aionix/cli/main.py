@@ -41,6 +41,7 @@ GROUPS = (
     ("act", "act"),
     ("sec", "sec"),
     ("param", "param"),
+    ("profile", "profile"),
 )
 
 
@@ -110,6 +111,10 @@ def docs(format: str = typer.Option("markdown", "--format", help="markdown")) ->
 from aionix.cli.init import init as _init  # noqa: E402
 
 app.command("init")(_init)
+
+from aionix.cli.profile import login as _login  # noqa: E402
+
+app.command("login")(_login)
 
 for module_name, command in GROUPS:
     try:
