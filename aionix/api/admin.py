@@ -231,3 +231,30 @@ async def backup(call: Call) -> FileResponse:
     return FileResponse(
         target, media_type="application/vnd.sqlite3", filename="aionix-backup.db", background=BackgroundTask(cleanup)
     )
+
+
+class DoctorProblem(BaseModel):
+    check: str
+    tenant: str | None = None
+    resource: str | None = None
+    problem: str
+    fix: str
+
+
+class DoctorReport(BaseModel):
+    ok: bool
+    problems: list[DoctorProblem]
+
+
+@api.get("/api/v1/admin/doctor", role="admin", response=DoctorReport)
+async def doctor(call: Call) -> dict[str, Any]:
+    """What an admin must fix: each service's checks (for example file connections that lie
+    outside their tenant's part of the roots). A cross-tenant admin sees every tenant."""
+    assert call.principal is not None
+    tenant = None if call.principal.cross_tenant and "x-aionix-tenant" not in call.request.headers else call.tenant
+    problems: list[dict[str, Any]] = []
+    for service in call.rt.services.values():
+        check = getattr(service, "doctor", None)
+        if check is not None:
+            problems.extend(await check(tenant))
+    return {"ok": not problems, "problems": problems}

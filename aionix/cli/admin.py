@@ -91,3 +91,20 @@ def audit(
         columns=["id", "ts", "key_id", "action", "status"],
         wide_columns=["id", "ts", "key_id", "ip", "action", "resource", "status"],
     )
+
+
+@app.command("doctor")
+def doctor(ctx: typer.Context) -> None:
+    """What an admin must fix, with the way out for each (exit 1 when anything is found)."""
+    st = state(ctx)
+    report = st.client.get("/api/v1/admin/doctor")
+    if st.output in ("json", "yaml"):
+        st.emit(report)
+    elif not report["problems"]:
+        if not st.quiet:
+            print("no problems found")
+    else:
+        for p in report["problems"]:
+            print(f"{p['check']}: {p.get('resource') or p.get('tenant') or ''}\n  problem: {p['problem']}\n  fix: {p['fix']}")
+    if report["problems"]:
+        raise typer.Exit(EXIT_FAILED)

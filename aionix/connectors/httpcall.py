@@ -5,6 +5,7 @@ size limits and the `Http.*` error names."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +15,16 @@ import httpx
 import orjson
 
 from aionix.bus import BusError
-from aionix.connectors.ssrf import AllowList, Guard, GuardedBackend, Refused, Resolver, literal_address, system_resolver
+from aionix.connectors.ssrf import (
+    AllowList,
+    Guard,
+    GuardedBackend,
+    Network,
+    Refused,
+    Resolver,
+    literal_address,
+    system_resolver,
+)
 from aionix.errors import field_error
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -23,10 +33,16 @@ _TEXTUAL = ("text/", "application/xml", "application/javascript", "application/x
 
 
 def guarded_client(
-    allow: AllowList, *, verify: bool = True, pool_size: int = 10, resolver: Resolver = system_resolver
+    allow: AllowList,
+    *,
+    verify: bool = True,
+    pool_size: int = 10,
+    resolver: Resolver = system_resolver,
+    reserved: Iterable[tuple[Network, int]] = (),
 ) -> httpx.AsyncClient:
-    """An httpx client whose every connection goes through the SSRF guard."""
-    guard = Guard(allow, resolver)
+    """An httpx client whose every connection goes through the SSRF guard (`reserved`: endpoints
+    refused whatever `allow` says — the server's own API and database)."""
+    guard = Guard(allow, resolver, tuple(reserved))
     transport = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
     ssl_context = transport._pool._ssl_context  # the context httpx built from `verify`
     transport._pool = httpcore.AsyncConnectionPool(

@@ -33,6 +33,10 @@ def _role(call: Call) -> str | None:
     return call.principal.role if call.principal else None
 
 
+def _cross(call: Call) -> bool:
+    return bool(call.principal and call.principal.cross_tenant)
+
+
 @api.get("/api/v1/connectors", role="viewer", response=list[dict[str, Any]])
 async def list_connectors(call: Call) -> list[dict[str, Any]]:
     """Connector kinds with their connection schema and operations (parameter and result schemas)."""
@@ -42,7 +46,7 @@ async def list_connectors(call: Call) -> list[dict[str, Any]]:
 @api.post("/api/v1/connections", role="operator", body=ConnectionCreate, response=Connection, status=201)
 async def create_connection(call: Call) -> dict[str, Any]:
     """Create a connection; secrets only as *_secret CredVault references."""
-    return await call.service("connectors").create_connection(call.tenant, call.body, _role(call))
+    return await call.service("connectors").create_connection(call.tenant, call.body, _role(call), _cross(call))
 
 
 @api.get("/api/v1/connections", role="viewer", query=ConnectionListQuery, response=Page[Connection])
@@ -61,7 +65,9 @@ async def get_connection(call: Call) -> dict[str, Any]:
 @api.put("/api/v1/connections/{name}", role="operator", body=ConnectionUpdate, response=Connection)
 async def update_connection(call: Call) -> dict[str, Any]:
     """Replace a connection's config; its pooled client is reopened on next use."""
-    return await call.service("connectors").update_connection(call.tenant, call.path["name"], call.body, _role(call))
+    return await call.service("connectors").update_connection(
+        call.tenant, call.path["name"], call.body, _role(call), _cross(call)
+    )
 
 
 @api.delete("/api/v1/connections/{name}", role="operator", response=Connection)

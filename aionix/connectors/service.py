@@ -27,7 +27,8 @@ from aionix.connectors.connection import ConnectionHandle, secret_refs, validati
 from aionix.connectors.httpcall import guarded_client
 from aionix.connectors.kind import ConnectorKind, Invocation, Operation
 from aionix.connectors.kinds import load_kinds
-from aionix.connectors.ssrf import AllowList
+from aionix.connectors.roots import TenantRoots, protected_paths
+from aionix.connectors.ssrf import AllowList, Guard, Refused, local_addresses
 from aionix.errors import AionixError, Conflict, Forbidden, NotFound, field_error
 
 if TYPE_CHECKING:
@@ -75,12 +76,17 @@ class ConnectorsService:
     def default_http_client(self) -> httpx.AsyncClient:
         """The shared guarded client for calls without a connection."""
         if self._default_http is None:
-            self._default_http = guarded_client(self.global_allow, pool_size=self.settings.pool_size)
+            self._default_http = guarded_client(
+                self.global_allow, pool_size=self.settings.pool_size, reserved=self.reserved_endpoints()
+            )
         return self._default_http
 
     def http_client_for(self, allow_hosts: list[str], verify: bool = True) -> httpx.AsyncClient:
         return guarded_client(
-            self.global_allow | AllowList.parse(allow_hosts), verify=verify, pool_size=self.settings.pool_size
+            self.global_allow | AllowList.parse(allow_hosts),
+            verify=verify,
+            pool_size=self.settings.pool_size,
+            reserved=self.reserved_endpoints(),
         )
 
     # ------------------------------------------------------------------ secrets
@@ -136,7 +142,7 @@ class ConnectorsService:
 
     # ------------------------------------------------------------------ connections
     def _validate_config(
-        self, kind: ConnectorKind, config: dict[str, Any], tenant: str, role: str | None
+        self, kind: ConnectorKind, config: dict[str, Any], tenant: str, role: str | None, cross_tenant: bool = False
     ) -> dict[str, Any]:
         if kind.connection_model is None:
             raise field_error("kind", f"the {kind.name} kind has no connections (call it without one)")
@@ -153,7 +159,86 @@ class ConnectorsService:
                 raise field_error(where, f"not a CredVault reference: {exc.message}") from None
         if getattr(model, "allow_hosts", None) and role != "admin":
             raise Forbidden("config.allow_hosts opens the SSRF guard: only an admin key may set it")
+        if getattr(model, "shared_root", False) and not (role == "admin" and cross_tenant):
+            raise Forbidden("config.shared_root reaches beyond the tenant's part of the roots: only a cross-tenant admin key may set it")
+        self._check_placement(kind.name, model, tenant)
         return model.model_dump(mode="json", exclude_unset=True)
+
+    def _check_placement(self, kind: str, model: Any, tenant: str) -> None:
+        """A file-backed connection must lie inside its tenant's part of the roots (422/403 now,
+        rather than at its first call)."""
+        if kind == "fs":
+            roots = TenantRoots.of("fs_roots", self.settings.fs_roots, tenant, protected_paths(self.rt))
+            roots.place(model.root, "config.root", shared=model.shared_root)
+        elif kind == "sql" and model.driver == "sqlite":
+            roots = TenantRoots.of("sql_roots", self.settings.sql_roots, tenant, protected_paths(self.rt))
+            roots.place(model.path, "config.path", shared=model.shared_root)
+
+    def misplaced_connections(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`aio admin doctor`: saved file-backed connections that their tenant can no longer use
+        (saved before roots were split per tenant, or after the roots changed)."""
+        problems = []
+        for row in rows:
+            try:
+                kind = self.kinds[row["kind"]]
+                model = kind.connection_model.model_validate(orjson.loads(row["config"]))
+                self._check_placement(kind.name, model, row["tenant"])
+            except (AionixError, ValidationError, KeyError, AttributeError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                problems.append(
+                    {
+                        "check": "connection-placement",
+                        "tenant": row["tenant"],
+                        "resource": f"trn:openact:{row['tenant']}:connection/{row['kind']}/{row['name']}",
+                        "problem": message,
+                        "fix": "an admin updates the connection's root/path to lie inside "
+                        "{root}/{tenant} (or a cross-tenant admin sets shared_root: true)",
+                    }
+                )
+        return problems
+
+    async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
+        """Problems an admin must fix (`aio admin doctor`); `tenant` None: every tenant."""
+        rows = await self.rt.store.fetch_all("connectors.list_file_connections", {"tenant": tenant})
+        return await asyncio.to_thread(self.misplaced_connections, rows)
+
+    # ------------------------------------------------------------------ egress
+    def reserved_endpoints(self) -> list[tuple[Any, int]]:
+        """(network, port) pairs that no connection may reach, whatever the allow lists say: the
+        server's own API listener and the store's own database server (when it has one)."""
+        import ipaddress
+
+        out: list[tuple[Any, int]] = []
+        server = self.rt.config.server
+        port = getattr(self.rt, "listen_port", None) or server.port
+        if port:
+            bind = server.host
+            nets = ["127.0.0.0/8", "::1/128", "0.0.0.0/32", "::/128"]
+            try:
+                ip = ipaddress.ip_address(bind)
+                nets.append(str(ip))
+                if ip.is_unspecified:
+                    nets.extend(local_addresses())
+            except ValueError:
+                nets.extend(local_addresses())
+            out.extend((ipaddress.ip_network(n, strict=False), port) for n in nets)
+        for host, db_port in getattr(self.rt.store, "network_endpoints", lambda: [])():
+            out.append((ipaddress.ip_network(host, strict=False), db_port))
+        return out
+
+    async def vet_endpoint(self, conn: ConnectionHandle, host: str, port: int) -> str:
+        """The address a connection of a non-HTTP kind (sql, redis, email) connects to: `host`
+        resolved and vetted by the same SSRF guard as HTTP, with the server-wide and the
+        connection's allow lists; the caller connects to the returned address, never to a second
+        lookup (no DNS rebinding)."""
+        allow = self.global_allow | AllowList.parse(getattr(conn.config, "allow_hosts", None) or [])
+        guard = Guard(allow, reserved=self.reserved_endpoints())
+        try:
+            return await guard.vet(host, port)
+        except Refused as exc:
+            raise conn.kind.error("Refused", f"{host}:{port} refused by the SSRF guard: {exc.reason}") from None
+        except ConnectionError as exc:
+            raise conn.kind.error("ConnectionError", str(exc)) from None
 
     def _connection_out(self, row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -166,9 +251,11 @@ class ConnectorsService:
             "updated_at": row["updated_at"],
         }
 
-    async def create_connection(self, tenant: str, body: Any, role: str | None) -> dict[str, Any]:
+    async def create_connection(
+        self, tenant: str, body: Any, role: str | None, cross_tenant: bool = False
+    ) -> dict[str, Any]:
         kind = self.kind(body.kind)
-        config = self._validate_config(kind, body.config, tenant, role)
+        config = self._validate_config(kind, body.config, tenant, role, cross_tenant)
         params = {
             "tenant": tenant,
             "name": body.name,
@@ -202,10 +289,12 @@ class ConnectorsService:
         rows = rows[:limit]
         return {"items": [self._connection_out(r) for r in rows], "next_cursor": rows[-1]["name"] if more else None}
 
-    async def update_connection(self, tenant: str, name: str, body: Any, role: str | None) -> dict[str, Any]:
+    async def update_connection(
+        self, tenant: str, name: str, body: Any, role: str | None, cross_tenant: bool = False
+    ) -> dict[str, Any]:
         row = await self._connection_row(tenant, name)
         kind = self.kind(row["kind"])
-        config = self._validate_config(kind, body.config, tenant, role)
+        config = self._validate_config(kind, body.config, tenant, role, cross_tenant)
         await self.rt.store.execute(
             "connectors.update_connection",
             {

@@ -154,12 +154,43 @@ class AllowList:
         return any(c in net for c in candidates for net in self.networks if c.version == net.version)
 
 
+def local_addresses() -> list[str]:
+    """This host's own interface addresses (IPv4 from /proc/net/fib_trie, IPv6 from
+    /proc/net/if_inet6), for refusing the server's own listener when it binds every interface."""
+    out: list[str] = []
+    try:
+        with open("/proc/net/fib_trie", encoding="ascii") as f:
+            last = None
+            for line in f:
+                text = line.strip()
+                if text.startswith("|--"):
+                    last = text[3:].strip()
+                elif text.startswith("/32 host LOCAL") and last:
+                    out.append(last)
+    except OSError:
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as f:
+            for line in f:
+                raw = line.split()[0]
+                out.append(str(ipaddress.IPv6Address(int(raw, 16))))
+    except (OSError, ValueError, IndexError):
+        pass
+    return list(dict.fromkeys(out))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass
 class Guard:
-    """Vets destinations; `resolver` is injectable (tests use one that rebinds)."""
+    """Vets destinations; `resolver` is injectable (tests use one that rebinds). `reserved`
+    holds (network, port) endpoints refused whatever the allow list says: the server's own API
+    and its store's database."""
 
     allow: AllowList = field(default_factory=AllowList)
     resolver: Resolver = system_resolver
+    reserved: Iterable[tuple[Network, int]] = ()
 
     async def vet(self, host: str, port: int) -> str:
         """The address to connect to for `host`, after every resolved address passed; raise
@@ -180,6 +211,15 @@ class Guard:
         chosen: str | None = None
         for text in addresses:
             ip = ipaddress.ip_address(text.split("%", 1)[0])
+            for net, reserved_port in self.reserved:
+                if reserved_port == port and any(
+                    c in net for c in (ip, *_embedded_ipv4(ip)) if c.version == net.version
+                ):
+                    raise Refused(
+                        host,
+                        f"{host} ({ip}) port {port} is this server's own API or database: "
+                        "never reachable from a connection, whatever the allow lists say",
+                    )
             problem = address_problem(ip)
             if problem and not named and not self.allow.covers(ip):
                 shown = host if str(ip) == host.strip("[]") else f"{host} resolves to {ip}"

@@ -435,9 +435,9 @@ await step("seed the console through the API (function, trigger, connection, act
   check(fn.status === 201, `function: ${fn.status} ${JSON.stringify(fn.body)}`);
   const tr = await api("POST", "/api/v1/triggers", { name: `nightly-${suffix}`, target: `trn:stepflow:default:template/${WF}`, schedule: { expression: "0 3 * * *" } });
   check(tr.status === 201, `trigger: ${tr.status} ${JSON.stringify(tr.body)}`);
-  const conn = await api("POST", "/api/v1/connections", { name: `files-${suffix}`, kind: "fs", config: { root: FS_ROOT } });
+  const conn = await api("POST", "/api/v1/connections", { name: `files-${suffix}`, kind: "fs", config: { root: `${FS_ROOT}/default` } });
   check(conn.status === 201, `connection: ${conn.status} ${JSON.stringify(conn.body)}`);
-  const outside = await api("POST", "/api/v1/connections", { name: `etc-${suffix}`, kind: "fs", config: { root: "/etc" } });
+  const outside = await api("POST", "/api/v1/connections", { name: `missing-${suffix}`, kind: "fs", config: { root: "not-made-yet" } });
   check(outside.status === 201, `connection: ${outside.status} ${JSON.stringify(outside.body)}`);
   const act = await api("POST", "/api/v1/actions", { name: `add-${suffix}`, kind: "transform", parameters: { expression: "a + b", data: "{% input %}" } });
   check(act.status === 201, `action: ${act.status} ${JSON.stringify(act.body)}`);
@@ -513,7 +513,7 @@ await step("connections and actions: test both", async () => {
   await page.getByRole("cell", { name: `files-${suffix}`, exact: true }).click();
   await page.getByRole("button", { name: "Test connection" }).click();
   await page.getByRole("status").filter({ hasText: "Connection works" }).waitFor();
-  await page.getByRole("cell", { name: `etc-${suffix}`, exact: true }).click();
+  await page.getByRole("cell", { name: `missing-${suffix}`, exact: true }).click();
   await page.getByRole("button", { name: "Test connection" }).click();
   await page.getByRole("alert").filter({ hasText: "test failed" }).waitFor();
   await page.getByRole("cell", { name: `files-${suffix}`, exact: true }).click();

@@ -16,6 +16,7 @@ COMMANDS = {
     "PUT /api/v1/actions/{name}": "act update",
     "POST /api/v1/actions/{name}/execute": "act execute",
     "GET /api/v1/admin/backup": "admin backup",
+    "GET /api/v1/admin/doctor": "admin doctor",
     "GET /api/v1/audit": "admin audit",
     "GET /api/v1/authflow/{state}": "act auth",
     "POST /api/v1/callbacks/{token}/failure": "wf callback",

@@ -24,6 +24,11 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {"fs": base / "fs", "sql": base / "sql"}
     for p in out.values():
         p.mkdir()
+    # what the default tenant may touch: its own part of each root ({root}/{tenant})
+    out["fs_part"] = out["fs"] / "default"
+    out["sql_part"] = out["sql"] / "default"
+    for p in (out["fs_part"], out["sql_part"]):
+        p.mkdir(mode=0o700)
     return out
 
 

@@ -34,6 +34,7 @@ def test_pool_is_shared_and_closed_on_shutdown(make_server, postgres):
             {
                 "driver": "postgres",
                 "host": "127.0.0.1",
+                "allow_hosts": ["127.0.0.1"],  # an admin opens the SSRF guard for the local server
                 "port": postgres.port,
                 "database": postgres.database,
                 "user": postgres.user,

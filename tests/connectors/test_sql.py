@@ -11,7 +11,7 @@ from connectors.support import error_name, make_action, make_connection, make_se
 
 @pytest.fixture
 def sqlite_conn(api, roots):
-    path = roots["sql"] / f"{unique('db')}.sqlite"
+    path = roots["sql_part"] / f"{unique('db')}.sqlite"
     db = sqlite3.connect(path)
     db.executescript(
         "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT, total REAL); INSERT INTO orders VALUES (1, 'ann', 9.5), (2, 'bob', 20);"
@@ -109,8 +109,10 @@ def test_sqlite_timeout_interrupts_the_statement(api, sqlite_conn):
 
 
 def test_sqlite_path_outside_roots_and_bad_parameters(api, tmp_path):
-    conn = make_connection(api, "sql", {"driver": "sqlite", "path": str(tmp_path / "x.db")})
-    r = run_action(api, "sql", {"sql": "SELECT 1"}, connection=conn)
+    r = api.post(
+        "/api/v1/connections",
+        json={"name": unique("sq"), "kind": "sql", "config": {"driver": "sqlite", "path": str(tmp_path / "x.db")}},
+    )
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "config.path"
     r = api.post("/api/v1/connections", json={"name": unique("sq"), "kind": "sql", "config": {"driver": "oracle"}})

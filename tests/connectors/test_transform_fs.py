@@ -29,10 +29,10 @@ def test_transform_syntax_error_names_the_field_and_runtime_error_is_named(api):
 
 
 def test_fs_write_read_list_stat_delete(api, roots):
-    conn = make_connection(api, "fs", {"root": str(roots["fs"])})
+    conn = make_connection(api, "fs", {"root": str(roots["fs_part"])})
     r = run_action(api, "fs", {"path": "out/a.txt", "content": "héllo"}, connection=conn, operation="write")
     assert r.status_code == 200, r.text
-    assert (roots["fs"] / "out" / "a.txt").read_text() == "héllo"
+    assert (roots["fs_part"] / "out" / "a.txt").read_text() == "héllo"
     r = run_action(api, "fs", {"path": "out/a.txt", "content": "!", "append": True}, connection=conn, operation="write")
     r = run_action(api, "fs", {"path": "out/a.txt"}, connection=conn, operation="read")
     assert r.json()["result"]["content"] == "héllo!"
@@ -48,23 +48,27 @@ def test_fs_write_read_list_stat_delete(api, roots):
     r = run_action(api, "fs", {"path": "out/b.bin"}, connection=conn, operation="stat")
     assert r.json()["result"]["size"] == 3
     r = run_action(api, "fs", {"path": "out/b.bin"}, connection=conn, operation="delete")
-    assert not (roots["fs"] / "out" / "b.bin").exists()
+    assert not (roots["fs_part"] / "out" / "b.bin").exists()
     r = run_action(api, "fs", {"path": "out/b.bin"}, connection=conn, operation="read")
     assert error_name(r) == "Fs.NotFound"
 
 
-def test_fs_without_connection_uses_the_configured_roots(api, roots):
-    (roots["fs"] / "plain.txt").write_text("from root")
+def test_fs_without_connection_uses_the_tenants_part_of_the_roots(api, roots):
+    (roots["fs_part"] / "plain.txt").write_text("from root")
     r = run_action(api, "fs", {"path": "plain.txt"}, operation="read")
     assert r.json()["result"]["content"] == "from root"
-    r = run_action(api, "fs", {"path": str(roots["fs"] / "plain.txt")}, operation="read")
+    r = run_action(api, "fs", {"path": str(roots["fs_part"] / "plain.txt")}, operation="read")
     assert r.json()["result"]["content"] == "from root"
+    # the root itself (shared by every tenant) is not the tenant's
+    (roots["fs"] / "shared.txt").write_text("server-wide")
+    r = run_action(api, "fs", {"path": str(roots["fs"] / "shared.txt")}, operation="read")
+    assert r.status_code == 422, r.text
 
 
 def test_fs_path_traversal_refused(api, roots, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("nope")
-    (roots["fs"] / "link").symlink_to(tmp_path)
+    (roots["fs_part"] / "link").symlink_to(tmp_path)
     for path in ("../secret.txt", "a/../../x", str(secret), "/etc/passwd", "link/secret.txt"):
         for op, extra in (("read", {}), ("write", {"content": "x"}), ("delete", {})):
             r = run_action(api, "fs", {"path": path, **extra}, operation=op)
@@ -74,14 +78,13 @@ def test_fs_path_traversal_refused(api, roots, tmp_path):
 
 
 def test_fs_connection_root_outside_the_roots_refused(api, tmp_path):
-    conn = make_connection(api, "fs", {"root": str(tmp_path)})
-    r = run_action(api, "fs", {"path": "x"}, connection=conn, operation="read")
+    r = api.post("/api/v1/connections", json={"name": unique("fs"), "kind": "fs", "config": {"root": str(tmp_path)}})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "config.root"
 
 
 def test_fs_large_file_truncated(api, roots):
-    (roots["fs"] / "big.txt").write_text("y" * 100_000)
+    (roots["fs_part"] / "big.txt").write_text("y" * 100_000)
     r = run_action(api, "fs", {"path": "big.txt"}, operation="read")
     result = r.json()["result"]
     assert result["truncated"] is True
@@ -116,11 +119,13 @@ def test_transform_of_a_large_input(api):
 
 
 def test_fs_connection_test_and_kinds_without_connections(api, roots, tmp_path):
-    good = make_connection(api, "fs", {"root": str(roots["fs"])})
+    good = make_connection(api, "fs", {"root": str(roots["fs_part"])})
     assert api.post(f"/api/v1/connections/{good}/test").json()["ok"] is True
-    outside = make_connection(api, "fs", {"root": str(tmp_path)})
-    test = api.post(f"/api/v1/connections/{outside}/test").json()
-    assert test["ok"] is False and "fs_roots" in test["detail"]
+    relative = make_connection(api, "fs", {"root": "reports"})  # taken inside the tenant's part
+    test = api.post(f"/api/v1/connections/{relative}/test").json()
+    assert test["ok"] is False and str(roots["fs_part"] / "reports") in test["detail"]
+    (roots["fs_part"] / "reports").mkdir()
+    assert api.post(f"/api/v1/connections/{relative}/test").json()["ok"] is True
     r = api.post("/api/v1/connections", json={"name": unique("tx"), "kind": "transform", "config": {}})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "kind"

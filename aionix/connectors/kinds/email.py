@@ -3,8 +3,10 @@ implicit TLS or plain) with aiosmtplib (`pip install 'aionix[smtp]'`)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -25,6 +27,7 @@ class SmtpConnection(ConnectionConfig):
     from_address: str | None = Field(None, description="default From")
     verify_tls: bool = True
     ca_file: str | None = Field(None, description="PEM bundle to trust instead of the system's")
+    allow_hosts: list[str] = Field(default_factory=list, description="SSRF guard exceptions (admin only)")
 
 
 class Attachment(BaseModel):
@@ -119,14 +122,33 @@ def _tls_context(c: SmtpConnection) -> ssl.SSLContext:
     return ctx
 
 
+async def _connect(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP socket connected to the vetted address (aiosmtplib then speaks SMTP over it)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+    except TimeoutError:
+        sock.close()
+        raise KIND.error("Timeout", f"connecting to {address}:{port} took longer than {timeout:g} s") from None
+    except OSError as exc:
+        sock.close()
+        raise KIND.error("ConnectionError", f"{address}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 async def _client(conn: Any, timeout: float) -> Any:
     aiosmtplib = require_module(KIND)
     c: SmtpConnection = conn.config
     port = c.port or {"starttls": 587, "tls": 465, "plain": 25}[c.security]
     ctx = _tls_context(c) if c.security != "plain" else None
+    address = await conn.service.vet_endpoint(conn, c.host, port)
+    sock = await _connect(address, port, timeout)
     return aiosmtplib.SMTP(
-        hostname=c.host,
-        port=port,
+        hostname=c.host,  # TLS verifies the certificate against the configured name
+        sock=sock,  # connected to the vetted address: never a second lookup
         timeout=timeout,
         use_tls=c.security == "tls",
         start_tls=c.security == "starttls",

@@ -1,6 +1,7 @@
-"""`fs`: read, write, list, stat and delete files only under configured roots
-(`[connectors] fs_roots`, or a connection's `root` inside one of them). A path that leaves its
-root — `..`, an absolute path elsewhere, a symlink pointing out — is refused with a 422."""
+"""`fs`: read, write, list, stat and delete files only under the caller's tenant part of the
+configured roots (`{fs_root}/{tenant}`, see `aionix.connectors.roots`), or a connection's `root`
+inside that part. A path that leaves its root — `..`, an absolute path elsewhere, a symlink
+pointing out — is refused with a 422."""
 
 from __future__ import annotations
 
@@ -14,11 +15,21 @@ from typing import Any, Literal
 from pydantic import Field
 
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
+from aionix.connectors.roots import TenantRoots, protected_paths
 from aionix.errors import field_error
 
 
 class FsConnection(ConnectionConfig):
-    root: str = Field(..., min_length=1, description="a directory inside one of [connectors] fs_roots")
+    root: str = Field(
+        ...,
+        min_length=1,
+        max_length=4096,
+        description="a directory inside the tenant's part of [connectors] fs_roots ({root}/{tenant}); "
+        "relative values are taken inside the part of the first root",
+    )
+    shared_root: bool = Field(
+        False, description="cross-tenant admin only: root may be any directory inside [connectors] fs_roots"
+    )
 
 
 class PathParams(Params):
@@ -44,16 +55,19 @@ class ListParams(Params):
     max_entries: int = Field(10_000, ge=1, le=100_000)
 
 
+def tenant_roots(settings: Any, tenant: str, service: Any) -> TenantRoots:
+    return TenantRoots.of("fs_roots", settings.fs_roots, tenant, protected_paths(getattr(service, "rt", None)))
+
+
 def roots(call: Invocation) -> list[Path]:
-    configured = [Path(r).expanduser().resolve() for r in call.settings.fs_roots]
+    """The directories this call may touch: the connection's root, else the tenant's parts."""
     if call.connection is not None:
-        root = Path(call.connection.config.root).expanduser().resolve()
-        if not any(root == c or c in root.parents for c in configured):
-            raise field_error("config.root", "is not inside any of [connectors] fs_roots")
-        return [root]
-    if not configured:
+        conn = call.connection
+        mine = tenant_roots(call.settings, conn.tenant, conn.service)
+        return [mine.place(conn.config.root, "config.root", shared=conn.config.shared_root)]
+    if not call.settings.fs_roots:
         raise KIND.error("NotConfigured", "no fs roots: set [connectors] fs_roots or use an fs connection")
-    return configured
+    return tenant_roots(call.settings, call.ctx.tenant, call.services).parts()
 
 
 def resolve(call: Invocation, raw: str, field: str = "parameters.path") -> tuple[Path, Path]:

@@ -20,6 +20,7 @@ class RedisConnection(ConnectionConfig):
     password_secret: str | None = Field(None, description="CredVault credential holding the password")
     tls: bool = False
     pool_size: int = Field(10, ge=1, le=1000)
+    allow_hosts: list[str] = Field(default_factory=list, description="SSRF guard exceptions (admin only)")
 
 
 class KeyParams(Params):
@@ -266,10 +267,12 @@ async def open_client(conn: Any) -> Any:
     from redis.backoff import NoBackoff
 
     c: RedisConnection = conn.config
+    address = await conn.service.vet_endpoint(conn, c.host, c.port)
     password = await conn.secret(c.password_secret) if c.password_secret else None
     timeout = c.timeout_seconds or conn.service.settings.timeout_seconds
     return aioredis.Redis(
-        host=c.host,
+        host=address,  # the vetted address: never a second lookup
+        ssl_check_hostname=False,
         port=c.port,
         db=c.db,
         username=c.username,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aionix.bus import BusError
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
+from aionix.connectors.roots import TenantRoots, protected_paths
 from aionix.errors import field_error
 
 SqlParams = list[Any] | dict[str, Any] | None
@@ -37,6 +38,12 @@ class SqlConnection(ConnectionConfig):
     password_secret: str | None = Field(None, description="CredVault credential holding the password")
     ssl: bool = False
     pool_size: int = Field(5, ge=1, le=100)
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="postgres/mysql: SSRF guard exceptions for this connection (admin only)"
+    )
+    shared_root: bool = Field(
+        False, description="sqlite, cross-tenant admin only: path may lie anywhere inside [connectors] sql_roots"
+    )
 
     @model_validator(mode="after")
     def _needs(self) -> SqlConnection:
@@ -361,16 +368,15 @@ async def _guard(coro: Any) -> Any:
 
 # ---------------------------------------------------------------------------- kind
 def sqlite_path(conn: Any) -> Path:
+    """The database file: inside the tenant's part of `[connectors] sql_roots` (`{root}/{tenant}`)."""
     settings = conn.service.settings
-    roots = [Path(r).expanduser().resolve() for r in settings.sql_roots]
-    if not roots:
+    if not settings.sql_roots:
         raise KIND.error("NotConfigured", "no SQLite roots: set [connectors] sql_roots")
-    raw = Path(conn.config.path).expanduser()
-    for root in roots:
-        full = (raw if raw.is_absolute() else root / raw).resolve()
-        if root in full.parents:
-            return full
-    raise field_error("config.path", f"{conn.config.path!r} is outside [connectors] sql_roots")
+    roots = TenantRoots.of("sql_roots", settings.sql_roots, conn.tenant, protected_paths(conn.service.rt))
+    full = roots.place(conn.config.path, "config.path", shared=conn.config.shared_root)
+    if full in roots.configured or full in roots.parts():
+        raise field_error("config.path", "names a root directory, not a database file")
+    return full
 
 
 async def open_driver(conn: Any) -> Any:
@@ -386,8 +392,11 @@ async def open_driver(conn: Any) -> Any:
             name=f"sql ({config.driver})", title="", error_prefix="Sql", operations={}, module=module, extra=extra
         )
         require_module(probe)
+        port = config.port or (5432 if config.driver == "postgres" else 3306)
+        address = await conn.service.vet_endpoint(conn, config.host, port)
         password = await conn.secret(config.password_secret) if config.password_secret else None
-        driver = PostgresDriver(config, password) if config.driver == "postgres" else MysqlDriver(config, password)
+        vetted = config.model_copy(update={"host": address, "port": port})
+        driver = PostgresDriver(vetted, password) if config.driver == "postgres" else MysqlDriver(vetted, password)
     await _guard(driver.connect())
     return driver
 

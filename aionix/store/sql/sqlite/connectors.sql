@@ -16,6 +16,11 @@ FROM connections
 WHERE tenant = :tenant AND (:kind IS NULL OR kind = :kind) AND (:cursor IS NULL OR name > :cursor)
 ORDER BY name LIMIT :limit
 
+-- name: list_file_connections
+SELECT tenant, name, kind, config FROM connections
+WHERE kind IN ('fs', 'sql') AND (:tenant IS NULL OR tenant = :tenant)
+ORDER BY tenant, name
+
 -- name: delete_connection
 DELETE FROM connections WHERE tenant = :tenant AND name = :name
 
