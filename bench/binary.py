@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -27,10 +26,17 @@ RUNS = 5
 FUNCTION = "def handler(event, context):\n    return {'n': event['n'] + 1}\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """The port `aionix --port 0 --port-file PATH` bound, once it serves."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if text.endswith("\n"):
+            return int(text)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        time.sleep(0.005)
+    raise RuntimeError(f"the server wrote no port file within {timeout} s")
 
 
 def _env(home: Path) -> list[str]:
@@ -38,18 +44,18 @@ def _env(home: Path) -> list[str]:
 
 
 def _start(home: Path) -> tuple[subprocess.Popen[bytes], str, float]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    (home / "port").unlink(missing_ok=True)
     started = time.perf_counter()
     log = open(home / "server.log", "ab")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [*_env(home), "./aionix", "--port", str(port)],
+        [*_env(home), "./aionix", "--port", "0", "--port-file", str(home / "port")],
         cwd=home,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     log.close()
+    url = f"http://127.0.0.1:{_wait_port_file(home / 'port', proc, 120)}"
     deadline = started + 120
     with httpx.Client(timeout=2.0) as client:
         while time.perf_counter() < deadline:

@@ -33,16 +33,20 @@ SOURCES = {
 }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _wait_port_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> int:
+    """The port `aionix --port 0 --port-file PATH` bound, once it serves."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if text.endswith("\n"):
+            return int(text)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        time.sleep(0.005)
+    raise RuntimeError(f"the server wrote no port file within {timeout} s")
 
 
 def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
     env.update(
         {
@@ -57,13 +61,23 @@ def _start(tmp: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     )
     with open(tmp / "server.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aionix", "--port", str(port), "--data-dir", str(tmp / "data")],
+            [
+                sys.executable,
+                "-m",
+                "aionix",
+                "--port",
+                "0",
+                "--port-file",
+                str(tmp / "port"),
+                "--data-dir",
+                str(tmp / "data"),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=ROOT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{_wait_port_file(tmp / 'port', proc, 60)}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

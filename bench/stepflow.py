@@ -149,17 +149,30 @@ async def _bench() -> dict[str, Any]:
 
 def _idle_rss_mb() -> float | None:
     with tempfile.TemporaryDirectory() as tmp:
-        port = 53000 + os.getpid() % 1000
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
         env["AIONIX_SECURITY_CREDENTIALS_FILE"] = str(Path(tmp) / "cred")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aionix", "--port", str(port), "--data-dir", str(Path(tmp) / "data")],
+            [
+                sys.executable,
+                "-m",
+                "aionix",
+                "--port",
+                "0",
+                "--port-file",
+                str(Path(tmp) / "port"),
+                "--data-dir",
+                str(Path(tmp) / "data"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env,
         )
         try:
             deadline = time.monotonic() + 30
+            port_file = Path(tmp) / "port"
+            while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text().endswith("\n")):
+                time.sleep(0.05)
+            port = int(port_file.read_text())
             while time.monotonic() < deadline:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import tomllib
@@ -53,12 +52,6 @@ def install(binary: Path, into: Path) -> Path:
     return target
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bare_env(home: Path, credentials: Path) -> list[str]:
     """`env -i` with only HOME and the credentials file: no PATH, no virtualenv, nothing else."""
     return ["env", "-i", f"HOME={home}", f"AIONIX_SECURITY_CREDENTIALS_FILE={credentials}"]
@@ -76,29 +69,46 @@ def run_bare(home: Path, *args: str, timeout: float = 120) -> subprocess.Complet
 
 
 class BinaryServer:
-    """`./aionix --port P` started in its directory (data in ./data) under `env -i`."""
+    """`./aionix --port 0 --port-file F` started in its directory (data in ./data) under `env -i`:
+    the binary binds a port itself and reports it (a later start asks for the same port again,
+    or any when that one is taken by now)."""
 
     def __init__(self, home: Path, *, extra_env: dict[str, str] | None = None) -> None:
         self.home = home
         self.credentials = home / "credentials"
         self.log_path = home / "server.log"
         self.extra_env = extra_env or {}
-        self.port = free_port()
+        self.port_file = home / "port"
+        self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_key: str | None = None
 
     @property
     def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the binary server has no port before its first start")
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90.0) -> float:
         """Start and wait for the first `GET /healthz` 200; the seconds that took."""
+        if self.port is not None:
+            try:
+                return self._start(self.port, timeout)
+            except PortTaken:
+                pass
+        return self._start(0, timeout)
+
+    def _start(self, port: int, timeout: float) -> float:
+        self.port_file.unlink(missing_ok=True)
+        log_start = len(self.log())
         command = [
             *bare_env(self.home, self.credentials),
             *(f"{k}={v}" for k, v in self.extra_env.items()),
             "./aionix",
             "--port",
-            str(self.port),
+            str(port),
+            "--port-file",
+            str(self.port_file),
         ]
         started = time.monotonic()
         with open(self.log_path, "ab") as log:
@@ -108,7 +118,17 @@ class BinaryServer:
         deadline = started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if port and "cannot listen on" in self.log()[log_start:]:
+                    raise PortTaken(port)
                 raise RuntimeError(f"the binary exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                text = self.port_file.read_text()
+            except FileNotFoundError:
+                text = ""
+            if not text.endswith("\n"):
+                time.sleep(0.02)
+                continue
+            self.port = int(text)
             try:
                 if httpx.get(self.url + "/healthz", timeout=2.0).status_code == 200:
                     break
@@ -151,3 +171,7 @@ class BinaryServer:
             except ProcessLookupError:
                 pass
             self.proc.wait(30)
+
+
+class PortTaken(Exception):
+    """The port of the previous start is taken by now."""

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from binproc import REPO, BinaryServer, build_and_install, free_port, install, run_bare
+from binproc import REPO, BinaryServer, build_and_install, install, run_bare
 
 # the first run builds the binary (a few minutes on 2 cores); later runs reuse it
 pytestmark = pytest.mark.timeout(1800)
@@ -233,7 +233,6 @@ def test_secret_param_function_workflow_survive_sigterm_and_restart(home: Path, 
         wait_for(pausing, 120, "the slow execution to reach its wait state")
     assert server.stop() == 0, server.log()[-3000:]
 
-    server.port = free_port()
     server.start()
     with server.client() as c:
         assert c.get(f"/api/v1/secrets/{secret_name}").status_code == 200
