@@ -9,11 +9,11 @@ effective input, `result_hook(input, result)` and `output_hook` shape what follo
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from aionix import expr
-from aionix.expr import Template
+from aionix.expr import References, Template
 from aionix.stepflow.models import Branch, Workflow
 
 # Error names (Amazon States Language).
@@ -108,6 +108,11 @@ class StatePlan:
     max_concurrency: int = 0
     tolerated_failure_count: int | None = None
     tolerated_failure_percentage: float | None = None
+    # evaluated when the map starts, over the static values when set (ASL MaxConcurrencyPath,
+    # ToleratedFailure…Path, JSONata MaxConcurrency/ToleratedFailure… reading the execution)
+    max_concurrency_template: Template | None = None
+    tolerated_count_template: Template | None = None
+    tolerated_percentage_template: Template | None = None
     # router
     routes: list[RoutePlan] = field(default_factory=list)
     default: str | None = None
@@ -122,6 +127,9 @@ class StatePlan:
     input_hook: Hook | None = None
     result_hook: Hook | None = None
     output_hook: Hook | None = None
+    #: every `$secret`/`$param` that any expression of this state reads (set by `Plan`): the
+    #: engine resolves them all when it enters the state, before evaluating anything
+    references: References = field(default_factory=References)
 
     @property
     def acts(self) -> bool:
@@ -146,8 +154,46 @@ class Plan:
     root: Machine
     machines: dict[str, Machine]
 
+    def __post_init__(self) -> None:
+        for machine in self.machines.values():
+            for state in machine.states.values():
+                state.references = collect_references(state)
+
     def machine(self, path: str) -> Machine:
         return self.machines[path]
+
+
+def templates(value: Any) -> list[Any]:
+    """Every compiled expression (a `Template`, or anything evaluable that carries `references`,
+    such as an ASL hook) held by a state plan, found by walking its fields, its routes and
+    catchers — not from a list of field names, so a field added later is covered. Nested
+    graphs (parallel branches, map processors) are not entered: their states are plans of
+    their own."""
+    found: list[Any] = []
+
+    def walk(v: Any) -> None:
+        if v is None or isinstance(v, (str, int, float, bool, Machine)):
+            return
+        if isinstance(getattr(v, "references", None), References) and callable(getattr(v, "evaluate", None)):
+            found.append(v)
+        elif is_dataclass(v) and not isinstance(v, type):
+            for f in fields(v):
+                if f.name != "references":
+                    walk(getattr(v, f.name))
+        elif isinstance(v, (list, tuple)):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return found
+
+
+def collect_references(state: StatePlan) -> References:
+    """The union of the `$secret`/`$param` references of every expression of `state`."""
+    refs = References()
+    for template in templates(state):
+        refs = refs | template.references
+    return refs
 
 
 def _t(value: Any, pointer: str) -> Template | None:

@@ -305,7 +305,11 @@ class Engine:
                 result = await self._state(run, frame, plan)
                 nxt, output = self._leave(run, frame, plan, result)
             except Failure as failure:
-                if await self._recover(run, frame, plan, failure):
+                try:
+                    recovered = await self._recover(run, frame, plan, failure)
+                except Failure as again:  # a catcher's output/assign could not be evaluated
+                    failure, recovered = again, False
+                if recovered:
                     continue
                 frame.status, frame.error = "failed", failure.as_dict()
                 run.event("StateFailed", plan.name, frame.id, frame.error)
@@ -323,7 +327,8 @@ class Engine:
         if plan.type == "router":
             route, result = result
             nxt: str | None = route.next if route is not None else plan.default
-            output_t = route.output if route is not None else None
+            # a route's own output, else the router's (it was compiled, so it must not be ignored)
+            output_t = route.output if route is not None and route.output is not None else plan.output
             assign_t = route.assign if route is not None else None
             output = self._eval(run, frame, plan, output_t, result=None) if output_t is not None else frame.input
             if assign_t is not None:
@@ -427,10 +432,7 @@ class Engine:
             "error": error,
             "context": self._context(run, frame, plan),
         }
-        bindings = None
-        refs = template.references
-        if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params:
-            bindings = {"secret": run.secrets, "param": lambda path: run.params.get(path)}
+        bindings = self._late_bindings(run, plan, template.references)
         try:
             value = template.evaluate(data, bindings)
         except expr.ExpressionError as exc:
@@ -442,12 +444,35 @@ class Engine:
             ) from None
         return None if value is UNDEFINED else value
 
-    async def _resolve(self, run: Run, plan: StatePlan, *templates: Template | None) -> None:
-        """Read the secrets and parameters these templates reference (late, through the bus)."""
-        for template in templates:
-            if template is None:
-                continue
-            refs = template.references
+    def _late_bindings(self, run: Run, plan: StatePlan, refs: expr.References) -> dict[str, Any] | None:
+        """`$secret` and `$param` for an expression that reads them, from the values `_resolve`
+        read when the state was entered; a name it could not read is never *undefined*."""
+        if not (refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params):
+            return None
+        missing = [f"secret {n!r}" for n in sorted(refs.secrets - run.secrets.keys())]
+        missing += [f"parameter {p!r}" for p in sorted(refs.params - run.params.keys())]
+        if missing:  # its state could not read it (a catcher of that States.Runtime evaluates this)
+            raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: {missing[0]} was not resolved")
+        params = run.params
+
+        def param(path: Any) -> Any:
+            if path not in params:
+                raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: parameter {path!r} was not resolved")
+            return params[path]
+
+        bindings: dict[str, Any] = {}
+        if refs.secrets or refs.reads_all_secrets:
+            bindings["secret"] = run.secrets
+        if refs.params or refs.dynamic_params:
+            bindings["param"] = param
+        return bindings
+
+    async def _resolve(self, run: Run, plan: StatePlan) -> None:
+        """Read every secret and parameter that any expression of the state references (late,
+        through the bus), once when the state is entered (and again after a restart): one pass
+        over `plan.references`, which the compiler collects from all the state's expressions."""
+        refs = plan.references
+        if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params:
             if refs.dynamic_params or refs.reads_all_secrets:
                 raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: $secret and $param need literal names")
             ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id)
@@ -495,12 +520,11 @@ class Engine:
     async def _state(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
         if plan.input_hook is not None and frame.phase == "enter":
             frame.input = plan.input_hook(frame.input)
+        await self._resolve(run, plan)
         kind = plan.type
         if kind == "set":
-            await self._resolve(run, plan, plan.value, plan.output, plan.assign)
             return frame.input if plan.value is None else self._eval(run, frame, plan, plan.value)
         if kind == "router":
-            await self._resolve(run, plan, *(r.condition for r in plan.routes))
             for route in plan.routes:
                 if self._eval(run, frame, plan, route.condition) is True:
                     return route, None
@@ -547,7 +571,6 @@ class Engine:
 
     async def _wait(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
         if frame.phase != "wait":
-            await self._resolve(run, plan, plan.seconds, plan.timestamp)
             if plan.seconds is not None:
                 seconds = self._eval(run, frame, plan, plan.seconds)
                 if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
@@ -595,7 +618,6 @@ class Engine:
             settled = await self.host.token_outcome(frame.token)
             if settled is not None:
                 return self._callback_result(run, frame, plan, settled)
-        await self._resolve(run, plan, plan.action, plan.parameters)
         action = self._eval(run, frame, plan, plan.action)
         parameters = self._eval(run, frame, plan, plan.parameters) if plan.parameters is not None else frame.input
         if not isinstance(action, str) or not action:
@@ -754,8 +776,8 @@ class Engine:
         return await self._children(run, frame, plan, 0, None)
 
     async def _map(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
+        limit, count, pct = self._map_limits(run, frame, plan)
         if frame.phase != "children":
-            await self._resolve(run, plan, plan.items, plan.item)
             items = self._eval(run, frame, plan, plan.items) if plan.items is not None else frame.input
             if not isinstance(items, list):
                 raise Failure(
@@ -783,15 +805,26 @@ class Engine:
             frame.phase = "children"
             run.event("MapStarted", plan.name, frame.id, {"items": len(items)})
         tolerated = None
-        if plan.tolerated_failure_count is not None or plan.tolerated_failure_percentage is not None:
-            count, pct = plan.tolerated_failure_count, plan.tolerated_failure_percentage
+        if count is not None or pct is not None:
 
             def tolerated(failed: int, total: int) -> bool:
                 if count is not None and failed <= count:
                     return True
                 return pct is not None and total > 0 and failed * 100.0 / total <= pct
 
-        return await self._children(run, frame, plan, plan.max_concurrency, tolerated)
+        return await self._children(run, frame, plan, limit, tolerated)
+
+    def _map_limits(self, run: Run, frame: Frame, plan: StatePlan) -> tuple[int, int | None, float | None]:
+        """MaxConcurrency and the failure tolerances: static, or evaluated from the execution
+        (again on a resume, from the same input and variables)."""
+        limit, count, pct = plan.max_concurrency, plan.tolerated_failure_count, plan.tolerated_failure_percentage
+        if plan.max_concurrency_template is not None:
+            limit = int(self._eval(run, frame, plan, plan.max_concurrency_template))
+        if plan.tolerated_count_template is not None:
+            count = int(self._eval(run, frame, plan, plan.tolerated_count_template))
+        if plan.tolerated_percentage_template is not None:
+            pct = float(self._eval(run, frame, plan, plan.tolerated_percentage_template))
+        return limit, count, pct
 
 
 def new_root(plan: Plan, input: Any) -> Frame:

@@ -4,7 +4,6 @@ and redriving executions, callbacks, recovery after a restart, retention."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import BaseModel, Field
 
-from aionix import expr
 from aionix import trn as trnlib
 from aionix.bus import CallContext
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
@@ -178,7 +176,7 @@ class StepFlowService:
                     target = state.action.evaluate()
                     if isinstance(target, str) and trnlib.is_trn(target):
                         await self._warn_missing(report, tenant, target, base + "/action")
-                refs = _state_references(state)
+                refs = state.references
                 for name in sorted(refs.secrets):
                     await self._warn_missing(
                         report, tenant, f"trn:credvault:{tenant}:credential/{name}", base, f"secret {name!r}"
@@ -918,17 +916,6 @@ class StepFlowService:
                 await self.prune()
             except Exception:
                 log.exception("stepflow retention pruning failed")
-
-
-def _state_references(state: Any) -> expr.References:
-    refs = expr.References()
-    for f in dataclasses.fields(state):
-        value = getattr(state, f.name)
-        if isinstance(value, expr.Template):
-            refs = refs | value.references
-    for route in state.routes:
-        refs = refs | route.condition.references
-    return refs
 
 
 def _string_leaves(value: Any):

@@ -31,6 +31,13 @@ def _schema_problems(exc: ValidationError) -> list[Problem]:
     for err in exc.errors(include_url=False):
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("type")  # the offending field is the state's type, not the whole state
+            msg = f"type must be one of {', '.join(sorted(_UNION_TAGS))}" + (
+                f", not {err['input'].get('type')!r}"
+                if isinstance(err.get("input"), dict) and "type" in err["input"]
+                else ""
+            )
         out.append(Problem(pointer=_ptr(*loc) or "/", message=msg))
     return out
 
@@ -94,6 +101,8 @@ def _graph_problems(doc: dict[str, Any]) -> list[Problem]:
             if not isinstance(state, dict):
                 continue
             kind = state.get("type")
+            if not isinstance(kind, str):  # the schema problems name a wrong type
+                kind = None
             for target, rel in _successors(state):
                 if target not in states:
                     problems.append(
@@ -121,7 +130,7 @@ def _graph_problems(doc: dict[str, Any]) -> list[Problem]:
                 problems.append(Problem(pointer=where + "/branches", message="a parallel needs at least one branch"))
             if kind == "wait" and (state.get("seconds") is None) == (state.get("timestamp") is None):
                 problems.append(Problem(pointer=where, message="a wait needs exactly one of seconds or timestamp"))
-            for i, retrier in enumerate(state.get("retry") or []):
+            for i, retrier in enumerate(state.get("retry") if isinstance(state.get("retry"), list) else []):
                 errs = retrier.get("errors") if isinstance(retrier, dict) else None
                 if isinstance(errs, list) and "States.ALL" in errs and (len(errs) > 1 or i != len(state["retry"]) - 1):
                     problems.append(

@@ -167,7 +167,7 @@ def test_lambda_error_types_retry_and_catch_by_their_lambda_names():
     assert out.output == {"k": 1, "err": {"Error": "ValueError", "Cause": "bad value"}}
 
 
-def test_map_tolerance_from_a_constant_jsonata_expression_and_runtime_ones_rejected():
+def test_map_tolerance_from_a_constant_jsonata_expression_and_from_the_execution():
     processor = {
         "StartAt": "Check",
         "States": {
@@ -198,9 +198,13 @@ def test_map_tolerance_from_a_constant_jsonata_expression_and_runtime_ones_rejec
     assert ok.output[:2] == [0, 1] and ok.output[3] == 1
     too_many = asyncio.run(run_definition(definition, [2, 2, 2, 0]))
     assert too_many.status == "FAILED" and too_many.error == "States.ExceedToleratedFailureThreshold"
+    # an expression that reads the execution is evaluated when the Map starts
     dynamic = {**definition, "States": {"M": {**definition["States"]["M"], "MaxConcurrency": "{% $states.input[0] %}"}}}
-    report = validate(dynamic)
-    assert [p.pointer for p in report.errors] == ["/States/M/MaxConcurrency"]
+    assert validate(dynamic).valid
+    assert asyncio.run(run_definition(dynamic, [1, 1, 0])).status == "SUCCEEDED"
+    bad = asyncio.run(run_definition(dynamic, [-1, 1, 0]))
+    assert bad.status == "FAILED" and bad.error == "States.QueryEvaluationError", bad
+    assert "specified for the field 'MaxConcurrency' returned an unexpected result type" in bad.cause
     jsonpath_string = {"StartAt": "M", "States": {"M": {**definition["States"]["M"], "QueryLanguage": None}}}
     jsonpath_string["States"]["M"].pop("QueryLanguage")
     jsonpath_string["States"]["M"].pop("Items")

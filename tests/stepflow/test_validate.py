@@ -102,7 +102,9 @@ def pointers(doc):
             "/states/A",
             "exactly one of seconds or timestamp",
         ),
-        ({"entry": "A", "states": {"A": {"type": "teleport", "end": True}}}, "/states/A", "tag"),
+        # the pointer names the offending field, the state's type
+        ({"entry": "A", "states": {"A": {"type": "teleport", "end": True}}}, "/states/A/type", "not 'teleport'"),
+        ({"entry": "A", "states": {"A": {"end": True}}}, "/states/A/type", "type must be one of"),
         (
             {"entry": "A", "states": {"A": {"type": "set", "end": True, "colour": "red"}}},
             "/states/A/colour",

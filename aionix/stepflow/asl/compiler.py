@@ -9,10 +9,12 @@ engine hands every hook `{input, result, vars, error, context}`; `input` is the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aionix import expr
 from aionix.expr import References
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.asl import choice as choice_mod
@@ -48,17 +50,21 @@ _NO_REFERENCES = References()
 
 
 class Hooked:
-    """Looks like an `expr.Template` to the engine; evaluating it runs `fn(data)`."""
+    """Looks like an `expr.Template` to the engine; evaluating it runs `fn(data)`. Its
+    `references` are those of every JSONata expression of its state (`_state` sets them), so
+    the engine resolves them on entry and hands `$secret`/`$param` in as `bindings`."""
 
-    __slots__ = ("fn",)
+    __slots__ = ("fn", "references")
     is_static = False
-    references = _NO_REFERENCES
     expressions: tuple[Any, ...] = ()
 
     def __init__(self, fn: Callable[[dict[str, Any]], Any]) -> None:
         self.fn = fn
+        self.references = _NO_REFERENCES
 
     def evaluate(self, data: Any = None, bindings: Any = None) -> Any:
+        if bindings:
+            data = {**(data or {}), "late": bindings}
         try:
             return self.fn(data or {})
         except Failure:
@@ -76,11 +82,17 @@ class Options:
     without one they are rejected when the definition is saved."""
 
     mock_target: str | None = None
+    #: variables the definition assigns that are named like the late-bound `$secret`/`$param`
+    #: (a variable wins: such a name is then not read from CredVault/ParamStore)
+    shadowed: frozenset[str] = frozenset()
 
 
 def compile_asl(definition: dict[str, Any], options: Options | None = None) -> Plan:
     """Compile a validated ASL definition."""
     options = options or Options()
+    shadowed = _assigned(definition) & {"secret", "param"}
+    if shadowed:
+        options = Options(options.mock_target, frozenset(shadowed))
     machines: dict[str, Machine] = {}
     ql = definition.get("QueryLanguage", JSONPATH)
     root = _machine("", definition, machines, ql, options)
@@ -97,7 +109,70 @@ def _machine(path: str, doc: dict[str, Any], machines: dict[str, Machine], ql: s
     return machine
 
 
+_NESTED = frozenset({"Branches", "ItemProcessor", "Iterator"})
+_EXPRESSION = re.compile(r"^\{%(.*)%\}$", re.DOTALL)
+
+
+def _assigned(value: Any) -> set[str]:
+    """Every variable name an `Assign` anywhere in the definition sets."""
+    names: set[str] = set()
+    if isinstance(value, dict):
+        for key, v in value.items():
+            if key == "Assign" and isinstance(v, dict):
+                names.update(k[:-2] if k.endswith(".$") else k for k in v)
+            names |= _assigned(v)
+    elif isinstance(value, list):
+        for v in value:
+            names |= _assigned(v)
+    return names
+
+
+def _source_references(s: dict[str, Any], ql: str, shadowed: frozenset[str]) -> References:
+    """The `$secret`/`$param` references of every JSONata expression in the state's own fields
+    (any field, Choice rules and catchers included; nested state machines have their own)."""
+    if ql != JSONATA:
+        return _NO_REFERENCES
+    refs = References()
+
+    def walk(v: Any) -> None:
+        nonlocal refs
+        if isinstance(v, str):
+            m = _EXPRESSION.match(v)
+            if m is not None:
+                try:
+                    refs = refs | expr.compile_expression(m.group(1).strip()).references
+                except expr.ExpressionError:
+                    pass  # the validator reports it; evaluating it fails the state
+        elif isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    for key, value in s.items():
+        if key not in _NESTED:
+            walk(value)
+    if "secret" in shadowed:
+        refs = References(frozenset(), refs.params, refs.dynamic_params, False)
+    if "param" in shadowed:
+        refs = References(refs.secrets, frozenset(), False, refs.reads_all_secrets)
+    return refs
+
+
 def _state(
+    path: str, name: str, s: dict[str, Any], machines: dict[str, Machine], ql: str, options: Options
+) -> StatePlan:
+    plan = _build_state(path, name, s, machines, ql, options)
+    refs = _source_references(s, ql, options.shadowed)
+    if refs != _NO_REFERENCES:
+        for template in plan_mod.templates(plan):
+            if isinstance(template, Hooked):
+                template.references = refs
+    return plan
+
+
+def _build_state(
     path: str, name: str, s: dict[str, Any], machines: dict[str, Machine], ql: str, options: Options
 ) -> StatePlan:
     kind = s["Type"]
@@ -149,6 +224,10 @@ def _state(
                 plan.tolerated_failure_count = int(count)
             if isinstance(pct, (int, float)) and not isinstance(pct, bool):
                 plan.tolerated_failure_percentage = float(pct)
+            # from the execution: a …Path (JSONPath) or an expression that reads it (JSONata)
+            plan.max_concurrency_template = builder.map_limit("MaxConcurrency")
+            plan.tolerated_count_template = builder.map_limit("ToleratedFailureCount")
+            plan.tolerated_percentage_template = builder.map_limit("ToleratedFailurePercentage")
         else:
             assert target is not None
             plan.mode = target.mode
@@ -404,14 +483,6 @@ class _JSONPathState:
         def items(d: dict[str, Any]) -> Any:
             sc = self.scope(d)
             eff = self.effective(sc)
-            if "MaxConcurrencyPath" in s:
-                value = read_path(sc, s["MaxConcurrencyPath"], eff)
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    text = value if isinstance(value, str) else dumps(value)
-                    raise sc.runtime(
-                        f'The MaxConcurrencyPath field refers to value "{text}" which is not a valid integer: '
-                        f"{s['MaxConcurrencyPath']}"
-                    )
             values = read_path(sc, s["ItemsPath"], eff) if "ItemsPath" in s else eff
             if not isinstance(values, list):
                 raise sc.query_error(f"Map state input must be an array but was: {dumps(values)}")
@@ -420,6 +491,33 @@ class _JSONPathState:
             return [payload(sc.with_item(i, v, eff), selector, eff) for i, v in enumerate(values)]
 
         return Hooked(items)
+
+    def map_limit(self, field: str) -> Hooked | None:
+        """MaxConcurrencyPath / ToleratedFailureCountPath / ToleratedFailurePercentagePath: a
+        path on the effective input, a variable (`$limits.max`) or the context object."""
+        path = self.s.get(field + "Path")
+        if not isinstance(path, str):
+            return None
+        percentage = field == "ToleratedFailurePercentage"
+
+        def limit(d: dict[str, Any]) -> Any:
+            sc = self.scope(d)
+            value = read_path(sc, path, self.effective(sc))
+            if not _valid_limit(value, percentage):
+                text = value if isinstance(value, str) else dumps(value)
+                kind = "a valid percentage between 0 and 100" if percentage else "a valid integer"
+                raise sc.runtime(f'The {field}Path field refers to value "{text}" which is not {kind}: {path}')
+            return value
+
+        return Hooked(limit)
+
+
+def _valid_limit(value: Any, percentage: bool) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        return False
+    if percentage:
+        return value <= 100
+    return isinstance(value, int) or value.is_integer()
 
 
 class _JSONataState:
@@ -598,3 +696,28 @@ class _JSONataState:
             return [jsonata(sc.with_item(i, v, sc.input), selector, "ItemSelector") for i, v in enumerate(values)]
 
         return Hooked(items)
+
+    def map_limit(self, field: str) -> Hooked | None:
+        """MaxConcurrency / ToleratedFailureCount / ToleratedFailurePercentage as an expression
+        that reads the execution (input, variables, context, `$param`…); a constant one is
+        static (see `_build_state`)."""
+        template = self.s.get(field)
+        if not isinstance(template, str) or constant(template) is not None:
+            return None
+        percentage = field == "ToleratedFailurePercentage"
+        source = template.strip()
+        if source.startswith("{%") and source.endswith("%}"):
+            source = source[2:-2].strip()
+
+        def limit(d: dict[str, Any]) -> Any:
+            sc = self.scope(d)
+            value = jsonata(sc, template, field)
+            if not _valid_limit(value, percentage):
+                expected = "number" if percentage else "integer"
+                raise sc.query_error(
+                    f"The JSONata expression '{source}' specified for the field '{field}' returned an unexpected "
+                    f"result type. Expected '{expected}', but was '{_type_name(value)}' for value: {dumps(value)}"
+                )
+            return value
+
+        return Hooked(limit)

@@ -53,10 +53,12 @@ class Scope:
     error: Any = MISSING
     map_item: tuple[int, Any] | None = None
     _context: dict[str, Any] | None = field(default=None)
+    #: `$secret`/`$param` as the engine resolved them for this state (JSONata only)
+    late: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, state: str, data: dict[str, Any]) -> Scope:
-        return cls(state, data.get("input"), data.get("vars") or {}, data.get("context") or {})
+        return cls(state, data.get("input"), data.get("vars") or {}, data.get("context") or {}, late=data.get("late"))
 
     # ------------------------------------------------------------ context object ($$)
     @property
@@ -92,7 +94,9 @@ class Scope:
         return self._context
 
     def with_item(self, index: int, value: Any, input: Any) -> Scope:
-        return Scope(self.state, input, self.vars, self.engine_context, self.result, self.error, (index, value))
+        return Scope(
+            self.state, input, self.vars, self.engine_context, self.result, self.error, (index, value), late=self.late
+        )
 
     # ------------------------------------------------------------ errors
     def prefix(self) -> str:
@@ -223,6 +227,8 @@ def jsonata_bindings(scope: Scope) -> dict[str, Any]:
     if scope.error is not MISSING:
         states["errorOutput"] = scope.error
     bindings: dict[str, Any] = dict(scope.vars)
+    if scope.late:
+        bindings.update(scope.late)
     bindings["states"] = states
     return bindings
 
@@ -247,6 +253,8 @@ def jsonata(scope: Scope, template: Any, field_path: str, bindings: dict[str, An
             bindings = {**(bindings or {}), **{name: EXTRAS[name] for name in extras}}
         try:
             value = expr.compile_expression(source).evaluate(scope.input, bindings)
+        except Failure:
+            raise
         except expr.ExpressionError as exc:
             message = exc.message
             message = re.sub(r" at position \d+ in expression .*$", "", message, flags=re.DOTALL)
@@ -369,11 +377,45 @@ def _parse(text: Any) -> Any:
     return value
 
 
+class SignatureError(Exception):
+    """An extra called with arguments its signature does not accept: JSONata's T0410, with
+    the text Step Functions reports."""
+
+
+def _is(value: Any, kinds: str) -> bool:
+    for kind in kinds:
+        if kind == "n" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+        if (kind == "s" and isinstance(value, str)) or (kind == "a" and isinstance(value, list)):
+            return True
+        if kind == "j":
+            return True
+    return False
+
+
+def _signed(name: str, params: tuple[tuple[str, bool], ...], fn: Any) -> Any:
+    """`fn` behind a JSONata-style signature check: `params` is (types, optional) per argument
+    (as `<an:a>`, `<s s?:s>`); too many, missing or mistyped arguments raise T0410 naming the
+    first offending argument, as JSONata's signature validation does."""
+
+    def call(*args: Any) -> Any:
+        for i, arg in enumerate(args):
+            if i >= len(params) or not _is(arg, params[i][0]):
+                raise SignatureError(f'T0410: Argument {i + 1} of function "{name}" does not match function signature')
+        for i in range(len(args), len(params)):
+            if not params[i][1]:
+                raise SignatureError(f'T0410: Argument {i + 1} of function "{name}" does not match function signature')
+        return fn(*args)
+
+    return call
+
+
+_N, _S, _A = ("n", False), ("s", False), ("a", False)
 EXTRAS: dict[str, Any] = {
-    "partition": _partition,
-    "range": _range,
-    "hash": _hash,
-    "random": _random,
-    "uuid": _uuid,
-    "parse": _parse,
+    "partition": _signed("partition", (_A, _N), _partition),
+    "range": _signed("range", (_N, _N, _N), _range),
+    "hash": _signed("hash", (_S, ("s", True)), _hash),
+    "random": _signed("random", (("n", True),), _random),
+    "uuid": _signed("uuid", (), _uuid),
+    "parse": _signed("parse", (_S,), _parse),
 }

@@ -92,12 +92,12 @@ UNSUPPORTED = {
     "ItemReader": "distributed Map (ItemReader) is not supported; use an inline Map",
     "ItemBatcher": "distributed Map (ItemBatcher) is not supported; use an inline Map",
     "ResultWriter": "distributed Map (ResultWriter) is not supported; use an inline Map",
-    "ToleratedFailureCountPath": "ToleratedFailureCountPath is not supported; use ToleratedFailureCount",
-    "ToleratedFailurePercentagePath": (
-        "ToleratedFailurePercentagePath is not supported; use ToleratedFailurePercentage"
-    ),
     "Credentials": "Credentials (cross-account roles) are not supported",
 }
+#: the fields of a catcher (ResultPath: JSONPath only; Output: JSONata only)
+CATCHER_FIELDS = {"ErrorEquals", "Next", "Comment", "Assign", "Output", "ResultPath"}
+#: the fields of a JSONata Choice rule
+JSONATA_RULE_FIELDS = {"Condition", "Next", "Comment", "Output", "Assign"}
 TOP = {"StartAt", "States", "Comment", "QueryLanguage", "TimeoutSeconds", "Version", "dialect"}
 
 
@@ -277,6 +277,9 @@ class _Checker:
             else:
                 self.target((*rp, "Next"), rule["Next"], states)
             if ql == "JSONata":
+                for key in rule:
+                    if key not in JSONATA_RULE_FIELDS:
+                        self.err((*rp, key), f"field {key!r} is not valid in a JSONata choice rule")
                 if "Condition" not in rule:
                     self.err((*rp, "Condition"), "a JSONata choice rule needs a Condition")
                 else:
@@ -355,6 +358,10 @@ class _Checker:
         else:
             self.machine(processor, (*p, key), ql)
         for field in ("MaxConcurrency", "ToleratedFailureCount", "ToleratedFailurePercentage"):
+            if field + "Path" in s:
+                if field in s:
+                    self.err((*p, field + "Path"), f"a Map takes {field} or {field}Path, not both")
+                self.path((*p, field + "Path"), s[field + "Path"])
             if field not in s:
                 continue
             raw = s[field]
@@ -363,11 +370,7 @@ class _Checker:
                 continue
             value = constant(raw)
             if isinstance(raw, str) and value is None:
-                self.err(
-                    (*p, field),
-                    f"{field}: only a JSONata expression that reads nothing from the execution is supported here",
-                )
-                continue
+                continue  # an expression that reads the execution: checked when the Map starts
             number = not isinstance(value, bool) and isinstance(value, (int, float))
             if field == "ToleratedFailurePercentage":
                 if not number or not 0 <= value <= 100:
@@ -428,7 +431,7 @@ class _Checker:
         if not isinstance(c, dict):
             self.err(p, "a catcher must be an object")
             return
-        allowed = {"ErrorEquals", "Next", "Comment", "Assign"} | ({"Output"} if ql == "JSONata" else {"ResultPath"})
+        allowed = CATCHER_FIELDS - ({"ResultPath"} if ql == "JSONata" else {"Output"})
         for key in c:
             if key not in allowed:
                 self.err((*p, key), f"field {key!r} is not valid in a catcher")
