@@ -112,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         sys.stdout.write(text)
         return 0
+    if args.port_file is not None:
+        import os
+
+        folder = os.path.dirname(os.path.abspath(args.port_file))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+            print(f"aionix: --port-file: the directory {folder} does not exist or is not writable", file=sys.stderr)
+            return 2
     try:
         _receive_or_scrub_secrets(from_process)
     except OSError as exc:

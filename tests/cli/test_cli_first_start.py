@@ -166,3 +166,19 @@ def test_login_checks_the_key_and_profiles_can_be_used_and_removed(server, admin
     code, out, _ = aio(creds, "-q", "login", "--url", server.url, "--api-key", viewer["key"], "--no-use", "--name", "v")
     assert code == 0 and out == "v\n" and current_profile(creds) == "default"
     assert os.path.exists(creds) and not list(creds.parent.glob("*.tmp"))
+
+
+def test_a_port_file_that_cannot_be_written_is_refused_before_anything_is_created(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
+    env["AIONIX_SECURITY_CREDENTIALS_FILE"] = str(tmp_path / "credentials")
+    result = subprocess.run(
+        [sys.executable, "-m", "aionix", "--port", "0", "--data-dir", str(tmp_path / "data"),
+         "--port-file", str(tmp_path / "missing" / "port")],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"aionix: --port-file: the directory {tmp_path / 'missing'} does not exist or is not writable"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
