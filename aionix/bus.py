@@ -28,7 +28,15 @@ from aionix.errors import AionixError, BadRequest, NotFound
 @dataclass(frozen=True, slots=True)
 class CallContext:
     """Who is calling and why: tenant, `trace_id`, and an idempotency key for at-least-once
-    task calls (`execution_id:state:attempt`)."""
+    task calls (`execution_id:state:attempt`).
+
+    `caller` is the TRN of the resource the call is made for, set by the platform, never taken
+    from a payload: the workflow template (`trn:stepflow:{tenant}:template/{name}`) for its
+    tasks, `$secret` and `$param`, the function (`trn:aionixfn:{tenant}:function/{name}`) for
+    its granted secrets, the connection for its credentials, the trigger for its deliveries.
+    CredVault checks it against each secret's `readers`. `secrets` is the redaction set
+    (`aionix.redact.SecretSet`) of the execution or invocation the call serves: every value
+    CredVault resolves for the call joins it."""
 
     tenant: str
     trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -36,6 +44,8 @@ class CallContext:
     idempotency_key: str | None = None
     timeout: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    caller: str | None = None
+    secrets: Any = None
 
     def child(self, **changes: Any) -> CallContext:
         return replace(self, **changes)

@@ -7,36 +7,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 import time
 
-REDACTED = "***"
+from aionix.redact import PROCESS, REDACTED
+
+__all__ = ["REDACTED", "Redactor", "redactor", "setup"]
 
 
 class Redactor(logging.Filter):
-    """Replaces registered values in log messages; values shorter than 4 characters are not
-    registered (they would redact ordinary words)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
+    """Replaces every value resolved in this process (`aionix.redact.PROCESS`, with its
+    encoded forms) in log messages; values shorter than 4 characters are not registered (they
+    would redact ordinary words)."""
 
     def add(self, value: str) -> None:
-        if isinstance(value, str) and len(value) >= 4:
-            with self._lock:
-                self._values.add(value)
+        PROCESS.add(value)
 
     def redact(self, text: str) -> str:
-        if not self._values:
-            return text
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        return PROCESS.text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._values:
+        if PROCESS:
             message = record.getMessage()
             record.msg = self.redact(message)
             record.args = None

@@ -13,7 +13,8 @@ from aionix.cli.client import EXIT_USAGE, CLIError
 from aionix.cli.state import state
 
 app = typer.Typer(
-    help="Secrets: create, list, get, reveal, rotate, versions, delete, rotate-master-key.", no_args_is_help=True
+    help="Secrets: create, list, get, reveal, rotate, versions, policy, delete, rotate-master-key.",
+    no_args_is_help=True,
 )
 COLUMNS = ["name", "type", "latest_version", "updated_at", "deleted_at"]
 WIDE = [
@@ -27,7 +28,12 @@ WIDE = [
     "updated_at",
     "rotated_at",
     "deleted_at",
+    "readers",
 ]
+READER_HELP = (
+    "TRN pattern of a workflow, function, connection, action or trigger that may read the value "
+    "(repeatable; `*` matches anything; admin only). Default: trn:*:TENANT:* (any resource of the tenant)"
+)
 
 
 def _read_value(value: str, secret_type: str | None) -> object:
@@ -80,6 +86,7 @@ def create(
         None, "--rotation-target", help="function or workflow TRN that makes new values"
     ),
     rotation_schedule: str = typer.Option(None, "--rotation-schedule", help="cron (UTC) for automatic rotation"),
+    reader: list[str] = typer.Option(None, "--reader", help=READER_HELP),
 ) -> None:
     """Create a secret (version 1)."""
     st = state(ctx)
@@ -90,6 +97,8 @@ def create(
         "description": description,
         "labels": _labels(label),
     }
+    if reader:
+        body["readers"] = list(reader)
     rotation = _rotation(rotation_target, rotation_schedule)
     if rotation:
         body["rotation"] = rotation
@@ -106,10 +115,13 @@ def put(
     rotation_target: str = typer.Option(None, "--rotation-target"),
     rotation_schedule: str = typer.Option(None, "--rotation-schedule"),
     clear_rotation: bool = typer.Option(False, "--clear-rotation"),
+    reader: list[str] = typer.Option(None, "--reader", help=READER_HELP + " (replaces the readers)"),
 ) -> None:
     """Store a new version and/or change the metadata."""
     st = state(ctx)
     body: dict = {}
+    if reader:
+        body["readers"] = list(reader)
     if value is not None:
         current = st.client.get(f"/api/v1/secrets/{name}")
         body["value"] = _read_value(value, current["type"])
@@ -123,6 +135,23 @@ def put(
     if clear_rotation:
         body["clear_rotation"] = True
     st.emit(st.client.put(f"/api/v1/secrets/{name}", body), id_field="name")
+
+
+@app.command("policy")
+def policy(
+    ctx: typer.Context,
+    name: str = typer.Argument(...),
+    reader: list[str] = typer.Option(None, "--reader", help=READER_HELP),
+    none: bool = typer.Option(False, "--none", help="let no workflow, function or connection read it"),
+) -> None:
+    """Set who may read a secret (admin): `--reader` TRN patterns, or `--none`. Anything else
+    that resolves it fails with CredVault.AccessDenied (audited, naming the reader)."""
+    st = state(ctx)
+    if none and reader:
+        raise CLIError("give --reader patterns or --none, not both", EXIT_USAGE)
+    if not none and not reader:
+        raise CLIError("give at least one --reader pattern (or --none)", EXIT_USAGE)
+    st.emit(st.client.put(f"/api/v1/secrets/{name}/policy", {"readers": [] if none else list(reader)}), id_field="name")
 
 
 @app.command("list")

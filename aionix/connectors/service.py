@@ -104,7 +104,7 @@ class ConnectorsService:
             )
         try:
             return await self.rt.bus.invoke(
-                str(target), {"op": "resolve", "reader": reader}, CallContext(tenant=tenant)
+                str(target), {"op": "resolve", "reader": reader}, CallContext(tenant=tenant, caller=reader)
             )
         except NotFound:
             raise BusError(

@@ -4,6 +4,7 @@ the runtime, recording the outcome and publishing failures. Mixed into `Function
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from aionix.errors import BadRequest, NotFound
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
 from aionix.functions.runtimes.base import TIMEOUT, FunctionRuntime, Outcome, RunSpec
+from aionix.redact import SecretSet
 
 if TYPE_CHECKING:
     from aionix.functions.records import InvocationRecords
@@ -41,6 +43,17 @@ def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
 def new_invocation_id() -> str:
     """Sortable by time (newest last), unique."""
     return f"{time.time_ns() // 1000:016x}{uuid.uuid4().hex[:12]}"
+
+
+def _redacted(outcome: Outcome, redaction: SecretSet) -> Outcome:
+    return dataclasses.replace(
+        outcome,
+        result=redaction.value(outcome.result),
+        error=redaction.value(outcome.error),
+        error_name=redaction.text(outcome.error_name) if outcome.error_name else outcome.error_name,
+        stdout=redaction.text(outcome.stdout),
+        stderr=redaction.text(outcome.stderr),
+    )
 
 
 class SecretProblem(BadRequest):
@@ -108,8 +121,13 @@ class Invocations:
             raise NotFound(f"function {name!r} not found")
         return await asyncio.to_thread(codelib.materialize, root, row["code_sha256"], row["code"])
 
-    async def _secrets(self, tenant: str, name: str, secrets: list[str], ctx: CallContext) -> dict[str, str]:
+    async def _secrets(
+        self, tenant: str, name: str, secrets: list[str], ctx: CallContext, redaction: SecretSet | None = None
+    ) -> dict[str, str]:
+        """The granted secrets' values, read as the function (CredVault checks its TRN against
+        each secret's `readers`); every value joins the invocation's redaction set."""
         values: dict[str, str] = {}
+        ctx = ctx.child(caller=_trn(tenant, name), secrets=redaction if redaction is not None else ctx.secrets)
         for secret in secrets:
             target = f"trn:credvault:{tenant}:credential/{secret}"
             if not self.rt.bus.has_target(target):
@@ -166,8 +184,12 @@ class Invocations:
         }
         gpu = (config.get("resources") or {}).get("gpu")
         devices: list[int] = []
+        # the granted secrets (and those of the workflow that invoked it) are masked in the
+        # result, the error, the logs and the failure event (aionix/redact.py)
+        redaction = SecretSet.within(ctx.secrets)
         try:
-            env = {**config.get("env", {}), **await self._secrets(tenant, name, config.get("secrets", []), ctx)}
+            secrets = await self._secrets(tenant, name, config.get("secrets", []), ctx, redaction)
+            env = {**config.get("env", {}), **secrets}
             if gpu:
                 devices = await self.gpu.acquire(gpu["vendor"], gpu["count"], gpu["required"])
             spec = RunSpec(
@@ -196,6 +218,8 @@ class Invocations:
         finally:
             if devices and gpu:
                 await self.gpu.release(gpu["vendor"], devices)
+        if redaction:
+            outcome = _redacted(outcome, redaction)
         status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if outcome.error_name == TIMEOUT else "FAILED")
         record.update(
             status=status,

@@ -386,8 +386,11 @@ class ParamsService:
                 return value
             if not run.can_read_secrets:
                 raise Forbidden(f"parameter {path} is a secret_ref: resolving it needs the admin role")
+            # the reader CredVault checks is whoever asked (a workflow, a function); a request
+            # over the API (admin only, above) reads as the parameter itself
+            caller = run.ctx.caller or self.trn(run.tenant, path)
             secret = await self.rt.bus.invoke(
-                value, {"op": "resolve", "reader": run.reader}, run.ctx.child(tenant=run.tenant)
+                value, {"op": "resolve", "reader": run.reader}, run.ctx.child(tenant=run.tenant, caller=caller)
             )
             sink = run.ctx.extra.get("secret_sink")
             if isinstance(sink, list):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import weakref
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from aionix import expr
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, NotFound, TRNError, field_error
+from aionix.redact import SecretSet
 from aionix.triggers.models import RetrySpec, TriggersConfig
 from aionix.triggers.records import trigger_trn
 
@@ -182,8 +184,20 @@ class Delivery:
             tenant=fire["tenant"],
             idempotency_key=key,
             extra={"trigger": trigger_trn(fire["tenant"], fire["trigger_name"]), "fire_id": fire["id"]},
+            caller=trigger_trn(fire["tenant"], fire["trigger_name"]),
+            secrets=SecretSet(),
         )
         body = {"input": data, "mode": mode, "idempotency_key": key} if is_workflow(target) else data
+        outcome = await self._call(target, body, ctx, retry, attempts, timeout)
+        if ctx.secrets:  # a value the target resolved reaches neither the fire record nor a reply
+            outcome = dataclasses.replace(
+                outcome, result=ctx.secrets.value(outcome.result), cause=ctx.secrets.text(outcome.cause)
+            )
+        return outcome
+
+    async def _call(
+        self, target: str, body: Any, ctx: CallContext, retry: RetrySpec, attempts: int, timeout: float | None
+    ) -> Outcome:
         try:
             result = await self.rt.bus.invoke(target, body, ctx, timeout=timeout or self.cfg.delivery_timeout_seconds)
         except NotFound as exc:

@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 SecretType = Literal["api_key", "password", "certificate", "oauth_token", "json"]
 Stage = Literal["current", "previous", "pending"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+READERS_DESCRIPTION = (
+    "who may resolve the value over the bus: TRN patterns (`*` matches any characters) of the "
+    "workflows (trn:stepflow:{tenant}:template/NAME), functions (trn:aionixfn:{tenant}:function/NAME), "
+    "connections, actions and triggers that may read it; default for a new secret: "
+    '["trn:*:{tenant}:*"] (any resource of the tenant); [] lets none. Setting it needs the admin role.'
+)
+Readers = list[str]
 
 
 class Rotation(BaseModel):
@@ -34,6 +41,7 @@ class CreateSecret(BaseModel):
     description: str = Field("", max_length=2048)
     labels: dict[str, str] = Field(default_factory=dict, max_length=64)
     rotation: Rotation | None = None
+    readers: Readers | None = Field(None, max_length=64, description=READERS_DESCRIPTION)
 
 
 class UpdateSecret(BaseModel):
@@ -47,6 +55,15 @@ class UpdateSecret(BaseModel):
     labels: dict[str, str] | None = Field(None, max_length=64)
     rotation: Rotation | None = None
     clear_rotation: bool = Field(False, description="remove the rotation settings")
+    readers: Readers | None = Field(None, max_length=64, description=READERS_DESCRIPTION)
+
+
+class SecretPolicy(BaseModel):
+    """A secret's access policy, like a Secrets Manager resource policy (admin only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    readers: Readers = Field(..., max_length=64, description=READERS_DESCRIPTION)
 
 
 class RotateSecret(BaseModel):
@@ -103,6 +120,7 @@ class SecretInfo(BaseModel):
     next_rotation_at: float | None
     deleted_at: float | None
     purge_after: float | None
+    readers: list[str] = Field(description=READERS_DESCRIPTION)
 
 
 class SecretVersion(BaseModel):

@@ -20,6 +20,7 @@ from aionix.vault.models import (
     RotateMasterKey,
     RotateSecret,
     SecretInfo,
+    SecretPolicy,
     SecretVersions,
     UpdateSecret,
 )
@@ -40,9 +41,17 @@ def _by(call: Call) -> str | None:
     return call.principal.key_id if call.principal else None
 
 
+def _require_admin_for_readers(call: Call) -> None:
+    readers = getattr(call.body, "readers", None)
+    if readers is not None and (call.principal is None or not call.principal.at_least("admin")):
+        raise Forbidden("readers: setting who may read a secret needs the admin role")
+
+
 @api.post("/api/v1/secrets", role="operator", body=CreateSecret, response=SecretInfo, status=201)
 async def create_secret(call: Call) -> dict[str, Any]:
-    """Create a secret (version 1, stage current); the answer holds no value."""
+    """Create a secret (version 1, stage current); the answer holds no value. `readers`
+    (admin only) defaults to any resource of the tenant."""
+    _require_admin_for_readers(call)
     return await _svc(call).create(call.tenant, _by(call), call.body)
 
 
@@ -63,8 +72,16 @@ async def get_secret(call: Call) -> dict[str, Any]:
 
 @api.put("/api/v1/secrets/{name}", role="operator", body=UpdateSecret, response=SecretInfo)
 async def update_secret(call: Call) -> dict[str, Any]:
-    """Store a new version (it becomes current) and/or change the metadata."""
+    """Store a new version (it becomes current) and/or change the metadata (`readers`: admin only)."""
+    _require_admin_for_readers(call)
     return await _svc(call).update(call.tenant, _name(call), _by(call), call.body)
+
+
+@api.put("/api/v1/secrets/{name}/policy", role="admin", body=SecretPolicy, response=SecretInfo)
+async def put_secret_policy(call: Call) -> dict[str, Any]:
+    """Set who may resolve the secret (`readers`: TRN patterns of workflows, functions,
+    connections, actions, triggers); anything else gets `CredVault.AccessDenied`, audited."""
+    return await _svc(call).set_policy(call.tenant, _name(call), call.body)
 
 
 @api.delete("/api/v1/secrets/{name}", role="operator", query=DeleteQuery, response=SecretInfo)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets as pysecrets
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, BadRequest, ConfigError, Conflict, Forbidden, NotFound, field_error
-from aionix.log import redactor
+from aionix.redact import PROCESS
 from aionix.vault import envelope
 from aionix.vault.envelope import IntegrityError, Sealed
 from aionix.vault.masterkey import (
@@ -44,7 +45,7 @@ from aionix.vault.masterkey import (
     read_key_file,
     write_key_file,
 )
-from aionix.vault.models import CreateSecret, RotateSecret, Rotation, UpdateSecret
+from aionix.vault.models import CreateSecret, RotateSecret, Rotation, SecretPolicy, UpdateSecret
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -70,16 +71,30 @@ class _StaleMaster(Exception):
     """The master key changed between sealing and committing: seal again."""
 
 
+class AccessDenied(BusError):
+    """The caller is not among the secret's `readers` (or has no identity)."""
+
+    status = 403
+    code = "access_denied"
+
+    def __init__(self, cause: str) -> None:
+        super().__init__("CredVault.AccessDenied", cause)
+
+
 @dataclass(frozen=True, slots=True)
 class _Reader:
-    """Who reads a value, for the audit row."""
+    """Who reads a value, for the audit row. `caller` is the platform-set TRN of the resource
+    that reads (checked against the secret's `readers` when `enforce`); `on_behalf_of` is what
+    the caller said it reads for (e.g. the execution), recorded only."""
 
     request: Request | None
     principal: Principal | None
     action: str
-    reader: str | None = None
+    caller: str | None = None
+    on_behalf_of: str | None = None
     trace_id: str | None = None
     key_id: str | None = None
+    enforce: bool = False
 
 
 def _json(value: Any) -> str:
@@ -87,20 +102,53 @@ def _json(value: Any) -> str:
 
 
 def register_redaction(value: Any) -> None:
-    """Teach the log redactor a revealed value (and every string inside a JSON value)."""
-    if isinstance(value, str):
-        redactor.add(value)
-        return
-    redactor.add(_json(value))
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            redactor.add(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+    """Teach the server log's redactor a revealed value (and every string inside a JSON value)."""
+    PROCESS.add(value)
+
+
+MAX_READERS = 64
+
+
+def default_readers(tenant: str) -> list[str]:
+    """Any resource of the tenant: the behaviour before secrets had a policy."""
+    return [f"trn:*:{tenant}:*"]
+
+
+def check_readers(tenant: str, readers: Any, field: str = "readers") -> list[str]:
+    """Validate reader patterns: `trn:SERVICE:TENANT:RESOURCE`, `*` as a wildcard, in the
+    secret's tenant (or `*`, which still only matches callers of this tenant)."""
+    if not isinstance(readers, list):
+        raise field_error(field, "must be a list of TRN patterns")
+    if len(readers) > MAX_READERS:
+        raise field_error(field, f"at most {MAX_READERS} patterns")
+    out: list[str] = []
+    for i, pattern in enumerate(readers):
+        where = f"{field}[{i}]"
+        if not isinstance(pattern, str) or not pattern:
+            raise field_error(where, "must be a non-empty TRN pattern string")
+        if len(pattern) > 512:
+            raise field_error(where, "longer than 512 characters")
+        if any(c.isspace() or ord(c) < 32 for c in pattern):
+            raise field_error(where, "must not contain whitespace or control characters")
+        parts = pattern.split(":", 3)
+        if len(parts) < 4 or parts[0] != "trn" or not parts[1] or not parts[3]:
+            raise field_error(where, "must look like trn:SERVICE:TENANT:RESOURCE (`*` matches any characters)")
+        if parts[2] not in (tenant, "*"):
+            raise field_error(where, f"must name your tenant ({tenant}) or *")
+        if pattern not in out:
+            out.append(pattern)
+    return out
+
+
+def reader_allowed(readers: list[str], caller: str | None) -> bool:
+    """Whether `caller` (a TRN) matches one of the patterns; `*` matches any characters."""
+    if not caller:
+        return False
+    for pattern in readers:
+        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+        if re.fullmatch(regex, caller):
+            return True
+    return False
 
 
 class VaultService:
@@ -199,7 +247,13 @@ class VaultService:
             "next_rotation_at": row["next_rotation_at"],
             "deleted_at": row["deleted_at"],
             "purge_after": row["purge_after"],
+            "readers": self.readers_of(row),
         }
+
+    @staticmethod
+    def readers_of(row: dict[str, Any]) -> list[str]:
+        readers = row.get("readers")
+        return orjson.loads(readers) if readers is not None else default_readers(row["tenant"])
 
     def check_value(self, type_: str, value: Any, field: str = "value") -> bytes:
         """Validate a value for its type and encode it; messages never repeat the value."""
@@ -307,6 +361,7 @@ class VaultService:
     async def create(self, tenant: str, by: str | None, body: CreateSecret) -> dict[str, Any]:
         plaintext = self.check_value(body.type, body.value)
         rotation, next_at = self._check_rotation(tenant, body.rotation)
+        readers = check_readers(tenant, body.readers) if body.readers is not None else default_readers(tenant)
         name = body.name
 
         def make(master_id: str, key: bytes) -> Callable[[Any], Any]:
@@ -332,6 +387,7 @@ class VaultService:
                         "now": now,
                         "by": by,
                         "next_rotation_at": next_at,
+                        "readers": _json(readers),
                     },
                 )
                 tx.execute("vault.insert_version", self._version_params(tenant, name, 1, master_id, sealed, by, now))
@@ -362,6 +418,7 @@ class VaultService:
             raise NotFound(f"secret {name!r} not found")
         plaintext = self.check_value(current["type"], body.value) if body.value is not None else None
         rotation, next_at = self._check_rotation(tenant, body.rotation) if body.rotation is not None else (None, None)
+        readers = check_readers(tenant, body.readers) if body.readers is not None else None
 
         def make(master_id: str, key: bytes) -> Callable[[Any], Any]:
             def fn(tx: Any) -> dict[str, Any]:
@@ -386,11 +443,28 @@ class VaultService:
                     row["previous_version"] = row["current_version"]
                     row["current_version"] = version
                 tx.execute("vault.update_secret", self._update_params(row, now))
+                if readers is not None:
+                    tx.execute(
+                        "vault.set_readers", {"tenant": tenant, "name": name, "readers": _json(readers), "now": now}
+                    )
                 return tx.fetch_one("vault.get_secret", {"tenant": tenant, "name": name})
 
             return fn
 
         return self.info(await self._write(make))
+
+    async def set_policy(self, tenant: str, name: str, body: SecretPolicy) -> dict[str, Any]:
+        """Replace the secret's `readers` (the route allows admins only)."""
+        readers = check_readers(tenant, body.readers)
+
+        def fn(tx: Any) -> dict[str, Any]:
+            self._get(tx, tenant, name)
+            tx.execute(
+                "vault.set_readers", {"tenant": tenant, "name": name, "readers": _json(readers), "now": time.time()}
+            )
+            return tx.fetch_one("vault.get_secret", {"tenant": tenant, "name": name})
+
+        return self.info(await self.store.transaction(fn))
 
     async def delete(self, tenant: str, name: str, *, force: bool) -> dict[str, Any]:
         window = self.config.recovery_window_days * 86400
@@ -459,7 +533,17 @@ class VaultService:
             stored = tx.fetch_one("vault.get_version", {"tenant": tenant, "name": name, "version": chosen})
             if stored is None:
                 raise NotFound(f"secret {name!r} has no version {chosen}")
-            details = {"version": chosen, "stage": stage, "reader": who.reader, "trace_id": who.trace_id}
+            details = {"version": chosen, "stage": stage, "reader": who.caller, "trace_id": who.trace_id}
+            if who.on_behalf_of is not None and who.on_behalf_of != who.caller:
+                details["on_behalf_of"] = who.on_behalf_of
+            if who.enforce and not reader_allowed(self.readers_of(row), who.caller):
+                why = (
+                    f"{who.caller} is not among the readers of secret {name!r}"
+                    if who.caller
+                    else f"secret {name!r}: the call carries no caller identity"
+                )
+                tx.execute("core.insert_audit", {**audit, "status": 403, "details": _json({**details, "error": why})})
+                return {"error": AccessDenied(why)}
             key = self._keys.get(stored["master_id"])
             try:
                 if key is None:
@@ -496,7 +580,11 @@ class VaultService:
 
     async def execute(self, target: trnlib.TRN, payload: Any, ctx: CallContext) -> Any:
         """Bus executor for `trn:credvault:{tenant}:credential/{name}`: `{"op": "resolve",
-        "reader": TRN, "version"?, "stage"?}` → the value (audited)."""
+        "reader"?, "version"?, "stage"?}` → the value (audited). Only a caller (`ctx.caller`,
+        set by the platform) among the secret's `readers` gets it; otherwise
+        `CredVault.AccessDenied`, audited with the caller. `reader` in the payload is recorded
+        as `on_behalf_of`, never trusted. The value joins `ctx.secrets`, the redaction set of
+        the execution or invocation the call serves."""
         if isinstance(payload, dict) and payload.get("op") == "put":
             # another service keeps a value it made here (e.g. refreshed OAuth2 tokens): a new version
             writer = payload.get("writer")
@@ -517,8 +605,19 @@ class VaultService:
             raise BadRequest("credvault: version must be a positive integer")
         if stage is not None and stage not in ("current", "previous", "pending"):
             raise BadRequest("credvault: stage must be current, previous or pending")
-        who = _Reader(None, None, "credvault.resolve", reader=reader, trace_id=ctx.trace_id, key_id=ctx.principal)
+        who = _Reader(
+            None,
+            None,
+            "credvault.resolve",
+            caller=ctx.caller,
+            on_behalf_of=reader,
+            trace_id=ctx.trace_id,
+            key_id=ctx.principal,
+            enforce=True,
+        )
         result = await self.read_value(target.tenant, target.path, who, version=version, stage=stage)
+        if ctx.secrets is not None:
+            ctx.secrets.add(result["value"])  # joins the redaction set of the execution or invocation
         return result["value"]
 
     async def resolve_metadata(self, target: trnlib.TRN) -> dict[str, Any] | None:

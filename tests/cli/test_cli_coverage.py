@@ -69,6 +69,7 @@ COMMANDS = {
     "DELETE /api/v1/secrets/{name}": "sec delete",
     "GET /api/v1/secrets/{name}": "sec get",
     "PUT /api/v1/secrets/{name}": "sec put",
+    "PUT /api/v1/secrets/{name}/policy": "sec policy",
     "POST /api/v1/secrets/{name}/restore": "sec restore",
     "POST /api/v1/secrets/{name}/reveal": "sec reveal",
     "POST /api/v1/secrets/{name}/rotate": "sec rotate",

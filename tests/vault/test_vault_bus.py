@@ -15,6 +15,9 @@ from aionix.params.models import PutParam
 from aionix.runtime import Runtime
 from aionix.vault.models import CreateSecret, RotateSecret, Rotation
 
+#: the platform sets the caller's TRN on every bus call; CredVault checks it against `readers`
+CALLER = "trn:stepflow:default:template/bus-test"
+
 
 @pytest.fixture
 async def rt(tmp_path):
@@ -45,7 +48,7 @@ async def _audit(rt, action):
 async def test_resolve_returns_the_value_and_audits_the_reader(rt):
     vault = rt.services["vault"]
     await vault.create("default", "k1", CreateSecret(name="api-token", type="api_key", value="tok-abc-123"))
-    ctx = CallContext(tenant="default")
+    ctx = CallContext(tenant="default", caller=CALLER)
     reader = "trn:stepflow:default:execution/ex-1"
     value = await rt.bus.invoke("trn:credvault:default:credential/api-token", {"op": "resolve", "reader": reader}, ctx)
     assert value == "tok-abc-123"
@@ -65,7 +68,7 @@ async def test_resolve_by_stage_and_version(rt):
     vault = rt.services["vault"]
     await vault.create("default", None, CreateSecret(name="pw", type="password", value="first-pw"))
     await vault.rotate("default", "pw", None, RotateSecret(value="second-pw"))
-    ctx = CallContext(tenant="default")
+    ctx = CallContext(tenant="default", caller=CALLER)
     target = "trn:credvault:default:credential/pw"
     assert await rt.bus.invoke(target, {"op": "resolve", "reader": "x"}, ctx) == "second-pw"
     assert await rt.bus.invoke(target, {"op": "resolve", "stage": "previous"}, ctx) == "first-pw"
@@ -80,7 +83,9 @@ async def test_resolved_values_are_redacted_from_logs(rt, caplog):
         "default", None, CreateSecret(name="logged", type="json", value={"user": "u", "password": "json-pw-999"})
     )
     await rt.bus.invoke(
-        "trn:credvault:default:credential/logged", {"op": "resolve", "reader": "r"}, CallContext(tenant="default")
+        "trn:credvault:default:credential/logged",
+        {"op": "resolve", "reader": "r"},
+        CallContext(tenant="default", caller=CALLER),
     )
     caplog.handler.addFilter(redactor)
     try:
@@ -98,7 +103,7 @@ async def test_param_executor_returns_typed_evaluated_values(rt):
     await params.put("default", "/app/url", None, PutParam(value="{% 'http://h:' & $string($param('/app/port')) %}"))
     await params.put("default", "/app/pw", None, PutParam(type="secret_ref", value="db"))
     await params.put("default", "/app/port", None, PutParam(type="number", value=9090))
-    ctx = CallContext(tenant="default")
+    ctx = CallContext(tenant="default", caller=CALLER)
     assert await rt.bus.invoke("trn:paramstore:default:param/app/port", {"op": "get"}, ctx) == 9090
     assert await rt.bus.invoke("trn:paramstore:default:param/app/port", {"op": "get", "version": 1}, ctx) == 8080
     assert await rt.bus.invoke("trn:paramstore:default:param/app/url", {"op": "get"}, ctx) == "http://h:9090"
@@ -138,7 +143,7 @@ async def test_rotation_target_makes_the_new_value(rt):
     assert calls[0]["secret"] == "trn:credvault:default:credential/auto" and calls[0]["current_version"] == 1
     assert "initial-pw" not in str(calls)
     value = await rt.bus.invoke(
-        "trn:credvault:default:credential/auto", {"op": "resolve"}, CallContext(tenant="default")
+        "trn:credvault:default:credential/auto", {"op": "resolve"}, CallContext(tenant="default", caller=CALLER)
     )
     assert value == "made-by-rotator-1"
 
@@ -213,7 +218,7 @@ async def test_writes_racing_a_master_key_rotation_are_never_sealed_under_the_ol
     finally:
         conn.close()
     assert ids == {current}
-    ctx = CallContext(tenant="default")
+    ctx = CallContext(tenant="default", caller=CALLER)
     for i in range(40):
         got = await rt.bus.invoke(f"trn:credvault:default:credential/race{i}", {"op": "resolve"}, ctx)
         assert got == f"race-value-{i}-b"
@@ -234,14 +239,18 @@ async def test_resolve_fails_closed_when_the_audit_commit_fails(rt):
     try:
         with pytest.raises(AionixError) as caught:
             await rt.bus.invoke(
-                "trn:credvault:default:credential/closed", {"op": "resolve"}, CallContext(tenant="default")
+                "trn:credvault:default:credential/closed",
+                {"op": "resolve"},
+                CallContext(tenant="default", caller=CALLER),
             )
         assert "closed-value-1" not in str(caught.value)
     finally:
         rt.store.fault_hook = None
     assert await _audit(rt, "credvault.resolve") == []
     assert (
-        await rt.bus.invoke("trn:credvault:default:credential/closed", {"op": "resolve"}, CallContext(tenant="default"))
+        await rt.bus.invoke(
+            "trn:credvault:default:credential/closed", {"op": "resolve"}, CallContext(tenant="default", caller=CALLER)
+        )
         == "closed-value-1"
     )
     assert len(await _audit(rt, "credvault.resolve")) == 1

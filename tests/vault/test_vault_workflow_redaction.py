@@ -62,7 +62,9 @@ def test_secret_in_failing_caught_task_is_redacted_everywhere(make_server):
         for where, text in texts.items():
             assert value not in text, f"secret found in {where}"
         reads = c.get("/api/v1/audit", params={"action": "credvault.resolve"}).json()["items"]
-        assert reads and reads[0]["details"]["reader"].startswith("trn:stepflow:default:execution/")
+        # the reader is the workflow (what `readers` policies name); the execution is recorded beside it
+        assert reads and reads[0]["details"]["reader"] == "trn:stepflow:default:template/login"
+        assert reads[0]["details"]["on_behalf_of"].startswith("trn:stepflow:default:execution/")
     assert value not in proc.log()
     for path in proc.data_dir.iterdir():
         if path.is_file() and path.name.startswith("aionix.db"):

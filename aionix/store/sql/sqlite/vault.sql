@@ -14,13 +14,13 @@ WHERE id = 1 AND master_id = :old_master_id
 -- name: get_secret
 SELECT tenant, name, type, description, labels, rotation, latest_version, current_version,
        previous_version, pending_version, created_at, created_by, updated_at, rotated_at,
-       next_rotation_at, deleted_at, purge_after
+       next_rotation_at, deleted_at, purge_after, readers
 FROM vault_secrets WHERE tenant = :tenant AND name = :name
 
 -- name: list_secrets
 SELECT tenant, name, type, description, labels, rotation, latest_version, current_version,
        previous_version, pending_version, created_at, created_by, updated_at, rotated_at,
-       next_rotation_at, deleted_at, purge_after
+       next_rotation_at, deleted_at, purge_after, readers
 FROM vault_secrets
 WHERE tenant = :tenant AND (:cursor IS NULL OR name > :cursor)
   AND (:include_deleted = 1 OR deleted_at IS NULL)
@@ -28,8 +28,12 @@ ORDER BY name LIMIT :limit
 
 -- name: insert_secret
 INSERT INTO vault_secrets (tenant, name, type, description, labels, rotation, latest_version,
-    current_version, created_at, created_by, updated_at, next_rotation_at)
-VALUES (:tenant, :name, :type, :description, :labels, :rotation, 1, 1, :now, :by, :now, :next_rotation_at)
+    current_version, created_at, created_by, updated_at, next_rotation_at, readers)
+VALUES (:tenant, :name, :type, :description, :labels, :rotation, 1, 1, :now, :by, :now, :next_rotation_at, :readers)
+
+-- name: set_readers
+UPDATE vault_secrets SET readers = :readers, updated_at = :now
+WHERE tenant = :tenant AND name = :name AND deleted_at IS NULL
 
 -- name: update_secret
 UPDATE vault_secrets
