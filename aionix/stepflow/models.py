@@ -209,7 +209,7 @@ class StartExecution(BaseModel):
 
 
 class ErrorInfo(BaseModel):
-    error: str
+    error: str | None = Field(None, description="absent when a Fail state gave only a Cause")
     cause: str | None = None
 
 
