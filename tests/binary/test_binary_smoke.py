@@ -253,3 +253,30 @@ def test_secret_param_function_workflow_survive_sigterm_and_restart(home: Path, 
     assert canary not in log
     raw = b"".join(p.read_bytes() for p in (server.home / "data").glob("aionix.db*"))
     assert canary.encode() not in raw
+
+
+def test_master_key_is_not_in_the_serving_process_environ(home: Path, tmp_path: Path) -> None:
+    """The binary re-executes itself without `AIONIX_MASTER_KEY` (same pid, the bundle reused);
+    only the bootloader, which waits for the server, keeps its initial environment."""
+    import base64
+    import os
+
+    install(home / "aionix", tmp_path)
+    key = base64.b64encode(os.urandom(32)).decode()
+    srv = BinaryServer(tmp_path, extra_env={"AIONIX_MASTER_KEY": key})
+    srv.start()
+    try:
+        assert srv.proc is not None
+        boot = srv.proc.pid
+        children = Path(f"/proc/{boot}/task/{boot}/children").read_text().split()
+        assert len(children) == 1, children  # one server process: the re-exec did not unpack a second bundle
+        serving = int(children[0])
+        assert key.encode() not in Path(f"/proc/{serving}/environ").read_bytes()
+        assert f"Started server process [{serving}]" in srv.log()
+        with srv.client() as c:
+            assert c.get("/healthz").json()["vault"]["master_key_source"] == "env"
+            assert c.post("/api/v1/secrets", json={"name": "k", "type": "password", "value": "v-1"}).status_code == 201
+            assert c.post("/api/v1/secrets/k/reveal").json()["value"] == "v-1"
+        assert not (tmp_path / "data" / "master.key").exists()
+    finally:
+        srv.kill()
