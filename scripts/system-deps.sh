@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the test suite talks to (real servers, started by the tests themselves).
 # Installs only what is missing, so a second run costs nothing. binutils: PyInstaller (make binary)
-# reads and strips the bundled libraries with objdump/strip.
+# reads and strips the bundled libraries with objdump/strip. libseccomp2: the seccomp filter of
+# function workers (loaded through ctypes; usually present already, systemd needs it).
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
@@ -32,6 +32,23 @@ class FunctionsConfig(BaseModel):
     max_code_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     wasm_threads: int = Field(4, ge=1, le=64)
     gpu_concurrency: int = Field(1, ge=1, le=64)
+    allow_unconfined_net: bool = Field(
+        False, description="run functions granted permissions.net with the host's whole network where no netns exists"
+    )
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="SSRF guard exceptions for function egress (names, addresses, networks)"
+    )
+    egress_max_connections: int = Field(256, ge=1, le=65536)
+    egress_max_bytes: int = Field(1 << 30, ge=1024, description="bytes per proxied connection, both ways")
+    tmp_max_mb: int = Field(128, ge=1, le=1 << 20, description="size of a worker's private /tmp (tmpfs)")
+    seccomp: bool = True
+
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class Limits(BaseModel):
@@ -51,7 +68,7 @@ class Permissions(BaseModel):
     net: list[str] = Field(
         default_factory=list,
         max_length=64,
-        description="hosts (host or host:port); Python: any entry allows the network",
+        description="hosts (host, host:port or [v6]:port), reached through the egress proxy",
     )
     read: list[str] = Field(default_factory=list, max_length=64, description="absolute paths the code may read")
     env: list[str] = Field(default_factory=list, max_length=64, description="Deno: extra environment names it may read")

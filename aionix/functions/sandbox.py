@@ -114,6 +114,11 @@ class Confinement:
     uid_base: int = 61000
     uid_count: int = 4096
     sandbox_dir: Path = Path(tempfile.gettempdir())
+    #: the seccomp deny-list filter is applied in every worker (libseccomp found and working)
+    seccomp: bool = False
+    seccomp_library: str | None = None
+    #: size of a worker's private /tmp (a tmpfs, with `mountns`)
+    tmp_bytes: int = 128 << 20
     _free_uids: list[int] = field(default_factory=list)
     _serial: int = 0
     _block_fd: int | None = None
@@ -128,6 +133,9 @@ class Confinement:
             if self.cgroups == "v1"
             else (["memory", "pids", "cpu"] if self.cgroups == "v2" else []),
             "rlimits": ["as", "cpu", "nproc", "nofile", "fsize", "core"],
+            "seccomp": self.seccomp,
+            "seccomp_library": self.seccomp_library,
+            "tmp_max_bytes": self.tmp_bytes if self.mountns else None,
         }
 
     # ------------------------------------------------------------------ uids
@@ -261,6 +269,33 @@ def _remove_stale(parent: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _seccomp_works() -> str | None:
+    """libseccomp's version when a worker can load the filter here, else None: a probe
+    process applies it exactly as a worker does and must then see unshare fail with EPERM."""
+    import json
+
+    spec = json.dumps({"mode": "seccomp-probe", "seccomp": True, "work_dir": "/"})
+    if getattr(sys, "frozen", False):
+        command = [sys.executable, "--worker", spec]
+    else:
+        command = [sys.executable, "-I", "-m", "aionix.functions.worker", spec]
+    try:
+        if subprocess.run(command, timeout=20, capture_output=True).returncode != 0:
+            return None
+        import ctypes
+
+        lib = ctypes.CDLL("libseccomp.so.2")
+
+        class Version(ctypes.Structure):
+            _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+        lib.seccomp_version.restype = ctypes.POINTER(Version)
+        v = lib.seccomp_version().contents
+        return f"libseccomp {v.major}.{v.minor}.{v.micro}"
+    except (OSError, AttributeError, subprocess.SubprocessError):
+        return None
+
+
 def _netns_works() -> bool:
     probe = "import ctypes,sys; sys.exit(0 if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0 else 1)"
     try:
@@ -316,6 +351,8 @@ def detect(
     network_namespace: bool,
     sandbox_parent: str,
     private_tmp: bool = True,
+    seccomp: bool = True,
+    tmp_bytes: int = 128 << 20,
 ) -> Confinement:
     """Probe the host once at start (blocking; call from a thread)."""
     root = os.geteuid() == 0
@@ -329,6 +366,7 @@ def detect(
     (sandbox / "code").mkdir(mode=0o711)
     (sandbox / "workers").mkdir(mode=0o711)
     kind, bases = _setup_cgroups(tag, cgroups) if root else ("none", {})
+    library = _seccomp_works() if seccomp else None
     return Confinement(
         root=root,
         uid_drop=root,
@@ -339,6 +377,9 @@ def detect(
         uid_base=uid_base,
         uid_count=uid_count,
         sandbox_dir=sandbox,
+        seccomp=library is not None,
+        seccomp_library=library,
+        tmp_bytes=tmp_bytes,
     )
 
 

@@ -21,9 +21,11 @@ from typing import Any
 import orjson
 
 from aionix import trn as trnlib
+from aionix.connectors.ssrf import AllowList
 from aionix.errors import NotFound, Unavailable, ValidationFailed, field_error
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
+from aionix.functions.egress import Egress, NetPolicy
 from aionix.functions.invocation import LATEST, Invocations, _json, _trn
 from aionix.functions.models import (
     Code,
@@ -53,6 +55,7 @@ class FunctionsService(Invocations):
         self.store = rt.store
         self.cfg: FunctionsConfig = rt.config.service_section("functions", FunctionsConfig)
         self.conf: Confinement | None = None
+        self.net = NetPolicy(None, self.cfg.allow_unconfined_net)
         self.runtimes: dict[str, FunctionRuntime] = {}
         self.gpu = gpulib.GpuScheduler([], self.cfg.gpu_concurrency)
         self._versions: dict[tuple[str, str, int], dict[str, Any]] = {}
@@ -85,7 +88,16 @@ class FunctionsService(Invocations):
                 network_namespace=cfg.network_namespace,
                 private_tmp=cfg.private_tmp,
                 sandbox_parent=cfg.sandbox_dir,
+                seccomp=cfg.seccomp,
+                tmp_bytes=cfg.tmp_max_mb << 20,
             )
+            egress = Egress(
+                AllowList.parse(cfg.allow_hosts),
+                max_connections=cfg.egress_max_connections,
+                max_bytes=cfg.egress_max_bytes,
+                api_port=lambda: getattr(self.rt, "listen_port", None) or self.rt.config.server.port,
+            )
+            net = self.net = NetPolicy(egress if self.conf.netns else None, cfg.allow_unconfined_net)
             devices = await asyncio.to_thread(gpulib.detect_devices)
             self.gpu = gpulib.GpuScheduler(devices, cfg.gpu_concurrency)
 
@@ -103,10 +115,14 @@ class FunctionsService(Invocations):
 
             self.runtimes = {
                 "python": PythonRuntime(
-                    pools(), netns=self.conf.netns, uid_drop=self.conf.uid_drop, log_max_bytes=cfg.log_max_bytes
+                    pools(),
+                    netns=self.conf.netns,
+                    uid_drop=self.conf.uid_drop,
+                    log_max_bytes=cfg.log_max_bytes,
+                    net=net,
                 ),
                 "deno": DenoRuntime(
-                    pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop
+                    pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop, net=net
                 ),
                 "wasm": WasmRuntime(self.rt.config.data_dir / "functions" / "wasm-cache", cfg.wasm_threads),
             }
@@ -148,6 +164,7 @@ class FunctionsService(Invocations):
         assert self.conf is not None
         self.rt.health["confinement"] = {
             **self.conf.describe(),
+            "egress": self.net.describe(),
             "python": self.runtimes["python"].describe(),
             "deno": self.runtimes["deno"].describe(),
             "wasm": self.runtimes["wasm"].describe(),
@@ -188,6 +205,10 @@ class FunctionsService(Invocations):
                 details=[{"field": "runtime", "message": "no deno binary found"}],
             )
         rt.validate(files, handler)
+        if config.permissions.net and runtime in ("python", "deno"):
+            problem = self.net.problem(config.permissions.net)
+            if problem:
+                raise field_error("permissions.net", problem)
         for key in config.env:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", key):
                 raise field_error(f"env.{key}", "environment names must match [A-Za-z_][A-Za-z0-9_]*")

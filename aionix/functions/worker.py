@@ -30,6 +30,24 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+#: entries of the worker's own directory that survive between invocations
+KEPT = {".code", ".bin", ".stdout", ".stderr"}
+#: system calls user code never needs, denied with EPERM (seccomp, where libseccomp exists):
+#: namespaces, mounts, tracing other processes, kernel keyrings, eBPF, modules, kexec, ...
+SECCOMP_DENY = (
+    "unshare", "setns", "mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount",
+    "fsconfig", "fspick", "move_mount", "open_tree", "mount_setattr", "ptrace", "process_vm_readv",
+    "process_vm_writev", "kcmp", "pidfd_getfd", "bpf", "perf_event_open", "userfaultfd", "keyctl",
+    "add_key", "request_key", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "reboot", "swapon", "swapoff", "acct", "quotactl", "open_by_handle_at",
+    "name_to_handle_at", "lookup_dcookie", "iopl", "ioperm", "vhangup", "syslog", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "settimeofday", "clock_settime", "clock_adjtime",
+    "adjtimex", "sethostname", "setdomainname", "nfsservctl", "uselib",
+)  # fmt: skip
+#: clone() flags that create namespaces (denied like unshare); clone3 hides its flags in memory,
+#: so it answers ENOSYS and libc falls back to clone
+CLONE_NS_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080)
 
 
 def _reachable_by_others(path: str) -> bool:
@@ -96,13 +114,19 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
 
 
 def _private_tmp(libc, spec: dict) -> None:
-    """A mount namespace where /tmp is this worker's own directory (with the code read-only in
-    /tmp/.code) and /var/tmp, /dev/shm are small private tmpfs: nothing shared to write to,
-    and nothing of the host's /tmp (other workers, data dirs under it) to see."""
+    """A mount namespace where /tmp is this worker's own tmpfs of `tmp_bytes` (with the code
+    read-only in /tmp/.code) and /var/tmp, /dev/shm are small private tmpfs: nothing shared to
+    write to, nothing of the host's /tmp (other workers, data dirs under it) to see, and no
+    way to fill the host's disk."""
     if libc.unshare(CLONE_NEWNS) != 0:
         raise OSError("unshare(CLONE_NEWNS) failed")
     _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
     work, code = spec["work_dir"], spec["code_dir"]
+    owner = spec.get("uid")
+    options = f"size={int(spec.get('tmp_bytes') or 128 << 20)},mode=0700"
+    if owner is not None:
+        options += f",uid={owner},gid={owner}"
+    _mount(libc, "tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, options)
     inner = os.path.join(work, ".code")
     os.mkdir(inner, 0o755)
     _mount(libc, code, inner, None, MS_BIND | MS_REC)
@@ -129,6 +153,76 @@ def _private_tmp(libc, spec: dict) -> None:
     os.environ["HOME"] = os.environ["TMPDIR"] = PRIVATE_TMP
 
 
+def _egress_listener(fd: int, port: int) -> None:
+    """Bring up the namespace's loopback, bind the egress proxy's listener on 127.0.0.1:`port`
+    and hand it to the server over the socketpair `fd`: the server accepts on it and relays
+    to granted hosts only. The worker keeps no copy, so user code cannot accept on it."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ctl:
+        flags = struct.unpack("16sH", fcntl.ioctl(ctl, SIOCGIFFLAGS, struct.pack("16sH", b"lo", 0)))[1]
+        fcntl.ioctl(ctl, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    with socket.socket(fileno=fd) as channel:
+        socket.send_fds(channel, [b"L"], [listener.fileno()])
+    listener.close()
+
+
+def _seccomp() -> None:
+    """Load the deny-list filter through libseccomp (it handles each architecture's numbers
+    and the x32 ABI) and set no_new_privs; it survives exec (Deno) and applies to every
+    thread and child created afterwards."""
+    import ctypes
+    import errno
+
+    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.c_void_p,
+    ]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    lib.seccomp_release.argtypes = [ctypes.c_void_p]
+
+    class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("a", ctypes.c_uint64), ("b", ctypes.c_uint64)]
+
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM
+    ctx = lib.seccomp_init(allow)
+    if not ctx:
+        raise OSError("seccomp_init failed")
+    try:
+
+        def add(action: int, name: str, *cmps: ArgCmp) -> None:
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr < 0:  # not a system call on this architecture
+                return
+            array = (ArgCmp * len(cmps))(*cmps) if cmps else None
+            rc = lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), array)
+            if rc < 0:
+                raise OSError(-rc, f"seccomp rule for {name}: {os.strerror(-rc)}")
+
+        for name in SECCOMP_DENY:
+            add(deny, name)
+        for flag in CLONE_NS_FLAGS:  # SCMP_CMP_MASKED_EQ on the flags argument
+            add(deny, "clone", ArgCmp(0, 7, flag, flag))
+        add(0x00050000 | errno.ENOSYS, "clone3")
+        rc = lib.seccomp_load(ctx)
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+    finally:
+        lib.seccomp_release(ctx)
+
+
 def confine(spec: dict) -> None:
     """Apply the sandbox described by `spec` to this process (irreversibly)."""
     for procs in spec.get("cgroup_procs", []):
@@ -137,6 +231,8 @@ def confine(spec: dict) -> None:
     libc = _libc() if (spec.get("netns") or spec.get("mountns") or spec.get("uid") is not None) else None
     if spec.get("netns") and libc.unshare(CLONE_NEWNET) != 0:
         raise OSError("unshare(CLONE_NEWNET) failed")
+    if spec.get("egress_fd") is not None:
+        _egress_listener(spec["egress_fd"], spec["egress_port"])
     uid = spec.get("uid")
     if uid is not None or spec.get("mountns"):
         _keep_import_path(bool(spec.get("mountns")))
@@ -163,6 +259,8 @@ def confine(spec: dict) -> None:
         if os.getppid() != spec.get("parent_pid", os.getppid()):
             os._exit(1)
     os.chdir(spec["work_dir"])
+    if spec.get("seccomp"):
+        _seccomp()  # last: the steps above need mount, unshare and setuid
 
 
 class Context:
@@ -262,6 +360,61 @@ def _kill_leftovers(own_uid: bool) -> None:
                 pass
 
 
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
+
+
+def _threads_left(baseline: int) -> bool:
+    """Whether the invocation left threads running (a joined thread may take a moment to go)."""
+    deadline = time.monotonic() + 0.1
+    while _thread_count() > baseline:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def _tasks_left(loop) -> bool:
+    """Cancel what an async handler left on its event loop; True if something would not stop."""
+    import asyncio
+
+    pending = asyncio.all_tasks(loop)
+    if not pending:
+        return False
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.wait(pending, timeout=0.2))
+    return any(not t.done() for t in pending)
+
+
+def _empty_dirs(base: str, keep: set[str], extra: tuple[str, ...]) -> None:
+    """Remove what the invocation left in the worker's own directory (its /tmp) and in the
+    private /var/tmp and /dev/shm, so the next invocation starts from the same state."""
+    import shutil
+
+    for root, kept in ((base, keep), *((d, set()) for d in extra)):
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        for name in entries:
+            if name in kept:
+                continue
+            path = os.path.join(root, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
 def _load_handler(spec: dict):
     import importlib
 
@@ -330,7 +483,11 @@ def serve_python(spec: dict) -> None:
     loop = asyncio.new_event_loop()
     own_uid = spec.get("uid") is not None
     cpu_limit = spec.get("cpu_seconds")
+    private = ("/var/tmp", "/dev/shm") if spec.get("mountns") else ()
     run_dir = None
+    # threads the handler's module started at import belong to its warm state, like Lambda's
+    # init phase; any more after an invocation retire the worker
+    baseline_threads = _thread_count()
     for serial, line in enumerate(proto_in, 1):
         request = json.loads(line)
         if run_dir is None:
@@ -360,10 +517,17 @@ def serve_python(spec: dict) -> None:
             fatal = isinstance(exc, (SystemExit, KeyboardInterrupt))
             response.update(ok=False, error=_error(exc))
         response["duration_ms"] = (time.perf_counter() - started) * 1000
+        try:
+            leftover = _tasks_left(loop)
+        except BaseException:  # a task that fails while being cancelled: the loop is unreliable
+            leftover = True
         response["stdout"], response["stderr"] = collected()
         response["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         os.chdir(base)
         _kill_leftovers(own_uid)
+        # a thread cannot be killed: a worker with one left over is not reused
+        if leftover or _threads_left(baseline_threads):
+            fatal = response["retired"] = True
         response["fatal"] = fatal
         try:
             send(response)
@@ -380,12 +544,13 @@ def serve_python(spec: dict) -> None:
                 ).encode()
                 + b"\n"
             )
+        if fatal:
+            os._exit(0)  # leftover threads would keep a normal exit waiting
         # after answering: removing a directory can cost milliseconds on a busy disk
         if not _still_fresh(run_dir):
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir = None
-        if fatal:
-            return
+        _empty_dirs(base, KEPT | ({os.path.basename(run_dir)} if run_dir else set()), private)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,6 +560,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = json.loads(args[0])
     confine(spec)
+    if spec["mode"] == "seccomp-probe":  # the server's start-up check: is the filter in force?
+        libc = _libc()
+        import ctypes
+
+        return 0 if libc.unshare(0x10000000) != 0 and ctypes.get_errno() == 1 else 3
     if spec["mode"] == "exec":
         command = spec["command"]
         os.execve(command[0], command, dict(os.environ))

@@ -328,8 +328,17 @@ def test_network_is_denied_when_not_granted(fn, fn_server) -> None:
     result = invoke(fn, name, {"op": "net", "port": fn_server.port})["result"]
     if health["netns"]:
         assert result.startswith("denied"), result
-    granted = create(fn, "python", SOURCE, permissions={"net": ["127.0.0.1"]})["name"]
-    assert invoke(fn, granted, {"op": "net", "port": fn_server.port})["result"] == "connected"
+        # a grant does not open the network either: granted hosts are reached through the
+        # server's egress proxy only (tests/security/test_fn_egress.py), never directly
+        granted = create(fn, "python", SOURCE, permissions={"net": ["127.0.0.1"]})["name"]
+        assert invoke(fn, granted, {"op": "net", "port": fn_server.port})["result"].startswith("denied")
+    else:
+        # no namespace here: a grant would open the whole network, so it is refused
+        r = fn.post(
+            "/api/v1/functions",
+            json={"name": "net-open", "runtime": "python", "code": {"source": SOURCE}, "permissions": {"net": ["a.b"]}},
+        )
+        assert r.status_code == 422 and "allow_unconfined_net" in r.text, r.text
 
 
 def test_server_latency_unharmed_by_hostile_functions(fn) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aionix.errors import ValidationFailed
+from aionix.functions.egress import NetPolicy, proxy_env
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
 from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
 
@@ -25,6 +26,18 @@ EXPORT_DEFAULT = re.compile(r"export\s+default\b|export\s*\{[^}]*\bas\s+default\
 BOOTSTRAP = r"""
 import handler from "./%(entry)s";
 const marker = "\u0000AIONIX:" + Deno.args[0] + ":";
+const tmp = Deno.args[1];
+const kept = new Set([".code", ".bin"]);
+// what an invocation left in its temp directory is gone before the next one starts
+function cleanTmp() {
+  try {
+    for (const entry of Deno.readDirSync(tmp)) {
+      if (!kept.has(entry.name)) {
+        try { Deno.removeSync(tmp + "/" + entry.name, { recursive: true }); } catch { /* gone */ }
+      }
+    }
+  } catch { /* unreadable: nothing to clean */ }
+}
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 let logs = [];
@@ -68,6 +81,7 @@ while (true) {
     }
     resp.logs = logs.join("\n");
     await send(resp);
+    cleanTmp();
   }
 }
 """
@@ -114,10 +128,13 @@ def validate_deno(files: dict[str, bytes], handler: str) -> None:
 class DenoRuntime:
     name = "deno"
 
-    def __init__(self, pools: Pools, deno_path: str | None, *, netns: bool, uid_drop: bool) -> None:
+    def __init__(
+        self, pools: Pools, deno_path: str | None, *, netns: bool, uid_drop: bool, net: NetPolicy | None = None
+    ) -> None:
         self.pools = pools
         self.deno_path = deno_path
         self.netns = netns
+        self.net = net or NetPolicy(None, False)
         self.uid_drop = uid_drop
 
     def available(self) -> bool:
@@ -171,11 +188,15 @@ class DenoRuntime:
         rlimits = {"nofile": max(spec.max_open_files, 256), "fsize": spec.max_file_bytes, "core": 0}
         if self.uid_drop:
             rlimits["nproc"] = spec.max_processes + 64  # Deno's own threads count here
+        hosts = perms.get("net") or []
+        # --allow-net checks names; the namespace and the proxy's SSRF guard check where they lead
+        egress = self.net.egress.grant(hosts, spec.max_open_files) if hosts and self.net.egress else None
         return LaunchPlan(
             mode="exec",
-            env={**spec.env, **spec.devices_env, "NO_COLOR": "1"},
+            env={**spec.env, **spec.devices_env, "NO_COLOR": "1", **(proxy_env() if egress else {})},
             rlimits=rlimits,
-            netns=self.netns and not perms.get("net"),
+            netns=self.netns and (egress is not None or not hosts),
+            egress=egress,
             memory_bytes=(spec.memory_mb + 192) * MiB,
             pids_max=spec.max_processes + 64,
             # its own directory (the private /tmp where the host allows) is readable and writable
@@ -187,6 +208,7 @@ class DenoRuntime:
                 f"--allow-write={work_dir}",
                 bootstrap,
                 token,
+                str(work_dir),
             ],
             marker=f"\0AIONIX:{token}:".encode(),
         )
@@ -196,6 +218,9 @@ class DenoRuntime:
             return Outcome.failure(
                 "Runtime.Unavailable", "deno is not available on this host", name="States.TaskFailed"
             )
+        problem = self.net.problem(spec.permissions.get("net") or [])
+        if problem:
+            return Outcome.failure("Runtime.NetworkUnconfined", f"permissions.net: {problem}")
         key = spec.pool_key()
         started = time.perf_counter()
         token = secrets.token_hex(8)

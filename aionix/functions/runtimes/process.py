@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aionix import frozen
+from aionix.functions.egress import EGRESS_PORT, EgressGrant, WorkerProxy, receive_listener
 from aionix.functions.sandbox import Cgroup, Confinement, kill_uid
 
 log = logging.getLogger("aionix.functions")
@@ -61,6 +63,8 @@ class LaunchPlan:
     extra: dict[str, Any] = field(default_factory=dict)
     command: Callable[[Path], list[str]] | None = None
     marker: bytes | None = None
+    #: granted hosts, reached through the server's egress proxy from inside the netns
+    egress: EgressGrant | None = None
 
 
 class Worker:
@@ -84,6 +88,7 @@ class Worker:
         self.killed = False
         self.stderr = bytearray()
         self.stdout_noise: list[str] = []
+        self.proxy: WorkerProxy | None = None
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     @property
@@ -141,6 +146,8 @@ class Worker:
     async def kill(self) -> None:
         """Kill the worker, its process group, its cgroup and every process of its uid."""
         self.killed = True
+        if self.proxy is not None:
+            await self.proxy.close()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
@@ -191,6 +198,8 @@ async def spawn_worker(
         "uid": uid,
         "netns": plan.netns,
         "mountns": conf.mountns,
+        "tmp_bytes": conf.tmp_bytes,
+        "seccomp": conf.seccomp,
         "rlimits": plan.rlimits,
         "cgroup_procs": cgroup.procs_files() if cgroup else [],
         "work_dir": str(work_dir),
@@ -200,6 +209,12 @@ async def spawn_worker(
     }
     if plan.command is not None:
         spec["command"] = plan.command(work_dir)
+    channel = child_end = None
+    if plan.egress is not None:
+        # the worker binds the proxy's listener inside its netns and hands it over this pair
+        channel, child_end = socket.socketpair()
+        spec["egress_fd"] = child_end.fileno()
+        spec["egress_port"] = EGRESS_PORT
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -218,22 +233,37 @@ async def spawn_worker(
             cwd=str(work_dir),
             start_new_session=True,
             close_fds=True,
+            pass_fds=[child_end.fileno()] if child_end is not None else [],
             limit=STREAM_LIMIT,
         )
     except OSError as exc:
+        if channel is not None:
+            channel.close()
         conf.release_uid(uid)
         if cgroup:
             cgroup.remove()
         raise WorkerGone(f"cannot start a worker: {exc}") from None
+    finally:
+        if child_end is not None:
+            child_end.close()
     worker = Worker(proc, uid, cgroup, work_dir, plan.marker)
     try:
         ready = await asyncio.wait_for(worker.read_message(), start_timeout)
+        if channel is not None and plan.egress is not None:
+            # sent before any user code ran, so it is there once the worker is ready
+            listener = receive_listener(channel)
+            if listener is None:
+                raise WorkerGone("the worker did not hand over its egress socket", None, worker.take_stderr())
+            worker.proxy = await plan.egress.attach(listener)
     except TimeoutError:
         await retire(conf, worker)
         raise WorkerGone(f"the worker did not start within {start_timeout:g} s") from None
     except WorkerGone:
         await retire(conf, worker)
         raise
+    finally:
+        if channel is not None:
+            channel.close()
     return worker, ready
 
 

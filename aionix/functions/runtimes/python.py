@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from aionix.errors import ValidationFailed
+from aionix.functions.egress import NetPolicy, proxy_env
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
 from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
 from aionix.functions.sandbox import uid_task_count
@@ -63,9 +64,12 @@ def validate_python(files: dict[str, bytes], handler: str) -> None:
 class PythonRuntime:
     name = "python"
 
-    def __init__(self, pools: Pools, *, netns: bool, uid_drop: bool, log_max_bytes: int) -> None:
+    def __init__(
+        self, pools: Pools, *, netns: bool, uid_drop: bool, log_max_bytes: int, net: NetPolicy | None = None
+    ) -> None:
         self.pools = pools
         self.netns = netns
+        self.net = net or NetPolicy(None, False)
         self.uid_drop = uid_drop
         self.log_max_bytes = log_max_bytes
 
@@ -79,7 +83,7 @@ class PythonRuntime:
         return {
             "available": True,
             "warm_workers": self.pools.warm_count(),
-            "network": "denied (netns)" if self.netns else "not enforced",
+            "network": "denied (netns); granted hosts through the egress proxy" if self.netns else "not enforced",
         }
 
     def _plan(self, spec: RunSpec) -> LaunchPlan:
@@ -95,19 +99,25 @@ class PythonRuntime:
             # without a uid of its own RLIMIT_NPROC counts every process of the server's user:
             # allow what runs now plus the function's share
             rlimits["nproc"] = uid_task_count(os.getuid()) + spec.max_processes
-        netns = self.netns and not spec.permissions.get("net")
+        hosts = spec.permissions.get("net") or []
+        egress = self.net.egress.grant(hosts, spec.max_open_files) if hosts and self.net.egress else None
         return LaunchPlan(
             mode="python",
             # glibc reserves 64 MB of address space per thread arena: keep RLIMIT_AS meaningful
-            env={"MALLOC_ARENA_MAX": "2", **spec.env, **spec.devices_env},
+            env={"MALLOC_ARENA_MAX": "2", **spec.env, **spec.devices_env, **(proxy_env() if egress else {})},
             rlimits=rlimits,
-            netns=netns,
+            # granted hosts are reached through the proxy from inside the namespace
+            netns=self.netns and (egress is not None or not hosts),
+            egress=egress,
             memory_bytes=(spec.memory_mb + 64) * MiB,
             pids_max=spec.max_processes + 1,
             extra={"handler": spec.handler, "log_max_bytes": self.log_max_bytes, "cpu_seconds": spec.cpu_seconds},
         )
 
     async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        problem = self.net.problem(spec.permissions.get("net") or [])
+        if problem:
+            return Outcome.failure("Runtime.NetworkUnconfined", f"permissions.net: {problem}")
         key = spec.pool_key()
         started = time.perf_counter()
         try:
