@@ -369,15 +369,24 @@ def start_s3() -> S3Server:
     """moto's server mode with authentication on: an IAM user with an access key and an S3
     policy is created by the first three (unauthenticated) calls; every later call must carry a
     valid SigV4 signature of that key."""
+    import re
     import sys
 
-    port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3", "AWS_DEFAULT_REGION": "us-east-1"}
     moto = Path(sys.executable).with_name("moto_server")
     argv = [str(moto)] if moto.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen(
-        [*argv, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
+    # port 0: the server binds a free port itself and names it (`Running on http://127.0.0.1:N`)
+    # in its log, so no other program can take the port between a probe and the bind
+    log = Path(tempfile.mkdtemp(prefix="aionix-moto-")) / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*argv, "-H", "127.0.0.1", "-p", "0"], stdout=subprocess.DEVNULL, stderr=out, env=env)
+    deadline = time.monotonic() + 60
+    while (found := re.search(r"Running on http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))) is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"moto_server did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    port = int(found.group(1))
     _wait_port(port, 60, proc)
     url = f"http://127.0.0.1:{port}"
     import boto3
