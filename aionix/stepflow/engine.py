@@ -29,6 +29,7 @@ from aionix import expr
 from aionix.bus import BusError, CallContext, TargetTimeout
 from aionix.errors import AionixError
 from aionix.expr import UNDEFINED, Template
+from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Machine, Plan, StatePlan
 
@@ -166,7 +167,8 @@ class Run:
     timer_adds: dict[str, float] = field(default_factory=dict)
     timer_dels: set[str] = field(default_factory=set)
     token_adds: list[tuple[str, str]] = field(default_factory=list)
-    secret_values: set[str] = field(default_factory=set)
+    #: every value CredVault resolved for this run (its redaction set, see aionix/redact.py)
+    redaction: SecretSet = field(default_factory=SecretSet)
     changes: int = 0
     durable: int = 0
     flushing: asyncio.Future[None] | None = None
@@ -182,6 +184,11 @@ class Run:
     first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def caller_trn(self) -> str:
+        """Who this run's bus calls are made for (CredVault checks it against `readers`)."""
+        return f"trn:stepflow:{self.tenant}:template/{self.workflow}"
 
     def event(self, type: str, state: str | None = None, frame: str | None = None, detail: Any = None) -> None:
         self.pending.append((self.next_seq, time.time(), type, state, frame, detail))
@@ -475,13 +482,17 @@ class Engine:
         if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params:
             if refs.dynamic_params or refs.reads_all_secrets:
                 raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: $secret and $param need literal names")
-            ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id)
+            ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id, caller=run.caller_trn, secrets=run.redaction)
             reader = f"trn:stepflow:{run.tenant}:execution/{run.id}"
             for name in refs.secrets - run.secrets.keys():
                 try:
                     value = await self.bus.invoke(
                         f"trn:credvault:{run.tenant}:credential/{name}", {"op": "resolve", "reader": reader}, ctx
                     )
+                except BusError as exc:  # CredVault.AccessDenied: not among the secret's readers
+                    raise Failure(
+                        exc.error, f"state {plan.name!r}: secret {name!r} cannot be read: {exc.cause}"
+                    ) from None
                 except AionixError as exc:
                     raise Failure(
                         plan_mod.RUNTIME, f"state {plan.name!r}: secret {name!r} cannot be read: {exc.message}"
@@ -627,6 +638,8 @@ class Engine:
             trace_id=run.trace_id,
             idempotency_key=key,
             extra={"execution_id": run.id, "state": qualified, "attempt": attempt},
+            caller=run.caller_trn,
+            secrets=run.redaction,
         )
         waiter: asyncio.Future[Any] | None = None
         if frame.phase == "callback":

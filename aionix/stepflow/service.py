@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from aionix import trn as trnlib
 from aionix.bus import CallContext
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
-from aionix.log import REDACTED, redactor
+from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Plan, compile_workflow
 from aionix.stepflow.engine import TERMINAL, Engine, Failure, Frame, Run, new_root, reset_for_redrive
@@ -365,8 +365,10 @@ class StepFlowService:
         parent_id: str | None = None,
         trace_id: str | None = None,
         wait_seconds: float | None = None,
+        redaction: SecretSet | None = None,
     ) -> tuple[dict[str, Any], bool]:
-        """Start an execution; returns (envelope, finished). `sync` waits up to the bound."""
+        """Start an execution; returns (envelope, finished). `sync` waits up to the bound.
+        `redaction`: the set of the run or call that starts it (its input may hold their secrets)."""
         try:
             size = len(orjson.dumps(input))
         except TypeError as exc:
@@ -410,6 +412,8 @@ class StepFlowService:
             deadline=now + plan.root.timeout_seconds if plan.root.timeout_seconds else None,
         )
         run.idempotency_key = idempotency_key
+        if redaction is not None:  # what the parent resolved is masked in the child's records too
+            run.redaction = SecretSet.within(redaction)
         run.event("ExecutionStarted", detail={"input": input, "version": version, "parent_id": parent_id})
         # the execution row is inserted by its first checkpoint (together with the events up
         # to the first task, wait or end): start answers once that has committed
@@ -474,20 +478,13 @@ class StepFlowService:
         return rows
 
     def _redact_text(self, run: Run, text: str) -> str:
-        for value in run.secret_values:
-            text = text.replace(value, REDACTED)
-        return text
+        """Mask the run's resolved secrets (and their encoded forms) in a JSON document."""
+        return run.redaction.json_text(text)
 
     def register_secret(self, run: Run, value: Any) -> None:
-        """Keep a resolved secret out of everything recorded for this run."""
-        if isinstance(value, str):
-            values = [value]
-        else:
-            values = [v for v in _string_leaves(value)]
-        for v in values:
-            if len(v) >= 4:
-                run.secret_values.add(orjson.dumps(v).decode()[1:-1])
-                redactor.add(v)
+        """Keep a resolved secret out of everything recorded for this run (values resolved
+        through the run's `CallContext.secrets` join it already)."""
+        run.redaction.add(value)
 
     async def persist(
         self,
@@ -595,7 +592,7 @@ class StepFlowService:
             "workflow": run.workflow,
             "version": run.version,
             "status": status or run.status,
-            "error": run.error,
+            "error": run.redaction.value(run.error),
             "started_at": run.started_at,
             "stopped_at": run.stopped_at,
         }
@@ -761,6 +758,10 @@ class StepFlowService:
             "cause": body.cause if body is not None and outcome == "failure" else None,
             "now": time.time(),
         }
+        waiting = next((r for r in self.runs.values() if token in r.callbacks), None)
+        if waiting is not None:  # what is stored for a restart is masked like the run's history
+            settled["output"] = waiting.redaction.json_text(settled["output"])
+            settled["cause"] = waiting.redaction.text(settled["cause"])
 
         def tx_fn(tx: Any) -> str:
             row = tx.fetch_one("stepflow.get_token", {"token": token})
@@ -810,6 +811,7 @@ class StepFlowService:
                 idempotency_key=ctx.idempotency_key,
                 parent_id=parent.id,
                 trace_id=parent.trace_id,
+                redaction=parent.redaction,
             )
         except AionixError as exc:
             raise Failure(plan_mod.TASK_FAILED, exc.message) from None
@@ -863,6 +865,7 @@ class StepFlowService:
             mode=mode,
             idempotency_key=payload.get("idempotency_key") or ctx.idempotency_key,
             trace_id=ctx.trace_id,
+            redaction=ctx.secrets,
         )
         return envelope
 
@@ -916,14 +919,3 @@ class StepFlowService:
                 await self.prune()
             except Exception:
                 log.exception("stepflow retention pruning failed")
-
-
-def _string_leaves(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _string_leaves(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _string_leaves(v)

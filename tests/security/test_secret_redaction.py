@@ -106,6 +106,7 @@ def test_a_canary_secret_never_reaches_a_viewer(make_server):
 
     # the event-triggered workflow: started with the failure event of the "fails" workflow
     _workflow(c, "on-failure", {"entry": "Echo", "states": {"Echo": {"type": "set", "end": True}}})
+    _workflow(c, "child-echo", {"entry": "Echo", "states": {"Echo": {"type": "set", "end": True}}})
     pattern = {
         "source": ["aionix.stepflow"],
         "type": ["Execution Status Change"],
@@ -149,6 +150,13 @@ def test_a_canary_secret_never_reaches_a_viewer(make_server):
                         "json": "{% $string({'v': " + ref + "}) %}",
                         "header": "{% 'Bearer ' & " + ref + " %}",
                     },
+                    "next": "Child",
+                },
+                # a child workflow started with the value in its input
+                "Child": {
+                    "type": "task",
+                    "action": WF + "child-echo",
+                    "parameters": {"pw": "{% " + ref + " %}"},
                     "next": "Call",
                 },
                 # (b) the function that prints and returns it, called from the workflow
@@ -205,7 +213,10 @@ def test_a_canary_secret_never_reaches_a_viewer(make_server):
     assert echo["status"] == "SUCCEEDED", echo
     assert echo["input"]["detail"]["error"]["cause"] == "bad password ***"
 
-    for execution in (used, failed, echo):
+    children = c.get("/api/v1/executions", params={"workflow": "child-echo"}).json()["items"]
+    assert len(children) == 1 and children[0]["status"] == "SUCCEEDED", children
+    assert children[0]["input"] == {"pw": "***"}, children
+    for execution in (used, failed, echo, children[0]):
         answers.update(_everything_about(c, execution["execution_id"]))
     answers["executions"] = c.get("/api/v1/executions", params={"limit": 100}).text
     answers["invocations"] = c.get("/api/v1/functions/leaky/invocations").text
