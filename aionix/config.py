@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from aionix.errors import ConfigError
 
@@ -78,6 +78,12 @@ class Config(Section):
     connectors: dict[str, Any] = {}
     vault: dict[str, Any] = {}
     params: dict[str, Any] = {}
+    #: the config file this was loaded from (None: defaults and environment only)
+    _config_file: Path | None = PrivateAttr(None)
+
+    @property
+    def config_file(self) -> Path | None:
+        return self._config_file
 
     @property
     def data_dir(self) -> Path:
@@ -172,6 +178,9 @@ def load(
             _set(tree, dotted, value)
             sources[dotted] = (flag_names or {}).get(dotted, dotted)
     try:
-        return Config.model_validate(tree)
+        config = Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources=sources)) from None
+    if path:
+        config._config_file = Path(path).expanduser().resolve()
+    return config

@@ -19,6 +19,7 @@ from aionix.bus import BusError, CallContext
 from aionix.errors import BadRequest, NotFound
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
+from aionix.functions import grants
 from aionix.functions.runtimes.base import TIMEOUT, FunctionRuntime, Outcome, RunSpec
 from aionix.redact import SecretSet
 
@@ -60,6 +61,10 @@ class SecretProblem(BadRequest):
     code = "secret_unavailable"
 
 
+class GrantRevoked(BadRequest):
+    code = "permission_denied"
+
+
 class Invocations:
     rt: Any
     store: Any
@@ -71,6 +76,20 @@ class Invocations:
 
     def _runtime(self, name: str) -> FunctionRuntime:
         raise NotImplementedError
+
+    def protected_dirs(self) -> list[Path]:
+        raise NotImplementedError
+
+    def _permissions(self, config: dict[str, Any]) -> dict[str, list[str]]:
+        """The version's grants, read paths resolved and checked again: `read_roots` may have
+        changed (or a symlink moved) since it was deployed."""
+        permissions = dict(config.get("permissions") or {})
+        roots = self.cfg.read_roots  # type: ignore[attr-defined]
+        reads, problem = grants.resolved_reads(permissions.get("read") or [], roots, self.protected_dirs())
+        if problem is not None:
+            raise GrantRevoked(f"{problem} (grant revoked by the server's configuration)")
+        permissions["read"] = reads
+        return permissions
 
     async def ready(self) -> None:
         raise NotImplementedError
@@ -207,12 +226,14 @@ class Invocations:
                 max_processes=int(limits.get("max_processes", 32)),
                 max_open_files=int(limits.get("max_open_files", 64)),
                 max_file_bytes=int(limits.get("max_file_bytes", 64 << 20)),
-                permissions=config.get("permissions", {}),
+                permissions=self._permissions(config),
                 devices_env=gpulib.GpuScheduler.environment(gpu["vendor"], devices) if gpu else {},
             )
             outcome = await self._runtime(target["runtime"]).invoke(spec, event, context)
         except SecretProblem as exc:
             outcome = Outcome.failure("Function.SecretUnavailable", exc.message, name="Function.SecretUnavailable")
+        except GrantRevoked as exc:
+            outcome = Outcome.failure("Function.PermissionDenied", exc.message, name="Function.PermissionDenied")
         except gpulib.NoGpu as exc:
             outcome = Outcome.failure("Function.GpuUnavailable", exc.message, name="Function.GpuUnavailable")
         finally:

@@ -32,6 +32,10 @@ class FunctionsConfig(BaseModel):
     max_code_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     wasm_threads: int = Field(4, ge=1, le=64)
     gpu_concurrency: int = Field(1, ge=1, le=64)
+    read_roots: list[str] = Field(
+        default_factory=list,
+        description="directories under which an admin may grant functions permissions.read (none: no grant)",
+    )
     allow_unconfined_net: bool = Field(
         False, description="run functions granted permissions.net with the host's whole network where no netns exists"
     )
@@ -48,6 +52,22 @@ class FunctionsConfig(BaseModel):
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("read_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        """An environment value without a comma arrives as one string: a one-item list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("read_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[str]) -> list[str]:
+        for root in value:
+            if not root.startswith("/"):
+                raise ValueError(f"{root!r} is not an absolute path")
         return value
 
 
@@ -68,9 +88,13 @@ class Permissions(BaseModel):
     net: list[str] = Field(
         default_factory=list,
         max_length=64,
-        description="hosts (host, host:port or [v6]:port), reached through the egress proxy",
+        description="hosts (host, host:port or [v6]:port), reached through the egress proxy; admin only",
     )
-    read: list[str] = Field(default_factory=list, max_length=64, description="absolute paths the code may read")
+    read: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="absolute paths the code may read, under [functions] read_roots; admin only",
+    )
     env: list[str] = Field(default_factory=list, max_length=64, description="Deno: extra environment names it may read")
 
 

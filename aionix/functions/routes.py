@@ -31,10 +31,14 @@ def _svc(call: Call) -> Any:
     return call.service("functions")
 
 
+def _role(call: Call) -> str | None:
+    return call.principal.role if call.principal else None
+
+
 @api.post(BASE, role="operator", body=CreateFunction, response=FunctionInfo, status=201)
 async def create_function(call: Call) -> dict[str, Any]:
     """Create a function from code (validated now: syntax errors and missing handlers are 422)."""
-    return await _svc(call).create(call.tenant, call.body)
+    return await _svc(call).create(call.tenant, call.body, _role(call))
 
 
 @api.get(BASE, role="viewer", query=PageQuery, response=Page[FunctionSummary])
@@ -52,7 +56,7 @@ async def get_function(call: Call) -> dict[str, Any]:
 @api.put(BASE + "/{name}", role="operator", body=UpdateFunction, response=FunctionInfo)
 async def update_function(call: Call) -> dict[str, Any]:
     """Replace $LATEST's code and/or configuration (validated like a create); publish to freeze it."""
-    return await _svc(call).update(call.tenant, call.path["name"], call.body)
+    return await _svc(call).update(call.tenant, call.path["name"], call.body, _role(call))
 
 
 @api.delete(BASE + "/{name}", role="operator", response=FunctionInfo)
@@ -64,7 +68,7 @@ async def delete_function(call: Call) -> dict[str, Any]:
 @api.post(BASE + "/{name}/versions", role="operator", body=PublishVersion, response=VersionInfo, status=201)
 async def publish_version(call: Call) -> dict[str, Any]:
     """Publish an immutable version (optionally with new code/config); identical content returns the last version."""
-    return await _svc(call).publish(call.tenant, call.path["name"], call.body)
+    return await _svc(call).publish(call.tenant, call.path["name"], call.body, _role(call))
 
 
 @api.get(BASE + "/{name}/versions", role="viewer", response=list[VersionInfo])

@@ -27,8 +27,8 @@ from typing import Any
 log = logging.getLogger("aionix.functions")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-#: uids one server claims at a time; enough for two runtimes' pools at `max_workers` <= 120
-UID_BLOCK = 256
+#: uids one server claims at a time; enough for three runtimes' pools at `max_workers` <= 120
+UID_BLOCK = 384
 
 
 class NoSandboxUid(OSError):
@@ -111,6 +111,8 @@ class Confinement:
     mountns: bool
     cgroups: str
     cgroup_bases: dict[str, Path] = field(default_factory=dict)
+    #: each worker is PID 2 of its own PID namespace with its own /proc (needs `mountns`)
+    pidns: bool = False
     uid_base: int = 61000
     uid_count: int = 4096
     sandbox_dir: Path = Path(tempfile.gettempdir())
@@ -128,6 +130,7 @@ class Confinement:
             "uid_drop": self.uid_drop,
             "netns": self.netns,
             "private_tmp": self.mountns,
+            "pid_namespace": self.pidns,
             "cgroups": self.cgroups,
             "cgroup_controllers": sorted(self.cgroup_bases)
             if self.cgroups == "v1"
@@ -244,6 +247,23 @@ def _mountns_works() -> bool:
         return _netns_works()
     try:
         return subprocess.run([sys.executable, "-I", "-c", probe], timeout=20, capture_output=True).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _pidns_works() -> bool:
+    """A worker can be PID 1 of its own PID namespace with a fresh /proc (the probe is the
+    worker's own entry point, so the single executable answers it too)."""
+    import json
+
+    spec = json.dumps({"mode": "pidns-probe"})
+    command = (
+        [sys.executable, "--worker", spec]
+        if getattr(sys, "frozen", False)
+        else [sys.executable, "-I", "-m", "aionix.functions.worker", spec]
+    )
+    try:
+        return subprocess.run(command, timeout=20, capture_output=True).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -367,11 +387,13 @@ def detect(
     (sandbox / "workers").mkdir(mode=0o711)
     kind, bases = _setup_cgroups(tag, cgroups) if root else ("none", {})
     library = _seccomp_works() if seccomp else None
+    mountns = private_tmp and root and _mountns_works()
     return Confinement(
         root=root,
         uid_drop=root,
         netns=network_namespace and root and _netns_works(),
-        mountns=private_tmp and root and _mountns_works(),
+        mountns=mountns,
+        pidns=mountns and _pidns_works(),
         cgroups=kind,
         cgroup_bases=bases,
         uid_base=uid_base,

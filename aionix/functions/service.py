@@ -25,6 +25,7 @@ from aionix.connectors.ssrf import AllowList
 from aionix.errors import NotFound, Unavailable, ValidationFailed, field_error
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
+from aionix.functions import grants
 from aionix.functions.egress import Egress, NetPolicy
 from aionix.functions.invocation import LATEST, Invocations, _json, _trn
 from aionix.functions.models import (
@@ -124,7 +125,9 @@ class FunctionsService(Invocations):
                 "deno": DenoRuntime(
                     pools(), find_deno(cfg.deno_path), netns=self.conf.netns, uid_drop=self.conf.uid_drop, net=net
                 ),
-                "wasm": WasmRuntime(self.rt.config.data_dir / "functions" / "wasm-cache", cfg.wasm_threads),
+                "wasm": WasmRuntime(
+                    pools(), netns=self.conf.netns, uid_drop=self.conf.uid_drop, concurrency=cfg.wasm_threads
+                ),
             }
             self.refresh_health()
         except Exception as exc:
@@ -215,14 +218,21 @@ class FunctionsService(Invocations):
         for i, secret in enumerate(config.secrets):
             if not trnlib.NAME_RE.fullmatch(secret):
                 raise field_error(f"secrets.{i}", "must be a secret name")
-        for i, path in enumerate(config.permissions.read):
-            if not path.startswith("/"):
-                raise field_error(f"permissions.read.{i}", "must be an absolute path")
+        grants.check_reads(
+            config.permissions.read,
+            self.cfg.read_roots,
+            self.protected_dirs(),
+            runtime=runtime,
+            private_tmp=bool(self.conf and self.conf.mountns),
+        )
         gpu = config.resources.gpu
         if gpu is not None:
             self.gpu.check(gpu.vendor, gpu.count, gpu.required)
         blob = codelib.canonical_zip(files)
         return blob, codelib.sha256(blob), handler
+
+    def protected_dirs(self) -> list[Any]:
+        return grants.protected_dirs(self.rt.config, self.conf.sandbox_dir if self.conf else None)
 
     @staticmethod
     def _config_doc(config: FunctionConfig, handler: str) -> dict[str, Any]:
@@ -231,9 +241,10 @@ class FunctionsService(Invocations):
         return doc
 
     # ------------------------------------------------------------------ resources
-    async def create(self, tenant: str, body: CreateFunction) -> dict[str, Any]:
+    async def create(self, tenant: str, body: CreateFunction, role: str | None = "admin") -> dict[str, Any]:
         await self.ready()
         config = FunctionConfig.model_validate(body.model_dump(include=set(FunctionConfig.model_fields)))
+        grants.check_role(config.permissions, role)
         blob, code_sha, handler = await asyncio.to_thread(self._prepare, body.runtime, body.code, config)
         doc = self._config_doc(config, handler)
         now = time.time()
@@ -288,7 +299,7 @@ class FunctionsService(Invocations):
         return version
 
     async def _head_update(
-        self, tenant: str, name: str, code: Code | None, config: FunctionConfig | None
+        self, tenant: str, name: str, code: Code | None, config: FunctionConfig | None, role: str | None
     ) -> dict[str, Any] | None:
         """The validated new $LATEST row for new code and/or configuration (None: no change)."""
         head = await self.store.fetch_one("functions.get_function_meta", {"tenant": tenant, "name": name})
@@ -297,6 +308,8 @@ class FunctionsService(Invocations):
         if code is None and config is None:
             return None
         config = config or FunctionConfig.model_validate(orjson.loads(head["config"]))
+        # new code or configuration runs with these grants: an admin must write it
+        grants.check_role(config.permissions, role)
         if code is None:
             full = await self.store.fetch_one("functions.get_function", {"tenant": tenant, "name": name})
             assert full is not None
@@ -313,17 +326,17 @@ class FunctionsService(Invocations):
             "code_sha256": code_sha,
         }
 
-    async def update(self, tenant: str, name: str, body: UpdateFunction) -> dict[str, Any]:
-        await self.ready()
+    async def update(self, tenant: str, name: str, body: UpdateFunction, role: str | None = "admin") -> dict[str, Any]:
         """Change $LATEST (code and/or configuration) without publishing a version."""
-        update = await self._head_update(tenant, name, body.code, body.config)
+        await self.ready()
+        update = await self._head_update(tenant, name, body.code, body.config, role)
         if update is not None:
             await self.store.execute("functions.update_latest", {**update, "now": time.time()})
         return await self.get(tenant, name)
 
-    async def publish(self, tenant: str, name: str, body: PublishVersion) -> dict[str, Any]:
+    async def publish(self, tenant: str, name: str, body: PublishVersion, role: str | None = "admin") -> dict[str, Any]:
         await self.ready()
-        update = await self._head_update(tenant, name, body.code, body.config)
+        update = await self._head_update(tenant, name, body.code, body.config, role)
         now = time.time()
 
         def write(tx: Any) -> int:

@@ -24,6 +24,8 @@ import time
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+MS_NOEXEC = 8
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PRIVATE_TMP = "/tmp"
 PR_SET_PDEATHSIG = 1
@@ -223,6 +225,125 @@ def _seccomp() -> None:
         lib.seccomp_release(ctx)
 
 
+def _relay_exit(status: int) -> None:
+    """Exit the way a child ended: by its signal (told by a namespace init as 128 + signal,
+    because an init cannot be killed by its own signals) or with its exit code."""
+    import signal
+
+    number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if not number and 128 < code < 128 + signal.NSIG:
+        number = code - 128
+    if number:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), number)
+        code = 128 + number
+    os._exit(code)
+
+
+def _wait_for(child: int) -> int:
+    """Reap children until `child` ends; its wait status."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1 << 8
+        if pid == child:
+            return status
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the server must see EOF on the pipes when the worker ends
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _supervise(child: int, parent_pid: int | None) -> None:
+    """The process outside the new PID namespace: it waits for the namespace's init and exits
+    the way the worker did, so the server sees the worker's status. Killing this process's
+    group (the server does) kills all three."""
+    import signal
+
+    _libc().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(child, signal.SIGKILL)
+        os._exit(1)
+    _detach_stdio()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: os.kill(child, signal.SIGKILL))
+    _relay_exit(_wait_for(child))
+
+
+def _pid_namespace(libc, spec: dict) -> None:
+    """Continue as PID 2 of a new PID namespace with its own /proc: user code sees only its
+    own processes (no command line or environment of the host's). `unshare(CLONE_NEWPID)`
+    applies to children only, so the worker forks: the parent stays outside as a supervisor,
+    the first child is the namespace's init (PID 1, which the kernel shields from signals
+    such as SIGXCPU, so it runs no user code; when it exits every process inside dies), and
+    its child goes on to become the worker."""
+    import signal
+
+    if libc.unshare(CLONE_NEWPID) != 0:
+        raise OSError("unshare(CLONE_NEWPID) failed")
+    alive_r, alive_w = os.pipe()
+    init = os.fork()
+    if init:
+        os.close(alive_r)
+        _supervise(init, spec.get("parent_pid"))
+    os.close(alive_w)
+    _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if _supervisor_gone(alive_r):  # the supervisor's pid is not visible from here
+        os._exit(1)
+    os.close(alive_r)
+    worker = os.fork()
+    if worker:
+        _detach_stdio()
+        _relay_as_init(_wait_for(worker))
+    spec["in_pidns"] = True
+
+
+def _relay_as_init(status: int) -> None:
+    code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    os._exit(code if os.WIFSIGNALED(status) or os.WIFEXITED(status) else 1)
+
+
+def _supervisor_gone(fd: int) -> bool:
+    import select
+
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)  # EOF: the supervisor (and so the server's child) is gone
+
+
+def pidns_probe() -> int:
+    """Exit status 0 when a worker could have a PID namespace with its own /proc here."""
+    libc = _libc()
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return 1
+    try:
+        _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    except OSError:
+        return 1
+    if libc.unshare(CLONE_NEWPID) != 0:
+        return 1
+    child = os.fork()
+    if child == 0:
+        try:
+            _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            os._exit(0 if os.getpid() == 1 and os.listdir("/proc") else 1)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    return 0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1
+
+
 def confine(spec: dict) -> None:
     """Apply the sandbox described by `spec` to this process (irreversibly)."""
     for procs in spec.get("cgroup_procs", []):
@@ -238,6 +359,8 @@ def confine(spec: dict) -> None:
         _keep_import_path(bool(spec.get("mountns")))
     if spec.get("mountns"):
         _private_tmp(libc, spec)
+        if spec.get("pidns"):
+            _pid_namespace(libc, spec)
     limits = spec.get("rlimits", {})
     for name, value in limits.items():
         which = getattr(resource, "RLIMIT_" + name.upper())
@@ -256,7 +379,10 @@ def confine(spec: dict) -> None:
         import signal
 
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != spec.get("parent_pid", os.getppid()):
+        if spec.get("in_pidns"):
+            if os.getppid() != 1:  # the namespace's init is gone
+                os._exit(1)
+        elif os.getppid() != spec.get("parent_pid", os.getppid()):
             os._exit(1)
     os.chdir(spec["work_dir"])
     if spec.get("seccomp"):
@@ -559,7 +685,16 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m aionix.functions.worker SPEC_JSON", file=sys.stderr)
         return 2
     spec = json.loads(args[0])
+    if spec["mode"] == "pidns-probe":
+        return pidns_probe()
+    if spec["mode"] == "wasm":
+        # wasmtime's native library loads while every path is still reachable (a single
+        # executable's bundle lives under the /tmp that the private mount hides)
+        from aionix.functions import wasm_worker
     confine(spec)
+    if spec["mode"] == "wasm":
+        wasm_worker.serve_wasm(spec)
+        return 0
     if spec["mode"] == "seccomp-probe":  # the server's start-up check: is the filter in force?
         libc = _libc()
         import ctypes

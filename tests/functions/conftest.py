@@ -24,7 +24,13 @@ CANARY = "fn-canary-" + uuid.uuid4().hex
 def fn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
         tmp_path_factory.mktemp("functions-server"),
-        env={"FN_TEST_CANARY": CANARY, "AIONIX_FUNCTIONS_POOL_SIZE": "2", "AIONIX_FUNCTIONS_IDLE_SECONDS": "120"},
+        env={
+            "FN_TEST_CANARY": CANARY,
+            "AIONIX_FUNCTIONS_POOL_SIZE": "2",
+            "AIONIX_FUNCTIONS_IDLE_SECONDS": "120",
+            # the Deno test grants a read of /etc/hostname (an admin may, under a read root)
+            "AIONIX_FUNCTIONS_READ_ROOTS": "/etc",
+        },
     ).start()
     yield proc
     proc.stop()

@@ -228,11 +228,13 @@ def test_fork_bomb_is_contained(fn, fn_server) -> None:
     after = invoke(fn, name, {"op": "ok"})
     assert after["status"] == "SUCCEEDED"
     if health["uid_drop"]:
-        uid, worker = after["result"]["uid"], after["result"]["pid"]
+        # the worker is the only process left of its uid (its pid as the function sees it is
+        # the one of its PID namespace, where the host allows one: count, do not compare)
+        uid = after["result"]["uid"]
         deadline = time.monotonic() + 3
-        while _uid_processes(uid) - {worker} and time.monotonic() < deadline:
+        while len(_uid_processes(uid)) > 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _uid_processes(uid) - {worker} == set(), "the forked children were killed"
+        assert len(_uid_processes(uid)) == 1, "the forked children were killed"
     healthy(fn)
 
 
@@ -260,13 +262,14 @@ def test_no_orphans_after_one_second(fn) -> None:
     assert record["status"] == "SUCCEEDED"
     child = record["result"]["child"]
     deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline and _alive(child):
-        time.sleep(0.05)
-    assert not _alive(child), "a detached child outlived its invocation"
-    if health["uid_drop"]:
-        while _uid_processes(record["result"]["uid"]) - {record["result"]["pid"]} and time.monotonic() < deadline:
+    if not health.get("pid_namespace"):  # else the pids it reports are its namespace's
+        while time.monotonic() < deadline and _alive(child):
             time.sleep(0.05)
-        assert _uid_processes(record["result"]["uid"]) <= {record["result"]["pid"]}
+        assert not _alive(child), "a detached child outlived its invocation"
+    if health["uid_drop"]:
+        while len(_uid_processes(record["result"]["uid"])) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_uid_processes(record["result"]["uid"])) <= 1, "a detached child outlived its invocation"
 
 
 def _alive(pid: int) -> bool:

@@ -198,6 +198,7 @@ async def spawn_worker(
         "uid": uid,
         "netns": plan.netns,
         "mountns": conf.mountns,
+        "pidns": conf.pidns,
         "tmp_bytes": conf.tmp_bytes,
         "seccomp": conf.seccomp,
         "rlimits": plan.rlimits,

@@ -110,7 +110,7 @@ class PythonRuntime:
             netns=self.netns and (egress is not None or not hosts),
             egress=egress,
             memory_bytes=(spec.memory_mb + 64) * MiB,
-            pids_max=spec.max_processes + 1,
+            pids_max=spec.max_processes + 3,  # the worker, its PID-namespace init and supervisor
             extra={"handler": spec.handler, "log_max_bytes": self.log_max_bytes, "cpu_seconds": spec.cpu_seconds},
         )
 

@@ -1,34 +1,40 @@
-"""The `wasm` runtime: WASI (preview 1) command modules run in-process by wasmtime.
+"""The `wasm` runtime: WASI (preview 1) command modules, run by wasmtime inside confined worker
+processes — never in the server process.
 
-The JSON event arrives on stdin, the JSON result is read from stdout. Compiled modules are
-cached per code sha256 in memory and serialized on disk; an epoch deadline (a 10 ms ticker)
-bounds the wall time, `Store.set_limits` the memory; no directory is preopened and WASI
-preview 1 has no sockets. Runs on a small thread pool so the event loop never blocks.
+The JSON event arrives on stdin, the JSON result is read from stdout. Each worker is started
+and confined like a Python worker (own uid, rlimits, cgroup, network/mount/PID namespaces where
+the host allows; see `aionix.functions.worker`), compiles its version's module once and keeps
+it while warm (`aionix.functions.wasm_worker`). In the worker an epoch deadline (10 ms ticks)
+bounds the wall time and `Store.set_limits` the linear memory; the worker's cgroup bounds the
+rest, so a module's `memory_mb` is charged to the worker, not to the server. WASI preview 1 has
+no sockets; only `permissions.read` directories are preopened, read-only. The server keeps a
+timer too and kills a worker that overruns the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import json
-import threading
 import time
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+import uuid
 from typing import Any
 
 from aionix.errors import ValidationFailed
 from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
+from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
 
-TICK_SECONDS = 0.01
 MiB = 1024 * 1024
+#: the worker's own memory (interpreter, wasmtime, compiled code) beside the module's
+WORKER_OVERHEAD_MB = 160
+#: threads of a WASM worker (main, epoch ticker) and the PID-namespace supervisor, with slack
+WORKER_TASKS = 16
+#: how long past the epoch deadline the server waits before it kills the worker
+GRACE_SECONDS = 2.0
 
 
 class _LazyWasmtime:
-    """`wasmtime` loads a ~24 MB native library: import it on the first WASM use, not at server
-    start (it cost start time and idle memory to every server, WASM user or not)."""
+    """`wasmtime` loads a ~24 MB native library: the server imports it only to check a module
+    at deploy time (the workers run it)."""
 
     def __getattr__(self, name: str) -> Any:
         import wasmtime as module
@@ -60,50 +66,52 @@ def wasm_bytes(files: dict[str, bytes]) -> tuple[str, bytes]:
     )
 
 
+def _leb128(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data):
+            raise ValueError("truncated module")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def exported_functions(data: bytes) -> set[str]:
+    """The names of the functions a (validated) binary module exports, read from its export
+    section: checking `_start` needs no compilation in the server."""
+    names: set[str] = set()
+    pos = 8  # magic + version
+    while pos < len(data):
+        section, pos = data[pos], pos + 1
+        size, pos = _leb128(data, pos)
+        end = pos + size
+        if section == 7:
+            count, pos = _leb128(data, pos)
+            for _ in range(count):
+                length, pos = _leb128(data, pos)
+                name = data[pos : pos + length].decode("utf-8", "replace")
+                pos += length
+                kind, pos = data[pos], pos + 1
+                _, pos = _leb128(data, pos)
+                if kind == 0:
+                    names.add(name)
+            return names
+        pos = end
+    return names
+
+
 class WasmRuntime:
     name = "wasm"
 
-    def __init__(self, cache_dir: Path, threads: int) -> None:
-        self.cache_dir = cache_dir
-        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.modules: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="aionix-wasm")
-        self._stop = threading.Event()
+    def __init__(self, pools: Pools, *, netns: bool, uid_drop: bool, concurrency: int) -> None:
+        self.pools = pools
+        self.netns = netns
+        self.uid_drop = uid_drop
+        self.slots = asyncio.Semaphore(concurrency)
         self._engine: Any = None
-        self._linker: Any = None
-        self._engine_lock = threading.Lock()
-
-    def _start_engine(self) -> None:
-        """The engine, its WASI linker and the epoch ticker, made on first use."""
-        with self._engine_lock:
-            if self._engine is not None:
-                return
-            config = wasmtime.Config()
-            config.epoch_interruption = True
-            engine = wasmtime.Engine(config)
-            # one linker for every store: WASI imports bind to each store's own WASI context
-            linker = wasmtime.Linker(engine)
-            linker.define_wasi()
-            self._linker = linker
-            self._engine = engine
-            threading.Thread(target=self._tick, name="aionix-wasm-epoch", daemon=True).start()
-
-    @property
-    def engine(self) -> Any:
-        if self._engine is None:
-            self._start_engine()
-        return self._engine
-
-    @property
-    def linker(self) -> Any:
-        if self._linker is None:
-            self._start_engine()
-        return self._linker
-
-    def _tick(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            self.engine.increment_epoch()
 
     def available(self) -> bool:
         return True
@@ -111,108 +119,146 @@ class WasmRuntime:
     def describe(self) -> dict[str, Any]:
         return {
             "available": True,
-            "cached_modules": len(self.modules),
-            "network": "none (WASI preview 1)",
-            "filesystem": "only permissions.read, read-only",
+            "process": "confined worker (like python)",
+            "warm_workers": self.pools.warm_count(),
+            "network": "none (WASI preview 1" + (", netns)" if self.netns else ")"),
+            "filesystem": "only permissions.read (admin-granted, under [functions] read_roots), read-only",
         }
 
     def validate(self, files: dict[str, bytes], handler: str) -> None:
         name, data = wasm_bytes(files)
+        if self._engine is None:
+            self._engine = wasmtime.Engine()
         try:
-            module = wasmtime.Module(self.engine, data)
-        except wasmtime.WasmtimeError as exc:
+            wasmtime.Module.validate(self._engine, data)
+            exports = exported_functions(data)
+        except (wasmtime.WasmtimeError, ValueError, IndexError) as exc:
             raise ValidationFailed(
-                f"code: {name}: not a valid WebAssembly module: {str(exc).splitlines()[0]}",
+                f"code: {name}: not a valid WebAssembly module: {str(exc).splitlines()[0] if str(exc) else exc}",
                 details=[{"field": "code", "file": name, "message": str(exc)}],
             ) from None
-        if not any(e.name == "_start" for e in module.exports):
+        if "_start" not in exports:
             raise ValidationFailed(
                 f"code: {name}: a WASI command must export _start",
                 details=[{"field": "code", "file": name, "message": "missing export _start"}],
             )
 
-    def module(self, spec: RunSpec) -> wasmtime.Module:
-        with self._lock:
-            cached = self.modules.get(spec.code_sha256)
-            if cached is not None:
-                self.modules.move_to_end(spec.code_sha256)
-                return cached
-        path = self.cache_dir / f"{spec.code_sha256}.cwasm"
-        module = None
-        if path.exists():
-            with contextlib.suppress(wasmtime.WasmtimeError):
-                module = wasmtime.Module.deserialize_file(self.engine, str(path))
-        if module is None:
-            files = {
-                p.name: p.read_bytes() for p in spec.code_dir.iterdir() if p.is_file() and p.suffix in (".wasm", ".wat")
-            }
-            module = wasmtime.Module(self.engine, wasm_bytes(files)[1])
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(module.serialize())
-            tmp.replace(path)
-        with self._lock:
-            self.modules[spec.code_sha256] = module
-            while len(self.modules) > 64:
-                self.modules.popitem(last=False)
-        return module
-
-    def _run(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
-        started = time.perf_counter()
-        cold = spec.code_sha256 not in self.modules
-        module = self.module(spec)
-        store = wasmtime.Store(self.engine)
-        limit = spec.memory_mb * MiB
-        store.set_limits(memory_size=limit)
-        store.set_epoch_deadline(max(1, int(spec.timeout_seconds / TICK_SECONDS)))
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = [spec.name]
-        wasi.env = [[k, v] for k, v in {**spec.env, "AIONIX_CONTEXT": json.dumps(context)}.items()]
-        for path in spec.permissions.get("read", []):
-            if Path(path).is_dir():
-                wasi.preopen_dir(path, path, False)
-        stdin = json.dumps(event).encode()
-        vec = wasmtime._bindings.wasm_byte_vec_t()
-        wasmtime._ffi.wasm_byte_vec_new(
-            ctypes.byref(vec),
-            len(stdin),
-            ctypes.cast(ctypes.create_string_buffer(stdin, len(stdin)), ctypes.POINTER(wasmtime._bindings.wasm_byte_t)),
+    def _plan(self, spec: RunSpec) -> LaunchPlan:
+        rlimits = {"nofile": max(spec.max_open_files, 64), "fsize": spec.max_file_bytes, "core": 0}
+        if self.uid_drop:
+            rlimits["nproc"] = WORKER_TASKS
+        return LaunchPlan(
+            mode="wasm",
+            # the declared names are passed in the environment (never on the command line, which
+            # every user of the host can read); the worker gives the module only these
+            env={**spec.env, **spec.devices_env},
+            rlimits=rlimits,
+            netns=self.netns,  # WASI preview 1 has no sockets: never any network
+            memory_bytes=(spec.memory_mb + WORKER_OVERHEAD_MB) * MiB,
+            pids_max=WORKER_TASKS,
+            extra={
+                "env_names": sorted(spec.env),
+                "memory_mb": spec.memory_mb,
+                "timeout_seconds": spec.timeout_seconds,
+                "function_name": spec.name,
+                "preopens": list(spec.permissions.get("read", [])),
+            },
         )
-        wasmtime._ffi.wasi_config_set_stdin_bytes(wasi.ptr(), ctypes.byref(vec))
-        out, err = bytearray(), bytearray()
-        wasi.stdout_custom = lambda data: out.extend(data) if len(out) < 8 * MiB else None
-        wasi.stderr_custom = lambda data: err.extend(data) if len(err) < MiB else None
-        store.set_wasi(wasi)
-        linker = self.linker
-        exit_code = 0
-        trap: Exception | None = None
-        memory_pages = 0
-        memory = None
+
+    async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        async with self.slots:
+            return await self._invoke(spec, event, context)
+
+    async def _invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        key = spec.pool_key()
+        started = time.perf_counter()
         try:
-            instance = linker.instantiate(store, module)
-            exports = instance.exports(store)
-            memory = exports.get("memory")
-            try:
-                exports["_start"](store)
-            except wasmtime.ExitTrap as exc:
-                exit_code = exc.code
-            if isinstance(memory, wasmtime.Memory):
-                memory_pages = memory.size(store)
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            trap = exc
-            if isinstance(memory, wasmtime.Memory):
-                memory_pages = memory.size(store)
-        finally:
-            store.close()
-        elapsed = (time.perf_counter() - started) * 1000
-        stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-        used_mb = round(memory_pages * 65536 / MiB, 1) or None
+            worker, cold, ready = await self.pools.acquire(key, lambda: self._plan(spec), spec.code_dir)
+        except WorkerGone as exc:
+            return Outcome.failure("Runtime.WorkerStartFailed", str(exc), name="States.TaskFailed", stderr=exc.stderr)
+        if ready is not None and not ready.get("ready"):
+            await self.pools.discard(key, worker)
+            error = ready.get("error") or {}
+            return Outcome.failure(
+                "Runtime.InitError",
+                str(error.get("errorMessage", "")),
+                name="States.TaskFailed",
+                trace=list(error.get("trace") or []),
+                cold=True,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        try:
+            await worker.send({"id": uuid.uuid4().hex, "event": event, "context": context})
+            answer = await asyncio.wait_for(worker.read_message(), spec.timeout_seconds + GRACE_SECONDS)
+        except TimeoutError:
+            await self.pools.discard(key, worker)
+            return Outcome.failure(
+                TIMEOUT,
+                f"the function did not finish within {spec.timeout_seconds:g} s",
+                name=TIMEOUT,
+                cold=cold,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        except WorkerGone as exc:
+            oom = worker.cgroup is not None and worker.cgroup.oom_killed()
+            await self.pools.discard(key, worker)
+            elapsed = (time.perf_counter() - started) * 1000
+            if oom:
+                return Outcome.failure(
+                    MEMORY,
+                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
+                    name=MEMORY,
+                    stderr=exc.stderr,
+                    cold=cold,
+                    duration_ms=elapsed,
+                )
+            return Outcome.failure(
+                "Runtime.ExitError",
+                f"the WASM worker exited with {describe_exit(exc.returncode)}"
+                if exc.returncode is not None
+                else str(exc),
+                name="Function.Error.Runtime.ExitError",
+                stderr=exc.stderr,
+                cold=cold,
+                duration_ms=elapsed,
+            )
+        except BaseException:
+            await self.pools.discard(key, worker)
+            raise
+        await self.pools.release(key, worker, reuse=not answer.get("fatal"))
+        return self.outcome(spec, answer, cold)
+
+    @staticmethod
+    def outcome(spec: RunSpec, answer: dict[str, Any], cold: bool) -> Outcome:
+        """The invocation's outcome from the worker's report of one module run."""
+        stdout, stderr = str(answer.get("stdout", "")), str(answer.get("stderr", ""))
+        pages = int(answer.get("memory_pages") or 0)
+        used_mb = round(pages * 65536 / MiB, 1) or None
+        limit = spec.memory_mb * MiB
+        common: dict[str, Any] = {
+            "stderr": stderr,
+            "duration_ms": float(answer.get("duration_ms") or 0.0),
+            "cold": cold,
+            "max_memory_mb": used_mb,
+        }
+        memory_error = Outcome.failure(
+            MEMORY,
+            f"the function exceeded its memory limit of {spec.memory_mb} MB",
+            name=MEMORY,
+            stdout=stdout,
+            **common,
+        )
+        if answer.get("memory"):
+            return memory_error
+        if answer.get("error"):
+            error = answer["error"]
+            return Outcome.failure(str(error.get("errorType")), str(error.get("errorMessage", "")), **common)
         # wasmtime's Python API has no limiter callback: a module that traps or fails while its
         # memory is within 1/8 of the cap is taken to have hit the cap (memory.grow returned -1)
-        near_limit = limit - memory_pages * 65536 < max(limit // 8, MiB)
-        common = {"stderr": stderr, "duration_ms": elapsed, "cold": cold, "max_memory_mb": used_mb}
+        near_limit = limit - pages * 65536 < max(limit // 8, MiB)
+        trap = answer.get("trap")
         if trap is not None:
-            code = getattr(trap, "trap_code", None)
-            if code == wasmtime.TrapCode.INTERRUPT:
+            if answer.get("interrupted"):
                 return Outcome.failure(
                     TIMEOUT,
                     f"the function did not finish within {spec.timeout_seconds:g} s",
@@ -220,35 +266,25 @@ class WasmRuntime:
                     stdout=stdout,
                     **common,
                 )
-            if near_limit or ("memory" in str(trap).lower() and "limit" in str(trap).lower()):
-                return Outcome.failure(
-                    MEMORY,
-                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
-                    name=MEMORY,
-                    stdout=stdout,
-                    **common,
-                )
-            lines = [line.strip() for line in str(trap).strip().splitlines() if line.strip()]
+            text = str(trap)
+            if near_limit or ("memory" in text.lower() and "limit" in text.lower()):
+                return memory_error
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
             reason = next(
                 (line for line in reversed(lines) if "trap" in line.lower() and "backtrace" not in line),
                 lines[-1] if lines else "trap",
             )
             return Outcome.failure("Trap", reason, trace=lines, stdout=stdout, **common)
+        exit_code = int(answer.get("exit_code") or 0)
         if exit_code != 0:
             if near_limit:
-                return Outcome.failure(
-                    MEMORY,
-                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
-                    name=MEMORY,
-                    stdout=stdout,
-                    **common,
-                )
+                return memory_error
             return Outcome.failure("ExitError", f"the module exited with code {exit_code}", stdout=stdout, **common)
         text = stdout.strip()
         if not text:
             return Outcome(ok=True, result=None, **common)
         try:
-            result = json.loads(text)
+            return Outcome(ok=True, result=json.loads(text), **common)
         except json.JSONDecodeError:
             # the last line is the result; anything printed before it is log output
             head, _, last = text.rpartition("\n")
@@ -257,15 +293,6 @@ class WasmRuntime:
             except json.JSONDecodeError:
                 return Outcome.failure("Runtime.InvalidOutput", "stdout is not JSON", stdout=stdout, **common)
             return Outcome(ok=True, result=result, stdout=head, **common)
-        return Outcome(ok=True, result=result, **common)
-
-    async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self.pool, self._run, spec, event, context)
-        except wasmtime.WasmtimeError as exc:
-            return Outcome.failure("Runtime.InitError", str(exc).splitlines()[0], name="States.TaskFailed")
 
     async def stop(self) -> None:
-        self._stop.set()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        await self.pools.stop()
