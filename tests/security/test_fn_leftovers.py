@@ -92,6 +92,25 @@ def handler(event, context):
 """
 
 
+DENO = r"""
+let ticks = 0;
+export default async function handler(event) {
+  if (event.op === "timers") {
+    setInterval(() => { ticks += 1; }, 1);
+    setTimeout(() => { ticks += 1000; }, 100);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return "started";
+  }
+  if (event.op === "write") {
+    await Deno.writeTextFile("/tmp/left.txt", "x".repeat(1000));
+    await Deno.mkdir("/tmp/left-dir");
+    return "wrote";
+  }
+  return { ticks, tmp: [...Deno.readDirSync("/tmp")].map((e) => e.name).filter((n) => !n.startsWith(".")) };
+}
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
@@ -182,3 +201,18 @@ def test_seccomp_denies_namespaces_mounts_and_ptrace(client) -> None:
     }, result
     # the worker that was asked is still a normal, working worker
     assert _call(client, name, "state")["threads"] == 1
+
+
+def test_deno_timers_and_temp_files_do_not_survive_the_invocation(client) -> None:
+    health = _confinement(client)
+    assert health["deno"]["available"], "the dev install includes deno (pip install 'aionix[deno]')"
+    assert health["private_tmp"], "a private /tmp needs root"
+    name = f"leftovers-deno-{uuid.uuid4().hex[:8]}"
+    r = client.post("/api/v1/functions", json={"name": name, "runtime": "deno", "code": {"source": DENO}})
+    assert r.status_code == 201, r.text
+    assert _call(client, name, "timers") == "started"
+    first = _call(client, name, "state")["ticks"]
+    time.sleep(0.3)
+    assert _call(client, name, "state")["ticks"] == first < 1000, "no timer of the last invocation fired since"
+    assert _call(client, name, "write") == "wrote"
+    assert _call(client, name, "state")["tmp"] == []

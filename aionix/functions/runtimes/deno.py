@@ -38,6 +38,25 @@ function cleanTmp() {
     }
   } catch { /* unreadable: nothing to clean */ }
 }
+// timers an invocation starts and leaves pending are cleared when it ends (those the module
+// started while loading belong to its warm state)
+const timers = new Set();
+const { setTimeout: realTimeout, setInterval: realInterval, clearTimeout: realClear } = globalThis;
+globalThis.setTimeout = (fn, ms, ...args) => {
+  const id = realTimeout((...a) => { timers.delete(id); if (typeof fn === "function") fn(...a); }, ms, ...args);
+  timers.add(id);
+  return id;
+};
+globalThis.setInterval = (fn, ms, ...args) => {
+  const id = realInterval(fn, ms, ...args);
+  timers.add(id);
+  return id;
+};
+globalThis.clearTimeout = globalThis.clearInterval = (id) => { timers.delete(id); realClear(id); };
+function clearTimers() {
+  for (const id of timers) realClear(id);
+  timers.clear();
+}
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 let logs = [];
@@ -80,6 +99,7 @@ while (true) {
       if (err instanceof RangeError && /memory|allocation/i.test(err.message)) resp.memory = true;
     }
     resp.logs = logs.join("\n");
+    clearTimers();
     await send(resp);
     cleanTmp();
   }
