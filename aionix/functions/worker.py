@@ -518,6 +518,20 @@ def _tasks_left(loop) -> bool:
     return any(not t.done() for t in pending)
 
 
+def _fresh_loop(loop):
+    """The event loop for the next invocation. One whose default executor ran (`to_thread`,
+    `run_in_executor(None, …)`) is replaced: the executor's idle threads exit at once, so an
+    async handler that used them keeps its warm worker; a thread still busy counts as left."""
+    import asyncio
+
+    executor = getattr(loop, "_default_executor", None)
+    if executor is None:
+        return loop
+    executor.shutdown(wait=False)
+    loop.close()
+    return asyncio.new_event_loop()
+
+
 def _empty_dirs(base: str, keep: set[str], extra: tuple[str, ...]) -> None:
     """Remove what the invocation left in the worker's own directory (its /tmp) and in the
     private /var/tmp and /dev/shm, so the next invocation starts from the same state."""
@@ -645,6 +659,7 @@ def serve_python(spec: dict) -> None:
         response["duration_ms"] = (time.perf_counter() - started) * 1000
         try:
             leftover = _tasks_left(loop)
+            loop = _fresh_loop(loop)
         except BaseException:  # a task that fails while being cancelled: the loop is unreliable
             leftover = True
         response["stdout"], response["stderr"] = collected()

@@ -49,6 +49,12 @@ def handler(event, context):
             asyncio.get_running_loop().create_task(forever())
             return "started"
         return run()
+    if op == "to_thread":
+        import asyncio
+        STATE["calls"] = STATE.get("calls", 0) + 1
+        async def run():
+            return await asyncio.to_thread(lambda: STATE["calls"])
+        return run()
     if op == "process":
         return subprocess.Popen(["sleep", "60"]).pid
     if op == "alive":
@@ -167,6 +173,12 @@ def test_background_thread_and_task_do_not_survive_the_invocation(client) -> Non
     first = _call(client, name, "state")["ticks"]
     time.sleep(0.1)
     assert _call(client, name, "state")["ticks"] == first <= 1, "a task left on the event loop never runs again"
+
+
+def test_finished_executor_threads_keep_the_warm_worker(client) -> None:
+    name = _fn(client)
+    assert [_call(client, name, "to_thread") for _ in range(3)] == [1, 2, 3], "the same warm worker answered"
+    assert _call(client, name, "state")["threads"] == 1
 
 
 def test_background_process_is_gone_before_the_next_invocation(client) -> None:
