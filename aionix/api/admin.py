@@ -16,7 +16,7 @@ from starlette.responses import FileResponse
 from aionix import trn as trnlib
 from aionix.api.auth import key_row, new_key
 from aionix.api.endpoint import Api, Call, Page, PageQuery
-from aionix.errors import Forbidden, NotFound, field_error
+from aionix.errors import Conflict, Forbidden, NotFound, field_error
 
 api = Api("admin")
 
@@ -141,11 +141,26 @@ async def revoke_key(call: Call) -> dict[str, Any]:
     """Revoke a key; it stops working at once on this node."""
     key_id = call.path["key_id"]
     params = {"id": key_id, "tenant": call.tenant, "now": time.time()}
-    changed = await call.rt.store.execute("core.revoke_key", params)
-    if not changed:
-        raise NotFound(f"key {key_id} not found (or already revoked)")
-    row = await call.rt.store.fetch_one("core.get_key", {"id": key_id, "tenant": call.tenant})
-    assert row is not None
+
+    def revoke(tx: Any) -> dict[str, Any]:
+        row = tx.fetch_one("core.get_key", {"id": key_id, "tenant": call.tenant})
+        if row is None or row["revoked_at"] is not None:
+            raise NotFound(f"key {key_id} not found (or already revoked)")
+        if row["cross_tenant"] and row["role"] == "admin":
+            others = [r for r in tx.fetch_all("core.active_cross_tenant_admins") if r["id"] != key_id]
+            if not others:
+                raise Conflict(
+                    f"key {key_id} is the last active cross-tenant admin key: without it nobody can administer "
+                    "the server. Create another first (POST /api/v1/keys with role admin and cross_tenant true, "
+                    "or `aio keys create NAME --role admin --cross-tenant`), then revoke this one",
+                    details={"key_id": key_id},
+                )
+        tx.execute("core.revoke_key", params)
+        found = tx.fetch_one("core.get_key", {"id": key_id, "tenant": call.tenant})
+        assert found is not None
+        return found
+
+    row = await call.rt.store.transaction(revoke)
     call.rt.authenticator.forget()
     return _key_info(row)
 

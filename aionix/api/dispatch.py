@@ -3,24 +3,26 @@ body and query validation, idempotency, the service call, the audit record, the 
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from aionix.api.auth import extract_key, require_role
+from aionix.api.auth import Principal, extract_key, require_role
+from aionix.api.authaudit import failed_auth_log
 from aionix.api.endpoint import Call, Endpoint
+from aionix.api.idempotency import run_idempotent
 from aionix.api.limits import retry_after_header
 from aionix.errors import (
     AionixError,
     BadRequest,
-    Conflict,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -43,6 +45,57 @@ def error_response(exc: AionixError) -> Response:
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": retry_after_header(exc.retry_after)}
     return json_response(exc.to_dict(), exc.status, headers)
+
+
+class AuthThrottled(RateLimited):
+    """429 for a request without a valid key from an address that sent too many of them."""
+
+
+#: How often a streaming answer (SSE) checks that its API key is still valid.
+STREAM_KEY_CHECK_SECONDS = 1.0
+
+
+async def _while_key_valid(
+    rt: Runtime, request: Request, inner: AsyncIterator[Any], media_type: str | None
+) -> AsyncIterator[Any]:
+    """Pass a streaming body through while the request's API key stays valid: a stream whose
+    key is revoked (or whose tenant access ends) ends within `STREAM_KEY_CHECK_SECONDS`, with a
+    final SSE `error` event saying why."""
+    key = extract_key(request.headers) or ""
+    tenant = request.headers.get("x-aionix-tenant")
+    source = inner.__aiter__()
+    pending: asyncio.Future[Any] | None = None
+    checked = time.monotonic()
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(source.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=STREAM_KEY_CHECK_SECONDS)
+            if not done or time.monotonic() - checked >= STREAM_KEY_CHECK_SECONDS:
+                checked = time.monotonic()
+                try:
+                    await rt.authenticator.authenticate(key, tenant)
+                except AionixError as exc:
+                    if media_type == "text/event-stream":
+                        error = {"error": {"code": exc.code, "message": f"{exc.message}: the stream is closed"}}
+                        yield f"event: error\ndata: {orjson.dumps(error).decode()}\n\n"
+                    return
+                if not done:
+                    continue
+            try:
+                chunk = pending.result()
+            except StopAsyncIteration:
+                pending = None
+                return
+            pending = None
+            yield chunk
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        closer = getattr(source, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 def client_ip(request: Request) -> str:
@@ -122,8 +175,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def make_handler(endpoint: Endpoint, rt: Runtime):
-    security = rt.config.security
     limits = rt.config.limits
+    failed_auth = failed_auth_log(rt)
     audit_this = endpoint.audit if endpoint.audit is not None else endpoint.mutating
 
     async def handle(request: Request) -> Response:
@@ -137,10 +190,8 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             return response
         except AionixError as exc:
             status = exc.status
-            if isinstance(exc, Unauthorized) or exc.status == 401:
-                if "authorization" in request.headers or "x-api-key" in request.headers:
-                    rt.auth_failures.record(client_ip(request))  # a guessed key, not a missing one
-                await rt.audit(request, None, "auth.failure", status=401, details={"reason": exc.message})
+            if isinstance(exc, (Unauthorized, AuthThrottled)) or exc.status == 401:
+                await failed_auth.note(request, exc.message, exc.status)
             return error_response(exc)
         except Exception:
             log.exception("unhandled error in %s %s", endpoint.method, endpoint.path)
@@ -164,22 +215,44 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                 except AionixError:
                     log.warning("audit write failed for %s %s", endpoint.method, endpoint.path)
 
+    async def _authenticate(request: Request, ip: str) -> Principal:
+        """The request's principal. Only requests without a valid key are throttled by address
+        (the per-IP bucket and the failed-authentication counter): a valid key is never refused
+        for what other clients at the same address did (its own bucket limits it)."""
+        guessed = False
+        try:
+            key = extract_key(request.headers)
+            if key is None:
+                raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
+            guessed = True
+            return await rt.authenticator.authenticate(key, request.headers.get("x-aionix-tenant"))
+        except Unauthorized:
+            guessed = guessed or "authorization" in request.headers
+            wait = rt.ip_buckets.take(ip)
+            if wait:
+                raise AuthThrottled(
+                    "too many requests without a valid key from this address", retry_after=wait
+                ) from None
+            if guessed:  # a guessed or malformed key, not a missing one
+                blocked = rt.auth_failures.blocked(ip)
+                if blocked:
+                    raise AuthThrottled(
+                        "too many failed authentications from this address", retry_after=blocked
+                    ) from None
+                rt.auth_failures.record(ip)
+            raise
+
     async def _handle(request: Request):
         ip = client_ip(request)
-        wait = rt.ip_buckets.take(ip)
-        if wait:
-            raise RateLimited("too many requests from this address", retry_after=wait)
+        if endpoint.role is None:
+            wait = rt.ip_buckets.take(ip)
+            if wait:
+                raise RateLimited("too many requests from this address", retry_after=wait)
         if "api_key" in request.query_params or "apikey" in request.query_params:
             raise BadRequest("API keys are never accepted in URLs; send Authorization: Bearer <key>")
         principal = None
         if endpoint.role is not None:
-            blocked = rt.auth_failures.blocked(ip)
-            key = extract_key(request.headers)
-            if key is None:
-                raise Unauthorized("missing API key (Authorization: Bearer <key> or X-API-Key)")
-            if blocked:
-                raise RateLimited("too many failed authentications from this address", retry_after=blocked)
-            principal = await rt.authenticator.authenticate(key, request.headers.get("x-aionix-tenant"))
+            principal = await _authenticate(request, ip)
             wait = rt.key_buckets.take(principal.key_id)
             if wait:
                 raise RateLimited("rate limit exceeded for this API key", retry_after=wait)
@@ -209,82 +282,18 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                 raise validation_error(exc) from None
         idem_key = request.headers.get("idempotency-key")
         if idem_key and endpoint.mutating and endpoint.idempotent and principal is not None:
-            return await _idempotent(call, idem_key, raw), principal
+            return await run_idempotent(rt, call, endpoint.method, idem_key, raw, _invoke, error_response), principal
         return await _invoke(call), principal
 
     async def _invoke(call: Call) -> Response:
         result = await endpoint.handler(call)
+        if isinstance(result, StreamingResponse) and call.principal is not None:
+            result.body_iterator = _while_key_valid(rt, call.request, result.body_iterator, result.media_type)
         if isinstance(result, Response):
             return result
         if result is None and endpoint.status == 204:
             return Response(status_code=204)
         return json_response(serialize(result, endpoint.response), endpoint.status)
-
-    async def _idempotent(call: Call, key: str, raw: bytes) -> Response:
-        if len(key) > 255:
-            raise BadRequest("Idempotency-Key: at most 255 characters")
-        tenant = call.tenant
-        body_hash = hashlib.sha256(
-            endpoint.method.encode() + b" " + call.request.url.path.encode() + b"\n" + raw
-        ).hexdigest()
-        now = time.time()
-
-        def reserve(tx: Any) -> dict[str, Any] | None:
-            row = tx.fetch_one("core.get_idempotency", {"tenant": tenant, "key": key})
-            if row is not None and row["created_at"] < now - security.idempotency_retention_hours * 3600:
-                tx.execute("core.delete_idempotency", {"tenant": tenant, "key": key})
-                row = None
-            if row is None:
-                tx.execute(
-                    "core.reserve_idempotency",
-                    {
-                        "tenant": tenant,
-                        "key": key,
-                        "method": endpoint.method,
-                        "path": call.request.url.path,
-                        "body_hash": body_hash,
-                        "now": now,
-                    },
-                )
-            return row
-
-        existing = await rt.store.transaction(reserve)
-        if existing is not None:
-            if existing["body_hash"] != body_hash:
-                raise ValidationFailed(
-                    "Idempotency-Key was already used with a different request",
-                    details=[{"field": "Idempotency-Key", "message": "reused with a different body or path"}],
-                )
-            if existing["state"] == "in_flight":
-                raise Conflict("a request with this Idempotency-Key is still in progress")
-            return Response(
-                existing["response"],
-                status_code=existing["status"],
-                media_type=existing["media_type"] or "application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
-        try:
-            try:
-                response = await _invoke(call)
-            except AionixError as exc:
-                response = error_response(exc)
-        except BaseException:
-            await rt.store.execute("core.release_idempotency", {"tenant": tenant, "key": key})
-            raise
-        if response.status_code >= 500 or not hasattr(response, "body"):
-            await rt.store.execute("core.release_idempotency", {"tenant": tenant, "key": key})
-            return response
-        await rt.store.execute(
-            "core.complete_idempotency",
-            {
-                "tenant": tenant,
-                "key": key,
-                "status": response.status_code,
-                "response": bytes(response.body),
-                "media_type": response.media_type,
-            },
-        )
-        return response
 
     handle.__name__ = endpoint.operation_id
     return handle

@@ -46,6 +46,7 @@ from aionix.vault.masterkey import (
     write_key_file,
 )
 from aionix.vault.models import CreateSecret, RotateSecret, Rotation, SecretPolicy, UpdateSecret
+from aionix.vault.systemkeys import SystemKeys
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -164,6 +165,8 @@ class VaultService:
         #: master_id -> key; holds two keys only while a master key rotation commits.
         self._keys: dict[str, bytes] = {}
         self._rotation_lock = asyncio.Lock()
+        #: platform data keys (webhook secrets, idempotent answers) wrapped by the master key
+        self.system_keys = SystemKeys(self)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -837,6 +840,7 @@ class VaultService:
                         }
                     )
                 tx.executemany("vault.rewrap_version", updates)
+                SystemKeys.rewrap(tx, old_id, old_key, new_id, key)
                 changed = tx.execute(
                     "vault.update_master",
                     {

@@ -52,22 +52,48 @@ ORDER BY id DESC LIMIT :limit
 DELETE FROM audit WHERE ts < :before
 
 -- name: get_idempotency
-SELECT tenant, key, method, path, body_hash, state, status, response, media_type, created_at
-FROM idempotency WHERE tenant = :tenant AND key = :key
+SELECT key_id, tenant, key, method, path, body_hash, state, status, response, media_type, created_at
+FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key
 
 -- name: reserve_idempotency
-INSERT INTO idempotency (tenant, key, method, path, body_hash, state, created_at)
-VALUES (:tenant, :key, :method, :path, :body_hash, 'in_flight', :now)
+INSERT INTO idempotency (key_id, tenant, key, method, path, body_hash, state, created_at)
+VALUES (:key_id, :tenant, :key, :method, :path, :body_hash, 'in_flight', :now)
 
 -- name: complete_idempotency
 UPDATE idempotency SET state = 'done', status = :status, response = :response, media_type = :media_type
-WHERE tenant = :tenant AND key = :key
+WHERE key_id = :key_id AND tenant = :tenant AND key = :key
 
 -- name: release_idempotency
-DELETE FROM idempotency WHERE tenant = :tenant AND key = :key AND state = 'in_flight'
+DELETE FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key AND state = 'in_flight'
 
 -- name: prune_idempotency
 DELETE FROM idempotency WHERE created_at < :before
 
 -- name: delete_idempotency
-DELETE FROM idempotency WHERE tenant = :tenant AND key = :key
+DELETE FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key
+
+-- name: insert_audit_returning
+INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details)
+VALUES (:ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, :details)
+RETURNING id
+
+-- name: update_audit_details
+UPDATE audit SET details = :details WHERE id = :id
+
+-- name: active_cross_tenant_admins
+SELECT id FROM api_keys WHERE cross_tenant = 1 AND role = 'admin' AND revoked_at IS NULL
+
+-- name: get_system_key
+SELECT name, master_id, key_nonce, wrapped_key FROM system_keys WHERE name = :name
+
+-- name: insert_system_key
+INSERT INTO system_keys (name, master_id, key_nonce, wrapped_key, created_at)
+VALUES (:name, :master_id, :key_nonce, :wrapped_key, :now)
+ON CONFLICT (name) DO NOTHING
+
+-- name: all_system_keys
+SELECT name, master_id, key_nonce, wrapped_key FROM system_keys
+
+-- name: rewrap_system_key
+UPDATE system_keys SET master_id = :master_id, key_nonce = :key_nonce, wrapped_key = :wrapped_key
+WHERE name = :name
