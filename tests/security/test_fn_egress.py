@@ -37,7 +37,7 @@ def handler(event, context):
                 return "ok %d %s" % (r.status, r.read().decode())
         except urllib.error.HTTPError as exc:
             return "refused %d %s" % (exc.code, exc.read().decode().strip())
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             return "error %s" % exc
     if op == "tunnel":  # what an https:// client does: CONNECT through HTTPS_PROXY
         conn = http.client.HTTPConnection("127.0.0.1", 3128, timeout=10)
@@ -75,10 +75,11 @@ export default async function handler(event) {
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        body = b"x" * (256 * 1024) if self.path == "/big" else BODY
         self.send_response(200)
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -103,7 +104,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc = ServerProcess(
         tmp_path_factory.mktemp("fn-egress"),
         # the admin opens the SSRF guard for loopback (IPv4) to function egress, nothing more
-        env={"AIONIX_FUNCTIONS_ALLOW_HOSTS": "127.0.0.1", "AIONIX_FUNCTIONS_POOL_SIZE": "1"},
+        env={
+            "AIONIX_FUNCTIONS_ALLOW_HOSTS": "127.0.0.1",
+            "AIONIX_FUNCTIONS_POOL_SIZE": "1",
+            "AIONIX_FUNCTIONS_EGRESS_MAX_BYTES": str(64 * 1024),
+        },
     ).start()
     yield proc
     proc.stop()
@@ -169,6 +174,15 @@ def test_python_reaches_only_its_granted_host(client, server, targets) -> None:
     for host, port in (("127.0.0.1", other), ("127.0.0.1", server.port), ("169.254.169.254", 80)):
         assert _call(client, name, {"op": "raw", "host": host, "port": port}).startswith("denied"), (host, port)
     assert _call(client, name, {"op": "raw", "host": "127.0.0.1", "port": granted}).startswith("denied")
+
+
+def test_bytes_per_connection_are_capped(client, targets) -> None:
+    granted, _ = targets
+    name = _create(client, "python", PYTHON, [f"127.0.0.1:{granted}"])
+    result = _call(client, name, {"op": "get", "url": f"http://127.0.0.1:{granted}/big"})
+    assert result.startswith("error"), result[:200]
+    health = _confinement(client)["egress"]
+    assert health["max_bytes_per_connection"] == 64 * 1024 and health["relayed"] >= 1, health
 
 
 def test_api_port_is_refused_even_when_granted(client, server) -> None:
