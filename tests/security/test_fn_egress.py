@@ -210,10 +210,11 @@ def test_bad_grant_is_a_422_naming_the_field(client) -> None:
     assert "permissions.net" in r.text
 
 
-def test_without_a_namespace_grants_are_refused_and_healthz_says_so(tmp_path: Path) -> None:
-    proc = ServerProcess(tmp_path, env={"AIONIX_FUNCTIONS_NETWORK_NAMESPACE": "false"}).start()
+def test_without_a_namespace_grants_are_refused_and_healthz_says_so(tmp_path: Path, targets) -> None:
+    granted, _ = targets
+    refused = ServerProcess(tmp_path / "refused", env={"AIONIX_FUNCTIONS_NETWORK_NAMESPACE": "false"}).start()
     try:
-        with proc.client(timeout=120.0) as c:
+        with refused.client(timeout=120.0) as c:
             egress = _confinement(c)["egress"]
             assert egress["mode"] == "refused", egress
             body = {
@@ -226,4 +227,14 @@ def test_without_a_namespace_grants_are_refused_and_healthz_says_so(tmp_path: Pa
             assert r.status_code == 422, r.text
             assert "permissions.net" in r.text and "allow_unconfined_net" in r.text
     finally:
-        proc.stop()
+        refused.stop()
+    # the admin accepted an open network: the grant runs, unconfined, and /healthz says so
+    env = {"AIONIX_FUNCTIONS_NETWORK_NAMESPACE": "false", "AIONIX_FUNCTIONS_ALLOW_UNCONFINED_NET": "true"}
+    unconfined = ServerProcess(tmp_path / "unconfined", env=env).start()
+    try:
+        with unconfined.client(timeout=120.0) as c:
+            assert _confinement(c)["egress"]["mode"] == "unconfined"
+            name = _create(c, "python", PYTHON, [f"127.0.0.1:{granted}"])
+            assert _call(c, name, {"op": "raw", "host": "127.0.0.1", "port": granted}) == "connected"
+    finally:
+        unconfined.stop()
