@@ -47,13 +47,13 @@ def test_busy_port_writes_nothing_then_a_start_on_port_0_keeps_the_live_profile(
 
     busy = subprocess.run(
         [sys.executable, "-m", "aionix", "--port", str(live.port), "--data-dir", str(new / "data"),
-         "--port-file", str(new / "port")],
+         "--port-file", str(tmp_path / "busy.port")],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
     assert busy.returncode == 2, busy.stderr
     assert busy.stderr.strip() == f"aionix: cannot listen on 127.0.0.1:{live.port}: Address already in use"
     assert busy.stdout == ""  # no key shown, no URL
-    assert not new.exists()  # no data dir, no database, no key, no port file
+    assert not new.exists() and not (tmp_path / "busy.port").exists()  # no data dir, database, key or port file
     assert creds.read_bytes() == before  # the profile is untouched and still works
     code, out, _ = aio(creds, "whoami", "-o", "json")
     assert code == 0 and json.loads(out)["key_id"] == _whoami(live.url, live.admin_key)["key_id"]
