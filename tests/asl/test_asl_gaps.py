@@ -20,8 +20,8 @@ def run(definition: dict[str, Any], input: Any = None) -> Outcome:
 
 
 def waiting_processor(ql: str) -> dict[str, Any]:
-    """Each item waits one (scaled) second, so overlapping iterations show in the history."""
-    wait = {"Type": "Wait", "Seconds": 1, "End": True}
+    """Each item waits a while, so overlapping iterations show in the history."""
+    wait = {"Type": "Wait", "Seconds": 100, "End": True}  # 0.1 s on the 1,000× clock
     return {"StartAt": "W", "States": {"W": wait}, **({"QueryLanguage": ql} if ql == "JSONata" else {})}
 
 
@@ -229,3 +229,25 @@ def test_validation_pointers_name_the_offending_field(admin, definition, pointer
     r = admin.post("/api/v1/workflows", json={"name": f"gap-{uuid.uuid4().hex[:8]}", "definition": definition})
     assert r.status_code == 422, r.text
     assert any(d["pointer"] == pointer for d in r.json()["error"]["details"]), r.text
+
+
+def test_an_asl_variable_named_secret_or_param_wins_over_the_late_bound_names():
+    """No vault and no parameter store here: the variables are read, nothing is resolved."""
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Vars",
+        "States": {
+            "Vars": {"Type": "Pass", "Assign": {"secret": {"x": 1}, "param": 2}, "Next": "Use"},
+            "Use": {"Type": "Pass", "Output": {"s": "{% $secret.x %}", "p": "{% $param %}"}, "End": True},
+        },
+    }
+    out = run(definition, {})
+    assert out.status == "SUCCEEDED", out
+    assert out.output == {"s": 1, "p": 2}
+    # a Comment is not an expression: nothing to resolve
+    commented = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Comment": "{% $secret.nothing %}", "End": True}},
+    }
+    assert run(commented, {"a": 1}).output == {"a": 1}

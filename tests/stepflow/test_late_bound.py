@@ -503,3 +503,31 @@ def test_secret_values_in_outputs_and_variables_are_redacted_everywhere(late, se
     assert CANARY not in history and "Bearer ***" in history
     raw = b"".join(p.read_bytes() for p in server.data_dir.glob("aionix.db*"))
     assert CANARY.encode() not in raw
+
+
+def test_a_catcher_of_the_resolution_failure_cannot_read_the_missing_name(late):
+    """A catcher that takes the States.Runtime of a missing parameter runs; if it reads that
+    parameter itself, the state fails with States.Runtime instead of seeing undefined."""
+    missing = "{% $param('" + MISSING_PARAM + "') %}"
+    caught = {
+        "entry": "T",
+        "states": {
+            "T": {
+                "type": "task",
+                "action": TRN_OK,
+                "parameters": {"p": missing},
+                "catch": [{"errors": ["States.Runtime"], "next": "Done", "output": "{% error %}"}],
+                "end": True,
+            },
+            "Done": {"type": "succeed"},
+        },
+    }
+    env = run(late, caught)
+    assert env["status"] == "SUCCEEDED", env["error"]
+    assert env["output"]["error"] == "States.Runtime" and MISSING_PARAM in env["output"]["cause"]
+    caught["states"]["T"]["catch"][0]["output"] = {"p": missing}
+    env = run(late, caught)
+    assert env["status"] == "FAILED" and env["error"]["error"] == "States.Runtime", env["error"]
+    assert MISSING_PARAM in env["error"]["cause"]
+    history = late.get(f"/api/v1/executions/{env['execution_id']}/history").json()["items"]
+    assert [e["type"] for e in history][-2:] == ["StateFailed", "ExecutionFailed"]

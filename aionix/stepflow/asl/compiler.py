@@ -144,14 +144,15 @@ def _source_references(s: dict[str, Any], ql: str, shadowed: frozenset[str]) -> 
                 except expr.ExpressionError:
                     pass  # the validator reports it; evaluating it fails the state
         elif isinstance(v, dict):
-            for item in v.values():
-                walk(item)
+            for key, item in v.items():
+                if key != "Comment":
+                    walk(item)
         elif isinstance(v, list):
             for item in v:
                 walk(item)
 
     for key, value in s.items():
-        if key not in _NESTED:
+        if key not in _NESTED and key != "Comment":
             walk(value)
     if "secret" in shadowed:
         refs = References(frozenset(), refs.params, refs.dynamic_params, False)
