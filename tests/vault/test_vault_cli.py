@@ -110,3 +110,22 @@ def test_sec_rotate_master_key_on_a_private_server(make_server, monkeypatch, tmp
     capsys.readouterr()
     assert run(["sec", "reveal", "kept", "--raw"]) == 0
     assert capsys.readouterr().out.strip() == "kept-value-9"
+
+
+def test_sec_readers(cli):
+    name = unique("cli-readers")
+    reader = "trn:stepflow:default:template/deploy"
+    code, out, _ = cli("sec", "create", name, "--value", "v-123456", "--reader", reader, "-o", "json")
+    assert code == 0 and json.loads(out)["readers"] == [reader]
+    code, out, _ = cli(
+        "sec", "policy", name, "--reader", reader, "--reader", "trn:aionixfn:default:function/db-*", "-o", "json"
+    )
+    assert code == 0 and json.loads(out)["readers"] == [reader, "trn:aionixfn:default:function/db-*"]
+    code, out, _ = cli("sec", "policy", name, "--none", "-o", "json")
+    assert code == 0 and json.loads(out)["readers"] == []
+    code, out, _ = cli("sec", "put", name, "--reader", "trn:*:default:*", "-o", "json")
+    assert code == 0 and json.loads(out)["readers"] == ["trn:*:default:*"]
+    code, _, err = cli("sec", "policy", name)
+    assert code == 2 and "--reader" in err
+    code, _, err = cli("sec", "policy", name, "--reader", "nope")
+    assert code != 0 and "readers[0]" in err
