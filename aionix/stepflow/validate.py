@@ -7,6 +7,7 @@ checked on the raw document so that a schema error elsewhere does not hide them.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,10 +16,22 @@ from pydantic import ValidationError
 from aionix import expr
 from aionix.stepflow.asl import is_asl
 from aionix.stepflow.asl.validate import validate as validate_asl
-from aionix.stepflow.models import Problem, ValidationReport, Workflow
+from aionix.stepflow.models import Problem, State, ValidationReport, Workflow
 
-#: (field, where it is) for every field that may hold `{% %}` expressions.
-EXPRESSION_FIELDS = ("parameters", "assign", "items", "item", "seconds", "timestamp", "error", "cause", "value")
+
+def _expression_fields() -> tuple[str, ...]:
+    """Every state field that may hold `{% %}` expressions (typed `Any`, as the models declare
+    them), so that a field added to a model is syntax-checked without being listed here.
+    `output` (an `Output` object), `routes` and `catch` are walked separately."""
+    names: set[str] = set()
+    for model in typing.get_args(typing.get_args(State)[0]):
+        for name, info in model.model_fields.items():
+            if "Any" in str(info.annotation) and name not in ("output", "routes", "catch"):
+                names.add(name)
+    return tuple(sorted(names))
+
+
+EXPRESSION_FIELDS = _expression_fields()
 TERMINAL_TYPES = frozenset({"succeed", "fail"})
 
 
@@ -77,6 +90,12 @@ def _successors(state: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
     return out
 
 
+def _kind(state: dict[str, Any]) -> str | None:
+    """A state's type, or None when it is not a string (the schema problems name that)."""
+    kind = state.get("type")
+    return kind if isinstance(kind, str) else None
+
+
 def _graph_problems(doc: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     seen_names: dict[str, str] = {}
@@ -100,9 +119,7 @@ def _graph_problems(doc: dict[str, Any]) -> list[Problem]:
             seen_names.setdefault(name, where)
             if not isinstance(state, dict):
                 continue
-            kind = state.get("type")
-            if not isinstance(kind, str):  # the schema problems name a wrong type
-                kind = None
+            kind = _kind(state)
             for target, rel in _successors(state):
                 if target not in states:
                     problems.append(
@@ -139,7 +156,7 @@ def _graph_problems(doc: dict[str, Any]) -> list[Problem]:
                             message="States.ALL must appear alone in the last retrier",
                         )
                     )
-            for i, catcher in enumerate(state.get("catch") or []):
+            for i, catcher in enumerate(state.get("catch") if isinstance(state.get("catch"), list) else []):
                 errs = catcher.get("errors") if isinstance(catcher, dict) else None
                 if isinstance(errs, list) and "States.ALL" in errs and (len(errs) > 1 or i != len(state["catch"]) - 1):
                     problems.append(
@@ -170,9 +187,7 @@ def _reachability(base: tuple[Any, ...], states: dict[str, Any], entry: str) -> 
             )
     # states from which some end can be reached
     ending = {
-        n
-        for n, s in states.items()
-        if isinstance(s, dict) and (s.get("end") is True or s.get("type") in TERMINAL_TYPES)
+        n for n, s in states.items() if isinstance(s, dict) and (s.get("end") is True or _kind(s) in TERMINAL_TYPES)
     }
     changed = True
     while changed:
@@ -206,7 +221,7 @@ def _expression_values(doc: dict[str, Any]) -> Iterator[tuple[str, Any]]:
             if isinstance(state.get("action"), str):
                 yield _ptr(*where, "action"), state["action"]
             for key in ("routes", "catch"):
-                for i, item in enumerate(state.get(key) or []):
+                for i, item in enumerate(state.get(key) if isinstance(state.get(key), list) else []):
                     if not isinstance(item, dict):
                         continue
                     for sub in ("condition", "assign", "output"):
