@@ -257,7 +257,10 @@ class WorkerProxy:
                     raise _Refusal(400, "CONNECT needs host:port")
                 forward = b""
             else:
-                url = urlsplit(target.decode("latin-1"))
+                try:
+                    url = urlsplit(target.decode("latin-1"))
+                except ValueError:
+                    raise _Refusal(400, "not a valid URL") from None
                 if url.scheme != "http" or not url.hostname:
                     raise _Refusal(400, "plain requests need an absolute http:// URL (use CONNECT for https)")
                 host, port = split_host_port(url.netloc.rpartition("@")[2], 80)
@@ -265,7 +268,8 @@ class WorkerProxy:
                 kept = [line for line in headers if line.split(b":", 1)[0].strip().lower() not in HOP_HEADERS]
                 forward = b"\r\n".join([b" ".join([method, path.encode("latin-1"), version]), *kept])
                 forward += b"\r\nConnection: close\r\n\r\n"
-            assert port is not None
+            if not host or port is None or not 0 < port < 65536:
+                raise _Refusal(400, "no valid host and port in the request")
             address = await self._vet(host, port)
             try:
                 up_reader, upstream = await asyncio.wait_for(asyncio.open_connection(address, port), CONNECT_TIMEOUT)

@@ -48,6 +48,10 @@ def handler(event, context):
             return "ok %d %s" % (r.status, r.read().decode())
         except OSError as exc:
             return "error %s" % exc
+    if op == "proxy_bytes":  # whatever a client may send the proxy
+        with socket.create_connection(("127.0.0.1", 3128), timeout=15) as c:
+            c.sendall(event["data"].encode("latin-1"))
+            return c.recv(200).decode("latin-1").split("\r\n")[0]
     if op == "raw":
         try:
             socket.create_connection((event["host"], event["port"]), timeout=3).close()
@@ -183,6 +187,23 @@ def test_bytes_per_connection_are_capped(client, targets) -> None:
     assert result.startswith("error"), result[:200]
     health = _confinement(client)["egress"]
     assert health["max_bytes_per_connection"] == 64 * 1024 and health["relayed"] >= 1, health
+
+
+def test_malformed_proxy_requests_get_a_clear_answer(client, server, targets) -> None:
+    granted, _ = targets
+    name = _create(client, "python", PYTHON, [f"127.0.0.1:{granted}"])
+    for data, status in (
+        ("nonsense\r\n\r\n", "400"),
+        ("CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n", "400"),
+        ("GET http://[::1/ HTTP/1.1\r\n\r\n", "400"),
+        ("GET /relative HTTP/1.1\r\n\r\n", "400"),
+        ("GET http://127.0.0.1:99999/ HTTP/1.1\r\n\r\n", "400"),
+        ("GET http://127.0.0.1/ HTTP/1.1\r\nX: " + "a" * 20000 + "\r\n\r\n", "400"),
+        (f"GET http://127.0.0.1:{granted}/ HTTP/1.1\r\nHost: elsewhere\r\n\r\n", "HTTP/1.0 200"),
+    ):
+        result = _call(client, name, {"op": "proxy_bytes", "data": data})
+        assert status in result, (data[:60], result)
+    assert "Traceback" not in server.log()
 
 
 def test_api_port_is_refused_even_when_granted(client, server) -> None:
