@@ -47,7 +47,7 @@ class SecurityConfig(Section):
     cors_origins: list[str] = []
     rate_limit_per_key: float = Field(200.0, gt=0, description="sustained requests/s per API key")
     rate_limit_per_key_burst: int = Field(400, ge=1)
-    rate_limit_per_ip: float = Field(400.0, gt=0, description="sustained requests/s per client IP")
+    rate_limit_per_ip: float = Field(400.0, gt=0, description="sustained requests/s per client IP without a valid key")
     rate_limit_per_ip_burst: int = Field(800, ge=1)
     auth_failures_per_minute: int = Field(30, ge=1, description="bad keys per IP before 429")
     idempotency_retention_hours: float = Field(24.0, ge=1)

@@ -22,7 +22,13 @@ def backup(ctx: typer.Context, file: Path = typer.Argument(..., help="where to w
     st = state(ctx)
     response = st.client.request("GET", "/api/v1/admin/backup", raw=True)
     tmp = file.with_name(file.name + ".partial")
-    tmp.write_bytes(response.content)
+    tmp.unlink(missing_ok=True)
+    # the backup holds every tenant's data (sealed secrets, API key hashes): owner-only, 0600
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(response.content)
+        out.flush()
+        os.fsync(out.fileno())
     check = sqlite3.connect(tmp)
     try:
         ok = check.execute("PRAGMA integrity_check").fetchone()[0]

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.responses import Response
 
 from aionix.api.endpoint import Api, Call, Page
+from aionix.errors import field_error
 from aionix.triggers.models import (
     CreateTrigger,
     EventAccepted,
@@ -85,8 +86,20 @@ async def trigger_history(call: Call) -> dict[str, Any]:
 
 @api.post("/api/v1/events", role="operator", body=PutEvent, response=EventAccepted, status=202)
 async def put_event(call: Call) -> dict[str, Any]:
-    """Publish an event `{source, type, detail}`; matching event triggers fire."""
+    """Publish an event `{source, type, detail}`; matching event triggers fire. Sources
+    `aionix` / `aionix.*` (any case) and `credvault` belong to the platform: refused (422)."""
+    if reserved_source(call.body.source):
+        raise field_error(
+            "source",
+            f"{call.body.source!r} is reserved for events the platform publishes (aionix.*, credvault); "
+            "use a source of your own, such as your application's name",
+        )
     return await call.service("triggers").put_event(call.tenant, call.body)
+
+
+def reserved_source(source: str) -> bool:
+    lowered = source.strip().lower()
+    return lowered in ("aionix", "credvault") or lowered.startswith("aionix.")
 
 
 @api.post(

@@ -4,12 +4,14 @@ intake, and the lifecycle of the scheduler and outbox loops."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from cryptography.exceptions import InvalidTag
 
 from aionix import expr
 from aionix.errors import Conflict, NotFound, PayloadTooLarge, field_error
@@ -27,12 +29,13 @@ from aionix.triggers.patterns import Pattern
 from aionix.triggers.records import deliverable, fire_record, to_api, trigger_trn
 from aionix.triggers.schedule import parse_schedule
 from aionix.triggers.scheduler import Scheduler, run_time
-from aionix.triggers.signing import SecretBox, new_secret, new_token, token_hash
+from aionix.triggers.signing import SYSTEM_KEY, SecretBox, WebhookSecrets, new_secret, new_token, token_hash
 from aionix.triggers.webhooks import Webhooks
 
 if TYPE_CHECKING:
     from aionix.runtime import Runtime
 
+log = logging.getLogger("aionix.triggers")
 CONTENT_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "text/plain"})
 
 
@@ -41,7 +44,7 @@ class TriggerService:
         self.rt = rt
         self.cfg: TriggersConfig = rt.config.service_section("triggers", TriggersConfig)
         self.clock = clock
-        self.box = SecretBox(rt.config.data_dir / "triggers.key")
+        self.box = WebhookSecrets(rt.config.data_dir / "triggers.key")
         self.delivery = Delivery(rt, self.cfg, clock)
         self.scheduler = Scheduler(rt, self.cfg, self.delivery, clock)
         self.webhooks = Webhooks(rt, self.cfg, self.delivery, self.box, clock)
@@ -51,6 +54,8 @@ class TriggerService:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        self.box.box = await self.rt.services["vault"].system_keys.box(SYSTEM_KEY)
+        await self._migrate_legacy_secrets()
         await self._refresh_event_tenants()
         self.rt.event_sinks.append(self.platform_event)
         self.rt.resolvers[("igniter", "trigger")] = self.resolve
@@ -59,6 +64,60 @@ class TriggerService:
             self.rt.spawn(self.delivery.run(), "triggers-outbox"),
             self.rt.spawn(self._prune_loop(), "triggers-pruner"),
         ]
+
+    async def _migrate_legacy_secrets(self) -> None:
+        """Re-seal webhook secrets of earlier versions (sealed under `triggers.key`) under the
+        master-key-wrapped system key, in one transaction. Without the old key file they cannot
+        be opened: say so once here (their webhooks answer a 500 naming the way out)."""
+        rows = await self.rt.store.fetch_all("triggers.webhook_credentials")
+        legacy = [
+            r
+            for r in rows
+            if any(
+                WebhookSecrets.is_legacy(item["sealed"])
+                for item in orjson.loads(r["credentials"]).get("items", [])
+                if "sealed" in item
+            )
+        ]
+        if not legacy:
+            return
+        path = self.box.legacy_key_path
+        if not path.exists():
+            log.error(
+                "%d webhook trigger(s) hold secrets sealed under %s, which is missing: %s answer 500 until "
+                "an operator rotates their secret (aio tr rotate-secret NAME)",
+                len(legacy),
+                path,
+                ", ".join(f"{r['tenant']}/{r['name']}" for r in legacy[:20]),
+            )
+            return
+        old_box = SecretBox(path)
+        updates = []
+        failed = []
+        for r in legacy:
+            creds = orjson.loads(r["credentials"])
+            aad = f"{r['tenant']}/{r['id']}"
+            try:
+                for item in creds.get("items", []):
+                    if "sealed" in item and WebhookSecrets.is_legacy(item["sealed"]):
+                        item["sealed"] = self.box.seal(old_box.open(item["sealed"], aad), aad)
+            except (InvalidTag, ValueError):
+                failed.append(f"{r['tenant']}/{r['name']}")
+                continue
+            updates.append({"id": r["id"], "old": r["credentials"], "credentials": orjson.dumps(creds).decode()})
+
+        def reseal(tx: Any) -> int:
+            return sum(tx.execute("triggers.reseal_credentials", u) for u in updates)
+
+        moved = await self.rt.store.transaction(reseal)
+        log.warning(
+            "moved %d webhook secret set(s) from %s under the master key; the file is no longer needed "
+            "once no backup made before this start is kept",
+            moved,
+            path,
+        )
+        if failed:
+            log.error("webhook secrets that do not open under %s (left as they are): %s", path, ", ".join(failed))
 
     async def stop(self) -> None:
         if self.platform_event in self.rt.event_sinks:

@@ -11,9 +11,13 @@ Several signatures may be sent separated by spaces (during a rotation a sender m
 both secrets); one valid signature under any active secret is enough. Comparison is
 constant-time.
 
-Secrets are sealed with AES-256-GCM under a key file in the data directory (`triggers.key`,
-mode 0600), with the tenant and trigger name as associated data, so the database alone does
-not reveal them and a row copied to another trigger does not open.
+Secrets are sealed with AES-256-GCM under the `webhooks` system key, which is wrapped by the
+vault's master key (`aionix.vault.systemkeys`), with the tenant and trigger id as associated
+data: the database alone does not reveal them, a row copied to another trigger does not open,
+and a database restored with its master key opens them — there is no other key to back up.
+Earlier versions sealed them under a key file in the data directory (`triggers.key`); at start
+such secrets are re-sealed under the system key (`WebhookSecrets.is_legacy`), and one that
+cannot be opened is answered with a clear 500, never an unhandled error.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import os
 import secrets
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from aionix.vault.systemkeys import SEALED_PREFIX, SealedUnreadable, SystemBox
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -101,7 +108,8 @@ def verify_token(token_hashes: list[str], authorization: str) -> None:
 
 
 class SecretBox:
-    """AES-256-GCM sealing of webhook secrets under the data directory's `triggers.key`."""
+    """AES-256-GCM sealing under a key file (`triggers.key` of earlier versions); only read now,
+    to move secrets sealed by those versions under the master key."""
 
     def __init__(self, key_path: Path) -> None:
         self.key_path = key_path
@@ -130,3 +138,48 @@ class SecretBox:
     def open(self, sealed: str, aad: str) -> str:
         raw = base64.b64decode(sealed)
         return self._key().decrypt(raw[:12], raw[12:], aad.encode()).decode()
+
+
+#: The system key webhook secrets are sealed under.
+SYSTEM_KEY = "webhooks"
+
+
+class WebhookSecrets:
+    """Webhook secrets sealed under the `webhooks` system key (set by `TriggerService.start`);
+    secrets sealed by earlier versions under `triggers.key` are still opened when that file is
+    there."""
+
+    def __init__(self, legacy_key_path: Path) -> None:
+        self.legacy_key_path = legacy_key_path
+        self.box: SystemBox | None = None
+
+    @staticmethod
+    def is_legacy(sealed: str) -> bool:
+        return not sealed.startswith(SEALED_PREFIX)
+
+    def _box(self) -> SystemBox:
+        if self.box is None:
+            raise SealedUnreadable("the triggers service is not started")
+        return self.box
+
+    def seal(self, plaintext: str, aad: str) -> str:
+        return self._box().seal(plaintext, aad)
+
+    def open(self, sealed: str, aad: str) -> str:
+        """The secret, or `SealedUnreadable` with a message saying why it does not open."""
+        if not self.is_legacy(sealed):
+            try:
+                return self._box().open(sealed, aad)
+            except SealedUnreadable:
+                raise SealedUnreadable("the webhook secret does not open under this server's master key") from None
+        if not self.legacy_key_path.exists():
+            raise SealedUnreadable(
+                f"the webhook secret was sealed under {self.legacy_key_path.name} (an earlier version's key "
+                "file), which is missing from the data directory"
+            )
+        try:
+            return SecretBox(self.legacy_key_path).open(sealed, aad)
+        except (InvalidTag, ValueError, OSError):
+            raise SealedUnreadable(
+                f"the webhook secret does not open under {self.legacy_key_path} (a key file from another server?)"
+            ) from None

@@ -1,13 +1,16 @@
 """Receiving `POST /hooks/{tenant}/{name}`: check, record, deliver, answer.
 
 Order of checks (every refusal starts nothing and, when the trigger exists, is recorded in its
-history as `rejected`): trigger exists and is enabled (404/409), body size (413), content type
-(415), signature or bearer token (401; malformed headers 400), replay window (401), then the
-body is parsed (400) and the fire is recorded under the `webhook-id` (a second delivery of the
-same id is a replay: 409). Only then is the target invoked: in `async` reply mode the answer is
-202 with the fire's state (and the execution id when the start was quick); in `sync` mode the
-workflow's output is the answer, bounded by `reply_timeout_seconds` (504 after that; the fire
-stays in the outbox and the start is completed in the background under the same key).
+history as `rejected` with the precise reason): body size (413), signature or bearer token and
+replay window (401), trigger enabled (409), content type (415), then the body is parsed (400)
+and the fire is recorded under the `webhook-id` (a second delivery of the same id is a replay:
+409). Every authentication failure — missing or malformed headers, a stale timestamp, a wrong
+signature or token — and a trigger name that does not exist all get the same 401 answer, so
+trigger names cannot be enumerated; the trigger's history says which check failed. Only then is
+the target invoked: in `async` reply mode the answer is 202 with the fire's state (and the
+execution id when the start was quick); in `sync` mode the workflow's output is the answer,
+bounded by `reply_timeout_seconds` (504 after that; the fire stays in the outbox and the start
+is completed in the background under the same key).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from aionix.triggers.records import deliverable, fire_record, trigger_trn
 from aionix.triggers.signing import (
     ID_HEADER,
     SIGNATURE_HEADER,
-    SecretBox,
     WebhookRejected,
+    WebhookSecrets,
     verify_signature,
     verify_token,
 )
+from aionix.vault.systemkeys import SealedUnreadable
 
 if TYPE_CHECKING:
     from aionix.runtime import Runtime
@@ -44,6 +48,25 @@ if TYPE_CHECKING:
 log = logging.getLogger("aionix.triggers")
 #: Headers never copied into the payload the target sees.
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", SIGNATURE_HEADER, "x-api-key"})
+#: Refusals that are answered as one indistinguishable 401 (the history keeps the reason).
+AUTH_FAILURES = frozenset(
+    {
+        "signature_missing",
+        "bad_webhook_id",
+        "bad_timestamp",
+        "timestamp_out_of_window",
+        "signature_invalid",
+        "token_missing",
+        "token_invalid",
+        "unknown_trigger",
+    }
+)
+UNAUTHORIZED_MESSAGE = (
+    "the delivery is not authenticated for this webhook: it needs a valid Standard Webhooks "
+    "signature (webhook-id, webhook-timestamp within the allowed window, webhook-signature) or "
+    "the trigger's bearer token; the trigger's history says which check failed"
+)
+_DEFAULT_MAX_BODY = WebhookSpec.model_fields["max_body_bytes"].default
 
 
 def _json(data: Any, status: int) -> Response:
@@ -60,7 +83,12 @@ def active_credentials(credentials: dict[str, Any], now: float) -> list[dict[str
 
 class Webhooks:
     def __init__(
-        self, rt: Runtime, cfg: TriggersConfig, delivery: Delivery, box: SecretBox, clock: Callable[[], float]
+        self,
+        rt: Runtime,
+        cfg: TriggersConfig,
+        delivery: Delivery,
+        box: WebhookSecrets,
+        clock: Callable[[], float],
     ) -> None:
         self.rt = rt
         self.cfg = cfg
@@ -71,22 +99,72 @@ class Webhooks:
         #: an unauthenticated flood cannot fill the database (the excess is only counted).
         self._reject_buckets = TokenBuckets(cfg.rejected_record_rate, cfg.rejected_record_burst)
         self.rejected_unrecorded = 0
+        #: triggers whose unreadable secret was logged already (logged once each)
+        self._unreadable_logged: set[str] = set()
 
     async def receive(self, tenant: str, name: str, request: Request) -> Response:
         row = await self.rt.store.fetch_one("triggers.get_trigger", {"tenant": tenant, "name": name})
         if row is None or row["kind"] != "webhook":
-            return _error(404, "not_found", f"no webhook trigger {name!r} in tenant {tenant!r}")
+            # answered exactly like a delivery that fails authentication: names are not revealed
+            try:
+                await self._read_body(request, _DEFAULT_MAX_BODY)
+            except WebhookRejected as exc:
+                return self._answer(exc, tenant, name)
+            return self._answer(WebhookRejected(401, "unknown_trigger", "no such webhook"), tenant, name)
         try:
             return await self._receive(row, request)
         except WebhookRejected as exc:
             await self._reject(row, exc)
-            return _error(exc.status, exc.code, exc.message, {"trigger": trigger_trn(tenant, name)})
+            return self._answer(exc, tenant, name)
+
+    @staticmethod
+    def _answer(exc: WebhookRejected, tenant: str, name: str) -> Response:
+        details = {"trigger": trigger_trn(tenant, name)}
+        if exc.code in AUTH_FAILURES:
+            return _error(401, "unauthorized", UNAUTHORIZED_MESSAGE, details)
+        return _error(exc.status, exc.code, exc.message, details)
+
+    def _open_secrets(self, row: dict[str, Any], active: list[dict[str, Any]]) -> list[str]:
+        """The active secrets that open; a 500 naming the way out when none does."""
+        aad = f"{row['tenant']}/{row['id']}"
+        opened: list[str] = []
+        problem = None
+        for item in active:
+            if "sealed" not in item:
+                continue
+            try:
+                opened.append(self.box.open(item["sealed"], aad))
+            except SealedUnreadable as exc:
+                problem = exc.message
+        if problem is not None and row["id"] not in self._unreadable_logged:
+            self._unreadable_logged.add(row["id"])
+            log.error("webhook trigger %s/%s: %s", row["tenant"], row["name"], problem)
+        if problem is not None and not opened:
+            raise WebhookRejected(
+                500,
+                "webhook_secret_unreadable",
+                f"{problem}; an operator must issue a new secret: aio tr rotate-secret {row['name']} "
+                f"(POST /api/v1/triggers/{row['name']}/rotate-secret) and give it to the sender",
+            )
+        return opened
 
     async def _receive(self, row: dict[str, Any], request: Request) -> Response:
-        if not row["enabled"]:
-            raise WebhookRejected(409, "trigger_disabled", f"trigger {row['name']!r} is disabled")
         spec = WebhookSpec.model_validate(orjson.loads(row["config"]))
         body = await self._read_body(request, spec.max_body_bytes)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        now = self.clock()
+        credentials = orjson.loads(row["credentials"] or "{}")
+        active = active_credentials(credentials, now)
+        if spec.auth == "hmac":
+            secrets = self._open_secrets(row, active)
+            webhook_id, _ = verify_signature(secrets, headers, body, now=now, tolerance=spec.tolerance_seconds)
+        else:
+            verify_token([c["hash"] for c in active if "hash" in c], headers.get("authorization", ""))
+            webhook_id = headers.get(ID_HEADER) or uuid.uuid4().hex
+            if len(webhook_id) > 256:
+                raise WebhookRejected(400, "bad_webhook_id", f"{ID_HEADER}: at most 256 characters")
+        if not row["enabled"]:
+            raise WebhookRejected(409, "trigger_disabled", f"trigger {row['name']!r} is disabled")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in spec.content_types:
             raise WebhookRejected(
@@ -94,19 +172,6 @@ class Webhooks:
                 "unsupported_media_type",
                 f"content type must be {' or '.join(spec.content_types)}, got {ctype or 'none'}",
             )
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        now = self.clock()
-        credentials = orjson.loads(row["credentials"] or "{}")
-        active = active_credentials(credentials, now)
-        if spec.auth == "hmac":
-            aad = f"{row['tenant']}/{row['id']}"
-            secrets = [self.box.open(c["sealed"], aad) for c in active if "sealed" in c]
-            webhook_id, _ = verify_signature(secrets, headers, body, now=now, tolerance=spec.tolerance_seconds)
-        else:
-            verify_token([c["hash"] for c in active if "hash" in c], headers.get("authorization", ""))
-            webhook_id = headers.get(ID_HEADER) or uuid.uuid4().hex
-            if len(webhook_id) > 256:
-                raise WebhookRejected(400, "bad_webhook_id", f"{ID_HEADER}: at most 256 characters")
         parsed = self._parse(body, ctype, self.rt.config.limits.max_json_depth)
         payload = {
             "id": webhook_id,

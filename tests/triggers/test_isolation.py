@@ -29,7 +29,7 @@ def test_tenants_and_roles(server, admin) -> None:
             "/api/v1/triggers", json={"name": name, "target": "trn:stepflow:default:template/x", "webhook": {}}
         )
         assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "target"
-    assert post_signed(server.url, f"/hooks/{other}/{name}", secret, b"{}").status_code == 404
+    assert post_signed(server.url, f"/hooks/{other}/{name}", secret, b"{}").status_code == 401
     with server.client(key(admin, "default", "viewer")) as viewer:
         assert viewer.get(f"/api/v1/triggers/{name}").status_code == 200
         assert viewer.post(f"/api/v1/triggers/{name}/disable").status_code == 403

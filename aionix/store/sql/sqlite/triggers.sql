@@ -108,3 +108,9 @@ DELETE FROM trigger_events WHERE created_at < :before
 
 -- name: event_tenants
 SELECT DISTINCT tenant FROM triggers WHERE kind = 'event' AND enabled = 1
+
+-- name: webhook_credentials
+SELECT id, tenant, name, credentials FROM triggers WHERE kind = 'webhook' AND credentials IS NOT NULL
+
+-- name: reseal_credentials
+UPDATE triggers SET credentials = :credentials WHERE id = :id AND credentials = :old
