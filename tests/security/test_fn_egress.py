@@ -52,6 +52,18 @@ def handler(event, context):
         with socket.create_connection(("127.0.0.1", 3128), timeout=15) as c:
             c.sendall(event["data"].encode("latin-1"))
             return c.recv(200).decode("latin-1").split("\r\n")[0]
+    if op == "many":  # hold `n` tunnels open at once
+        socks, statuses = [], []
+        try:
+            for _ in range(event["n"]):
+                c = socket.create_connection(("127.0.0.1", 3128), timeout=15)
+                socks.append(c)
+                c.sendall(("CONNECT 127.0.0.1:%d HTTP/1.1\r\n\r\n" % event["port"]).encode())
+                statuses.append(c.recv(200).decode().split(" ")[1])
+        finally:
+            for c in socks:
+                c.close()
+        return statuses
     if op == "raw":
         try:
             socket.create_connection((event["host"], event["port"]), timeout=3).close()
@@ -112,6 +124,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             "AIONIX_FUNCTIONS_ALLOW_HOSTS": "127.0.0.1",
             "AIONIX_FUNCTIONS_POOL_SIZE": "1",
             "AIONIX_FUNCTIONS_EGRESS_MAX_BYTES": str(64 * 1024),
+            "AIONIX_FUNCTIONS_EGRESS_MAX_CONNECTIONS": "8",
         },
     ).start()
     yield proc
@@ -204,6 +217,19 @@ def test_malformed_proxy_requests_get_a_clear_answer(client, server, targets) ->
         result = _call(client, name, {"op": "proxy_bytes", "data": data})
         assert status in result, (data[:60], result)
     assert "Traceback" not in server.log()
+
+
+def test_connections_are_capped(client, targets) -> None:
+    granted, _ = targets
+    name = _create(client, "python", PYTHON, [f"127.0.0.1:{granted}"])
+    statuses = _call(client, name, {"op": "many", "n": 12, "port": granted})
+    assert statuses.count("200") <= 8 and statuses[-1] == "503", statuses
+    # once they are closed (the proxy notices within moments), connections are available again
+    deadline = time.monotonic() + 10
+    while (result := _call(client, name, {"op": "get", "url": f"http://127.0.0.1:{granted}/"})).startswith("refused"):
+        assert time.monotonic() < deadline, result
+        time.sleep(0.2)
+    assert result == "ok 200 hello-egress"
 
 
 def test_api_port_is_refused_even_when_granted(client, server) -> None:
