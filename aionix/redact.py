@@ -131,6 +131,11 @@ class SecretSet:
             new |= forms(leaf)
         self.add_forms(new)
 
+    def merge(self, other: SecretSet) -> None:
+        """Mask everything `other` masks too (e.g. a connection's credentials in the execution
+        that used the connection)."""
+        self.add_forms(other._forms)
+
     def add_forms(self, new: Iterable[str]) -> None:
         new = set(new) - self._forms
         if new:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from aionix.bus import BusError
 from aionix.connectors.kind import ConnectorKind
 from aionix.errors import ValidationFailed
+from aionix.redact import SecretSet
 
 if TYPE_CHECKING:
     from aionix.connectors.service import ConnectorsService
@@ -65,6 +66,8 @@ class ConnectionHandle:
     resource: Any = None
     _secrets: dict[str, tuple[Any, float]] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: the credentials this connection resolved: masked in every execution that uses it
+    redaction: SecretSet = field(default_factory=SecretSet)
 
     @property
     def trn(self) -> str:
@@ -80,6 +83,7 @@ class ConnectionHandle:
         if cached is not None and cached[1] > now:
             return cached[0]
         value = await self.service.resolve_secret(self.tenant, ref, reader=self.trn, connection=self.name)
+        self.redaction.add(value)
         ttl = self.service.settings.secret_cache_seconds
         if ttl > 0:
             self._secrets[ref] = (value, now + ttl)

@@ -428,6 +428,10 @@ class ConnectorsService:
             if not deadline.expired():
                 raise
             raise kind.error("Timeout", f"{kind.name} {op.name} did not finish within {timeout:g} s") from None
+        finally:
+            if handle is not None and ctx.secrets is not None:
+                # a response that echoes the credentials is masked in the calling execution
+                ctx.secrets.merge(handle.redaction)
 
     # ------------------------------------------------------------------ actions
     def _action_out(self, row: dict[str, Any]) -> dict[str, Any]:

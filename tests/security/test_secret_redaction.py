@@ -266,3 +266,38 @@ def test_every_masked_form_of_a_value():
     assert s.text("login admin-user:hunter2-hunter2") == "login ***:***"
     # what cannot be masked: an arbitrary transformation is just another string
     assert s.text(value[::-1]) == value[::-1]
+
+
+def test_connection_credentials_echoed_back_are_masked_in_the_execution(make_server):
+    """A connection's credential, resolved from CredVault for an HTTP call whose response
+    echoes it, is masked in the execution that made the call."""
+    from connectors.support import start_http
+
+    echo = start_http()
+    srv = make_server(env={"AIONIX_CONNECTORS_ALLOW_HOSTS": "127.0.0.1"}).start()
+    token = "tok-" + uuid.uuid4().hex
+    try:
+        with srv.client(timeout=60) as c:
+            assert c.post("/api/v1/secrets", json={"name": "api-token", "type": "api_key", "value": token}).is_success
+            conn = {"base_url": echo.url, "auth": {"type": "bearer", "token_secret": "api-token"}}
+            r = c.post("/api/v1/connections", json={"name": "echo", "kind": "http", "config": conn})
+            assert r.status_code == 201, r.text
+            action = {"name": "whoami", "kind": "http", "connection": "echo", "parameters": {"url": "/echo"}}
+            assert c.post("/api/v1/actions", json=action).status_code == 201
+            definition = {
+                "entry": "Call",
+                "states": {"Call": {"type": "task", "action": "trn:openact:default:action/http/whoami", "end": True}},
+            }
+            _workflow(c, "calls-echo", definition)
+            env = _run(c, "calls-echo")
+            assert env["status"] == "SUCCEEDED", env
+            assert env["output"]["body"]["headers"]["authorization"] == "Bearer ***"
+            for where, text in _everything_about(c, env["execution_id"]).items():
+                assert_absent(token, where, text)
+            time.sleep(0.2)
+            for path in srv.data_dir.glob("aionix.db*"):
+                assert_absent(token, path.name, path.read_bytes())
+        assert any(req["headers"].get("authorization") == f"Bearer {token}" for req in echo.requests)
+    finally:
+        echo.shutdown()
+        srv.stop()
