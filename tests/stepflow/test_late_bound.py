@@ -11,6 +11,7 @@ expressions."""
 from __future__ import annotations
 
 import base64
+import time
 import types
 import typing
 import uuid
@@ -531,3 +532,35 @@ def test_a_catcher_of_the_resolution_failure_cannot_read_the_missing_name(late):
     assert MISSING_PARAM in env["error"]["cause"]
     history = late.get(f"/api/v1/executions/{env['execution_id']}/history").json()["items"]
     assert [e["type"] for e in history][-2:] == ["StateFailed", "ExecutionFailed"]
+
+
+def test_a_state_resumed_after_a_restart_reads_its_names_again(make_server):
+    """The resolved values live in memory only: a state in flight when the server stops (here
+    a wait whose output reads both names) resolves them again when it resumes."""
+    server = make_server().start()
+    with server.client() as admin:
+        _setup(admin)
+        g = Late()
+        definition = {
+            "entry": "W",
+            "states": {
+                "W": {"type": "wait", "seconds": 2, "output": {"expression": {"ok": g("true")}}, "end": True},
+            },
+        }
+        name = f"lb-{uuid.uuid4().hex[:10]}"
+        admin.post("/api/v1/workflows", json={"name": name, "definition": definition}).raise_for_status()
+        started = admin.post(f"/api/v1/workflows/{name}/executions", json={"mode": "async", "input": {}}).json()
+        execution = started["execution_id"]
+        deadline = time.monotonic() + 10
+        while "WaitStarted" not in admin.get(f"/api/v1/executions/{execution}/history").text:
+            assert time.monotonic() < deadline, "the wait never started"
+            time.sleep(0.05)
+    server.stop()
+    server.start()
+    with server.client() as admin:
+        deadline = time.monotonic() + 30
+        while (env := admin.get(f"/api/v1/executions/{execution}").json())["status"] == "RUNNING":
+            assert time.monotonic() < deadline, env
+            time.sleep(0.1)
+    assert env["status"] == "SUCCEEDED", env["error"]
+    assert env["output"] == {"ok": True}
