@@ -23,8 +23,8 @@ from functools import lru_cache
 from typing import Any
 
 import jlens
-import orjson
 
+from aionix import jsonutil
 from aionix.errors import AionixError
 
 
@@ -133,7 +133,7 @@ class Expression:
             # (`phone[0]`, `($^(age)).name` went wrong): evaluate the plain expression on JSON
             # text, where undefined is None and null is "null"
             try:
-                text = orjson.dumps(data).decode()
+                text = jsonutil.dumps(data).decode()
             except TypeError:
                 text = None  # not JSON-representable (e.g. a huge int): the wrapper below
             if text is not None or self._wrapped is None:
@@ -146,7 +146,7 @@ class Expression:
                     )
                 except jlens.JlensError as exc:
                     raise _error(exc, self.source) from None
-                return UNDEFINED if out is None else orjson.loads(out)
+                return UNDEFINED if out is None else jsonutil.loads(out)
         try:
             out = self._wrapped.evaluate(
                 data,

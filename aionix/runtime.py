@@ -19,9 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from aionix import __version__, expr
+from aionix import __version__, expr, jsonutil
 from aionix.api.auth import KeyAuthenticator, Principal, key_row, new_key
 from aionix.api.limits import FailureCounter, TokenBuckets
 from aionix.bus import Bus
@@ -216,7 +214,7 @@ class Runtime:
             "action": action,
             "resource": resource,
             "status": status,
-            "details": orjson.dumps(details).decode() if details is not None else None,
+            "details": jsonutil.dumps(details).decode() if details is not None else None,
         }
 
     async def publish_event(self, tenant: str, source: str, type: str, detail: Any) -> None:

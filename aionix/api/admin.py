@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
+from aionix import jsonutil
 from aionix import trn as trnlib
 from aionix.api.auth import key_row, new_key
-from aionix.api.endpoint import Api, Call, Page, PageQuery
+from aionix.api.endpoint import Api, Call, Page, PageQuery, int_cursor
 from aionix.errors import Conflict, Forbidden, NotFound, field_error
 
 api = Api("admin")
@@ -170,11 +170,7 @@ async def list_audit(call: Call) -> dict[str, Any]:
     """The tenant's audit trail, newest first (cross-tenant admins also see failed authentications)."""
     q: AuditQuery = call.query
     limit = call.page_limit(q.limit)
-    cursor = None
-    if q.cursor is not None:
-        if not q.cursor.isdigit():
-            raise field_error("query.cursor", "not a cursor returned by this list")
-        cursor = int(q.cursor)
+    cursor = int_cursor(q.cursor)
     rows = await call.rt.store.fetch_all(
         "core.list_audit",
         {
@@ -190,7 +186,7 @@ async def list_audit(call: Call) -> dict[str, Any]:
     more = len(rows) > limit
     rows = rows[:limit]
     for r in rows:
-        r["details"] = orjson.loads(r["details"]) if r["details"] else None
+        r["details"] = jsonutil.loads(r["details"]) if r["details"] else None
     return {"items": rows, "next_cursor": str(rows[-1]["id"]) if more else None}
 
 

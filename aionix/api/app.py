@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from aionix import jsonutil
 from aionix.api import openapi
 from aionix.api.dispatch import error_response, json_response, make_handler
 from aionix.errors import AionixError, MethodNotAllowed, NotFound
@@ -75,9 +76,8 @@ def create_app(rt: Runtime) -> Starlette:
 
     async def openapi_json(request: Request) -> Response:
         if "spec" not in spec_cache:
-            import orjson
 
-            spec_cache["spec"] = orjson.dumps(openapi.build(endpoints))
+            spec_cache["spec"] = jsonutil.dumps(openapi.build(endpoints))
         return Response(spec_cache["spec"], media_type="application/json")
 
     routes: list[Any] = [

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from aionix import jsonutil
 from aionix.api.auth import Principal, extract_key, require_role
 from aionix.api.authaudit import failed_auth_log
-from aionix.api.endpoint import Call, Endpoint
+from aionix.api.endpoint import Call, Endpoint, check_path_params, check_store_ints
 from aionix.api.idempotency import run_idempotent
 from aionix.api.limits import retry_after_header
 from aionix.errors import (
@@ -37,7 +38,7 @@ log = logging.getLogger("aionix.api")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
+    return Response(jsonutil.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 def error_response(exc: AionixError) -> Response:
@@ -146,6 +147,58 @@ def validation_error(exc: ValidationError, where: str = "") -> ValidationFailed:
     return ValidationFailed(f"{first['field']}: {first['message']}{more}", details=items)
 
 
+def _integral_floats(exc: ValidationError) -> list[tuple[Any, ...]]:
+    """Where an integer field got a float with no fraction (`47478.0`): JSON Schema's `integer`."""
+    return [
+        err["loc"]
+        for err in exc.errors(include_url=False)
+        if err["type"] == "int_type" and isinstance(err["input"], float) and err["input"].is_integer()
+    ]
+
+
+def _set_at(data: Any, loc: tuple[Any, ...], value: Any) -> bool:
+    """Replace the value at a validation error's `loc` (union member tags in it are skipped)."""
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        in_dict = isinstance(data, dict) and part in data
+        if in_dict or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)):
+            if not parts:
+                data[part] = value
+                return True
+            data = data[part]
+    return False
+
+
+def validate_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    """Validate a JSON body against `model` in strict mode (no `0` -> false or `"1"` -> 1
+    coercion, enums from their values), accepting integral floats for integer fields as JSON
+    Schema does, and integer fields bounded by the store's range (422 naming the field)."""
+    data: Any = None
+    for _ in range(4):  # a retry per nesting of unions whose members report the same float
+        try:
+            body = model.model_validate_json(raw, strict=True)
+        except ValidationError as exc:
+            locs = _integral_floats(exc)
+            if not locs:
+                raise validation_error(exc) from None
+            if data is None:
+                data = jsonutil.loads(raw)
+            values = {err["loc"]: err["input"] for err in exc.errors(include_url=False)}
+            if not all(_set_at(data, loc, int(values[loc])) for loc in locs):
+                raise validation_error(exc) from None
+            raw = jsonutil.dumps(data)
+            continue
+        check_store_ints(body)
+        return body
+    try:
+        body = model.model_validate_json(raw, strict=True)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    check_store_ints(body)
+    return body
+
+
 _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
@@ -162,15 +215,18 @@ def serialize(value: Any, response_type: Any) -> Any:
 
 async def read_body(request: Request, limit: int) -> bytes:
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit:
+    if length and length.isascii() and length.isdigit() and int(length) > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is larger than {limit} bytes", details={"limit": limit})
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BadRequest("the client disconnected before the body ended") from None
     return b"".join(chunks)
 
 
@@ -259,11 +315,14 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             request.state.principal = principal
             require_role(principal, endpoint.role)
         call = Call(request=request, rt=rt, principal=principal, path=dict(request.path_params))
+        if principal is not None:
+            check_path_params(call.path)
         if endpoint.query is not None:
             try:
                 call.query = endpoint.query.model_validate(dict(request.query_params))
             except ValidationError as exc:
                 raise validation_error(exc, "query") from None
+            check_store_ints(call.query, "query")
         raw = b""
         if endpoint.body is not None or endpoint.raw_body:
             raw = await read_body(request, limits.max_body_bytes)
@@ -275,11 +334,7 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                     f"content type must be {' or '.join(endpoint.content_types)}, got {ctype or 'none'}"
                 )
             parse_json(raw, limits.max_json_depth)
-            try:
-                # strict JSON mode: no 0 -> false or "1" -> 1 coercion, enums from their values
-                call.body = endpoint.body.model_validate_json(raw, strict=True)
-            except ValidationError as exc:
-                raise validation_error(exc) from None
+            call.body = validate_body(endpoint.body, raw)
         idem_key = request.headers.get("idempotency-key")
         if idem_key and endpoint.mutating and endpoint.idempotent and principal is not None:
             return await run_idempotent(rt, call, endpoint.method, idem_key, raw, _invoke, error_response), principal

@@ -15,6 +15,9 @@ records the audit trail. The same declarations generate `/api/openapi.json`.
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -23,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from aionix.bus import CallContext
+from aionix.errors import field_error
+from aionix.jsonutil import INT64_MAX, INT64_MIN, out_of_store_range
 
 if TYPE_CHECKING:
     from aionix.api.auth import Principal
@@ -57,6 +62,90 @@ class PageQuery(BaseModel):
 
     limit: int | None = Field(None, ge=1, le=10_000, description="page size (capped by limits.max_page_size)")
     cursor: str | None = Field(None, max_length=512)
+
+
+#: What a path parameter of this name must match (authenticated routes: the dispatcher refuses
+#: anything else with a 422 naming `path.<name>`; the OpenAPI document states the same pattern).
+PATH_PATTERNS: dict[str, str] = {
+    "name": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+    "alias": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+    "tenant": r"^[a-z0-9][a-z0-9-]{0,62}$",
+}
+_PATH_RES = {name: re.compile(pattern) for name, pattern in PATH_PATTERNS.items()}
+
+
+def check_path_params(path: dict[str, Any]) -> None:
+    """422 naming `path.<name>` when a path parameter breaks its documented pattern."""
+    for name, value in path.items():
+        pattern = _PATH_RES.get(name)
+        if pattern is not None and isinstance(value, str) and pattern.match(value) is None:
+            raise field_error(f"path.{name}", f"must match {PATH_PATTERNS[name]}")
+
+
+STORE_RANGE = f"must be an integer from {INT64_MIN} to {INT64_MAX} (the store's range)"
+
+
+def int_cursor(cursor: str | None, field: str = "query.cursor") -> int | None:
+    """A numeric cursor this API issued (a version, a sequence number), or a 422 naming `field`."""
+    if cursor is None or cursor == "":
+        return None
+    if not (cursor.isascii() and cursor.isdigit()):
+        raise field_error(field, "not a cursor returned by this list")
+    value = int(cursor)
+    if value > INT64_MAX:
+        raise field_error(field, "not a cursor returned by this list")
+    return value
+
+
+def _int_typed(annotation: Any) -> bool:
+    """True when `annotation` declares an integer field (`int`, `int | None`, `Annotated[int, …]`)."""
+    if annotation is int:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _int_typed(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_int_typed(a) for a in typing.get_args(annotation))
+    return False
+
+
+def _item_annotation(annotation: Any, container: type) -> Any:
+    """The element type of a `list[X]` / value type of a `dict[K, X]` within `annotation`."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _item_annotation(typing.get_args(annotation)[0], container)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(annotation):
+            found = _item_annotation(option, container)
+            if found is not Any:
+                return found
+        return Any
+    if origin is not None and isinstance(origin, type) and issubclass(origin, container):
+        args = typing.get_args(annotation)
+        return args[-1] if args else Any
+    return Any
+
+
+def check_store_ints(value: Any, where: str = "", annotation: Any = Any) -> None:
+    """Refuse (422 naming the field) a declared integer field outside the store's 64-bit range.
+
+    One rule for every query and body model, applied by the dispatcher after validation; the
+    OpenAPI document states the same bounds (`minimum`/`maximum` on every integer). Free-form JSON
+    (`Any` fields: a parameter value, a workflow input) keeps integers of any size exactly."""
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            loc = info.alias or name
+            check_store_ints(getattr(value, name, None), f"{where}.{loc}" if where else loc, info.annotation)
+    elif isinstance(value, (list, tuple)):
+        inner = _item_annotation(annotation, list)
+        for index, item in enumerate(value):
+            check_store_ints(item, f"{where}.{index}", inner)
+    elif isinstance(value, dict):
+        inner = _item_annotation(annotation, dict)
+        for key, item in value.items():
+            check_store_ints(item, f"{where}.{key}", inner)
+    elif out_of_store_range(value) and _int_typed(annotation):
+        raise field_error(where or "body", STORE_RANGE)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import orjson
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, send
 from aionix.errors import AionixError, BadRequest, NotFound, field_error
@@ -140,7 +141,7 @@ class AuthFlow:
         value = await conn.secret(auth.token_secret)
         if isinstance(value, str):
             try:
-                value = orjson.loads(value)
+                value = jsonutil.loads(value)
             except orjson.JSONDecodeError:
                 value = {"access_token": value}
         if not isinstance(value, dict) or not value.get("access_token"):

@@ -14,6 +14,7 @@ import httpcore
 import httpx
 import orjson
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.ssrf import (
     AllowList,
@@ -99,7 +100,7 @@ def decode_body(raw: bytes, content_type: str, truncated: bool) -> tuple[Any, st
         return None, None
     if not truncated and (ctype == "application/json" or ctype.endswith("+json")):
         try:
-            return orjson.loads(raw), None
+            return jsonutil.loads(raw), None
         except orjson.JSONDecodeError:
             pass
     if ctype.startswith(_TEXTUAL) or "json" in ctype or not ctype:

@@ -120,7 +120,7 @@ class AuthorizeStatus(BaseModel):
 class CallbackQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    state: str | None = Field(None, max_length=512)
+    state: str = Field(..., min_length=1, max_length=512, description="the state this server issued")
     code: str | None = Field(None, max_length=4096)
     error: str | None = Field(None, max_length=512)
     error_description: str | None = Field(None, max_length=2048)

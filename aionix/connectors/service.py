@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import orjson
 from pydantic import ValidationError
 
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.connectors.authflow import AuthFlow
@@ -181,7 +180,7 @@ class ConnectorsService:
         for row in rows:
             try:
                 kind = self.kinds[row["kind"]]
-                model = kind.connection_model.model_validate(orjson.loads(row["config"]))
+                model = kind.connection_model.model_validate(jsonutil.loads(row["config"]))
                 self._check_placement(kind.name, model, row["tenant"])
             except (AionixError, ValidationError, KeyError, AttributeError) as exc:
                 message = getattr(exc, "message", None) or str(exc)
@@ -245,7 +244,7 @@ class ConnectorsService:
             "trn": f"trn:openact:{row['tenant']}:connection/{row['kind']}/{row['name']}",
             "name": row["name"],
             "kind": row["kind"],
-            "config": orjson.loads(row["config"]),
+            "config": jsonutil.loads(row["config"]),
             "description": row["description"],
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
@@ -260,7 +259,7 @@ class ConnectorsService:
             "tenant": tenant,
             "name": body.name,
             "kind": kind.name,
-            "config": orjson.dumps(config).decode(),
+            "config": jsonutil.dumps(config).decode(),
             "description": body.description,
             "now": time.time(),
         }
@@ -300,7 +299,7 @@ class ConnectorsService:
             {
                 "tenant": tenant,
                 "name": name,
-                "config": orjson.dumps(config).decode(),
+                "config": jsonutil.dumps(config).decode(),
                 "description": body.description,
                 "now": time.time(),
             },
@@ -342,7 +341,7 @@ class ConnectorsService:
             if row is None:
                 raise NotFound(f"connection {name} not found", details=[{"field": field, "message": "not found"}])
             conn_kind = self.kind(row["kind"])
-            raw = orjson.loads(row["config"])
+            raw = jsonutil.loads(row["config"])
             model = conn_kind.connection_model.model_validate(raw) if conn_kind.connection_model else None
             handle = ConnectionHandle(self, tenant, name, conn_kind, model, raw, row["updated_at"])
             existing = self._handles.setdefault((tenant, name), handle)
@@ -441,7 +440,7 @@ class ConnectorsService:
             "kind": row["kind"],
             "connection": row["connection"],
             "operation": row["operation"],
-            "parameters": orjson.loads(row["parameters"]),
+            "parameters": jsonutil.loads(row["parameters"]),
             "description": row["description"],
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
@@ -475,7 +474,7 @@ class ConnectorsService:
             "kind": kind.name,
             "connection": connection,
             "operation": op.name,
-            "parameters": orjson.dumps(body.parameters).decode(),
+            "parameters": jsonutil.dumps(body.parameters).decode(),
             "description": body.description,
         }
 
@@ -538,7 +537,7 @@ class ConnectorsService:
         saved = self._actions.get((tenant, name))
         if saved is None:
             row = await self._action_row(tenant, name)
-            parameters = orjson.loads(row["parameters"])
+            parameters = jsonutil.loads(row["parameters"])
             saved = SavedAction(
                 tenant,
                 name,

@@ -12,8 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from aionix import jsonutil
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import BadRequest, NotFound
@@ -33,7 +32,7 @@ ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
@@ -176,7 +175,7 @@ class Invocations:
         """Invoke once and record it; function failures are data in the returned record."""
         started = time.time()
         target = await self._target(tenant, name, qualifier)
-        config = orjson.loads(target["config"])
+        config = jsonutil.loads(target["config"])
         limits = config.get("limits", {})
         record: dict[str, Any] = {
             "invocation_id": invocation_id,

@@ -115,7 +115,16 @@ class Resources(BaseModel):
 class Code(BaseModel):
     """Exactly one of: `source` (with `filename`), `zip_base64`, `tar_base64`, `wasm_base64`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # the schema says what `_exactly_one` checks: one (non-null) of the four
+        json_schema_extra={
+            "oneOf": [
+                {"required": [key], "properties": {key: {"type": "string"}}}
+                for key in ("source", "zip_base64", "tar_base64", "wasm_base64")
+            ]
+        },
+    )
 
     source: str | None = Field(None, description="one source file (a .wat text for wasm)")
     filename: str | None = Field(None, max_length=255, description="name of the source file (default by runtime)")

@@ -13,8 +13,7 @@ import logging
 import time
 from typing import Any
 
-import orjson
-
+from aionix import jsonutil
 from aionix.errors import NotFound
 from aionix.functions.runtimes.base import Outcome
 
@@ -22,7 +21,7 @@ log = logging.getLogger("aionix.functions")
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
@@ -143,8 +142,8 @@ class InvocationRecords:
             "qualifier": row["qualifier"],
             "mode": row["mode"],
             "status": row["status"],
-            "result": orjson.loads(row["result"]) if row["result"] is not None else None,
-            "error": orjson.loads(row["error"]) if row["error"] else None,
+            "result": jsonutil.loads(row["result"]) if row["result"] is not None else None,
+            "error": jsonutil.loads(row["error"]) if row["error"] else None,
             "cold_start": None if row["cold_start"] is None else bool(row["cold_start"]),
             "duration_ms": row["duration_ms"],
             "billed_memory_mb": row["billed_memory_mb"],

@@ -18,8 +18,7 @@ import re
 import time
 from typing import Any
 
-import orjson
-
+from aionix import jsonutil
 from aionix import trn as trnlib
 from aionix.connectors.ssrf import AllowList
 from aionix.errors import NotFound, Unavailable, ValidationFailed, field_error
@@ -307,7 +306,7 @@ class FunctionsService(Invocations):
             raise NotFound(f"function {name!r} not found")
         if code is None and config is None:
             return None
-        config = config or FunctionConfig.model_validate(orjson.loads(head["config"]))
+        config = config or FunctionConfig.model_validate(jsonutil.loads(head["config"]))
         # new code or configuration runs with these grants: an admin must write it
         grants.check_role(config.permissions, role)
         if code is None:
@@ -359,7 +358,7 @@ class FunctionsService(Invocations):
             "runtime": row["runtime"],
             "handler": row["handler"],
             "description": row["description"],
-            "config": orjson.loads(row["config"]),
+            "config": jsonutil.loads(row["config"]),
             "code_sha256": row["code_sha256"],
             "code_size": row["code_size"],
             "latest_version": str(row["latest_version"]) if row["latest_version"] else None,
@@ -411,7 +410,7 @@ class FunctionsService(Invocations):
             "code_sha256": row["code_sha256"],
             "sha256": row["sha256"],
             "code_size": row["code_size"],
-            "config": orjson.loads(row["config"]),
+            "config": jsonutil.loads(row["config"]),
             "description": row["description"],
             "created_at": row["created_at"],
         }

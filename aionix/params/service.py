@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix import trn as trnlib
+from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
 from aionix.errors import AionixError, Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from aionix.params.models import LABEL_PATTERN, PutParam
@@ -90,7 +90,7 @@ def normalize_prefix(raw: str) -> str:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 @dataclass
@@ -128,12 +128,12 @@ class ParamsService:
             "trn": self.trn(row["tenant"], row["path"]),
             "path": row["path"],
             "type": row["type"],
-            "value": orjson.loads(row["value"]),
+            "value": jsonutil.loads(row["value"]),
             "dynamic": bool(row["dynamic"]),
             "version": row["version"],
             "labels": labels,
             "description": row["description"],
-            "json_schema": orjson.loads(row["schema"]) if row["schema"] else None,
+            "json_schema": jsonutil.loads(row["schema"]) if row["schema"] else None,
             "pattern": row["pattern"],
             "created_at": row["created_at"],
             "updated_at": row.get("updated_at", row["created_at"]),
@@ -164,7 +164,7 @@ class ParamsService:
                 jsonschema.validators.validator_for(body.json_schema).check_schema(body.json_schema)
             except jsonschema.SchemaError as exc:
                 raise field_error("json_schema", f"not a valid JSON Schema: {exc.message}") from None
-        if len(orjson.dumps(value)) > self.config.max_value_bytes:
+        if len(jsonutil.dumps(value)) > self.config.max_value_bytes:
             raise field_error("value", f"larger than {self.config.max_value_bytes} bytes")
         if body.type == "secret_ref":
             if not isinstance(value, str):
@@ -380,7 +380,7 @@ class ParamsService:
 
     async def _evaluate_row(self, run: _Evaluation, row: dict[str, Any]) -> Any:
         path = row["path"]
-        value = orjson.loads(row["value"])
+        value = jsonutil.loads(row["value"])
         if row["type"] == "secret_ref":
             if not run.resolve_secrets:
                 return value
@@ -443,7 +443,7 @@ class ParamsService:
         try:
             self._check_typed(row["type"], result, f"parameter {path}")
             self._check_constraints(
-                orjson.loads(row["schema"]) if row["schema"] else None, row["pattern"], result, f"parameter {path}"
+                jsonutil.loads(row["schema"]) if row["schema"] else None, row["pattern"], result, f"parameter {path}"
             )
         except AionixError as exc:
             raise ValidationFailed(f"{exc.message} (evaluated value)") from None
@@ -494,7 +494,7 @@ class ParamsService:
             if evaluate and row["dynamic"]:
                 value = await self._evaluate_row(run, row)
             else:
-                value = orjson.loads(row["value"])
+                value = jsonutil.loads(row["value"])
             segments = [s for s in row["path"][len(base) :].split("/") if s]
             _place(root, segments, value)
         return {"prefix": base or "/", "count": len(rows), "tree": _plain(root, top=True)}
@@ -503,11 +503,7 @@ class ParamsService:
         path = normalize_path(path)
         if await self.store.fetch_one("params.get_param", {"tenant": tenant, "path": path}) is None:
             raise NotFound(f"parameter {path} not found")
-        before = None
-        if cursor is not None:
-            if not cursor.isdigit():
-                raise field_error("query.cursor", "not a cursor returned by this list")
-            before = int(cursor)
+        before = int_cursor(cursor)
         rows = await self.store.fetch_all(
             "params.list_versions", {"tenant": tenant, "path": path, "cursor": before, "limit": limit + 1}
         )
@@ -518,7 +514,7 @@ class ParamsService:
             {
                 "version": r["version"],
                 "type": r["type"],
-                "value": orjson.loads(r["value"]),
+                "value": jsonutil.loads(r["value"]),
                 "dynamic": bool(r["dynamic"]),
                 "labels": labels.get(r["version"], []),
                 "description": r["description"],

@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix.bus import BusError, CallContext, TargetTimeout
 from aionix.errors import AionixError
 from aionix.expr import UNDEFINED, Template
@@ -520,7 +518,7 @@ class Engine:
     def _check_size(self, value: Any, state: str) -> None:
         if value is None or isinstance(value, (bool, int, float)):
             return
-        size = len(orjson.dumps(value))
+        size = len(jsonutil.dumps(value))
         if size > self.payload_max_bytes:
             raise Failure(
                 plan_mod.RESULT_TOO_LARGE,

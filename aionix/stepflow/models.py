@@ -141,6 +141,40 @@ def dsl_schema() -> dict[str, Any]:
     return schema
 
 
+ASL_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
+ASL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "ASL state machine",
+    "description": "Amazon States Language (recognized by StartAt and States)",
+    "required": ["StartAt", "States"],
+    "properties": {
+        "StartAt": {"type": "string", "minLength": 1},
+        "States": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["Type"],
+                "properties": {"Type": {"enum": list(ASL_TYPES)}},
+            },
+        },
+        "Comment": {"type": "string"},
+    },
+}
+
+
+class _DefinitionSchema:
+    """Documents a definition as what the server validates: the DSL or an ASL state machine
+    (it stays a plain dict at runtime; `validate` reports every problem with a JSON pointer)."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"oneOf": [handler(Workflow.__pydantic_core_schema__), ASL_SCHEMA]}
+
+
+Definition = Annotated[dict[str, Any], _DefinitionSchema]
+
+
 # ---------------------------------------------------------------- API types
 class Problem(BaseModel):
     pointer: str
@@ -159,21 +193,21 @@ class ValidationReport(BaseModel):
 class ValidateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    definition: dict[str, Any]
+    definition: Definition
 
 
 class CreateTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(..., pattern=NAME_PATTERN)
-    definition: dict[str, Any]
+    definition: Definition
     description: str | None = Field(None, max_length=2000)
 
 
 class UpdateTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    definition: dict[str, Any]
+    definition: Definition
     description: str | None = Field(None, max_length=2000)
 
 
@@ -253,6 +287,12 @@ class HistoryEvent(BaseModel):
     state: str | None = None
     frame: str | None = None
     detail: Any = None
+
+
+class AslHistory(BaseModel):
+    """`?format=asl`: every event shaped like Step Functions' `GetExecutionHistory`."""
+
+    events: list[dict[str, Any]]
 
 
 class HistoryQuery(BaseModel):

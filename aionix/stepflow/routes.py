@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from starlette.responses import Response, StreamingResponse
 
+from aionix import jsonutil
 from aionix.api.dispatch import json_response
 from aionix.api.endpoint import Api, Call, Page, PageQuery
 from aionix.stepflow.asl.history import execution_history as asl_history
 from aionix.stepflow.engine import TERMINAL
 from aionix.stepflow.models import (
+    AslHistory,
     CallbackAck,
     CallbackBody,
     CreateTemplate,
@@ -78,7 +79,8 @@ async def update_workflow(call: Call) -> Any:
 
 @api.delete("/api/v1/workflows/{name}", role="operator", response=TemplateInfo)
 async def delete_workflow(call: Call) -> Any:
-    """Delete a template (its executions stay until retention removes them)."""
+    """Delete a template and its versions (409 while it has RUNNING executions); its executions stay
+    readable by id until retention removes them, and the name starts again at version 1."""
     return await _svc(call).delete_template(call.tenant, validate_name(call.path["name"]))
 
 
@@ -135,7 +137,9 @@ async def get_execution(call: Call) -> Any:
     return await _svc(call).envelope_by_id(call.path["id"], call.tenant)
 
 
-@api.get("/api/v1/executions/{id}/history", role="viewer", query=HistoryQuery, response=Page[HistoryEvent])
+@api.get(
+    "/api/v1/executions/{id}/history", role="viewer", query=HistoryQuery, response=Page[HistoryEvent] | AslHistory
+)
 async def execution_history(call: Call) -> Any:
     """The execution's history events in order (`after` = the last seq seen)."""
     q: HistoryQuery = call.query
@@ -161,14 +165,14 @@ async def execution_stream(call: Call) -> Response:
             page = await svc.history(tenant, execution_id, after, 500)
             for event in page["items"]:
                 after = event["seq"]
-                yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {orjson.dumps(event).decode()}\n\n"
+                yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {jsonutil.dumps(event).decode()}\n\n"
             if page["next_cursor"]:
                 continue
             envelope = await svc.envelope_by_id(execution_id, tenant)
             if envelope["status"] in TERMINAL and execution_id not in svc.runs:
                 rest = await svc.history(tenant, execution_id, after, 500)
                 if not rest["items"]:
-                    yield f"event: done\ndata: {orjson.dumps(envelope).decode()}\n\n"
+                    yield f"event: done\ndata: {jsonutil.dumps(envelope).decode()}\n\n"
                     return
                 continue
             if await call.request.is_disconnected():

@@ -10,10 +10,11 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from pydantic import BaseModel, Field
 
+from aionix import jsonutil
 from aionix import trn as trnlib
+from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
 from aionix.redact import SecretSet
@@ -47,11 +48,11 @@ class StepFlowConfig(BaseModel):
 
 
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
+    return None if text is None else jsonutil.loads(text)
 
 
 _last_id = [0, 0]
@@ -121,7 +122,7 @@ class StepFlowService:
 
     async def _load_run(self, row: dict[str, Any]) -> Run:
         plan = await self.plan(row["tenant"], row["workflow"], row["version"])
-        snap = orjson.loads(row["snapshot"])
+        snap = jsonutil.loads(row["snapshot"])
         run = Run(
             id=row["id"],
             tenant=row["tenant"],
@@ -223,7 +224,7 @@ class StepFlowService:
             "updated_at": row["updated_at"],
         }
         if with_definition and "definition" in row:
-            out["definition"] = orjson.loads(row["definition"])
+            out["definition"] = jsonutil.loads(row["definition"])
         return out
 
     async def create_template(
@@ -236,8 +237,8 @@ class StepFlowService:
         def tx_fn(tx: Any) -> None:
             if tx.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name}) is not None:
                 raise Conflict(f"workflow {name!r} already exists; PUT /api/v1/workflows/{name} makes a new version")
-            # a name deleted and created again continues its numbering: the old versions stay,
-            # because executions pinned to them may still run or be redriven
+            # deleting a workflow deleted its versions (as Step Functions does), so a name created
+            # again starts at version 1
             prior = (tx.fetch_one("stepflow.max_version", {"tenant": tenant, "name": name}) or {}).get("v") or 0
             version = prior + 1
             tx.execute(
@@ -314,27 +315,53 @@ class StepFlowService:
     async def list_versions(self, tenant: str, name: str, limit: int, cursor: str | None) -> dict[str, Any]:
         if await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name}) is None:
             raise NotFound(f"workflow {name!r} not found")
-        if cursor is not None and not cursor.isdigit():
-            raise ValidationFailed(
-                "query.cursor: not a cursor returned by this list",
-                details=[{"field": "query.cursor", "message": "not a cursor returned by this list"}],
-            )
         rows = await self.store.fetch_all(
             "stepflow.list_versions",
-            {"tenant": tenant, "name": name, "cursor": int(cursor) if cursor else None, "limit": limit + 1},
+            {"tenant": tenant, "name": name, "cursor": int_cursor(cursor), "limit": limit + 1},
         )
         more = len(rows) > limit
         rows = rows[:limit]
         return {"items": rows, "next_cursor": str(rows[-1]["version"]) if more else None}
 
     async def delete_template(self, tenant: str, name: str) -> dict[str, Any]:
+        """Delete a workflow and all its versions (as Step Functions deletes a state machine's).
+
+        Its executions stay readable by id (envelope and history keep what they ran); a workflow
+        with RUNNING executions is not deleted (409: cancel them or let them finish), because
+        resuming one after a restart needs its version's definition."""
         out = await self.get_template(tenant, name)
 
         def tx_fn(tx: Any) -> None:
+            running = tx.fetch_one("stepflow.running_of_workflow", {"tenant": tenant, "name": name})["n"]
+            running = running or sum(1 for r in self.runs.values() if r.tenant == tenant and r.workflow == name)
+            if running:
+                raise Conflict(
+                    f"workflow {name!r} has {running} RUNNING execution(s); cancel them "
+                    f"(POST /api/v1/executions/{{id}}/cancel) or let them finish, then delete it"
+                )
             tx.execute("stepflow.delete_template", {"tenant": tenant, "name": name})
+            tx.execute("stepflow.purge_retired_versions", {"tenant": tenant, "name": name})
+            tx.execute("stepflow.delete_unused_versions", {"tenant": tenant, "name": name})
+            tx.execute("stepflow.retire_versions", {"tenant": tenant, "name": name, "stamp": f"{now:.6f}"})
 
+        now = time.time()
         await self.store.transaction(tx_fn)
+        for key in [k for k in self._plans if k[0] == tenant and k[1] == name]:
+            del self._plans[key]
         return out
+
+    async def execution_definition(self, tenant: str, envelope: dict[str, Any]) -> dict[str, Any]:
+        """The definition an execution ran, also once its workflow was deleted (or created again)."""
+        row = await self.store.fetch_one(
+            "stepflow.execution_definition",
+            {
+                "tenant": tenant,
+                "name": envelope["workflow"],
+                "version": envelope["version"],
+                "started_at": envelope["started_at"],
+            },
+        )
+        return {} if row is None else jsonutil.loads(row["definition"])
 
     async def plan(self, tenant: str, name: str, version: int) -> Plan:
         """The compiled plan of one version (compiled once, cached)."""
@@ -346,7 +373,7 @@ class StepFlowService:
         row = await self.store.fetch_one("stepflow.get_version", {"tenant": tenant, "name": name, "version": version})
         if row is None:
             raise NotFound(f"workflow {name!r} version {version} not found")
-        plan = compile_workflow(orjson.loads(row["definition"]))
+        plan = compile_workflow(jsonutil.loads(row["definition"]))
         self._plans[key] = plan
         while len(self._plans) > self.config.plan_cache_size:
             self._plans.popitem(last=False)
@@ -370,7 +397,7 @@ class StepFlowService:
         """Start an execution; returns (envelope, finished). `sync` waits up to the bound.
         `redaction`: the set of the run or call that starts it (its input may hold their secrets)."""
         try:
-            size = len(orjson.dumps(input))
+            size = len(jsonutil.dumps(input))
         except TypeError as exc:
             raise field_error("input", f"not representable as JSON: {exc}") from None
         if size > self.payload_max_bytes:
@@ -597,7 +624,7 @@ class StepFlowService:
             "stopped_at": run.stopped_at,
         }
         if (status or run.status) == "SUCCEEDED":
-            detail["output"] = orjson.loads(self._redact_text(run, _dumps(run.output)))
+            detail["output"] = jsonutil.loads(self._redact_text(run, _dumps(run.output)))
         await self.rt.publish_event(run.tenant, EVENT_SOURCE, "Execution Status Change", detail)
 
     # ------------------------------------------------------------------ reading
@@ -713,6 +740,14 @@ class StepFlowService:
             raise Conflict(f"only FAILED, TIMED_OUT or ABORTED executions can be redriven; this one is {row['status']}")
         if execution_id in self.runs:
             raise Conflict(f"execution {execution_id} is still stopping; try again")
+        ran = await self.store.fetch_one(
+            "stepflow.get_version", {"tenant": tenant, "name": row["workflow"], "version": row["version"]}
+        )
+        if ran is None or ran["created_at"] > row["started_at"]:  # deleted (and perhaps created again)
+            raise Conflict(
+                f"execution {execution_id} cannot be redriven: workflow {row['workflow']!r} version "
+                f"{row['version']} that it ran was deleted; start a new execution instead"
+            )
         run = await self._load_run(row)
         reset_for_redrive(run.root)
         run.status, run.error, run.output, run.stopped_at = "RUNNING", None, None, None
@@ -744,7 +779,7 @@ class StepFlowService:
         write transaction, so a token committed a moment ago is always found."""
         output = body.output if body is not None else None
         if outcome == "success":
-            size = len(orjson.dumps(output))
+            size = len(jsonutil.dumps(output))
             if size > self.payload_max_bytes:
                 raise PayloadTooLarge(
                     f"output: {size} bytes is over the payload limit of {self.payload_max_bytes} bytes",

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, NotFound, TRNError, field_error
@@ -171,9 +170,9 @@ class Delivery:
             self._inflight.discard(fire["id"])
 
     async def attempt(self, fire: dict[str, Any], *, mode: str, timeout: float | None) -> Outcome:
-        retry = RetrySpec.model_validate(orjson.loads(fire["retry"]))
+        retry = RetrySpec.model_validate(jsonutil.loads(fire["retry"]))
         attempts = fire["attempts"] + 1
-        payload = orjson.loads(fire["payload"]) if fire["payload"] is not None else None
+        payload = jsonutil.loads(fire["payload"]) if fire["payload"] is not None else None
         try:
             data = transform(fire["input"], payload)
         except AionixError as exc:
@@ -262,7 +261,7 @@ class Delivery:
         """A failure to deliver a trigger-failure event publishes nothing more (no loops)."""
         if fire["origin"] != "event" or fire["payload"] is None:
             return False
-        return orjson.loads(fire["payload"]).get("source") == EVENT_SOURCE
+        return jsonutil.loads(fire["payload"]).get("source") == EVENT_SOURCE
 
     # ------------------------------------------------------------------ the outbox loop
     async def run(self) -> None:

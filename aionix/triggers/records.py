@@ -6,8 +6,7 @@ import hashlib
 import time
 from typing import Any
 
-import orjson
-
+from aionix import jsonutil
 from aionix.triggers.schedule import iso
 
 
@@ -28,8 +27,8 @@ def to_api(row: dict[str, Any]) -> dict[str, Any]:
         "target": row["target"],
         "input": row["input"],
         "enabled": bool(row["enabled"]),
-        kind: orjson.loads(row["config"]),
-        "retry": orjson.loads(row["retry"]),
+        kind: jsonutil.loads(row["config"]),
+        "retry": jsonutil.loads(row["retry"]),
         "next_fire_at": iso(row["next_fire_at"]) if row["next_fire_at"] is not None and row["enabled"] else None,
         "version": row["version"],
         "fire_count": row["fire_count"],
@@ -57,7 +56,7 @@ def fire_record(
     """Parameters of `triggers.insert_fire`. A pending fire is born claimed by this process,
     which delivers it at once; after a restart the outbox loop picks it up."""
     now = time.time() if now is None else now
-    text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode() if payload is not None else None
+    text = jsonutil.dumps(payload, sort_keys=True).decode() if payload is not None else None
     return {
         "tenant": trigger["tenant"],
         "trigger_id": trigger["id"],

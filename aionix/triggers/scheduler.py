@@ -16,8 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
+from aionix import jsonutil
 from aionix.errors import AionixError
 from aionix.triggers.delivery import Delivery
 from aionix.triggers.models import ScheduleSpec, TriggersConfig
@@ -38,7 +37,7 @@ def schedule_of(
     found = cache.get(key) if cache is not None else None
     if found is not None:
         return found
-    spec = ScheduleSpec.model_validate(orjson.loads(row["config"]))
+    spec = ScheduleSpec.model_validate(jsonutil.loads(row["config"]))
     parsed = (spec, parse_schedule(spec.expression, spec.timezone, anchor=row["created_at"]))
     if cache is not None:
         if len(cache) > 10_000:

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from cryptography.exceptions import InvalidTag
 
-from aionix import expr
+from aionix import expr, jsonutil
+from aionix.api.endpoint import int_cursor
 from aionix.errors import Conflict, NotFound, PayloadTooLarge, field_error
 from aionix.store.sqlite import UniqueViolation
 from aionix.triggers.delivery import Delivery, fireable
@@ -75,7 +75,7 @@ class TriggerService:
             for r in rows
             if any(
                 WebhookSecrets.is_legacy(item["sealed"])
-                for item in orjson.loads(r["credentials"]).get("items", [])
+                for item in jsonutil.loads(r["credentials"]).get("items", [])
                 if "sealed" in item
             )
         ]
@@ -95,7 +95,7 @@ class TriggerService:
         updates = []
         failed = []
         for r in legacy:
-            creds = orjson.loads(r["credentials"])
+            creds = jsonutil.loads(r["credentials"])
             aad = f"{r['tenant']}/{r['id']}"
             try:
                 for item in creds.get("items", []):
@@ -104,7 +104,7 @@ class TriggerService:
             except (InvalidTag, ValueError):
                 failed.append(f"{r['tenant']}/{r['name']}")
                 continue
-            updates.append({"id": r["id"], "old": r["credentials"], "credentials": orjson.dumps(creds).decode()})
+            updates.append({"id": r["id"], "old": r["credentials"], "credentials": jsonutil.dumps(creds).decode()})
 
         def reseal(tx: Any) -> int:
             return sum(tx.execute("triggers.reseal_credentials", u) for u in updates)
@@ -164,10 +164,7 @@ class TriggerService:
         self, tenant: str, name: str, *, status: str | None, limit: int, cursor: str | None
     ) -> dict[str, Any]:
         row = await self.row(tenant, name)
-        try:
-            after = int(cursor) if cursor else None
-        except ValueError:
-            raise field_error("query.cursor", "not a cursor from this list") from None
+        after = int_cursor(cursor)
         rows = await self.rt.store.fetch_all(
             "triggers.history", {"trigger_id": row["id"], "status": status, "cursor": after, "limit": limit + 1}
         )
@@ -215,7 +212,7 @@ class TriggerService:
             Pattern(body.event.pattern, field="event.pattern")
             config = body.event.model_dump()
         try:
-            config_text = orjson.dumps(config).decode()
+            config_text = jsonutil.dumps(config).decode()
         except TypeError as exc:
             raise field_error(kind, f"not storable as JSON: {exc}") from None
         enabled = next_fire is not None and body.enabled
@@ -226,7 +223,7 @@ class TriggerService:
             "description": body.description,
             "enabled": int(body.enabled),
             "config": config_text,
-            "retry": orjson.dumps(body.retry.model_dump()).decode(),
+            "retry": jsonutil.dumps(body.retry.model_dump()).decode(),
             "next_fire_at": next_fire if enabled else None,
             "next_run_at": run_time(trigger_id, next_fire, body.schedule) if enabled and body.schedule else None,
         }
@@ -251,7 +248,7 @@ class TriggerService:
         credentials = None
         if body.webhook is not None:
             creds, shown = self._new_credentials(tenant, trigger_id, body.webhook.auth)
-            credentials = orjson.dumps(creds).decode()
+            credentials = jsonutil.dumps(creds).decode()
         params = {**row, "id": trigger_id, "tenant": tenant, "name": body.name, "credentials": credentials, "now": now}
         try:
             await self.rt.store.execute("triggers.insert_trigger", params)
@@ -280,9 +277,9 @@ class TriggerService:
             row["next_fire_at"], row["next_run_at"] = current["next_fire_at"], current["next_run_at"]
         credentials = current["credentials"]
         shown: dict[str, str] = {}
-        if body.webhook is not None and orjson.loads(credentials or "{}").get("auth") != body.webhook.auth:
+        if body.webhook is not None and jsonutil.loads(credentials or "{}").get("auth") != body.webhook.auth:
             creds, shown = self._new_credentials(tenant, current["id"], body.webhook.auth)
-            credentials = orjson.dumps(creds).decode()
+            credentials = jsonutil.dumps(creds).decode()
         params = {**row, "id": current["id"], "version": current["version"], "credentials": credentials, "now": now}
         if await self.rt.store.execute("triggers.update_trigger", params) != 1:
             raise Conflict(f"trigger {name!r} was changed at the same time; try again")
@@ -293,7 +290,7 @@ class TriggerService:
         current = await self.row(tenant, name)
         next_fire = next_run = None
         if enabled and current["kind"] == "schedule":
-            spec = ScheduleSpec.model_validate(orjson.loads(current["config"]))
+            spec = ScheduleSpec.model_validate(jsonutil.loads(current["config"]))
             if current["enabled"] and current["next_fire_at"] is not None:
                 next_fire, next_run = current["next_fire_at"], current["next_run_at"]
             else:
@@ -326,8 +323,8 @@ class TriggerService:
             raise field_error("name", f"{name!r} is a {current['kind']} trigger; only webhooks have secrets")
         now = self.clock()
         grace = self.cfg.rotation_grace_seconds if grace_seconds is None else grace_seconds
-        old = orjson.loads(current["credentials"] or "{}")
-        spec = WebhookSpec.model_validate(orjson.loads(current["config"]))
+        old = jsonutil.loads(current["credentials"] or "{}")
+        spec = WebhookSpec.model_validate(jsonutil.loads(current["config"]))
         fresh, shown = self._new_credentials(tenant, current["id"], spec.auth)
         keep = []
         if old.get("auth") == spec.auth and grace > 0:
@@ -339,7 +336,7 @@ class TriggerService:
         params = {
             "id": current["id"],
             "version": current["version"],
-            "credentials": orjson.dumps(fresh).decode(),
+            "credentials": jsonutil.dumps(fresh).decode(),
             "now": now,
         }
         if await self.rt.store.execute("triggers.set_credentials", params) != 1:
@@ -374,7 +371,7 @@ class TriggerService:
             "tenant": tenant,
         }
         try:
-            detail_text = orjson.dumps(event.detail).decode()
+            detail_text = jsonutil.dumps(event.detail).decode()
         except TypeError as exc:
             raise field_error("detail", f"not storable as JSON: {exc}") from None
         limit = self.rt.config.limits.payload_max_bytes
@@ -417,6 +414,6 @@ class TriggerService:
         if pattern is None:
             if len(self._patterns) > 10_000:
                 self._patterns.clear()
-            pattern = Pattern(orjson.loads(row["config"])["pattern"])
+            pattern = Pattern(jsonutil.loads(row["config"])["pattern"])
             self._patterns[key] = pattern
         return pattern

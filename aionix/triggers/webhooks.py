@@ -22,10 +22,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from aionix import jsonutil
 from aionix.api.dispatch import parse_json
 from aionix.api.limits import TokenBuckets
 from aionix.errors import AionixError
@@ -70,7 +70,7 @@ _DEFAULT_MAX_BODY = WebhookSpec.model_fields["max_body_bytes"].default
 
 
 def _json(data: Any, status: int) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    return Response(jsonutil.dumps(data), status_code=status, media_type="application/json")
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> Response:
@@ -149,11 +149,11 @@ class Webhooks:
         return opened
 
     async def _receive(self, row: dict[str, Any], request: Request) -> Response:
-        spec = WebhookSpec.model_validate(orjson.loads(row["config"]))
+        spec = WebhookSpec.model_validate(jsonutil.loads(row["config"]))
         body = await self._read_body(request, spec.max_body_bytes)
         headers = {k.lower(): v for k, v in request.headers.items()}
         now = self.clock()
-        credentials = orjson.loads(row["credentials"] or "{}")
+        credentials = jsonutil.loads(row["credentials"] or "{}")
         active = active_credentials(credentials, now)
         if spec.auth == "hmac":
             secrets = self._open_secrets(row, active)
@@ -246,15 +246,19 @@ class Webhooks:
     @staticmethod
     async def _read_body(request: Request, limit: int) -> bytes:
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit:
+        if length and length.isascii() and length.isdigit() and int(length) > limit:
             raise WebhookRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
         chunks = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise WebhookRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise WebhookRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            # nobody is left to answer: recorded as a rejected delivery, never a 500
+            raise WebhookRejected(400, "client_disconnected", "the client disconnected before the body ended") from None
         return b"".join(chunks)
 
     @staticmethod

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field
 
+from aionix import jsonutil
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, BadRequest, ConfigError, Conflict, Forbidden, NotFound, field_error
@@ -99,7 +99,7 @@ class _Reader:
 
 
 def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def register_redaction(value: Any) -> None:
@@ -229,13 +229,13 @@ class VaultService:
         return f"trn:credvault:{tenant}:credential/{name}"
 
     def info(self, row: dict[str, Any]) -> dict[str, Any]:
-        rotation = orjson.loads(row["rotation"]) if row["rotation"] else None
+        rotation = jsonutil.loads(row["rotation"]) if row["rotation"] else None
         return {
             "trn": self._trn(row["tenant"], row["name"]),
             "name": row["name"],
             "type": row["type"],
             "description": row["description"],
-            "labels": orjson.loads(row["labels"]),
+            "labels": jsonutil.loads(row["labels"]),
             "rotation": rotation,
             "latest_version": row["latest_version"],
             "stages": {
@@ -256,7 +256,7 @@ class VaultService:
     @staticmethod
     def readers_of(row: dict[str, Any]) -> list[str]:
         readers = row.get("readers")
-        return orjson.loads(readers) if readers is not None else default_readers(row["tenant"])
+        return jsonutil.loads(readers) if readers is not None else default_readers(row["tenant"])
 
     def check_value(self, type_: str, value: Any, field: str = "value") -> bytes:
         """Validate a value for its type and encode it; messages never repeat the value."""
@@ -269,7 +269,7 @@ class VaultService:
                 raise field_error(field, "a certificate must be PEM text (-----BEGIN …-----)")
         elif type_ == "oauth_token" and not (isinstance(value, str) and value) and not isinstance(value, dict):
             raise field_error(field, "an oauth_token must be a non-empty string or an object")
-        plaintext = orjson.dumps(value)
+        plaintext = jsonutil.dumps(value)
         if len(plaintext) > self.config.max_value_bytes:
             raise field_error(field, f"larger than {self.config.max_value_bytes} bytes")
         return plaintext
@@ -563,7 +563,7 @@ class VaultService:
                 "type": row["type"],
                 "version": chosen,
                 "stages": _stages_of(row, chosen),
-                "value": orjson.loads(plaintext),
+                "value": jsonutil.loads(plaintext),
             }
 
         result = await self.store.transaction(fn)
@@ -639,7 +639,7 @@ class VaultService:
             raise NotFound(f"secret {name!r} not found")
         value = body.value
         if value is None and row["pending_version"] is None:
-            rotation = orjson.loads(row["rotation"]) if row["rotation"] else {}
+            rotation = jsonutil.loads(row["rotation"]) if row["rotation"] else {}
             target = rotation.get("target")
             if not target:
                 raise field_error("value", "required: the secret has no rotation target to make a new value")
@@ -664,7 +664,7 @@ class VaultService:
                     current["current_version"] = current["pending_version"]
                     current["pending_version"] = None
                     current["rotated_at"] = now
-                rotation = orjson.loads(current["rotation"]) if current["rotation"] else {}
+                rotation = jsonutil.loads(current["rotation"]) if current["rotation"] else {}
                 if rotation.get("schedule"):
                     current["next_rotation_at"] = _next_fire(rotation["schedule"], now)
                 tx.execute("vault.update_secret", self._update_params(current, now))
@@ -732,7 +732,7 @@ class VaultService:
             row = tx.fetch_one("vault.get_secret", {"tenant": tenant, "name": name})
             if row is None or not row["rotation"]:
                 return
-            schedule = orjson.loads(row["rotation"]).get("schedule")
+            schedule = jsonutil.loads(row["rotation"]).get("schedule")
             now = time.time()
             row["next_rotation_at"] = _next_fire(schedule, now) if schedule else None
             tx.execute("vault.update_secret", self._update_params(row, row["updated_at"]))

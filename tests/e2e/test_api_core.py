@@ -39,8 +39,8 @@ def test_openapi_is_generated_from_the_models(server):
     assert spec["openapi"].startswith("3.")
     op = spec["paths"]["/api/v1/keys"]["post"]
     schema_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-    assert schema_ref.endswith("/CreateKey")
-    assert "role" in spec["components"]["schemas"]["CreateKey"]["properties"]
+    assert schema_ref.endswith("/api.CreateKey")  # component names are qualified by service
+    assert "role" in spec["components"]["schemas"]["api.CreateKey"]["properties"]
     assert op["x-aionix-role"] == "admin"
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 from pydantic import Field, model_validator
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, check_url, send, shown_url
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
@@ -60,7 +60,7 @@ async def _post(call: Invocation, payload: dict[str, Any], query: dict[str, Any]
         url=url,
         headers={"Content-Type": "application/json"},
         query=query,
-        content=orjson.dumps(payload),
+        content=jsonutil.dumps(payload),
         timeout=call.timeout,
         max_bytes=min(65536, call.max_result_bytes),
         max_redirects=0,

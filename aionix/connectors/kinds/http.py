@@ -9,9 +9,9 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, check_url, send
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
@@ -130,13 +130,13 @@ def build_body(params: RequestParams, headers: dict[str, str]) -> bytes | None:
         value = params.json_body if "json_body" in given else params.body
         if "content-type" not in lower:
             headers["Content-Type"] = "application/json"
-        return orjson.dumps(value)
+        return jsonutil.dumps(value)
     if "form" in given:
         assert params.form is not None
         if "content-type" not in lower:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         return urlencode(
-            {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in params.form.items()}
+            {k: v if isinstance(v, str) else jsonutil.dumps(v).decode() for k, v in params.form.items()}
         ).encode()
     if "body" in given:
         if "content-type" not in lower:
@@ -237,7 +237,7 @@ async def run_graphql(call: Invocation) -> dict[str, Any]:
     if p.operation_name:
         payload["operationName"] = p.operation_name
     headers = {"Content-Type": "application/json", "Accept": "application/json", **p.headers}
-    result = await perform(call, "POST", p.url, headers, {}, orjson.dumps(payload))
+    result = await perform(call, "POST", p.url, headers, {}, jsonutil.dumps(payload))
     body = result["body"]
     if isinstance(body, dict) and body.get("errors") and body.get("data") is None:
         first = body["errors"][0] if isinstance(body["errors"], list) and body["errors"] else body["errors"]

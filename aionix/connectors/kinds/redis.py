@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from pydantic import Field
 
+from aionix import jsonutil
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params, truncate_text
 
 
@@ -95,14 +96,14 @@ class StreamReadParams(KeyParams):
 def _encode(value: Any) -> str | int | float:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         return value
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def _decode(value: Any, parse: bool) -> Any:
     if value is None or not parse:
         return value
     try:
-        return orjson.loads(value)
+        return jsonutil.loads(value)
     except orjson.JSONDecodeError:
         return value
 

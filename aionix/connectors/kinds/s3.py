@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, check_url, send
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
@@ -286,9 +287,8 @@ async def run_get(call: Invocation) -> dict[str, Any]:
     elif body is None:
         raw = b""
     else:
-        import orjson
 
-        raw = orjson.dumps(body)
+        raw = jsonutil.dumps(body)
     content = base64.b64encode(raw).decode("ascii") if p.encoding == "base64" else raw.decode("utf-8", errors="replace")
     headers = result["headers"]
     return {

@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from aionix import jsonutil
 from aionix.bus import BusError
 from aionix.connectors.kind import ConnectionConfig, ConnectorKind, Invocation, Operation, Params
 from aionix.connectors.roots import TenantRoots, protected_paths
@@ -109,7 +109,7 @@ class RowCollector:
     def add(self, row: dict[str, Any]) -> bool:
         """False when full (the row was not added)."""
         row = {k: jsonable(v) for k, v in row.items()}
-        size = len(orjson.dumps(row, default=str))
+        size = len(jsonutil.dumps(row, default=str))
         if len(self.rows) >= self.max_rows or self.size + size > self.max_bytes:
             self.truncated = True
             return False

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
 from pydantic import Field, field_validator
 
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix.connectors.kind import ConnectorKind, Invocation, Operation, Params
 
 LARGE_INPUT_BYTES = 65_536
@@ -34,7 +33,7 @@ def _large(data: Any) -> bool:
     if not isinstance(data, dict | list):
         return False
     try:
-        return len(orjson.dumps(data)) > LARGE_INPUT_BYTES
+        return len(jsonutil.dumps(data)) > LARGE_INPUT_BYTES
     except TypeError:
         return False
 

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
-from aionix import expr
+from aionix import expr, jsonutil
 from aionix.expr import UNDEFINED
 from aionix.stepflow.asl import intrinsics, jsonpath
 from aionix.stepflow.compile import QUERY_EVALUATION, RUNTIME
@@ -34,7 +32,7 @@ ACCOUNT = "000000000000"
 
 
 def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return jsonutil.dumps(value).decode()
 
 
 def iso(ts: float | None) -> str | None:
@@ -371,7 +369,7 @@ def _uuid() -> str:
 def _parse(text: Any) -> Any:
     if not isinstance(text, str):
         raise ValueError("$parse expects a string")
-    value = orjson.loads(text)
+    value = jsonutil.loads(text)
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and "." not in text:
         return int(value)
     return value

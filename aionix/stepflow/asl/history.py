@@ -239,8 +239,7 @@ async def execution_history(service: Any, tenant: str, execution_id: str) -> dic
     from aionix.stepflow.asl import is_asl
 
     envelope = await service.envelope_by_id(execution_id, tenant)
-    template = await service.get_template(tenant, envelope["workflow"], envelope["version"])
-    definition = template.get("definition") or {}
+    definition = await service.execution_definition(tenant, envelope)
     if not is_asl(definition):
         definition = _native_as_asl(definition)
     events: list[dict[str, Any]] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from aionix import jsonutil
 from aionix.stepflow.asl import jsonpath
 
 
@@ -202,7 +203,7 @@ def _need_str(name: str, v: Any) -> str:
 
 
 def _json(v: Any) -> str:
-    return orjson.dumps(v).decode()
+    return jsonutil.dumps(v).decode()
 
 
 def _format_value(v: Any) -> str:
@@ -246,7 +247,7 @@ def _string_to_json(args: list[Any]) -> Any:
     if text.strip() == "":
         return None
     try:
-        return orjson.loads(text)
+        return jsonutil.loads(text)
     except orjson.JSONDecodeError:
         raise IntrinsicError(f"Function States.StringToJson cannot parse {_json(text)} as JSON") from None
 

@@ -38,6 +38,35 @@ VALUES (:tenant, :name, :version, :definition, :description, :now)
 -- name: delete_template
 DELETE FROM sf_templates WHERE tenant = :tenant AND name = :name
 
+-- name: delete_unused_versions
+-- a deleted workflow's versions that no execution ran go for good
+DELETE FROM sf_template_versions
+WHERE tenant = :tenant AND name = :name AND NOT EXISTS (
+  SELECT 1 FROM sf_executions e
+  WHERE e.tenant = sf_template_versions.tenant AND e.workflow = :name AND e.version = sf_template_versions.version)
+
+-- name: retire_versions
+-- the rest stop being versions of `name` (not listed, not startable) and stay only as the
+-- definition their executions ran, under `name#deleted_at`, which no workflow name can match
+UPDATE sf_template_versions SET name = :name || '#' || :stamp WHERE tenant = :tenant AND name = :name
+
+-- name: purge_retired_versions
+-- retired versions whose executions retention has removed
+DELETE FROM sf_template_versions
+WHERE tenant = :tenant AND name > :name || '#' AND name < :name || '$' AND NOT EXISTS (
+  SELECT 1 FROM sf_executions e
+  WHERE e.tenant = sf_template_versions.tenant AND e.workflow = :name AND e.version = sf_template_versions.version)
+
+-- name: execution_definition
+-- the definition an execution ran: the live version or a retired one, the newest created before it started
+SELECT definition FROM sf_template_versions
+WHERE tenant = :tenant AND version = :version
+  AND (name = :name OR (name > :name || '#' AND name < :name || '$'))
+ORDER BY created_at <= :started_at DESC, created_at DESC LIMIT 1
+
+-- name: running_of_workflow
+SELECT count(*) AS n FROM sf_executions WHERE status = 'RUNNING' AND tenant = :tenant AND workflow = :name
+
 -- name: max_version
 SELECT max(version) AS v FROM sf_template_versions WHERE tenant = :tenant AND name = :name
 
