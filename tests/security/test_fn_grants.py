@@ -149,3 +149,15 @@ def test_a_grant_outside_the_current_roots_stops_working(make_server: Any, share
         record = admin.post(f"/api/v1/functions/{name}/invoke", json={"path": str(shared / "data.txt")}).json()
     assert record["status"] == "FAILED", record
     assert record["error"]["error"] == "Function.PermissionDenied" and "read_roots" in record["error"]["errorMessage"]
+
+
+def test_the_config_files_directory_is_never_grantable(make_server: Any, tmp_path: Path) -> None:
+    config_dir = tmp_path / "etc-aionix"
+    config_dir.mkdir()
+    (config_dir / "config.toml").write_text(f'[functions]\nread_roots = ["{tmp_path}"]\n')
+    proc = make_server(args=["--config", str(config_dir / "config.toml")]).start()
+    with proc.client(timeout=120.0) as admin:
+        for path in (config_dir, tmp_path):  # the directory, and a root that contains it
+            r = admin.post("/api/v1/functions", json=body("python", permissions={"read": [str(path)]}))
+            assert r.status_code == 422, (path, r.text)
+            assert _field(r) == "permissions.read.0" and "server's own state" in r.json()["error"]["message"]
