@@ -72,7 +72,9 @@ def test_store_integers_out_of_range_are_422_naming_the_field(admin, value):
 
 
 def test_big_integers_in_values_are_kept_exactly(admin):
-    r = raw_json(admin, "PUT", "/api/v1/params/bigint/json", f'{{"type": "json", "value": {{"n": {HUGE}, "m": {DIGITS30}}}}}')
+    r = raw_json(
+        admin, "PUT", "/api/v1/params/bigint/json", f'{{"type": "json", "value": {{"n": {HUGE}, "m": {DIGITS30}}}}}'
+    )
     assert r.status_code == 200, r.text
     got = admin.get("/api/v1/params/bigint/json")
     assert got.status_code == 200
@@ -120,7 +122,9 @@ def test_integral_floats_are_integers(admin):
 def test_webhook_client_that_hangs_up_mid_body_is_no_500(server, admin):
     wf = make_workflow(admin)
     hook = unique("hook")
-    r = admin.post("/api/v1/triggers", json={"name": hook, "target": f"trn:stepflow:default:template/{wf}", "webhook": {}})
+    r = admin.post(
+        "/api/v1/triggers", json={"name": hook, "target": f"trn:stepflow:default:template/{wf}", "webhook": {}}
+    )
     assert r.status_code == 201, r.text
     host, port = server.url.removeprefix("http://").split(":")
     for name in (hook, unique("nohook")):
