@@ -132,8 +132,7 @@ def test_no_read_root_means_no_read_grant(make_server: Any) -> None:
         assert r.status_code == 422, r.text
         assert _field(r) == "permissions.read.0" and "read_roots" in r.json()["error"]["message"]
         assert (
-            admin.post("/api/v1/functions", json=body("python", permissions={"net": ["example.com"]})).status_code
-            == 201
+            admin.post("/api/v1/functions", json=body("wasm", permissions={"net": ["example.com"]})).status_code == 201
         )
 
 
