@@ -25,6 +25,7 @@ from aionix.connectors.models import (
     ExecuteRequest,
     ExecuteResult,
 )
+from aionix.redact import SecretSet
 
 api = Api("connectors")
 
@@ -120,11 +121,16 @@ async def execute_action(call: Call) -> dict[str, Any]:
     body: ExecuteRequest = call.body
     started = time.perf_counter()
     action = await svc.get_action(call.tenant, call.path["name"])
+    # the connection's credentials are masked in what the caller gets back (aionix/redact.py)
+    secrets = SecretSet()
+    ctx = call.context().child(secrets=secrets)
     try:
-        result = await svc.execute_action(call.tenant, call.path["name"], body.input, body.parameters, call.context())
+        result = await svc.execute_action(call.tenant, call.path["name"], body.input, body.parameters, ctx)
     except BusError as exc:
-        exc.details = {"error": exc.error, "cause": exc.cause, "details": exc.details}
+        exc.cause, exc.message = secrets.text(exc.cause), secrets.text(exc.message)
+        exc.details = {"error": exc.error, "cause": exc.cause, "details": secrets.value(exc.details)}
         raise
+    result = secrets.value(result)
     return {"action": action["trn"], "result": result, "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 

@@ -254,14 +254,16 @@ def test_bearer_basic_and_api_key_auth_from_the_vault(api, http_target):
         api, "http", {"base_url": http_target.url, "auth": {"type": "basic", "username": "ann", "password_secret": pw}}
     )
     echoed = run_action(api, "http", {"url": "/echo"}, connection=basic).json()["result"]["body"]
-    assert echoed["headers"]["authorization"] == "Basic YW5uOnMzY3JldA=="
+    # the request carried the credential; the answer that echoes it back has it masked
+    assert http_target.requests[-1]["headers"]["authorization"] == "Basic YW5uOnMzY3JldA=="
+    assert "YW5uOnMzY3JldA" not in echoed["headers"]["authorization"]
     key = make_connection(
         api,
         "http",
         {"base_url": http_target.url, "auth": {"type": "api_key", "header": "X-Key", "value_secret": token}},
     )
     echoed = run_action(api, "http", {"url": "/echo"}, connection=key).json()["result"]["body"]
-    assert echoed["headers"]["x-key"] == "good-token"
+    assert http_target.requests[-1]["headers"]["x-key"] == "good-token" and echoed["headers"]["x-key"] == "***"
     r = api.get(f"/api/v1/connections/{conn}")
     assert "good-token" not in r.text
 

@@ -294,6 +294,11 @@ def test_connection_credentials_echoed_back_are_masked_in_the_execution(make_ser
             assert env["output"]["body"]["headers"]["authorization"] == "Bearer ***"
             for where, text in _everything_about(c, env["execution_id"]).items():
                 assert_absent(token, where, text)
+            # the action run directly over the API: the operator's answer is masked too
+            direct = c.post("/api/v1/actions/whoami/execute", json={"input": None})
+            assert direct.status_code == 200, direct.text
+            assert direct.json()["result"]["body"]["headers"]["authorization"] == "Bearer ***"
+            assert_absent(token, "the action's answer", direct.text)
             time.sleep(0.2)
             for path in srv.data_dir.glob("aionix.db*"):
                 assert_absent(token, path.name, path.read_bytes())
