@@ -61,6 +61,13 @@ class LimitsConfig(Section):
     default_page_size: int = Field(50, ge=1, le=10_000)
     expression_timeout_ms: int = Field(1000, ge=1, le=600_000)
     expression_max_depth: int = Field(500, ge=10, le=100_000)
+    # sizes that make builtins slow, checked by the engine as it builds values
+    expression_max_array_items: int = Field(1_000_000, ge=1000, le=10_000_000)
+    expression_max_string_bytes: int = Field(4_194_304, ge=65_536, le=1_073_741_824)
+    expression_max_result_bytes: int = Field(1_048_576, ge=65_536, le=1_073_741_824)
+    # slow expressions run in worker processes: how many, and the memory each may use
+    expression_workers: int = Field(2, ge=1, le=64)
+    expression_memory_mb: int = Field(256, ge=32, le=65_536)
     payload_max_bytes: int = Field(262_144, ge=1024)
     bus_timeout_seconds: float = Field(300.0, gt=0)
 

@@ -12,15 +12,38 @@ and `$param('/path')` references a template makes, so they can be checked at sav
 resolved late and redacted.
 
 The engine is reached only through this module, so it can be swapped.
+
+**The event loop is never held by a user expression for long** (README "Expression limits").
+Every evaluation is bounded by `[limits]`: time (`expression_timeout_ms`), recursion depth, and
+the sizes that make builtins slow (`expression_max_array_items` — a range `[1..N]` and every
+other array —, `expression_max_string_bytes`, `expression_max_result_bytes`). A caller on the
+event loop uses `evaluate_async(fn)`: `fn` (a template's or an expression's `evaluate`) first
+runs inline with a time slice of `INLINE_SLICE_SECONDS`, which is all that typical expressions
+need (tens of µs); one that outlives the slice, or that builds a range (`..`) or pads a string,
+is evaluated again in an expression worker process (`aionix.exprworker`: its own address-space
+limit, killed when it outlives its time limit), waited for from a thread, so the loop keeps
+serving. Synchronous callers (validation, the CLI, the conformance harness) evaluate inline
+with the full limits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
+import os
 import re
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import jlens
 
@@ -45,13 +68,57 @@ _WRAP_SUFFIX = "\n)}"
 _TEMPLATE_RE = re.compile(r"^\{%(.*)%\}$", re.DOTALL)
 _PARAM_REF_RE = re.compile(r"""\$param\(\s*(?:"([^"]*)"|'([^']*)')\s*\)""")
 
-_limits = {"timeout": 1.0, "max_depth": 500}
+log = logging.getLogger("aionix.expr")
+T = TypeVar("T")
+
+_limits: dict[str, Any] = {
+    "timeout": 1.0,
+    "max_depth": 500,
+    "max_array": 1_000_000,
+    "max_string": 4 * 1024 * 1024,
+    "max_result": 1024 * 1024,
+    "memory_mb": 512,
+    "workers": 2,
+}
+#: how long an expression may run on the event loop before it is moved to a worker process
+INLINE_SLICE_SECONDS = 0.01
+# sources that can hold the engine in one builtin for tens of ms (a range is allocated before
+# its size is checked; $pad allocates its result): evaluated in a worker from the start
+_HEAVY_RE = re.compile(r"\.\.|\$pad\b")
 
 
-def configure(*, timeout_ms: int, max_depth: int) -> None:
+def configure(
+    *,
+    timeout_ms: int,
+    max_depth: int,
+    max_array_items: int | None = None,
+    max_string_bytes: int | None = None,
+    max_result_bytes: int | None = None,
+    memory_mb: int | None = None,
+    workers: int | None = None,
+) -> None:
     """Set the per-evaluation bounds (from `[limits]`)."""
     _limits["timeout"] = timeout_ms / 1000.0
     _limits["max_depth"] = max_depth
+    for key, value in (
+        ("max_array", max_array_items),
+        ("max_string", max_string_bytes),
+        ("max_result", max_result_bytes),
+        ("memory_mb", memory_mb),
+        ("workers", workers),
+    ):
+        if value is not None:
+            _limits[key] = value
+
+
+def _options(timeout: float) -> dict[str, Any]:
+    return {
+        "timeout": timeout,
+        "max_depth": _limits["max_depth"],
+        "max_array_length": _limits["max_array"],
+        "max_string_length": _limits["max_string"],
+        "max_result_size": _limits["max_result"],
+    }
 
 
 class ExpressionError(AionixError):
@@ -79,7 +146,7 @@ def _error(exc: jlens.JlensError, source: str, shift: int = 0) -> ExpressionErro
     if isinstance(position, int) and shift:
         position = max(0, min(len(source), position - shift))
     code = getattr(exc, "code", None)
-    text = str(exc)
+    text = _name_limit(code, str(exc))
     where = f" at position {position}" if position is not None else ""
     return ExpressionError(
         f"{code + ': ' if code else ''}{text}{where} in expression {source!r}",
@@ -87,6 +154,23 @@ def _error(exc: jlens.JlensError, source: str, shift: int = 0) -> ExpressionErro
         jsonata_code=code,
         position=position,
     )
+
+
+_LIMIT_KEYS = (
+    ("An array would exceed", "limits.expression_max_array_items"),
+    ("A string would exceed", "limits.expression_max_string_bytes"),
+    ("The result would exceed", "limits.expression_max_result_bytes"),
+    ("Evaluation timeout", "limits.expression_timeout_ms"),
+)
+
+
+def _name_limit(code: str | None, text: str) -> str:
+    """The engine's message, with the `[limits]` key that set the bound it hit."""
+    if code in ("U1001", "D1012"):
+        for start, key in _LIMIT_KEYS:
+            if text.startswith(start):
+                return f"{text} ({key})"
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +195,11 @@ class References:
 class Expression:
     """A compiled JSONata expression. Build with `compile_expression` (cached)."""
 
-    __slots__ = ("_plain", "_wrapped", "reads_map", "references", "source")
+    __slots__ = ("_plain", "_wrapped", "heavy", "reads_map", "references", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.heavy = _HEAVY_RE.search(source) is not None
         try:
             self._plain = jlens.Expression(source)
         except jlens.JlensError as exc:
@@ -127,7 +212,29 @@ class Expression:
         self.references = _references(source, self.reads_map)
 
     def evaluate(self, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
-        """Evaluate; `UNDEFINED` for an undefined result, `None` for null."""
+        """Evaluate; `UNDEFINED` for an undefined result, `None` for null. Inside
+        `evaluate_async` this is the inline attempt (or, in its thread, the worker call)."""
+        mode = _mode.get()
+        if mode is None:
+            return self._evaluate_here(data, bindings, _limits["timeout"])
+        if mode is _REMOTE:
+            return _pool().evaluate(self, data, bindings)
+        if self.heavy:
+            raise _Offload
+        budget = mode - time.perf_counter()
+        if budget <= 0:
+            raise _Offload
+        if budget >= _limits["timeout"]:
+            return self._evaluate_here(data, bindings, _limits["timeout"])
+        try:
+            return self._evaluate_here(data, bindings, budget)
+        except ExpressionError as exc:
+            if exc.jsonata_code == "D1012":
+                raise _Offload from None
+            raise
+
+    def _evaluate_here(self, data: Any, bindings: Mapping[str, Any] | None, timeout: float) -> Any:
+        options = _options(timeout)
         if isinstance(data, list) or self._wrapped is None:
             # the {"v": (…)} wrapper would map its object constructor over an array input
             # (`phone[0]`, `($^(age)).name` went wrong): evaluate the plain expression on JSON
@@ -139,21 +246,13 @@ class Expression:
             if text is not None or self._wrapped is None:
                 try:
                     out = self._plain.evaluate_json(
-                        text if text is not None else "null",
-                        dict(bindings) if bindings else None,
-                        timeout=_limits["timeout"],
-                        max_depth=_limits["max_depth"],
+                        text if text is not None else "null", dict(bindings) if bindings else None, **options
                     )
                 except jlens.JlensError as exc:
                     raise _error(exc, self.source) from None
                 return UNDEFINED if out is None else jsonutil.loads(out)
         try:
-            out = self._wrapped.evaluate(
-                data,
-                dict(bindings) if bindings else None,
-                timeout=_limits["timeout"],
-                max_depth=_limits["max_depth"],
-            )
+            out = self._wrapped.evaluate(data, dict(bindings) if bindings else None, **options)
         except jlens.JlensError as exc:
             raise _error(exc, self.source, shift=len(_WRAP_PREFIX)) from None
         if not isinstance(out, dict) or "v" not in out:
@@ -286,3 +385,264 @@ def evaluate_source(source: str, data: Any = None, bindings: Mapping[str, Any] |
 
 
 Binding = Callable[..., Any]
+
+
+# ---------------------------------------------------------------------- off the event loop
+
+
+class _Offload(BaseException):
+    """The inline attempt gives up (slice spent, or a heavy source): evaluate in a worker.
+    A BaseException, so that no `except Exception` between here and `evaluate_async` eats it."""
+
+
+_REMOTE: Any = object()
+#: None: evaluate inline with the full limits; a float: the inline attempt's deadline
+#: (`time.perf_counter()`); `_REMOTE`: in `evaluate_async`'s thread, through a worker process
+_mode: contextvars.ContextVar[Any] = contextvars.ContextVar("aionix_expr_mode", default=None)
+_executor: ThreadPoolExecutor | None = None
+
+
+async def evaluate_async(fn: Callable[[], T]) -> T:
+    """Run `fn` (which evaluates expressions: `template.evaluate`, an ASL hook…) without holding
+    the event loop: inline when every expression in it finishes within the slice, else again
+    in a thread whose expressions are evaluated by worker processes. `fn` must be free of side
+    effects (it may run twice)."""
+    token = _mode.set(time.perf_counter() + INLINE_SLICE_SECONDS)
+    try:
+        return fn()
+    except _Offload:
+        pass
+    finally:
+        _mode.reset(token)
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=max(2, 2 * int(_limits["workers"])), thread_name_prefix="expr")
+    ctx = contextvars.copy_context()
+    ctx.run(_mode.set, _REMOTE)
+    return await asyncio.get_running_loop().run_in_executor(_executor, ctx.run, fn)
+
+
+def offloaded(expression: Expression, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
+    """`expression.evaluate`, but inside `evaluate_async` straight to a worker (a big input:
+    even reading it would hold the loop)."""
+    if isinstance(_mode.get(), float):
+        raise _Offload
+    return expression.evaluate(data, bindings)
+
+
+def try_inline(fn: Callable[[], T], seconds: float = INLINE_SLICE_SECONDS) -> tuple[bool, T | None]:
+    """Run `fn` inline for at most about `seconds` (no offload): `(False, None)` when it needs
+    longer or builds a range. For best-effort work on the loop, such as folding constants."""
+    token = _mode.set(time.perf_counter() + seconds)
+    try:
+        return True, fn()
+    except _Offload:
+        return False, None
+    finally:
+        _mode.reset(token)
+
+
+_HEADER = struct.Struct(">I")
+
+
+class _Worker:
+    """One `aionix.exprworker` process (used by one thread at a time)."""
+
+    def __init__(self) -> None:
+        from aionix import frozen
+
+        if frozen.is_frozen():
+            argv = [sys.executable, "--expr-worker"]
+        else:
+            argv = [sys.executable, "-m", "aionix", "--expr-worker"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **frozen.worker_env()}
+        if os.environ.get("PYTHONPATH"):
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+        env["AIONIX_EXPR_MEMORY_MB"] = str(int(_limits["memory_mb"]))
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True, start_new_session=True
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.wfd = self.proc.stdin.fileno()
+        self.rfd = self.proc.stdout.fileno()
+        try:
+            self.receive(time.monotonic() + 30.0)  # {"ready": true}: started, limits set
+        except (TimeoutError, EOFError, OSError):
+            self.kill()
+            raise ExpressionError(
+                "the expression worker process did not start", expression="", jsonata_code=None, position=None
+            ) from None
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                f.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+
+    def send(self, message: Any) -> None:
+        body = jsonutil.dumps(message)
+        os.write(self.wfd, _HEADER.pack(len(body)) + body)
+
+    def receive(self, deadline: float) -> Any:
+        """The next frame; TimeoutError past `deadline` (monotonic); EOFError if the process died."""
+        head = self._read(_HEADER.size, deadline)
+        (size,) = _HEADER.unpack(head)
+        return jsonutil.loads(self._read(size, deadline))
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        chunks = []
+        while n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.rfd], [], [], left)
+            if not ready:
+                raise TimeoutError
+            chunk = os.read(self.rfd, n)
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+
+class _Pool:
+    """Worker processes shared by the offload threads; at most `[limits] expression_workers`."""
+
+    def __init__(self, size: int) -> None:
+        self.slots = threading.BoundedSemaphore(size)
+        self.idle: list[_Worker] = []
+        self.lock = threading.Lock()
+
+    def evaluate(self, expression: Expression, data: Any, bindings: Mapping[str, Any] | None) -> Any:
+        try:
+            text = None if data is None else jsonutil.dumps(data).decode()  # None: no input at all
+            values = {k: v for k, v in (bindings or {}).items() if not callable(v)}
+            jsonutil.dumps(values)
+        except TypeError:
+            # not JSON-representable (a huge int…): inline, with the full limits
+            return expression._evaluate_here(data, bindings, _limits["timeout"])
+        fns = {k: v for k, v in (bindings or {}).items() if callable(v)}
+        limit = float(_limits["timeout"])
+        request = {"src": expression.source, "data": text, "b": values, "fns": sorted(fns), "lim": _options(limit)}
+        # waiting for a worker is not evaluating: a queue behind slow expressions (another
+        # tenant's, say) gets a wait of its own, longer than the time limit
+        queue = max(5.0, 10 * limit)
+        if not self.slots.acquire(timeout=queue):
+            raise ExpressionError(
+                f"every expression worker stayed busy for {queue:g} s (limits.expression_workers) "
+                f"in expression {expression.source!r}",
+                expression=expression.source,
+                jsonata_code="D1012",
+                position=None,
+            )
+        try:
+            with self.lock:
+                worker = self.idle.pop() if self.idle else None
+            if worker is None or worker.proc.poll() is not None:
+                worker = _Worker()
+            healthy = False
+            try:
+                outcome, healthy = self._run(worker, expression, request, fns, limit), True
+            finally:
+                if healthy:
+                    with self.lock:
+                        self.idle.append(worker)
+                else:
+                    worker.kill()
+        finally:
+            self.slots.release()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _run(self, worker: _Worker, expression: Expression, request: Any, fns: Mapping[str, Any], limit: float) -> Any:
+        """The result, or the exception to raise (the worker stays usable); raises when the
+        worker must go (time limit, memory limit)."""
+        source = expression.source
+        # the engine stops at `limit` itself; the kill is the backstop, well within 2× the limit
+        deadline = time.monotonic() + limit * 1.25 + 0.25
+        failure: BaseException | None = None
+        try:
+            worker.send(request)
+            while True:
+                message = worker.receive(deadline)
+                if "call" not in message:
+                    break
+                try:
+                    ret = fns[message["call"]](*message.get("args") or ())
+                    worker.send({"ret": ret})
+                except Exception as exc:  # re-raised below, as the caller raised it
+                    failure = exc
+                    worker.send({"err": f"{type(exc).__name__}: {exc}"})
+        except TimeoutError:
+            raise _timeout_error(source, limit, "the expression worker was stopped") from None
+        except (EOFError, OSError):
+            raise ExpressionError(
+                f"U1001: the evaluation exceeded its memory limit of {_limits['memory_mb']} MB "
+                f"(limits.expression_memory_mb) in expression {source!r}",
+                expression=source,
+                jsonata_code="U1001",
+                position=None,
+            ) from None
+        if failure is not None:
+            return failure
+        if "out" in message:
+            out = message["out"]
+            return UNDEFINED if out is None else jsonutil.loads(out)
+        if "jerr" in message:
+            err = message["jerr"]
+            code, position = err.get("code"), err.get("position")
+            where = f" at position {position}" if position is not None else ""
+            return ExpressionError(
+                f"{code + ': ' if code else ''}{_name_limit(code, str(err.get('msg')))}{where} in expression {source!r}",
+                expression=source,
+                jsonata_code=code,
+                position=position,
+            )
+        return ExpressionError(
+            f"{message.get('herr')} in expression {source!r}", expression=source, jsonata_code=None, position=None
+        )
+
+
+def _timeout_error(source: str, limit: float, why: str) -> ExpressionError:
+    return ExpressionError(
+        f"D1012: Evaluation timeout after {limit * 1000:g} milliseconds ({why}; limits.expression_timeout_ms) "
+        f"in expression {source!r}",
+        expression=source,
+        jsonata_code="D1012",
+        position=None,
+    )
+
+
+_the_pool: _Pool | None = None
+_pool_lock = threading.Lock()
+
+
+def _pool() -> _Pool:
+    global _the_pool
+    if _the_pool is None:
+        with _pool_lock:
+            if _the_pool is None:
+                _the_pool = _Pool(max(1, int(_limits["workers"])))
+    return _the_pool
+
+
+def shutdown() -> None:
+    """Stop the worker processes (the server's shutdown)."""
+    pool = _the_pool
+    if pool is None:
+        return
+    with pool.lock:
+        workers, pool.idle = pool.idle, []
+    for worker in workers:
+        worker.kill()

@@ -106,8 +106,15 @@ class Runtime:
     async def start(self, base_url: str = "") -> None:
         self.base_url = base_url
         self.prepare_data_dir()
+        limits = self.config.limits
         expr.configure(
-            timeout_ms=self.config.limits.expression_timeout_ms, max_depth=self.config.limits.expression_max_depth
+            timeout_ms=limits.expression_timeout_ms,
+            max_depth=limits.expression_max_depth,
+            max_array_items=limits.expression_max_array_items,
+            max_string_bytes=limits.expression_max_string_bytes,
+            max_result_bytes=limits.expression_max_result_bytes,
+            memory_mb=limits.expression_memory_mb,
+            workers=limits.expression_workers,
         )
         await self.store.start()
         for name in SERVICE_PACKAGES:
@@ -137,6 +144,7 @@ class Runtime:
                 except Exception:
                     log.exception("stopping %s failed", plugin.name)
         await self.store.close()
+        expr.shutdown()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -559,7 +559,9 @@ class ConnectorsService:
         op = self.operation(kind, saved.operation)
         try:
             params = (
-                saved.template.evaluate({"input": input}) if not saved.template.is_static else dict(saved.parameters)
+                await expr.evaluate_async(lambda: saved.template.evaluate({"input": input}))
+                if not saved.template.is_static
+                else dict(saved.parameters)
             )
         except expr.ExpressionError as exc:
             raise BusError("States.QueryEvaluationError", f"action {name}: {exc.message}") from None

@@ -435,7 +435,9 @@ class ParamsService:
             return os.environ.get(name)
 
         try:
-            result = template.evaluate(None, {"param": param, "env": env})
+            # inline when quick, else in an expression worker: a viewer's ?evaluate=true never
+            # holds the event loop (README "Expression limits")
+            result = await expr.evaluate_async(lambda: template.evaluate(None, {"param": param, "env": env}))
         except expr.ExpressionError as exc:
             raise ValidationFailed(f"parameter {path}: {exc.message}", details=exc.details) from None
         if result is expr.UNDEFINED:

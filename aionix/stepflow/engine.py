@@ -36,6 +36,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aionix.stepflow")
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+# events written even when the history is full: how an execution ends, resumes or is redriven
+_ALWAYS_RECORDED = frozenset(
+    {
+        "ExecutionStarted",
+        "ExecutionSucceeded",
+        "ExecutionFailed",
+        "ExecutionTimedOut",
+        "ExecutionAborted",
+        "ExecutionResumed",
+        "ExecutionRedriven",
+    }
+)
+# the loop must serve other requests while a big map is being scheduled: it yields this often
+_YIELD_SECONDS = 0.005
+# ... and commits once this many events are pending (between two states of a frame)
+_FLUSH_EVENTS = 1000
 
 
 class Failure(Exception):
@@ -182,6 +198,10 @@ class Run:
     first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
+    #: `[stepflow] max_history_events` (0: no limit): the event that would reach it fails the
+    #: execution with `States.Runtime` instead of being written (`history_full`)
+    max_events: int = 0
+    history_full: Failure | None = None
 
     @property
     def caller_trn(self) -> str:
@@ -189,6 +209,17 @@ class Run:
         return f"trn:stepflow:{self.tenant}:template/{self.workflow}"
 
     def event(self, type: str, state: str | None = None, frame: str | None = None, detail: Any = None) -> None:
+        """Record an event; past the history limit, raise `Failure(States.Runtime)` instead
+        (enforced before anything is written, so the history never grows beyond the limit; the
+        execution's own end still fits)."""
+        if self.max_events and self.next_seq >= self.max_events and type not in _ALWAYS_RECORDED:
+            if self.history_full is None:
+                self.history_full = Failure(
+                    plan_mod.RUNTIME,
+                    f"the execution reached its limit of {self.max_events} history events "
+                    f"(stepflow.max_history_events)",
+                )
+            raise Failure(self.history_full.error, self.history_full.cause)
         self.pending.append((self.next_seq, time.time(), type, state, frame, detail))
         self.next_seq += 1
         self.changes += 1
@@ -204,8 +235,12 @@ class Engine:
         payload_max_bytes: int = 262_144,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        max_map_items: int = 10_000,
+        max_map_concurrency: int = 256,
     ) -> None:
         self.host = host
+        self.max_map_items = max_map_items
+        self.max_map_concurrency = max_map_concurrency
         self.bus = host.bus
         self.timers = host.timers
         self.payload_max_bytes = payload_max_bytes
@@ -270,7 +305,8 @@ class Engine:
             run.status, run.output = "SUCCEEDED", run.root.output
             run.event("ExecutionSucceeded", detail={"output": run.output})
         except Failure as exc:
-            run.status, run.error = "FAILED", exc.as_dict()
+            # a full history fails the execution, whatever a map's tolerance made of it
+            run.status, run.error = "FAILED", (run.history_full or exc).as_dict()
             run.event("ExecutionFailed", detail=run.error)
         except TimeoutError:
             self._mark_aborted(run.root)
@@ -302,13 +338,25 @@ class Engine:
 
     async def _frame(self, run: Run, frame: Frame) -> None:
         machine = run.plan.machine(frame.machine)
+        breath = time.perf_counter()
         while True:
+            if len(run.pending) >= _FLUSH_EVENTS and run.flushing is None:
+                # many pure states (a big map's items): commit in bounded transactions, not one
+                # that holds the loop while it writes tens of thousands of events (one commit,
+                # waited for by this frame only; the others go on)
+                run.flushing = asyncio.ensure_future(self._flush(run))
+                await asyncio.shield(run.flushing)
+                breath = time.perf_counter()
+            elif time.perf_counter() - breath > _YIELD_SECONDS:
+                # a long run of pure states (a Choice loop): let the loop serve others
+                await asyncio.sleep(0)
+                breath = time.perf_counter()
             plan = machine.states[frame.state]
             if frame.phase == "enter" and not frame.retries:
                 run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
             try:
                 result = await self._state(run, frame, plan)
-                nxt, output = self._leave(run, frame, plan, result)
+                nxt, output = await self._leave(run, frame, plan, result)
             except Failure as failure:
                 try:
                     recovered = await self._recover(run, frame, plan, failure)
@@ -327,7 +375,7 @@ class Engine:
                 return
             frame.state, frame.input = nxt, output
 
-    def _leave(self, run: Run, frame: Frame, plan: StatePlan, result: Any) -> tuple[str | None, Any]:
+    async def _leave(self, run: Run, frame: Frame, plan: StatePlan, result: Any) -> tuple[str | None, Any]:
         """The state's output, its variable assignments and the next state."""
         if plan.type == "router":
             route, result = result
@@ -335,20 +383,20 @@ class Engine:
             # a route's own output, else the router's (it was compiled, so it must not be ignored)
             output_t = route.output if route is not None and route.output is not None else plan.output
             assign_t = route.assign if route is not None else None
-            output = self._eval(run, frame, plan, output_t, result=None) if output_t is not None else frame.input
+            output = await self._eval(run, frame, plan, output_t, result=None) if output_t is not None else frame.input
             if assign_t is not None:
-                frame.vars.update(self._eval(run, frame, plan, assign_t))
+                frame.vars.update(await self._eval(run, frame, plan, assign_t))
             if plan.assign is not None:
-                frame.vars.update(self._eval(run, frame, plan, plan.assign))
+                frame.vars.update(await self._eval(run, frame, plan, plan.assign))
             return nxt, output
         if plan.type == "fail":
             raise result
         default = result if plan.type in {"task", "parallel", "map", "set"} else frame.input
         if plan.result_hook is not None:
             default = plan.result_hook(frame.input, result)
-        output = self._eval(run, frame, plan, plan.output, result=result) if plan.output is not None else default
+        output = await self._eval(run, frame, plan, plan.output, result=result) if plan.output is not None else default
         if plan.assign is not None:
-            values = self._eval(run, frame, plan, plan.assign, result=result)
+            values = await self._eval(run, frame, plan, plan.assign, result=result)
             if not isinstance(values, dict):
                 raise Failure(plan_mod.QUERY_EVALUATION, f"state {plan.name}: assign must give an object")
             frame.vars.update(values)
@@ -384,9 +432,11 @@ class Engine:
             if not catcher.matches(failure.error):
                 continue
             error = failure.as_dict()
-            output = self._eval(run, frame, plan, catcher.output, error=error) if catcher.output is not None else error
+            output = (
+                await self._eval(run, frame, plan, catcher.output, error=error) if catcher.output is not None else error
+            )
             if catcher.assign is not None:
-                frame.vars.update(self._eval(run, frame, plan, catcher.assign, error=error))
+                frame.vars.update(await self._eval(run, frame, plan, catcher.assign, error=error))
             run.event("Caught", plan.name, frame.id, {**error, "next": catcher.next})
             frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
             frame.state, frame.input = catcher.next, output
@@ -416,7 +466,7 @@ class Engine:
             ctx["task_token"] = frame.token
         return ctx
 
-    def _eval(
+    async def _eval(
         self,
         run: Run,
         frame: Frame,
@@ -439,7 +489,8 @@ class Engine:
         }
         bindings = self._late_bindings(run, plan, template.references)
         try:
-            value = template.evaluate(data, bindings)
+            # inline when it is quick, else in an expression worker: never holds the event loop long
+            value = await expr.evaluate_async(lambda: template.evaluate(data, bindings))
         except expr.ExpressionError as exc:
             pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
             where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
@@ -532,10 +583,10 @@ class Engine:
         await self._resolve(run, plan)
         kind = plan.type
         if kind == "set":
-            return frame.input if plan.value is None else self._eval(run, frame, plan, plan.value)
+            return frame.input if plan.value is None else await self._eval(run, frame, plan, plan.value)
         if kind == "router":
             for route in plan.routes:
-                if self._eval(run, frame, plan, route.condition) is True:
+                if await self._eval(run, frame, plan, route.condition) is True:
                     return route, None
             if plan.default is None:
                 raise Failure(
@@ -545,13 +596,13 @@ class Engine:
         if kind == "succeed":
             return frame.input
         if kind == "fail":
-            error = self._eval(run, frame, plan, plan.error) if plan.error is not None else "States.Fail"
-            cause = self._eval(run, frame, plan, plan.cause) if plan.cause is not None else None
+            error = await self._eval(run, frame, plan, plan.error) if plan.error is not None else "States.Fail"
+            cause = await self._eval(run, frame, plan, plan.cause) if plan.cause is not None else None
             return Failure(str(error), None if cause is None else str(cause))
         if kind == "wait":
             return await self._wait(run, frame, plan)
         if kind == "task":
-            seconds = self._seconds(run, frame, plan, plan.timeout_template, "timeout")
+            seconds = await self._seconds(run, frame, plan, plan.timeout_template, "timeout")
             return await self._bounded(plan, self._task(run, frame, plan), seconds)
         if kind == "parallel":
             return await self._bounded(plan, self._parallel(run, frame, plan))
@@ -569,11 +620,13 @@ class Engine:
         except TimeoutError:
             raise Failure(plan_mod.TIMEOUT, f"state {plan.name!r} did not finish within {limit:g} s") from None
 
-    def _seconds(self, run: Run, frame: Frame, plan: StatePlan, template: Template | None, what: str) -> float | None:
+    async def _seconds(
+        self, run: Run, frame: Frame, plan: StatePlan, template: Template | None, what: str
+    ) -> float | None:
         """A timeout or heartbeat evaluated at run time (None: use the static value)."""
         if template is None:
             return None
-        value = self._eval(run, frame, plan, template)
+        value = await self._eval(run, frame, plan, template)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: the {what} must be a positive number, got {value!r}")
         return float(value)
@@ -581,14 +634,14 @@ class Engine:
     async def _wait(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
         if frame.phase != "wait":
             if plan.seconds is not None:
-                seconds = self._eval(run, frame, plan, plan.seconds)
+                seconds = await self._eval(run, frame, plan, plan.seconds)
                 if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
                     raise Failure(
                         plan_mod.RUNTIME, f"state {plan.name!r}: seconds must be a number ≥ 0, got {seconds!r}"
                     )
                 due = self.clock() + float(seconds)
             else:
-                stamp = self._eval(run, frame, plan, plan.timestamp)
+                stamp = await self._eval(run, frame, plan, plan.timestamp)
                 try:
                     due = datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
                 except ValueError:
@@ -627,8 +680,8 @@ class Engine:
             settled = await self.host.token_outcome(frame.token)
             if settled is not None:
                 return self._callback_result(run, frame, plan, settled)
-        action = self._eval(run, frame, plan, plan.action)
-        parameters = self._eval(run, frame, plan, plan.parameters) if plan.parameters is not None else frame.input
+        action = await self._eval(run, frame, plan, plan.action)
+        parameters = await self._eval(run, frame, plan, plan.parameters) if plan.parameters is not None else frame.input
         if not isinstance(action, str) or not action:
             raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: action must be a string, got {action!r}")
         ctx = CallContext(
@@ -656,7 +709,7 @@ class Engine:
                 settled = await self.host.token_outcome(frame.token)
                 if settled is not None:
                     return self._callback_result(run, frame, plan, settled)
-            heartbeat = self._seconds(run, frame, plan, plan.heartbeat_template, "heartbeat")
+            heartbeat = await self._seconds(run, frame, plan, plan.heartbeat_template, "heartbeat")
             return self._callback_result(
                 run, frame, plan, await self._await_callback(run, frame, plan, waiter, heartbeat)
             )
@@ -712,28 +765,39 @@ class Engine:
     async def _children(
         self, run: Run, frame: Frame, plan: StatePlan, limit: int, tolerated: Callable[[int, int], bool] | None
     ) -> list[Any]:
-        """Run the frame's children; the first failure beyond tolerance fails the state."""
+        """Run the frame's children; the first failure beyond tolerance fails the state.
+
+        At most `limit` run at once (0: `max_map_concurrency`, which also caps a larger limit,
+        like Step Functions' inline Map), started in item order as others finish: a map of
+        thousands of items never puts thousands of tasks on the event loop at once, and each
+        finished child is collected in O(1) (no `asyncio.wait` over every pending task)."""
         children = frame.children or []
-        semaphore = asyncio.Semaphore(limit) if limit > 0 else None
+        cap = max(1, self.max_map_concurrency)
+        limit = min(limit, cap) if limit > 0 else cap
         failures = [c for c in children if c.status == "failed"]
-
-        async def one(child: Frame) -> None:
-            if semaphore is not None:
-                async with semaphore:
-                    await self._child(run, child)
-            else:
-                await self._child(run, child)
-
+        waiting = [i for i, c in enumerate(children) if c.status == "running"]
+        waiting.reverse()  # popped from the end: item order
+        finished: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
         order: dict[asyncio.Future[None], int] = {}
-        for i, c in enumerate(children):
-            if c.status == "running":
-                order[asyncio.ensure_future(one(c))] = i
-        pending = set(order)
+
+        def launch() -> None:
+            while waiting and len(order) < limit:
+                i = waiting.pop()
+                task = asyncio.ensure_future(self._child(run, children[i]))
+                order[task] = i
+                task.add_done_callback(finished.put_nowait)
+
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            launch()
+            while order:
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
                 # children that finished together are looked at in item order (deterministic errors)
-                for task in sorted(done, key=order.__getitem__):
+                done.sort(key=order.__getitem__)
+                for task in done:
+                    del order[task]
+                for task in done:
                     exc = task.exception()
                     if isinstance(exc, Failure):
                         failures.append(exc)  # type: ignore[arg-type]
@@ -741,11 +805,14 @@ class Engine:
                         raise exc
                 if failures and (tolerated is None or not tolerated(len(failures), len(children))):
                     raise self._children_failure(plan, failures, tolerated is not None)
+                launch()
         finally:
+            pending = list(order)
             for task in pending:
                 task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            if pending or waiting:
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
                 for child in children:
                     for f in child.walk():
                         if f.status == "running":
@@ -770,7 +837,7 @@ class Engine:
     async def _parallel(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
         if frame.phase != "children":
             # `item`, when set (ASL Parameters/Arguments), shapes the input every branch gets
-            branch_input = frame.input if plan.item is None else self._eval(run, frame, plan, plan.item)
+            branch_input = frame.input if plan.item is None else await self._eval(run, frame, plan, plan.item)
             frame.children = [
                 Frame(
                     id=f"{frame.id}.{plan.name}.{i}",
@@ -787,18 +854,23 @@ class Engine:
         return await self._children(run, frame, plan, 0, None)
 
     async def _map(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
-        limit, count, pct = self._map_limits(run, frame, plan)
+        limit, count, pct = await self._map_limits(run, frame, plan)
         if frame.phase != "children":
-            items = self._eval(run, frame, plan, plan.items) if plan.items is not None else frame.input
+            items = await self._eval(run, frame, plan, plan.items) if plan.items is not None else frame.input
             if not isinstance(items, list):
                 raise Failure(
                     plan_mod.QUERY_EVALUATION,
                     f"state {plan.name!r}: items must be an array, got {type(items).__name__}",
                 )
+            self._check_map_size(run, plan, len(items))
             assert plan.processor is not None
             machine: Machine = plan.processor
             children = []
+            breath = time.perf_counter()
             for i, item in enumerate(items):
+                if time.perf_counter() - breath > _YIELD_SECONDS:
+                    await asyncio.sleep(0)  # a big map: let the loop serve others meanwhile
+                    breath = time.perf_counter()
                 child = Frame(
                     id=f"{frame.id}.{plan.name}.{i}",
                     machine=machine.path,
@@ -810,7 +882,7 @@ class Engine:
                     parent=frame,
                 )
                 if plan.item is not None:
-                    child.input = self._eval(run, child, plan, plan.item)
+                    child.input = await self._eval(run, child, plan, plan.item)
                 children.append(child)
             frame.children = children
             frame.phase = "children"
@@ -825,16 +897,33 @@ class Engine:
 
         return await self._children(run, frame, plan, limit, tolerated)
 
-    def _map_limits(self, run: Run, frame: Frame, plan: StatePlan) -> tuple[int, int | None, float | None]:
+    def _check_map_size(self, run: Run, plan: StatePlan, count: int) -> None:
+        """Fail fast, before any item frame exists: more items than `[stepflow] max_map_items`,
+        or more than the history can hold (every item writes at least StateEntered and
+        StateExited)."""
+        if count > self.max_map_items:
+            raise Failure(
+                plan_mod.RUNTIME,
+                f"state {plan.name!r}: {count} map items, over the limit of {self.max_map_items} "
+                f"(stepflow.max_map_items)",
+            )
+        if run.max_events and run.next_seq + 2 * count >= run.max_events:
+            raise Failure(
+                plan_mod.RUNTIME,
+                f"state {plan.name!r}: {count} map items would write at least {2 * count} history events; "
+                f"the execution's limit is {run.max_events} (stepflow.max_history_events)",
+            )
+
+    async def _map_limits(self, run: Run, frame: Frame, plan: StatePlan) -> tuple[int, int | None, float | None]:
         """MaxConcurrency and the failure tolerances: static, or evaluated from the execution
         (again on a resume, from the same input and variables)."""
         limit, count, pct = plan.max_concurrency, plan.tolerated_failure_count, plan.tolerated_failure_percentage
         if plan.max_concurrency_template is not None:
-            limit = int(self._eval(run, frame, plan, plan.max_concurrency_template))
+            limit = int(await self._eval(run, frame, plan, plan.max_concurrency_template))
         if plan.tolerated_count_template is not None:
-            count = int(self._eval(run, frame, plan, plan.tolerated_count_template))
+            count = int(await self._eval(run, frame, plan, plan.tolerated_count_template))
         if plan.tolerated_percentage_template is not None:
-            pct = float(self._eval(run, frame, plan, plan.tolerated_percentage_template))
+            pct = float(await self._eval(run, frame, plan, plan.tolerated_percentage_template))
         return limit, count, pct
 
 

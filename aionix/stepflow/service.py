@@ -41,6 +41,8 @@ class StepFlowConfig(BaseModel):
     sync_wait_seconds: float = Field(30.0, gt=0, le=300)
     payload_max_bytes: int | None = Field(None, ge=1024)
     max_history_events: int = Field(25_000, ge=100)
+    max_map_items: int = Field(10_000, ge=1, le=1_000_000)
+    max_map_concurrency: int = Field(256, ge=1, le=100_000)
     retention_max_per_workflow: int = Field(10_000, ge=1)
     retention_days: float = Field(30.0, gt=0)
     prune_interval_seconds: float = Field(60.0, gt=0)
@@ -77,7 +79,12 @@ class StepFlowService:
         self.config: StepFlowConfig = rt.config.service_section("stepflow", StepFlowConfig)
         self.payload_max_bytes = self.config.payload_max_bytes or rt.config.limits.payload_max_bytes
         self.timers = Timers()
-        self.engine = Engine(self, payload_max_bytes=self.payload_max_bytes)
+        self.engine = Engine(
+            self,
+            payload_max_bytes=self.payload_max_bytes,
+            max_map_items=self.config.max_map_items,
+            max_map_concurrency=self.config.max_map_concurrency,
+        )
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
         self._stopping = False
@@ -147,6 +154,7 @@ class StepFlowService:
         return run
 
     def _launch(self, run: Run) -> None:
+        run.max_events = self.config.max_history_events  # enforced by `Run.event`, before writing
         self.runs[run.id] = run
         self.stats["started"] += 1
         self.stats["running"] = len(self.runs)
@@ -521,15 +529,8 @@ class StepFlowService:
         timer_dels: set[str],
         tokens: list[tuple[str, str]],
     ) -> None:
-        """One checkpoint: the execution row, new history events, timers and tokens, in one transaction."""
-        if run.next_seq - 1 > self.config.max_history_events and run.status == "RUNNING" and run.fail_reason is None:
-            limit = self.config.max_history_events
-            run.fail_reason = Failure(
-                plan_mod.RUNTIME, f"the execution wrote more than {limit} history events (stepflow.max_history_events)"
-            )
-            run.abort_reason = run.fail_reason.cause
-            if run.task is not None:
-                run.task.cancel()
+        """One checkpoint: the execution row, new history events, timers and tokens, in one transaction.
+        (`Run.event` keeps the history within `max_history_events` before anything gets here.)"""
         terminal = run.status in TERMINAL
         row = {
             "id": run.id,

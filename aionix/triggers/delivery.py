@@ -174,7 +174,8 @@ class Delivery:
         attempts = fire["attempts"] + 1
         payload = jsonutil.loads(fire["payload"]) if fire["payload"] is not None else None
         try:
-            data = transform(fire["input"], payload)
+            # inline when quick, else in an expression worker (never holds the event loop long)
+            data = await expr.evaluate_async(lambda: transform(fire["input"], payload))
         except AionixError as exc:
             return Outcome("dead", error="Trigger.InputTransformFailed", cause=exc.message)
         target = fire["target"]

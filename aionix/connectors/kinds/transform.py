@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -42,11 +41,12 @@ async def run_transform(call: Invocation) -> Any:
     p: TransformParams = call.params
     compiled = expr.compile_expression(p.expression)
     try:
+        # inline when quick, else in an expression worker process (bounded by [limits]); a big
+        # input goes to the worker directly: reading it alone would hold the loop
         if _large(p.data):
-            # big inputs leave the event loop (the evaluation stays bounded by [limits])
-            value = await asyncio.to_thread(compiled.evaluate, p.data, p.bindings or None)
+            value = await expr.evaluate_async(lambda: expr.offloaded(compiled, p.data, p.bindings or None))
         else:
-            value = compiled.evaluate(p.data, p.bindings or None)
+            value = await expr.evaluate_async(lambda: compiled.evaluate(p.data, p.bindings or None))
     except expr.ExpressionError as exc:
         raise KIND.error(
             "Error", exc.message, details={"jsonata_code": exc.jsonata_code, "position": exc.position}

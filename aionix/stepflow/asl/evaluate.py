@@ -287,10 +287,12 @@ def constant(value: Any) -> Any:
     if m is None:
         return value
     try:
-        out = expr.compile_expression(m.group(1).strip()).evaluate(None, dict(EXTRAS))
+        # folded only when quick: a slow or range-building one is evaluated at run time, off
+        # the event loop (saving a definition must not hold the server)
+        done, out = expr.try_inline(lambda: expr.compile_expression(m.group(1).strip()).evaluate(None, dict(EXTRAS)))
     except Exception:
         return None
-    return None if out is UNDEFINED else out
+    return None if not done or out is UNDEFINED else out
 
 
 def _has_expression(template: Any) -> bool:

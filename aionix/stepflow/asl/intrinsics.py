@@ -283,10 +283,12 @@ def _array_range(args: list[Any]) -> list[int]:
     start, end, step = (_need_int("ArrayRange", a) for a in args)
     if step == 0:
         raise IntrinsicError("Function States.ArrayRange expects a step other than 0")
-    out = list(range(start, end + (1 if step > 0 else -1), step))
-    if len(out) > 1000:
-        raise IntrinsicError(f"Function States.ArrayRange would produce {len(out)} items, over the limit of 1000")
-    return out
+    span = range(start, end + (1 if step > 0 else -1), step)
+    # counted before anything is built: (0, 10**12, 1) must not allocate
+    count = span.__len__() if abs(span.stop - span.start) < 2**62 else 2**62
+    if count > 1000:
+        raise IntrinsicError(f"Function States.ArrayRange would produce {count} items, over the limit of 1000")
+    return list(span)
 
 
 def _array_get_item(args: list[Any]) -> Any:
