@@ -56,7 +56,10 @@ def fire_record(
     """Parameters of `triggers.insert_fire`. A pending fire is born claimed by this process,
     which delivers it at once; after a restart the outbox loop picks it up."""
     now = time.time() if now is None else now
-    text = jsonutil.dumps(payload, sort_keys=True).decode() if payload is not None else None
+    # the payload keeps its keys in the order they arrived (a webhook body reaches the workflow
+    # input as sent); the digest is of the canonical (sorted) form, so it names the content
+    text = jsonutil.dumps(payload).decode() if payload is not None else None
+    canonical = jsonutil.dumps(payload, sort_keys=True).decode() if payload is not None else None
     return {
         "tenant": trigger["tenant"],
         "trigger_id": trigger["id"],
@@ -64,7 +67,7 @@ def fire_record(
         "origin": origin,
         "due_at": due_at,
         "payload": text,
-        "payload_digest": "sha256:" + hashlib.sha256(text.encode()).hexdigest() if text is not None else None,
+        "payload_digest": None if canonical is None else "sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
         "status": status,
         "next_attempt_at": now if status == "pending" else None,
         "claimed_at": now if status == "pending" else None,
