@@ -443,6 +443,12 @@ def try_inline(fn: Callable[[], T], seconds: float = INLINE_SLICE_SECONDS) -> tu
 
 
 _HEADER = struct.Struct(">I")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_WATCH_SECONDS = 0.05  # how often a waiting thread checks its worker's memory
+
+
+class _OverMemory(Exception):
+    """The worker's resident memory went past its budget (it is killed)."""
 
 
 class _Worker:
@@ -465,8 +471,13 @@ class _Worker:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd = self.proc.stdin.fileno()
         self.rfd = self.proc.stdout.fileno()
+        self.rss_limit = 0
         try:
             self.receive(time.monotonic() + 30.0)  # {"ready": true}: started, limits set
+            # what an evaluation may add to the worker's resident memory (the engine reserves
+            # its address space up front, so RLIMIT_AS alone would not bound it): watched
+            # while the server waits, the worker killed beyond it
+            self.rss_limit = self.rss() + int(_limits["memory_mb"]) * 1024 * 1024
         except (TimeoutError, EOFError, OSError):
             self.kill()
             raise ExpressionError(
@@ -488,6 +499,13 @@ class _Worker:
             except OSError:
                 pass
 
+    def rss(self) -> int:
+        try:
+            with open(f"/proc/{self.proc.pid}/statm") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
     def send(self, message: Any) -> None:
         body = jsonutil.dumps(message)
         os.write(self.wfd, _HEADER.pack(len(body)) + body)
@@ -504,9 +522,11 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([self.rfd], [], [], left)
+            ready, _, _ = select.select([self.rfd], [], [], min(left, _WATCH_SECONDS))
             if not ready:
-                raise TimeoutError
+                if self.rss_limit and self.rss() > self.rss_limit:
+                    raise _OverMemory
+                continue
             chunk = os.read(self.rfd, n)
             if not chunk:
                 raise EOFError
@@ -569,8 +589,9 @@ class _Pool:
         """The result, or the exception to raise (the worker stays usable); raises when the
         worker must go (time limit, memory limit)."""
         source = expression.source
-        # the engine stops at `limit` itself; the kill is the backstop, well within 2× the limit
-        deadline = time.monotonic() + limit * 1.25 + 0.25
+        # the engine stops at `limit` itself; the kill is the backstop, within 2× the limit
+        # (1 s: killed at 1.5 s; 100 ms: at 200 ms)
+        deadline = time.monotonic() + limit * 1.25 + min(0.25, limit * 0.75)
         failure: BaseException | None = None
         try:
             worker.send(request)
@@ -586,7 +607,7 @@ class _Pool:
                     worker.send({"err": f"{type(exc).__name__}: {exc}"})
         except TimeoutError:
             raise _timeout_error(source, limit, "the expression worker was stopped") from None
-        except (EOFError, OSError):
+        except (EOFError, OSError, _OverMemory):
             raise ExpressionError(
                 f"U1001: the evaluation exceeded its memory limit of {_limits['memory_mb']} MB "
                 f"(limits.expression_memory_mb) in expression {source!r}",

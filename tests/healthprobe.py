@@ -19,7 +19,7 @@ class HealthProbe:
     """GET /healthz every `interval` seconds (one keep-alive connection) until stopped; with a
     `pid`, the process's VmRSS is sampled too. Use as a context manager around the attack."""
 
-    def __init__(self, url: str, *, interval: float = 0.02, pid: int | None = None) -> None:
+    def __init__(self, url: str, *, interval: float = 0.01, pid: int | None = None) -> None:
         self.url = url
         self.interval = interval
         self.pid = pid
