@@ -235,6 +235,9 @@ async def backup(call: Call) -> FileResponse:
     folder = Path(tempfile.mkdtemp(prefix="aionix-backup-"))
     target = folder / "aionix-backup.db"
     await call.rt.store.backup(target)
+    from aionix import doctor as doctorlib
+
+    await doctorlib.record_backup(call.rt, call.principal)  # `aio admin doctor` reports its age
 
     async def cleanup() -> None:
         await asyncio.to_thread(lambda: (target.unlink(missing_ok=True), folder.rmdir()))
@@ -252,20 +255,30 @@ class DoctorProblem(BaseModel):
     fix: str
 
 
+class DoctorCheck(BaseModel):
+    check: str
+    status: Literal["ok", "warn", "problem"]
+    message: str = Field(..., description="what was found, and why it matters")
+    fix: str | None = Field(None, description="the way out (warn and problem)")
+    tenant: str | None = None
+    resource: str | None = None
+    details: dict[str, Any] | None = None
+
+
 class DoctorReport(BaseModel):
-    ok: bool
+    ok: bool = Field(..., description="false when any check found a problem (warnings do not count)")
     problems: list[DoctorProblem]
+    checks: list[DoctorCheck] = Field(default_factory=list, description="every check, ok and warn included")
 
 
 @api.get("/api/v1/admin/doctor", role="admin", response=DoctorReport)
 async def doctor(call: Call) -> dict[str, Any]:
     """What an admin must fix: each service's checks (for example file connections that lie
-    outside their tenant's part of the roots). A cross-tenant admin sees every tenant."""
+    outside their tenant's part of the roots). A cross-tenant admin sees every tenant and the
+    server-wide checks (config, data dir and free space, WAL, quick_check, last backup, master
+    key, clock skew, confinement and runtimes)."""
+    from aionix import doctor as doctorlib
+
     assert call.principal is not None
     tenant = None if call.principal.cross_tenant and "x-aionix-tenant" not in call.request.headers else call.tenant
-    problems: list[dict[str, Any]] = []
-    for service in call.rt.services.values():
-        check = getattr(service, "doctor", None)
-        if check is not None:
-            problems.extend(await check(tenant))
-    return {"ok": not problems, "problems": problems}
+    return await doctorlib.run(call.rt, tenant, server_wide=tenant is None)

@@ -1,4 +1,4 @@
-"""`aio admin`: backup, restore, audit."""
+"""`aio admin`: backup, restore, audit, doctor."""
 
 from __future__ import annotations
 
@@ -100,17 +100,40 @@ def audit(
 
 
 @app.command("doctor")
-def doctor(ctx: typer.Context) -> None:
-    """What an admin must fix, with the way out for each (exit 1 when anything is found)."""
+def doctor(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="the whole report as JSON (same as -o json), for scripts"),
+) -> None:
+    """Check the server and explain what to fix: config, data dir and free space, WAL and
+    checkpoints, quick_check, last backup, master key, clock skew, trigger outbox and targets,
+    stuck executions, confinement and runtimes. Exit 1 when any check finds a problem
+    (warnings alone exit 0)."""
     st = state(ctx)
+    if as_json:
+        st.output = "json"
     report = st.client.get("/api/v1/admin/doctor")
     if st.output in ("json", "yaml"):
         st.emit(report)
+    elif "checks" in report:
+        marks = {"ok": "ok     ", "warn": "WARN   ", "problem": "PROBLEM"}
+        for c in report["checks"]:
+            if st.quiet and c["status"] == "ok":
+                continue
+            where = f" [{c['resource']}]" if c.get("resource") else ""
+            print(f"{marks.get(c['status'], c['status'])} {c['check']}: {c['message']}{where}")
+            if c["status"] != "ok" and c.get("fix"):
+                print(f"        fix: {c['fix']}")
+        if not st.quiet:
+            n_warn = sum(1 for c in report["checks"] if c["status"] == "warn")
+            print(f"{len(report['problems'])} problem(s), {n_warn} warning(s)")
     elif not report["problems"]:
         if not st.quiet:
             print("no problems found")
     else:
         for p in report["problems"]:
-            print(f"{p['check']}: {p.get('resource') or p.get('tenant') or ''}\n  problem: {p['problem']}\n  fix: {p['fix']}")
+            print(
+                f"{p['check']}: {p.get('resource') or p.get('tenant') or ''}\n  problem: {p['problem']}\n  fix: {p['fix']}"
+            )
     if report["problems"]:
-        raise typer.Exit(EXIT_FAILED)
+        # (a CLIError: `run()` drives click with standalone_mode=False, where typer.Exit's code is lost)
+        raise CLIError(f"doctor found {len(report['problems'])} problem(s)", EXIT_FAILED)

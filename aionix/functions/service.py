@@ -523,6 +523,140 @@ class FunctionsService(Invocations):
             return routing_version
         return version
 
+    async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
+        """`aio admin doctor`: the confinement this host gives against what the functions in use
+        need (network grants, GPUs, memory limits, Deno), and the runtimes' versions."""
+        await self._ready.wait()
+        out: list[dict[str, Any]] = []
+        if self._setup_error is not None:
+            return [
+                {
+                    "check": "confinement",
+                    "status": "problem",
+                    "message": f"the functions runtimes could not start: {self._setup_error}",
+                    "fix": "see the server log at start; fix the host setup the error names and restart",
+                }
+            ]
+        conf = self.conf
+        assert conf is not None
+        rows = await self.store.fetch_all("doctor.function_configs", {"tenant": tenant})
+        needs_memory = False
+        for row in rows:
+            config = jsonutil.loads(row["config"])
+            where = f"trn:aionixfn:{row['tenant']}:function/{row['name']}:{row['version']}"
+            base = {"check": "confinement", "tenant": row["tenant"], "resource": where}
+            hosts = (config.get("permissions") or {}).get("net") or []
+            if hosts:
+                refused = self.net.problem(hosts)
+                if refused is not None:
+                    out.append(
+                        {
+                            **base,
+                            "status": "problem",
+                            "message": f"it grants net {hosts}, but {refused}",
+                            "fix": "run the server as root with [functions] network_namespace = true, or drop "
+                            "the grant",
+                        }
+                    )
+                elif self.net.egress is None:
+                    out.append(
+                        {
+                            **base,
+                            "status": "warn",
+                            "message": f"it grants net {hosts}; without a network namespace that opens the whole "
+                            "network (allow_unconfined_net)",
+                            "fix": "run the server as root with [functions] network_namespace = true",
+                        }
+                    )
+            gpu = (config.get("resources") or {}).get("gpu")
+            if gpu:
+                try:
+                    self.gpu.check(
+                        gpu.get("vendor", "nvidia"), int(gpu.get("count", 1)), bool(gpu.get("required", True))
+                    )
+                except Exception as exc:
+                    out.append(
+                        {
+                            **base,
+                            "status": "problem",
+                            "message": f"it needs a GPU this host lacks: {exc}",
+                            "fix": "run it on a host with the GPU, or set resources.gpu.required = false",
+                        }
+                    )
+            if row["runtime"] == "deno" and not self.runtimes["deno"].available():
+                out.append(
+                    {
+                        **base,
+                        "status": "problem",
+                        "message": "it is a Deno function and no deno binary is found",
+                        "fix": "pip install deno, or set [functions] deno_path",
+                    }
+                )
+            needs_memory = True
+        if needs_memory and conf.cgroups == "none":
+            out.append(
+                {
+                    "check": "confinement",
+                    "status": "warn",
+                    "message": "no cgroups here: a function's memory_mb is enforced by RLIMIT_AS only (virtual memory) "
+                    "and its processes are not counted together",
+                    "fix": "run the server as root on a host with cgroup v2 (or v1 memory+pids) delegated",
+                }
+            )
+        if rows and not conf.uid_drop:
+            out.append(
+                {
+                    "check": "confinement",
+                    "status": "warn",
+                    "message": "functions run as the server's own user: user code can read what the server reads",
+                    "fix": "run the server as root so each worker drops to its own uid ([functions] uid_base)",
+                }
+            )
+        if not any(f["check"] == "confinement" for f in out):
+            level = ", ".join(k for k, v in conf.describe().items() if v is True) or "rlimits only"
+            out.append(
+                {
+                    "check": "confinement",
+                    "status": "ok",
+                    "message": f"{len(rows)} function version(s) need nothing this host lacks (confinement: {level})",
+                    "details": {"confinement": conf.describe()},
+                }
+            )
+        if tenant is None:
+            out.append(await asyncio.to_thread(self._runtime_versions))
+        return out
+
+    def _runtime_versions(self) -> dict[str, Any]:
+        import importlib.metadata
+        import platform
+        import subprocess
+
+        versions: dict[str, Any] = {"python": platform.python_version()}
+        try:
+            versions["wasmtime"] = importlib.metadata.version("wasmtime")
+        except importlib.metadata.PackageNotFoundError:
+            versions["wasmtime"] = None
+        deno = self.runtimes["deno"]
+        path = getattr(deno, "deno_path", None)
+        versions["deno"] = None
+        if path:
+            try:
+                text = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+                versions["deno"] = text.split()[1] if text.startswith("deno ") else text.strip() or None
+            except (OSError, subprocess.SubprocessError) as exc:
+                versions["deno"] = f"unreadable: {exc}"
+        missing = [name for name in ("wasmtime", "deno") if not versions[name]]
+        message = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+        if missing:
+            return {
+                "check": "runtimes",
+                "status": "warn",
+                "message": f"{message}; not available: {', '.join(missing)} (functions of that runtime cannot run)",
+                "fix": "pip install deno (or set [functions] deno_path) / pip install wasmtime",
+                "details": versions,
+            }
+        return {"check": "runtimes", "status": "ok", "message": message, "details": versions}
+
     async def resolve_trn(self, target: Any) -> dict[str, Any] | None:
         try:
             if target.qualifier and target.qualifier.isdigit():

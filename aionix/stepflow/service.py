@@ -47,6 +47,8 @@ class StepFlowConfig(BaseModel):
     retention_days: float = Field(30.0, gt=0)
     prune_interval_seconds: float = Field(60.0, gt=0)
     plan_cache_size: int = Field(1024, ge=1)
+    #: the `s3` connection a distributed Map's ItemReader/ResultWriter uses when it names none
+    s3_connection: str | None = None
 
 
 def _dumps(value: Any) -> str:
@@ -127,6 +129,40 @@ class StepFlowService:
             log.info("resumed %d running execution(s)", count)
         return count
 
+    async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
+        """`aio admin doctor`: executions RUNNING in the store that no task of this server runs
+        (their resume failed, e.g. the version they ran is gone): they would never finish."""
+        rows = await self.store.fetch_all("doctor.running_executions", {"tenant": tenant, "limit": 1000})
+        out: list[dict[str, Any]] = []
+        for row in rows:
+            if row["id"] in self.runs:
+                continue
+            again = await self.store.fetch_one("stepflow.get_execution", {"id": row["id"]})
+            if again is None or again["status"] != "RUNNING" or row["id"] in self.runs:
+                continue  # it finished (or started running) between the two reads
+            out.append(
+                {
+                    "check": "stuck-executions",
+                    "status": "problem",
+                    "tenant": row["tenant"],
+                    "resource": f"trn:stepflow:{row['tenant']}:execution/{row['id']}",
+                    "message": f"execution {row['id']} of {row['workflow']} v{row['version']} is RUNNING in the "
+                    "store but no task on this server runs it (it could not be resumed: the server log says why)",
+                    "fix": "restart the server to resume it; if the log shows it cannot resume, cancel it "
+                    f"(POST /api/v1/executions/{row['id']}/cancel) or mark it ABORTED while the server is stopped",
+                    "details": {"started_at": row["started_at"]},
+                }
+            )
+        if not out:
+            out.append(
+                {
+                    "check": "stuck-executions",
+                    "status": "ok",
+                    "message": f"every RUNNING execution ({len(rows)}) has a task on this server",
+                }
+            )
+        return out
+
     async def _load_run(self, row: dict[str, Any]) -> Run:
         plan = await self.plan(row["tenant"], row["workflow"], row["version"])
         snap = jsonutil.loads(row["snapshot"])
@@ -151,6 +187,9 @@ class StepFlowService:
             inserted=True,
         )
         run.first_durable.set_result(None)
+        if run.status == "RUNNING":
+            # map items and parallel branches that finished after the snapshot stay finished
+            await self.engine.items.restore(run)
         return run
 
     def _launch(self, run: Run) -> None:
@@ -532,6 +571,8 @@ class StepFlowService:
         """One checkpoint: the execution row, new history events, timers and tokens, in one transaction.
         (`Run.event` keeps the history within `max_history_events` before anything gets here.)"""
         terminal = run.status in TERMINAL
+        # children of these map/parallel entries are new in this snapshot: their old item rows go
+        scopes, run.item_scopes = run.item_scopes, set()
         row = {
             "id": run.id,
             "status": run.status,
@@ -577,6 +618,8 @@ class StepFlowService:
                 tx.executemany("stepflow.upsert_timer", timer_rows)
             if token_rows:
                 tx.executemany("stepflow.insert_token", token_rows)
+            if scopes or terminal:
+                self.engine.items.persist(tx, run, scopes, terminal)
 
         await self.store.transaction(tx_fn)
         if insert is not None:
@@ -943,6 +986,7 @@ class StepFlowService:
             def tx_fn(tx: Any, batch: list[tuple[str]] = batch) -> None:
                 tx.executemany("stepflow.delete_history", batch)
                 tx.executemany("stepflow.delete_tokens", batch)
+                tx.executemany("stepflow_items.clear_execution", batch)
                 tx.executemany("stepflow.delete_execution", batch)
 
             await self.store.transaction(tx_fn)

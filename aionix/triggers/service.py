@@ -172,6 +172,66 @@ class TriggerService:
         rows = rows[:limit]
         return {"items": rows, "next_cursor": str(rows[-1]["id"]) if more and rows else None}
 
+    async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
+        """`aio admin doctor`: triggers whose target is gone (each fire would fail), and the
+        outbox backlog (fires waiting for delivery, and how late the oldest is)."""
+        from aionix import trn as trnlib
+
+        out: list[dict[str, Any]] = []
+        rows = await self.rt.store.fetch_all("doctor.trigger_targets", {"tenant": tenant})
+        for row in rows:
+            target = row["target"]
+            gone: str | None = None
+            if trnlib.is_trn(target):
+                parsed = trnlib.parse(target)
+                resolver = self.rt.resolvers.get((parsed.service, parsed.type))
+                if resolver is not None and await resolver(parsed) is None:
+                    gone = f"its target {target} no longer exists"
+            elif not self.rt.bus.has_target(target):
+                gone = f"its target action kind {target!r} is not known to this server"
+            if gone is not None:
+                state = "enabled: every fire fails" if row["enabled"] else "disabled"
+                out.append(
+                    {
+                        "check": "trigger-targets",
+                        "status": "problem" if row["enabled"] else "warn",
+                        "tenant": row["tenant"],
+                        "resource": f"trn:igniter:{row['tenant']}:trigger/{row['name']}",
+                        "message": f"trigger {row['name']} ({row['kind']}, {state}): {gone}",
+                        "fix": f"point it at an existing target (`aio tr update {row['name']} -f DEFINITION`), "
+                        f"create the target again, or delete the trigger (`aio tr delete {row['name']}`)",
+                    }
+                )
+        if not out:
+            out.append(
+                {"check": "trigger-targets", "status": "ok", "message": f"all {len(rows)} trigger targets exist"}
+            )
+        box = await self.rt.store.fetch_one("doctor.outbox", {"tenant": tenant}) or {}
+        pending = int(box.get("pending") or 0)
+        late = max(0.0, self.clock() - box["oldest_due"]) if box.get("oldest_due") is not None else 0.0
+        details = {"pending": pending, "oldest_late_seconds": round(late, 3)}
+        if pending and late > 300:  # past due by more than five minutes
+            out.append(
+                {
+                    "check": "trigger-outbox",
+                    "status": "warn",
+                    "message": f"{pending} trigger fire(s) wait for delivery; the oldest is {late:.0f} s past due "
+                    "(targets failing or slow: fires are retried with backoff, then dead)",
+                    "fix": "look at the failing deliveries (`aio tr history NAME`) and fix their targets",
+                    "details": details,
+                }
+            )
+        else:
+            out.append(
+                {
+                    "check": "trigger-outbox",
+                    "status": "ok",
+                    "message": f"{pending} trigger fire(s) pending delivery, none late",
+                    "details": details,
+                }
+            )
+        return out
+
     async def resolve(self, trn: Any) -> dict[str, Any] | None:
         row = await self.rt.store.fetch_one("triggers.get_trigger", {"tenant": trn.tenant, "name": trn.path})
         return to_api(row) if row is not None else None
