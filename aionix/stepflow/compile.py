@@ -113,6 +113,8 @@ class StatePlan:
     max_concurrency_template: Template | None = None
     tolerated_count_template: Template | None = None
     tolerated_percentage_template: Template | None = None
+    # a distributed Map (ASL ProcessorConfig.Mode DISTRIBUTED): `asl.distributed.Spec`
+    distributed: Any = None
     # router
     routes: list[RoutePlan] = field(default_factory=list)
     default: str | None = None

@@ -607,6 +607,10 @@ class Engine:
         if kind == "parallel":
             return await self._bounded(plan, self._parallel(run, frame, plan))
         if kind == "map":
+            if plan.distributed is not None:  # child executions per batch (asl/distributed.py)
+                from aionix.stepflow.asl.distributed import run_map
+
+                return await self._bounded(plan, run_map(self, run, frame, plan))
             return await self._bounded(plan, self._map(run, frame, plan))
         raise Failure(plan_mod.RUNTIME, f"unknown state type {kind!r}")
 

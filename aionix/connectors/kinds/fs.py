@@ -39,6 +39,7 @@ class PathParams(Params):
 class ReadParams(PathParams):
     encoding: Literal["utf-8", "base64"] = "utf-8"
     max_bytes: int | None = Field(None, ge=1, description="read at most this much (truncated: true)")
+    offset: int = Field(0, ge=0, description="start reading at this byte (paged reads of big files)")
 
 
 class WriteParams(PathParams):
@@ -94,6 +95,8 @@ async def run_read(call: Invocation) -> dict[str, Any]:
 
     def read() -> tuple[bytes, int]:
         with open(path, "rb") as f:
+            if p.offset:
+                f.seek(p.offset)
             data = f.read(limit + 1)
             return data, os.fstat(f.fileno()).st_size
 

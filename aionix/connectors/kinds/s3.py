@@ -51,6 +51,9 @@ class PutParams(ObjectParams):
 class GetParams(ObjectParams):
     encoding: Literal["utf-8", "base64"] = "utf-8"
     max_bytes: int | None = Field(None, ge=1)
+    offset: int | None = Field(
+        None, ge=0, description="a ranged GET from this byte (max_bytes long); size is then the object's size"
+    )
 
 
 class ListParams(Params):
@@ -278,7 +281,16 @@ async def run_get(call: Invocation) -> dict[str, Any]:
     p: GetParams = call.params
     bucket = _bucket(call, p.bucket)
     limit = min(p.max_bytes or call.max_result_bytes, call.max_result_bytes)
-    result = await _call(call, "GET", _object_url(call.connection.config, bucket, p.key), {}, max_bytes=limit, raw=True)  # type: ignore[union-attr]
+    ranged = {"range": f"bytes={p.offset}-{p.offset + limit - 1}"} if p.offset is not None else None
+    try:
+        result = await _call(
+            call, "GET", _object_url(call.connection.config, bucket, p.key), {}, headers=ranged, max_bytes=limit, raw=True  # type: ignore[union-attr]
+        )
+    except BusError as exc:
+        if ranged is None or exc.error != "S3.InvalidRange":
+            raise
+        # a range that starts at (or past) the end of the object: nothing more to read
+        return {"bucket": bucket, "key": p.key, "content": "", "encoding": p.encoding, "size": p.offset, "truncated": False}
     body = result["body"]
     if result.get("body_encoding") == "base64":
         raw = base64.b64decode(body)
@@ -297,11 +309,19 @@ async def run_get(call: Invocation) -> dict[str, Any]:
         "content": content,
         "encoding": p.encoding,
         "content_type": headers.get("content-type"),
-        "size": int(headers.get("content-length") or len(raw)),
+        "size": _object_size(headers, len(raw)),
         "etag": headers.get("etag", "").strip('"'),
         "truncated": result["truncated"],
         "metadata": {k.removeprefix("x-amz-meta-"): v for k, v in headers.items() if k.startswith("x-amz-meta-")},
     }
+
+
+def _object_size(headers: dict[str, Any], received: int) -> int:
+    """The object's size: from Content-Range (`bytes 0-99/1234`) on a ranged GET."""
+    ranged = headers.get("content-range", "")
+    if "/" in ranged and ranged.rsplit("/", 1)[1].isdigit():
+        return int(ranged.rsplit("/", 1)[1])
+    return int(headers.get("content-length") or received)
 
 
 async def run_list(call: Invocation) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from aionix import expr
 from aionix.expr import References
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.asl import choice as choice_mod
-from aionix.stepflow.asl import resources
+from aionix.stepflow.asl import distributed, resources
 from aionix.stepflow.asl.evaluate import (
     MISSING,
     Scope,
@@ -229,6 +229,8 @@ def _build_state(
             plan.max_concurrency_template = builder.map_limit("MaxConcurrency")
             plan.tolerated_count_template = builder.map_limit("ToleratedFailureCount")
             plan.tolerated_percentage_template = builder.map_limit("ToleratedFailurePercentage")
+            if distributed.is_distributed(s):
+                plan.distributed = distributed.compile_spec(name, s, jsonata_mode)
         else:
             assert target is not None
             plan.mode = target.mode

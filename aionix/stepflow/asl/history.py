@@ -170,6 +170,18 @@ def format_history(
             add("MapStateStarted", ts, "mapStateStartedEventDetails", {"length": detail.get("items", 0)})
         elif kind == "ParallelStarted":
             add("ParallelStateStarted", ts)
+        elif kind == "MapRunStarted":  # a distributed Map: its child executions form the map run
+            add("MapStateStarted", ts, "mapStateStartedEventDetails", {"length": 0})
+            add("MapRunStarted", ts, "mapRunStartedEventDetails", {"mapRunArn": detail.get("map_run_arn")})
+        elif kind == "MapRunSucceeded":
+            add("MapRunSucceeded", ts)
+        elif kind == "MapRunFailed":
+            add(
+                "MapRunFailed",
+                ts,
+                "mapRunFailedEventDetails",
+                {k: detail[k] for k in ("error", "cause") if detail.get(k) is not None},
+            )
         elif kind == "WaitStarted" or kind == "WaitEnded" or kind == "RetryScheduled" or kind == "Caught":
             pass
         elif kind == "ExecutionSucceeded":

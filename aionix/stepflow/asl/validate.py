@@ -8,7 +8,7 @@ from typing import Any
 
 from aionix import expr
 from aionix.stepflow.asl import choice as choice_mod
-from aionix.stepflow.asl import intrinsics, jsonpath, resources
+from aionix.stepflow.asl import distributed, intrinsics, jsonpath, resources
 from aionix.stepflow.asl.evaluate import compile_jsonata, constant
 from aionix.stepflow.models import Problem, ValidationReport
 
@@ -89,9 +89,6 @@ JSONPATH_ONLY = {
 }
 JSONATA_ONLY = {"Arguments", "Output", "Items"}
 UNSUPPORTED = {
-    "ItemReader": "distributed Map (ItemReader) is not supported; use an inline Map",
-    "ItemBatcher": "distributed Map (ItemBatcher) is not supported; use an inline Map",
-    "ResultWriter": "distributed Map (ResultWriter) is not supported; use an inline Map",
     "Credentials": "Credentials (cross-account roles) are not supported",
 }
 #: the fields of a catcher (ResultPath: JSONPath only; Output: JSONata only)
@@ -349,9 +346,7 @@ class _Checker:
         if "ItemSelector" in s and "Parameters" in s:
             self.err((*p, "Parameters"), "a Map state takes ItemSelector or Parameters, not both")
         processor = s[key]
-        config = processor.get("ProcessorConfig", {}) if isinstance(processor, dict) else {}
-        if isinstance(config, dict) and config.get("Mode", "INLINE") != "INLINE":
-            self.err((*p, key, "ProcessorConfig", "Mode"), "only INLINE Map processing is supported")
+        distributed.check(p, s, ql, self.err)  # ProcessorConfig, ItemReader, ItemBatcher, ResultWriter
         if isinstance(processor, dict):
             inner = {k: v for k, v in processor.items() if k != "ProcessorConfig"}
             self.machine(inner, (*p, key), ql)

@@ -1,0 +1,400 @@
+"""Distributed Map (`ProcessorConfig.Mode: DISTRIBUTED`) on a real server: items read in pages
+from files (`aionix:::fs:read`, the `fs` connector under `[connectors] fs_roots`) and from S3
+(`s3:getObject`, `s3:listObjectsV2` through the `s3` connector), batched, run as child
+executions, results written like Step Functions' ResultWriter, failures tolerated, a SIGKILL
+resumed without re-running finished batches, and a redrive that re-runs only failed batches.
+
+The S3-compatible server is moto's server mode on loopback (signature checking on): the
+stand-in for MinIO, whose server is not in the package registries (tests/connectors/services.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from connectors.services import start_s3
+from serverproc import ServerProcess
+
+TENANT = "default"
+
+
+def _env(fs_root: Path, **extra: str) -> dict[str, str]:
+    return {
+        "AIONIX_CONNECTORS_ALLOW_HOSTS": "127.0.0.1",
+        "AIONIX_CONNECTORS_FS_ROOTS": str(fs_root),
+        "AIONIX_STEPFLOW_S3_CONNECTION": "maps-s3",
+        "AIONIX_SECURITY_RATE_LIMIT_PER_KEY": "100000",
+        "AIONIX_SECURITY_RATE_LIMIT_PER_KEY_BURST": "100000",
+        "AIONIX_SECURITY_RATE_LIMIT_PER_IP": "100000",
+        "AIONIX_SECURITY_RATE_LIMIT_PER_IP_BURST": "100000",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def fs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dmap-fs")
+    (root / TENANT).mkdir(mode=0o700)
+    return root
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory, fs_root: Path):
+    proc = ServerProcess(tmp_path_factory.mktemp("dmap-server"), env=_env(fs_root)).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def c(srv: ServerProcess):
+    with srv.client(timeout=60.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def s3(c: httpx.Client):
+    """moto on loopback, a bucket, and the `maps-s3` connection ([stepflow] s3_connection)."""
+    server = start_s3()
+    secret = f"s3key-{uuid.uuid4().hex[:8]}"
+    assert (
+        c.post("/api/v1/secrets", json={"name": secret, "type": "password", "value": server.secret_key}).status_code
+        == 201
+    )
+    config = {"endpoint_url": server.url, "access_key_id": server.access_key, "secret_access_key_secret": secret}
+    r = c.post("/api/v1/connections", json={"name": "maps-s3", "kind": "s3", "config": config})
+    assert r.status_code == 201, r.text
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+    )
+    client.create_bucket(Bucket="maps")
+    yield client
+    server.stop()
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _create(c: httpx.Client, definition: dict[str, Any]) -> str:
+    name = _name("dmap")
+    r = c.post("/api/v1/workflows", json={"name": name, "definition": definition})
+    assert r.status_code == 201, r.text
+    return name
+
+
+def _start(c: httpx.Client, name: str, input: Any = None) -> str:
+    r = c.post(f"/api/v1/workflows/{name}/executions", json={"input": input or {}})
+    assert r.status_code in (200, 201, 202), r.text
+    return r.json()["execution_id"]
+
+
+def _wait(c: httpx.Client, eid: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (env := c.get(f"/api/v1/executions/{eid}").json())["status"] == "RUNNING":
+        assert time.monotonic() < deadline, env
+        time.sleep(0.05)
+    return env
+
+
+def _history(c: httpx.Client, eid: str) -> list[dict[str, Any]]:
+    return c.get(f"/api/v1/executions/{eid}/history", params={"limit": 1000}).json()["items"]
+
+
+def _children(c: httpx.Client, name: str, parent: str) -> list[dict[str, Any]]:
+    """The child executions of a map run (they run the parent's workflow version)."""
+    out, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"workflow": name, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = c.get("/api/v1/executions", params=params).json()
+        out += [e for e in page["items"] if e["execution_id"] != parent]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return out
+
+
+def _map(reader: dict[str, Any] | None, processor_states: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "Type": "Map",
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": next(iter(processor_states)),
+            "States": processor_states,
+        },
+        "End": True,
+        **fields,
+    }
+    if reader is not None:
+        state["ItemReader"] = reader
+    return {"StartAt": "M", "States": {"M": state}}
+
+
+COUNT = {"Count": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($.Items)"}, "End": True}}
+
+
+def test_csv_file_batched_with_result_files_and_child_executions(c, fs_root):
+    rows = ["id,name,score"] + [f"{i},name {i},{i % 7}" for i in range(2500)]
+    rows[5] = '4,"quoted, with comma",4'
+    (fs_root / TENANT / "people.csv").write_text("\n".join(rows) + "\n")
+    definition = _map(
+        {
+            "Resource": "aionix:::fs:read",
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Path.$": "$.file"},
+        },
+        {"Echo": {"Type": "Pass", "End": True}},
+        ItemBatcher={"MaxItemsPerBatch": 1000, "BatchInput": {"source.$": "$.file"}},
+        ResultWriter={"Resource": "aionix:::fs:write", "Parameters": {"Prefix": "out/people"}},
+    )
+    name = _create(c, definition)
+    eid = _start(c, name, {"file": "people.csv"})
+    env = _wait(c, eid)
+    assert env["status"] == "SUCCEEDED", env
+    out = env["output"]
+    assert out["MapRunArn"].startswith("arn:aws:states:")
+    manifest_key = out["ResultWriterDetails"]["Key"]
+    assert manifest_key.startswith("out/people/") and manifest_key.endswith("/manifest.json")
+    manifest = json.loads((fs_root / TENANT / manifest_key).read_text())
+    assert manifest["MapRunArn"] == out["MapRunArn"]
+    assert manifest["ResultFiles"]["FAILED"] == [] and manifest["ResultFiles"]["PENDING"] == []
+    results = []
+    for f in manifest["ResultFiles"]["SUCCEEDED"]:
+        assert Path(f["Key"]).name.startswith("SUCCEEDED_")
+        data = (fs_root / TENANT / f["Key"]).read_bytes()
+        assert len(data) == f["Size"]
+        results += json.loads(data)
+    assert len(results) == 3  # 2,500 rows in batches of 1,000
+    assert all(r["Status"] == "SUCCEEDED" for r in results)
+    items = [item for r in results for item in json.loads(r["Output"])["Items"]]
+    assert len(items) == 2500
+    assert items[0] == {"id": "0", "name": "name 0", "score": "0"}
+    assert items[4] == {"id": "4", "name": "quoted, with comma", "score": "4"}
+    assert json.loads(results[0]["Input"])["BatchInput"] == {"source": "people.csv"}
+    # children are real executions with their own history, linked from the parent's
+    history = _history(c, eid)
+    started = next(e for e in history if e["type"] == "MapRunStarted")
+    assert started["detail"]["map_run_arn"] == out["MapRunArn"]
+    assert history[-1]["type"] == "ExecutionSucceeded"
+    children = _children(c, name, eid)
+    assert len(children) == 3
+    child = c.get(f"/api/v1/executions/{results[0]['Name']}").json()
+    assert child["status"] == "SUCCEEDED" and len(child["input"]["Items"]) == 1000
+    child_history = _history(c, results[0]["Name"])
+    assert child_history[0]["type"] == "ExecutionStarted"
+    assert child_history[0]["detail"]["parent_id"] == eid
+    assert child_history[0]["detail"]["map_run_id"] == started["detail"]["map_run_id"]
+    asl = c.get(f"/api/v1/executions/{eid}/history", params={"format": "asl"}).json()["events"]
+    types = [e["type"] for e in asl]
+    assert "MapRunStarted" in types and "MapRunSucceeded" in types
+    assert (
+        next(e for e in asl if e["type"] == "MapRunStarted")["mapRunStartedEventDetails"]["mapRunArn"]
+        == out["MapRunArn"]
+    )
+
+
+def test_jsonl_and_json_files_without_a_writer_give_the_outputs(c, fs_root):
+    (fs_root / TENANT / "rows.jsonl").write_text("".join(json.dumps({"v": i}) + "\n" for i in range(50)) + "\n")
+    (fs_root / TENANT / "rows.json").write_text(json.dumps([{"v": i, "s": "é" * (i % 3)} for i in range(40)], indent=1))
+    double = {"Double": {"Type": "Pass", "Parameters": {"d.$": "States.MathAdd($.v, $.v)"}, "End": True}}
+    for path, count in (("rows.jsonl", 50), ("rows.json", 40)):
+        definition = _map(
+            {
+                "Resource": "aionix:::fs:read",
+                "ReaderConfig": {"InputType": "JSONL" if path.endswith("l") else "JSON", "MaxItems": 30},
+                "Parameters": {"Path": path},
+            },
+            double,
+            MaxConcurrency=4,
+        )
+        eid = _start(c, _create(c, definition))
+        env = _wait(c, eid)
+        assert env["status"] == "SUCCEEDED", env
+        assert env["output"] == [{"d": 2 * i} for i in range(min(30, count))]
+
+
+def test_item_selector_and_batch_bytes(c, fs_root):
+    (fs_root / TENANT / "sel.jsonl").write_text(
+        "".join(json.dumps({"v": i, "pad": "x" * 50}) + "\n" for i in range(100))
+    )
+    definition = _map(
+        {"Resource": "aionix:::fs:read", "ReaderConfig": {"InputType": "JSONL"}, "Parameters": {"Path": "sel.jsonl"}},
+        COUNT,
+        ItemSelector={"v.$": "$$.Map.Item.Value.v", "tag.$": "$.tag", "index.$": "$$.Map.Item.Index"},
+        ItemBatcher={"MaxInputBytesPerBatch": 512},
+    )
+    name = _create(c, definition)
+    eid = _start(c, name, {"tag": "t"})
+    env = _wait(c, eid)
+    assert env["status"] == "SUCCEEDED", env
+    sizes = [o["n"] for o in env["output"]]
+    assert sum(sizes) == 100 and len(sizes) >= 6
+    for child in _children(c, name, eid):
+        assert len(json.dumps(child["input"], separators=(",", ":"))) <= 512
+        first = child["input"]["Items"][0]
+        assert first["tag"] == "t" and first["index"] == first["v"]
+
+
+def test_failure_tolerance_failed_files_and_redrive_reruns_only_failed_batches(c, fs_root):
+    (fs_root / TENANT / "nums.jsonl").write_text("".join(json.dumps({"v": i}) + "\n" for i in range(10)))
+    flag = fs_root / TENANT / "flags" / "ok"
+    flag.parent.mkdir(exist_ok=True)
+    flag.unlink(missing_ok=True)
+    processor = {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.v", "NumericEquals": 7, "Next": "Gate"}],
+            "Default": "Done",
+        },
+        # item 7 needs the flag file: it fails until the test writes it
+        "Gate": {
+            "Type": "Task",
+            "Resource": "fs",
+            "Parameters": {"operation": "read", "path": "flags/ok"},
+            "Next": "Done",
+        },
+        "Done": {"Type": "Pass", "Result": "ok", "End": True},
+    }
+    reader = {
+        "Resource": "aionix:::fs:read",
+        "ReaderConfig": {"InputType": "JSONL"},
+        "Parameters": {"Path": "nums.jsonl"},
+    }
+    tolerant = _map(
+        reader,
+        processor,
+        ToleratedFailureCount=1,
+        ResultWriter={"Resource": "aionix:::fs:write", "Parameters": {"Prefix": "out/tolerant"}},
+    )
+    env = _wait(c, _start(c, _create(c, tolerant)))
+    assert env["status"] == "SUCCEEDED", env
+    manifest = json.loads((fs_root / TENANT / env["output"]["ResultWriterDetails"]["Key"]).read_text())
+    failed = json.loads((fs_root / TENANT / manifest["ResultFiles"]["FAILED"][0]["Key"]).read_text())
+    assert [json.loads(f["Input"]) for f in failed] == [{"v": 7}]
+    assert failed[0]["Status"] == "FAILED" and failed[0]["Error"] == "Fs.NotFound"
+    succeeded = json.loads((fs_root / TENANT / manifest["ResultFiles"]["SUCCEEDED"][0]["Key"]).read_text())
+    assert len(succeeded) == 9
+
+    strict = _map(reader, processor, MaxConcurrency=1)
+    name = _create(c, strict)
+    eid = _start(c, name)
+    env = _wait(c, eid)
+    assert env["status"] == "FAILED", env
+    assert env["error"]["error"] == "States.ExceedToleratedFailureThreshold"
+    before = {e["execution_id"]: e for e in _children(c, name, eid)}
+    assert len(before) == 8  # items 0-7 ran one at a time; the failure stopped the run
+    flag.write_text("yes")
+    r = c.post(f"/api/v1/executions/{eid}/redrive")
+    assert r.status_code in (200, 202), r.text
+    env = _wait(c, eid)
+    assert env["status"] == "SUCCEEDED", env
+    assert env["output"] == ["ok"] * 10
+    after = {e["execution_id"]: e for e in _children(c, name, eid)}
+    assert len(after) == 10  # the two unread items ran; nothing was started twice
+    redriven = [e for e in after.values() if e["redrive_count"]]
+    assert [e["input"] for e in redriven] == [{"v": 7}]
+    for eid_, e in before.items():
+        if e["status"] == "SUCCEEDED":
+            assert after[eid_]["stopped_at"] == e["stopped_at"] and after[eid_]["redrive_count"] == 0
+
+
+def test_s3_readers_and_writer(c, s3):
+    s3.put_object(Bucket="maps", Key="in/data.csv", Body=b"a;b\n1;x\n2;y\n3;z\n")
+    s3.put_object(Bucket="maps", Key="in/data.jsonl", Body=b'{"k": 1}\n{"k": 2}\n')
+    s3.put_object(Bucket="maps", Key="in/data.json", Body=json.dumps([{"k": i} for i in range(5)]).encode())
+    # a CSV read with GIVEN headers (so the first row is data), ranged GETs of a small page
+    given = _map(
+        {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {
+                "InputType": "CSV",
+                "CSVHeaderLocation": "GIVEN",
+                "CSVHeaders": ["x", "y"],
+                "CSVDelimiter": "SEMICOLON",
+            },
+            "Parameters": {"Bucket": "maps", "Key": "in/data.csv"},
+        },
+        {"P": {"Type": "Pass", "End": True}},
+    )
+    env = _wait(c, _start(c, _create(c, given)))
+    assert env["status"] == "SUCCEEDED", env
+    assert env["output"] == [{"x": "a", "y": "b"}, {"x": "1", "y": "x"}, {"x": "2", "y": "y"}, {"x": "3", "y": "z"}]
+    for key, expected in (("in/data.jsonl", [{"k": 1}, {"k": 2}]), ("in/data.json", [{"k": i} for i in range(5)])):
+        definition = _map(
+            {
+                "Resource": "arn:aws:states:::s3:getObject",
+                "ReaderConfig": {"InputType": "JSONL" if key.endswith("l") else "JSON"},
+                "Parameters": {"Bucket": "maps", "Key": key, "Connection": "maps-s3"},
+            },
+            {"P": {"Type": "Pass", "End": True}},
+        )
+        env = _wait(c, _start(c, _create(c, definition)))
+        assert env["status"] == "SUCCEEDED", env
+        assert env["output"] == expected
+    # a listing, written back to S3 like Step Functions' ResultWriter
+    listing = _map(
+        {"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "maps", "Prefix": "in/"}},
+        {"P": {"Type": "Pass", "Parameters": {"key.$": "$.Key", "size.$": "$.Size"}, "End": True}},
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "maps", "Prefix": "results"},
+        },
+    )
+    env = _wait(c, _start(c, _create(c, listing)))
+    assert env["status"] == "SUCCEEDED", env
+    details = env["output"]["ResultWriterDetails"]
+    assert details["Bucket"] == "maps"
+    manifest = json.loads(s3.get_object(Bucket="maps", Key=details["Key"])["Body"].read())
+    assert manifest["DestinationBucket"] == "maps"
+    (part,) = manifest["ResultFiles"]["SUCCEEDED"]
+    body = s3.get_object(Bucket="maps", Key=part["Key"])["Body"].read()
+    assert len(body) == part["Size"]
+    outputs = sorted((json.loads(e["Output"]) for e in json.loads(body)), key=lambda o: o["key"])
+    assert outputs == [
+        {"key": "in/data.csv", "size": 16},
+        {"key": "in/data.json", "size": len(json.dumps([{"k": i} for i in range(5)]))},
+        {"key": "in/data.jsonl", "size": 18},
+    ]
+
+
+def test_invalid_distributed_fields_are_4xx_naming_the_field(c):
+    cases = [
+        (
+            {"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": "k"}},
+            {},
+            "/ItemReader/ReaderConfig/InputType",
+        ),
+        ({"Resource": "arn:aws:states:::dynamodb:scan", "Parameters": {}}, {}, "/ItemReader/Resource"),
+        (
+            {
+                "Resource": "aionix:::fs:read",
+                "Parameters": {"Path": "x"},
+                "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "GIVEN"},
+            },
+            {},
+            "/ItemReader/ReaderConfig/CSVHeaders",
+        ),
+        (None, {"ItemBatcher": {"MaxItemsPerBatch": 0}}, "/ItemBatcher/MaxItemsPerBatch"),
+        (None, {"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}}, "/ResultWriter/Parameters"),
+    ]
+    for reader, fields, pointer in cases:
+        definition = _map(reader, {"P": {"Type": "Pass", "End": True}}, **fields)
+        r = c.post("/api/v1/workflows", json={"name": _name("bad"), "definition": definition})
+        assert r.status_code in (400, 422), r.text
+        assert f"/States/M{pointer}" in r.text, r.text
+    inline = _map(None, {"P": {"Type": "Pass", "End": True}}, ItemBatcher={"MaxItemsPerBatch": 2})
+    inline["States"]["M"]["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    r = c.post("/api/v1/workflows", json={"name": _name("bad"), "definition": inline})
+    assert r.status_code in (400, 422) and "/States/M/ItemBatcher" in r.text, r.text
