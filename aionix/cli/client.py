@@ -99,6 +99,8 @@ class Client:
     url: str
     api_key: str | None
     timeout: float = 60.0
+    #: where the key came from, named when the server refuses it (401)
+    key_source: str = ""
     _http: httpx.Client | None = field(default=None, repr=False)
 
     @classmethod
@@ -108,9 +110,18 @@ class Client:
         if profile and profile not in profiles:
             raise CLIError(f"no profile {profile!r} in {credentials_path()}", EXIT_USAGE)
         data = profiles.get(chosen, {})
+        if api_key:
+            source = "the --api-key flag"
+        elif os.environ.get("AIONIX_API_KEY"):
+            source = "the AIONIX_API_KEY environment variable"
+        elif data.get("api_key"):
+            source = f"profile {chosen!r} in {credentials_path()}"
+        else:
+            source = "nowhere: pass --api-key, set AIONIX_API_KEY or run `aio login`"
         return cls(
             url=(url or os.environ.get("AIONIX_URL") or data.get("url") or DEFAULT_URL).rstrip("/"),
             api_key=api_key or os.environ.get("AIONIX_API_KEY") or data.get("api_key"),
+            key_source=source,
         )
 
     @property
@@ -146,7 +157,10 @@ class Client:
         except httpx.HTTPError as exc:
             raise CLIError(f"request to {self.url} failed: {exc}", EXIT_UNREACHABLE) from None
         if response.status_code >= 400:
-            raise CLIError(_error_line(response), status_exit_code(response.status_code))
+            line = _error_line(response)
+            if response.status_code == 401 and self.key_source:
+                line += f" (the API key came from {self.key_source})"
+            raise CLIError(line, status_exit_code(response.status_code))
         if raw:
             return response
         if response.status_code == 204 or not response.content:

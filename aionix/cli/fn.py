@@ -81,7 +81,9 @@ def deploy(
         result = st.client.post(
             "/api/v1/functions", {"name": fn_name, "runtime": fn_runtime, "code": {"zip_base64": code}, **settings}
         )
-    st.emit(result, columns=["name", "function", "version", "latest_version", "runtime", "code_sha256"])
+    st.emit(
+        result, columns=["name", "function", "version", "latest_version", "runtime", "code_sha256"], id_field="name"
+    )
 
 
 def _exists(st: Any, name: str) -> bool:
@@ -156,7 +158,11 @@ def publish(
     """Publish $LATEST as an immutable version."""
     st = state(ctx)
     body = {"description": description} if description else {}
-    st.emit(st.client.post(f"{_path(name)}/versions", body), columns=["function", "version", "sha256", "created_at"])
+    st.emit(
+        st.client.post(f"{_path(name)}/versions", body),
+        columns=["function", "version", "sha256", "created_at"],
+        id_field="version",
+    )
 
 
 @app.command("versions")

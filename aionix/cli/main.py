@@ -116,6 +116,10 @@ from aionix.cli.profile import login as _login  # noqa: E402
 
 app.command("login")(_login)
 
+from aionix.cli.lsp import lsp as _lsp  # noqa: E402
+
+app.command("lsp")(_lsp)
+
 for module_name, command in GROUPS:
     try:
         module = importlib.import_module(f"aionix.cli.{module_name}")
@@ -124,6 +128,10 @@ for module_name, command in GROUPS:
             continue
         raise
     app.add_typer(module.app, name=command)
+
+from aionix.cli.complete import install as _install_completion  # noqa: E402
+
+_install_completion(app)
 
 
 _GLOBAL_WITH_VALUE = {"--url", "--api-key", "--profile", "--output", "-o"}

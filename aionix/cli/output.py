@@ -1,5 +1,6 @@
-"""Printing results: `table` (fits 80 columns), `wide`, `json` (the API's objects, stable),
-`yaml`; `--quiet` prints only ids. Colour only on a TTY and never with `NO_COLOR`."""
+"""Printing results: `table` (shortened towards 80 columns, but ids and names are never cut),
+`wide`, `json` (the API's objects, stable), `yaml` (times as ISO 8601 UTC in both); `--quiet`
+prints only ids. Colour only on a TTY and never with `NO_COLOR`."""
 
 from __future__ import annotations
 
@@ -19,13 +20,45 @@ def use_colour() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
+def is_time_key(key: str) -> bool:
+    """A field that holds a point in time as Unix seconds (`created_at`, `due_at`, `ts`…)."""
+    return key.endswith("_at") or key == "ts"
+
+
+def iso_time(value: float) -> str:
+    """Unix seconds as ISO 8601 UTC with milliseconds: `2026-05-01T09:30:00.250Z`."""
+    return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_epoch(key: str, value: Any) -> bool:
+    return is_time_key(key) and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 1e8
+
+
+def iso_times(data: Any) -> Any:
+    """`data` with every time field (at any depth: history event details' `due_at` too) written
+    as ISO 8601 UTC, the one format of the CLI's JSON and YAML output. Other values unchanged."""
+    if isinstance(data, dict):
+        return {k: iso_time(v) if _is_epoch(k, v) else iso_times(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [iso_times(v) for v in data]
+    return data
+
+
+#: columns a default table never shortens: they are what users copy into the next command
+_WHOLE = ("id", "name", "trn", "token", "path", "seq", "workflow", "function", "trigger")
+
+
+def _keep_whole(column: str) -> bool:
+    return column in _WHOLE or column.endswith("_id")
+
+
 def _cell(value: Any, column: str) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) and column.endswith(("_at", "ts")) and value > 1e9:
-        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if _is_epoch(column, value):
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, (dict, list)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
@@ -38,8 +71,13 @@ def table(rows: list[dict[str, Any]], columns: list[str], *, wide: bool = False)
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     if not wide:
         budget = max(40, min(shutil.get_terminal_size((80, 24)).columns, 80))
-        while sum(widths) + 2 * (len(widths) - 1) > budget and max(widths) > 8:
-            i = widths.index(max(widths))
+        # shorten the widest column that may be shortened; ids and names stay whole (a table
+        # wider than the terminal is better than an id that cannot be copied)
+        free = [i for i, c in enumerate(columns) if not _keep_whole(c)]
+        while free and sum(widths) + 2 * (len(widths) - 1) > budget:
+            i = max(free, key=lambda j: widths[j])
+            if widths[i] <= 8:
+                break
             widths[i] -= 1
 
     def fit(text: str, width: int) -> str:
@@ -52,6 +90,21 @@ def table(rows: list[dict[str, Any]], columns: list[str], *, wide: bool = False)
     for row in cells:
         lines.append("  ".join(fit(v, w).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+#: what `--quiet` prints when a result has no `id_field`: the first of these it has
+_QUIET_FALLBACK = ("id", "name", "execution_id", "invocation_id", "function", "path", "trn", "key_id")
+
+
+def quiet_key(row: Any, id_field: str) -> str | None:
+    """The field `--quiet` prints for one result: its id, else its name (every create and
+    deploy command prints something that names what it made)."""
+    if not isinstance(row, dict):
+        return None
+    for key in (id_field, *_QUIET_FALLBACK):
+        if row.get(key) is not None:
+            return key
+    return next((k for k, v in row.items() if k.endswith("_id") and v is not None), None)
 
 
 def emit(
@@ -67,13 +120,14 @@ def emit(
     items = data.get("items") if isinstance(data, dict) and "items" in data else None
     if quiet:
         for row in items if items is not None else [data]:
-            if isinstance(row, dict) and id_field in row:
-                print(row[id_field])
+            key = quiet_key(row, id_field)
+            if key is not None:
+                print(row[key])
         return
     if fmt == "json":
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(json.dumps(iso_times(data), indent=2, ensure_ascii=False))
     elif fmt == "yaml":
-        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
+        print(yaml.safe_dump(iso_times(data), sort_keys=False, allow_unicode=True).rstrip())
     elif items is not None or isinstance(data, list):
         rows = items if items is not None else data
         cols = (wide_columns if fmt == "wide" and wide_columns else columns) or (list(rows[0]) if rows else [])

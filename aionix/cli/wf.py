@@ -9,10 +9,11 @@ from typing import Any
 import typer
 
 from aionix.cli.client import EXIT_FAILED, EXIT_USAGE, CLIError
+from aionix.cli.output import iso_times
 from aionix.cli.state import read_document, state
 
 app = typer.Typer(help="Workflows (StepFlow): templates, executions, callbacks.", no_args_is_help=True)
-exec_app = typer.Typer(help="Executions: list, get, history, watch, cancel, redrive.", no_args_is_help=True)
+exec_app = typer.Typer(help="Executions: list, get, history, follow, cancel, redrive.", no_args_is_help=True)
 app.add_typer(exec_app, name="exec")
 
 TEMPLATE_COLUMNS = ["name", "version", "description", "updated_at"]
@@ -235,7 +236,7 @@ def follow_execution(st: Any, execution_id: str, *, cancel_on_interrupt: bool = 
                     elif st.quiet:
                         continue
                     elif st.output == "json":
-                        print(json.dumps(data), flush=True)
+                        print(json.dumps(iso_times(data)), flush=True)
                     else:
                         detail = json.dumps(data.get("detail"))[:120]
                         print(
