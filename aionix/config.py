@@ -85,6 +85,7 @@ class Config(Section):
     connectors: dict[str, Any] = {}
     vault: dict[str, Any] = {}
     params: dict[str, Any] = {}
+    ai: dict[str, Any] = {}
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -109,7 +110,7 @@ class Config(Section):
 
 
 CORE_SECTIONS = ("server", "database", "logging", "security", "limits")
-SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params")
+SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai")
 
 
 def _describe(exc: ValidationError, *, prefix: str = "", sources: dict[str, str]) -> str:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aionix")
 
 #: Service packages, started in this order; each has a `plugin.create(runtime)`.
-SERVICE_PACKAGES = ("vault", "params", "connectors", "functions", "stepflow", "triggers")
+SERVICE_PACKAGES = ("vault", "params", "connectors", "functions", "stepflow", "triggers", "ai")
 
 Resolver = Callable[[Any], Awaitable[dict[str, Any] | None]]
 
@@ -61,6 +61,7 @@ class Runtime:
         self.metrics = Metrics()
         self.bus = Bus(self.metrics.registry, default_timeout=config.limits.bus_timeout_seconds)
         self.store: Store = open_store(config)
+        self.metrics.attach(self)  # commit latency from the store; levels read at each scrape
         self.authenticator = KeyAuthenticator(self.store)
         sec = config.security
         self.key_buckets = TokenBuckets(sec.rate_limit_per_key, sec.rate_limit_per_key_burst)

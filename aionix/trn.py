@@ -28,6 +28,7 @@ SERVICES: dict[str, frozenset[str]] = {
     "igniter": frozenset({"trigger"}),
     "credvault": frozenset({"credential"}),
     "paramstore": frozenset({"param"}),
+    "ai": frozenset({"intent", "task"}),
 }
 #: types whose path has several `/`-separated segments (connections: kind/name, params: a/b/c).
 MULTI_SEGMENT = frozenset({"connection", "action", "param"})

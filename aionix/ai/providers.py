@@ -1,0 +1,326 @@
+"""Model providers: OpenAI-compatible chat completions (OpenAI, vLLM, llama.cpp, TGI; Azure
+OpenAI's deployment URLs), Ollama's `/api/chat` and Aionix functions.
+
+Each HTTP provider has its own SSRF-guarded httpx client (`aionix.connectors.httpcall`) that
+reaches only the hosts its `allow_hosts` in `models.yml` lists. The client of a provider whose
+`location` is `api` refuses every request made while `LOCAL_ONLY` is set (the context of a
+local-only task): privacy is enforced at the HTTP client, not only by the router.
+
+`stream()` yields `("token", text)` chunks then one `("usage", tokens_in, tokens_out)`. Retries
+(429/5xx, before the first byte only) honour `Retry-After`; a circuit breaker sheds a provider
+for `breaker_cooldown_s` after `breaker_failures` failures in a row; a bounded queue per
+provider refuses work (503 + Retry-After) instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from aionix.ai.models import ProviderSpec
+from aionix.bus import BusError, CallContext
+from aionix.connectors.httpcall import guarded_client
+from aionix.connectors.ssrf import AllowList, Refused
+from aionix.errors import AionixError, RateLimited
+
+#: set while a local-only task runs: every `api` provider's client refuses to send
+LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("aionix_ai_local_only", default=False)
+
+
+class PrivacyViolation(Exception):
+    pass
+
+
+class Saturated(RateLimited):
+    """The provider's bounded queue is full: 503 with `Retry-After`."""
+
+    status = 503
+    code = "provider_saturated"
+
+
+class ProviderFailure(Exception):
+    """A provider call failed; `timeout` when it was too slow."""
+
+    def __init__(self, message: str, *, timeout: bool = False, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+        self.retryable = retryable
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: one token per 4 characters (OpenAI's rule of thumb for
+    English), at least 1."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+class PrivacyTransport(httpx.AsyncBaseTransport):
+    """Wraps an `api` provider's transport: nothing is sent while `LOCAL_ONLY` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, name: str) -> None:
+        self.inner = inner
+        self.name = name
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if LOCAL_ONLY.get():
+            raise PrivacyViolation(f"provider {self.name} is an API provider; a local-only task cannot reach it")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class Breaker:
+    def __init__(self, failures: int, cooldown: float) -> None:
+        self.threshold = failures
+        self.cooldown = cooldown
+        self.failures = 0
+        self.opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "open" if time.monotonic() - self.opened_at < self.cooldown else "half_open"
+
+    def allow(self) -> bool:
+        return self.state != "open"
+
+    def success(self) -> None:
+        self.failures = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold or self.opened_at is not None:
+            self.opened_at = time.monotonic()
+
+
+def retry_after_seconds(value: str | None, default: float) -> float:
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return default
+
+
+class Provider:
+    def __init__(self, name: str, spec: ProviderSpec, rt: Any) -> None:
+        self.name = name
+        self.spec = spec
+        self.rt = rt
+        self.breaker = Breaker(spec.breaker_failures, spec.breaker_cooldown_s)
+        self.slots = asyncio.Semaphore(spec.max_concurrency)
+        self.pending = 0  # reserved: running + waiting
+        self.latencies: dict[str, deque[float]] = {}
+        self.client: httpx.AsyncClient | None = None
+        if spec.kind != "function":
+            client = guarded_client(AllowList.parse(spec.allow_hosts), pool_size=spec.max_concurrency)
+            if spec.location == "api":
+                client._transport = PrivacyTransport(client._transport, name)
+            self.client = client
+        self._allowed_hosts = {h.lower().strip("[]") for h in spec.allow_hosts}
+
+    # ------------------------------------------------------------------ capacity
+    @property
+    def capacity(self) -> int:
+        return self.spec.max_concurrency + self.spec.queue_size
+
+    def reserve(self) -> None:
+        if self.pending >= self.capacity:
+            raise Saturated(
+                f"provider {self.name} is saturated ({self.pending} tasks running or queued); retry later",
+                retry_after=1.0,
+                details={"provider": self.name, "capacity": self.capacity},
+            )
+        self.pending += 1
+
+    def release(self) -> None:
+        self.pending = max(0, self.pending - 1)
+
+    def observe(self, model: str, latency_ms: float) -> None:
+        samples = self.latencies.setdefault(model, deque(maxlen=200))
+        samples.append(latency_ms)
+
+    def p95(self, model: str, min_samples: int) -> float | None:
+        samples = self.latencies.get(model)
+        if not samples or len(samples) < min_samples:
+            return None
+        ordered = sorted(samples)
+        return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    # ------------------------------------------------------------------ calls
+    def _request(self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None) -> tuple[str, dict[str, Any], dict[str, str]]:
+        spec = self.spec
+        base = (spec.base_url or "").rstrip("/")
+        headers = {"content-type": "application/json"}
+        if spec.kind == "ollama":
+            body = {"model": model, "messages": messages, "stream": True, "options": {"num_predict": max_tokens}}
+            return f"{base}/api/chat", body, headers
+        body = {
+            "model": model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens,
+        }
+        if spec.kind == "azure":
+            if key:
+                headers["api-key"] = key
+            return f"{base}/openai/deployments/{model}/chat/completions?api-version={spec.api_version}", body, headers
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return f"{base}/chat/completions", body, headers
+
+    async def stream(
+        self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None, ctx: CallContext
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        if self.spec.location == "api" and LOCAL_ONLY.get():
+            raise PrivacyViolation(f"provider {self.name} is an API provider; a local-only task cannot reach it")
+        if not self.breaker.allow():
+            raise ProviderFailure(f"provider {self.name}: circuit open (cooling down after failures)")
+        async with self.slots:
+            if self.spec.kind == "function":
+                async for item in self._function(messages, max_tokens, ctx):
+                    yield item
+                return
+            async for item in self._http(model, messages, max_tokens, key):
+                yield item
+
+    async def _function(self, messages: list[dict[str, Any]], max_tokens: int, ctx: CallContext) -> AsyncIterator[tuple[Any, ...]]:
+        target = str(self.spec.target).replace("{tenant}", ctx.tenant)
+        try:
+            out = await self.rt.bus.invoke(
+                target, {"messages": messages, "max_tokens": max_tokens}, ctx, timeout=self.spec.timeout_s
+            )
+        except BusError as exc:
+            self.breaker.failure()
+            raise ProviderFailure(f"function {target}: {exc.error}: {exc.cause}", timeout=exc.code == "target_timeout") from None
+        except AionixError as exc:
+            self.breaker.failure()
+            raise ProviderFailure(f"function {target}: {exc.message}") from None
+        self.breaker.success()
+        if isinstance(out, str):
+            out = {"text": out}
+        if not isinstance(out, dict) or not isinstance(out.get("text"), str):
+            raise ProviderFailure(f"function {target} must return a string or {{\"text\": …}}")
+        text = out["text"]
+        yield ("token", text)
+        if isinstance(out.get("confidence"), (int, float)):
+            yield ("confidence", float(out["confidence"]))
+        usage = out.get("usage") if isinstance(out.get("usage"), dict) else {}
+        prompt = "".join(str(m.get("content", "")) for m in messages)
+        yield ("usage", int(usage.get("tokens_in") or estimate_tokens(prompt)), int(usage.get("tokens_out") or estimate_tokens(text)))
+
+    async def _http(self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None) -> AsyncIterator[tuple[Any, ...]]:
+        assert self.client is not None
+        spec = self.spec
+        url, body, headers = self._request(model, messages, max_tokens, key)
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self._allowed_hosts:
+            raise ProviderFailure(f"provider {self.name}: host {host!r} is not in its allow_hosts")
+        timeout = httpx.Timeout(spec.timeout_s, connect=min(spec.timeout_s, spec.first_byte_timeout_s), read=spec.first_byte_timeout_s)
+        attempt = 0
+        while True:
+            try:
+                request = self.client.build_request("POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout)
+                response = await self.client.send(request, stream=True)
+            except PrivacyViolation:
+                raise
+            except Refused as exc:
+                raise ProviderFailure(f"provider {self.name}: {exc}") from None
+            except httpx.TimeoutException:
+                self.breaker.failure()
+                raise ProviderFailure(f"provider {self.name}: no answer within {spec.first_byte_timeout_s:g} s", timeout=True) from None
+            except httpx.HTTPError as exc:
+                self.breaker.failure()
+                raise ProviderFailure(f"provider {self.name}: {type(exc).__name__}: {exc}") from None
+            if response.status_code == 429 or response.status_code >= 500:
+                wait = retry_after_seconds(response.headers.get("retry-after"), min(2.0, 0.2 * 2**attempt))
+                await response.aclose()
+                if attempt < spec.retries and wait <= spec.max_retry_wait_s:
+                    attempt += 1
+                    await asyncio.sleep(wait)
+                    continue
+                self.breaker.failure()
+                raise ProviderFailure(
+                    f"provider {self.name}: HTTP {response.status_code} after {attempt + 1} attempt(s)", retryable=True
+                )
+            if response.status_code >= 400:
+                text = (await response.aread())[:300].decode("utf-8", "replace")
+                await response.aclose()
+                self.breaker.failure()
+                raise ProviderFailure(f"provider {self.name}: HTTP {response.status_code}: {text}")
+            break
+        tokens_in = tokens_out = None
+        produced: list[str] = []
+        done = False
+        try:
+            async for line in response.aiter_lines():
+                line = line.strip()
+                if not line:
+                    continue
+                if spec.kind == "ollama":
+                    data = orjson.loads(line)
+                    piece = (data.get("message") or {}).get("content") or ""
+                    if piece:
+                        produced.append(piece)
+                        yield ("token", piece)
+                    if data.get("done"):
+                        tokens_in = data.get("prompt_eval_count")
+                        tokens_out = data.get("eval_count")
+                        done = True
+                        break
+                    continue
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    done = True
+                    break
+                data = orjson.loads(payload)
+                for choice in data.get("choices") or []:
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    if piece:
+                        produced.append(piece)
+                        yield ("token", piece)
+                usage = data.get("usage")
+                if isinstance(usage, dict):
+                    tokens_in = usage.get("prompt_tokens", tokens_in)
+                    tokens_out = usage.get("completion_tokens", tokens_out)
+        except httpx.TimeoutException:
+            self.breaker.failure()
+            raise ProviderFailure(f"provider {self.name}: stream stalled for {spec.first_byte_timeout_s:g} s", timeout=True) from None
+        except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
+            self.breaker.failure()
+            raise ProviderFailure(f"provider {self.name}: stream broken: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+        if not done:
+            self.breaker.failure()
+            raise ProviderFailure(f"provider {self.name}: stream ended before the answer was complete")
+        self.breaker.success()
+        prompt = "".join(str(m.get("content", "")) for m in messages)
+        yield (
+            "usage",
+            int(tokens_in) if isinstance(tokens_in, int) else estimate_tokens(prompt),
+            int(tokens_out) if isinstance(tokens_out, int) else estimate_tokens("".join(produced)),
+        )

@@ -1,0 +1,649 @@
+"""The AI service: policy versions, the task runner, streaming events, metering and budgets.
+
+A task is decided by the router (`router.decide`), the decision recorded and published
+(`aionix.router` / `Route Decided`), then run in the background along the decision's chain of
+candidates (tier escalation, and for `hybrid` the API route after a local failure, timeout or
+low confidence). Events (`token`, `partial`, `done`, `error`) are numbered so that a stream
+resumes with `Last-Event-ID`. The usage ledger gets one row per finished task; the cost charged
+never exceeds the task's budget (itself at most the policy's hard cap): `max_tokens` is capped
+before the call and the stream is cut once the counted output reaches it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from prometheus_client import Counter, Gauge, Histogram
+
+from aionix import jsonutil
+from aionix.ai.models import AiConfig, SubmitTask
+from aionix.ai.policy import PolicyError, PolicySet, parse, read_dir
+from aionix.ai.providers import LOCAL_ONLY, PrivacyViolation, Provider, ProviderFailure, estimate_tokens
+from aionix.ai.router import BudgetExceeded, Choice, Decision, decide
+from aionix.bus import BusError, CallContext
+from aionix.errors import AionixError, NotFound, RateLimited, Unavailable, field_error
+from aionix.redact import SecretSet
+
+log = logging.getLogger("aionix.ai")
+EVENT_SOURCE = "aionix.router"
+TERMINAL = {"OK", "ERROR", "TIMEOUT", "CANCELED"}
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class LedgerBudgetExceeded(RateLimited):
+    """A tenant's or key's daily/monthly AI budget is spent: 429 with the reset time."""
+
+    code = "budget_exceeded"
+
+
+def _task_id() -> str:
+    return f"{int(time.time() * 1000):013x}{os.urandom(6).hex()}"
+
+
+def _day(ts: float) -> tuple[str, str]:
+    d = datetime.fromtimestamp(ts, UTC)
+    return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m")
+
+
+class TaskRun:
+    def __init__(self, task_id: str, tenant: str, key_id: str | None, intent: str) -> None:
+        self.id = task_id
+        self.tenant = tenant
+        self.key_id = key_id
+        self.intent = intent
+        self.status = "RUNNING"
+        self.engine: dict[str, Any] | None = None
+        self.result: Any = None
+        self.error: dict[str, Any] | None = None
+        self.usage = {"latency_ms": 0.0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+        self.events: list[tuple[int, str, Any]] = []
+        self.started = time.perf_counter()
+        self.created_at = time.time()
+        self.finished_at: float | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.done = asyncio.Event()
+        self._wake = asyncio.Event()
+        self.trace_id: str | None = None
+        self.execution_id: str | None = None
+
+    def emit(self, event: str, data: Any) -> None:
+        self.events.append((len(self.events) + 1, event, data))
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def wait_event(self, after: int, timeout: float) -> None:
+        if len(self.events) > after or self.done.is_set():
+            return
+        wake = self._wake
+        try:
+            await asyncio.wait_for(wake.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "schema_version": "1.0",
+            "task_id": self.id,
+            "trn": f"trn:ai:{self.tenant}:task/{self.id}",
+            "intent": self.intent,
+            "status": self.status,
+            "engine": self.engine,
+            "result": self.result,
+            "usage": dict(self.usage),
+            "error": self.error,
+            "trace_id": self.trace_id,
+        }
+
+
+class AiService:
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.store = rt.store
+        self.config: AiConfig = rt.config.service_section("ai", AiConfig)
+        self.policy: PolicySet | None = None
+        self.providers: dict[str, Provider] = {}
+        self._retired: list[Provider] = []
+        self.runs: OrderedDict[str, TaskRun] = OrderedDict()
+        reg = rt.metrics.registry
+        self.m_tokens = Counter("aionix_ai_tokens_total", "AI tokens", ["provider", "model", "direction"], registry=reg)
+        self.m_cost = Counter("aionix_ai_cost_usd_total", "AI cost charged (USD)", ["provider", "model"], registry=reg)
+        self.m_tasks = Counter("aionix_ai_tasks_total", "AI tasks finished", ["intent", "status"], registry=reg)
+        self.m_decide = Histogram(
+            "aionix_ai_router_decision_seconds",
+            "Router decision time",
+            registry=reg,
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01),
+        )
+        self.m_breaker = Gauge(
+            "aionix_ai_breaker_state", "Circuit breaker per provider (0 closed, 1 half-open, 2 open)", ["provider"], registry=reg
+        )
+        self.m_queue = Gauge("aionix_ai_provider_pending", "Tasks running or queued per provider", ["provider"], registry=reg)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def policy_dir(self) -> Path:
+        if self.config.policy_dir:
+            return Path(self.config.policy_dir).expanduser()
+        return self.rt.config.data_dir / "ai"
+
+    async def start(self) -> None:
+        await self.store.execute("ai.fail_running_tasks", {"now": time.time()})
+        row = await self.store.fetch_one("ai.active_policy")
+        if row is not None:
+            try:
+                ps = parse(jsonutil.loads(row["texts"]))
+                ps.version = row["version"]
+                self._install(ps)
+            except PolicyError as exc:
+                log.error("stored AI policy version %s does not load: %s", row["version"], exc.message)
+        elif self.policy_dir.is_dir():
+            try:
+                await self.reload(None)
+            except PolicyError as exc:
+                log.error("AI policy files in %s refused: %s", self.policy_dir, exc.message)
+
+    async def stop(self) -> None:
+        tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for p in list(self.providers.values()) + self._retired:
+            await p.close()
+
+    def _install(self, ps: PolicySet) -> None:
+        new: dict[str, Provider] = {}
+        for name, spec in ps.models.providers.items():
+            old = self.providers.get(name)
+            if old is not None and old.spec == spec:
+                new[name] = old
+            else:
+                new[name] = Provider(name, spec, self.rt)
+                if old is not None:
+                    self._retired.append(old)
+                prov = new[name]
+                self.m_breaker.labels(name).set_function(
+                    lambda p=prov: {"closed": 0, "half_open": 1, "open": 2}[p.breaker.state]
+                )
+                self.m_queue.labels(name).set_function(lambda p=prov: p.pending)
+        for name, old in self.providers.items():
+            if name not in new:
+                self._retired.append(old)
+        self.providers = new
+        self.policy = ps
+
+    # ------------------------------------------------------------------ policy versions
+    async def reload(self, by: str | None) -> dict[str, Any]:
+        ps = parse(read_dir(self.policy_dir))  # PolicyError: the running version stays
+        if self.policy is not None and self.policy.digest == ps.digest:
+            return {"version": self.policy.version, "digest": ps.digest, "changed": False}
+
+        def write(tx: Any) -> int:
+            version = tx.fetch_one("ai.max_policy_version")["v"] + 1
+            tx.execute("ai.deactivate_policies")
+            tx.execute(
+                "ai.insert_policy_version",
+                {"version": version, "digest": ps.digest, "texts": jsonutil.dumps(ps.texts).decode(), "now": time.time(), "by": by},
+            )
+            return version
+
+        ps.version = await self.store.transaction(write)
+        self._install(ps)
+        return {"version": ps.version, "digest": ps.digest, "changed": True}
+
+    async def versions(self, limit: int, cursor: int | None) -> dict[str, Any]:
+        rows = await self.store.fetch_all("ai.list_policy_versions", {"limit": limit + 1, "cursor": cursor})
+        items = [{**r, "active": bool(r["active"])} for r in rows[:limit]]
+        return {"items": items, "next_cursor": str(items[-1]["version"]) if len(rows) > limit else None}
+
+    async def rollback(self, version: int) -> dict[str, Any]:
+        row = await self.store.fetch_one("ai.get_policy_version", {"version": version})
+        if row is None:
+            raise NotFound(f"policy version {version} not found")
+        ps = parse(jsonutil.loads(row["texts"]))
+        ps.version = version
+
+        def write(tx: Any) -> None:
+            tx.execute("ai.deactivate_policies")
+            tx.execute("ai.activate_policy", {"version": version})
+
+        await self.store.transaction(write)
+        self._install(ps)
+        return {"version": version, "digest": ps.digest, "changed": True}
+
+    def active(self) -> PolicySet:
+        if self.policy is None:
+            raise Unavailable(
+                f"no AI policy is loaded: put intents.yml, policies.yml and models.yml in {self.policy_dir} "
+                "and POST /api/v1/router/policy/reload"
+            )
+        return self.policy
+
+    # ------------------------------------------------------------------ budgets
+    async def tenant_budget(self, tenant: str) -> dict[str, Any]:
+        b = self.config.budgets
+        row = await self.store.fetch_one("ai.get_budget", {"tenant": tenant})
+        daily = row["daily_usd"] if row and row["daily_usd"] is not None else b.tenant_daily_usd
+        monthly = row["monthly_usd"] if row and row["monthly_usd"] is not None else b.tenant_monthly_usd
+        return {"tenant": tenant, "daily_usd": daily, "monthly_usd": monthly}
+
+    async def put_budget(self, tenant: str, daily: float | None, monthly: float | None) -> dict[str, Any]:
+        await self.store.execute(
+            "ai.put_budget", {"tenant": tenant, "daily_usd": daily, "monthly_usd": monthly, "now": time.time()}
+        )
+        return await self.tenant_budget(tenant)
+
+    async def check_budgets(self, tenant: str, key_id: str | None, estimate: float) -> None:
+        now = time.time()
+        day, month = _day(now)
+        d = datetime.fromtimestamp(now, UTC)
+        next_day = (d + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        next_month = (d.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        limits = await self.tenant_budget(tenant)
+        b = self.config.budgets
+        checks = [("tenant", "ai.spent_tenant", {"tenant": tenant}, limits["daily_usd"], limits["monthly_usd"])]
+        if key_id is not None:
+            checks.append(("key", "ai.spent_key", {"key_id": key_id}, b.key_daily_usd, b.key_monthly_usd))
+        for who, query, args, daily, monthly in checks:
+            if not daily and not monthly:
+                continue
+            spent = await self.store.fetch_one(query, {**args, "day": day, "month": month})
+            assert spent is not None
+            for period, limit, used, reset in (
+                ("daily", daily, spent["day_usd"], next_day),
+                ("monthly", monthly, spent["month_usd"], next_month),
+            ):
+                if limit and used + estimate > limit:
+                    raise LedgerBudgetExceeded(
+                        f"the {who}'s {period} AI budget of {limit:g} USD is spent ({used:.6f} USD used); "
+                        f"it resets at {reset.isoformat()}",
+                        retry_after=max(1.0, reset.timestamp() - now),
+                        details={"scope": who, "period": period, "limit_usd": limit, "spent_usd": round(used, 8), "resets_at": reset.isoformat()},
+                    )
+
+    # ------------------------------------------------------------------ tasks
+    def _prompt(self, intent_name: str, spec: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if spec.input_schema is not None:
+            try:
+                jsonschema.validate(params, spec.input_schema)
+            except jsonschema.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.absolute_path)
+                raise field_error("params" + (f".{where}" if where else ""), exc.message) from None
+            except jsonschema.SchemaError:
+                raise field_error("intent", f"intent {intent_name}: its input_schema is not a valid JSON Schema") from None
+
+        def fill(m: re.Match[str]) -> str:
+            key = m.group(1)
+            if key not in params:
+                raise field_error(f"params.{key}", f"required by the prompt of intent {intent_name}")
+            v = params[key]
+            return v if isinstance(v, str) else jsonutil.dumps(v).decode()
+
+        messages: list[dict[str, Any]] = []
+        if spec.system:
+            messages.append({"role": "system", "content": spec.system})
+        messages.append({"role": "user", "content": _FIELD.sub(fill, spec.prompt)})
+        return messages
+
+    async def submit(
+        self,
+        tenant: str,
+        key_id: str | None,
+        body: SubmitTask,
+        *,
+        trace_id: str | None = None,
+        execution_id: str | None = None,
+        secrets: SecretSet | None = None,
+        execution_budget: float | None = None,
+    ) -> TaskRun:
+        ps = self.active()
+        spec = ps.intents.intents.get(body.intent)
+        if spec is None:
+            raise field_error("intent", f"unknown intent {body.intent!r} (one of {', '.join(sorted(ps.intents.intents)) or 'none'})")
+        messages = self._prompt(body.intent, spec, body.params)
+        prompt = "\n".join(m["content"] for m in messages)
+        started = time.perf_counter()
+        budget = body.budget_usd
+        if execution_budget is not None:
+            budget = execution_budget if budget is None else min(budget, execution_budget)
+        decision = decide(
+            ps,
+            self.providers,
+            body.intent,
+            spec,
+            prompt,
+            privacy=body.privacy,
+            budget_usd=budget,
+            latency_ms=body.latency_ms,
+            max_tokens=body.max_tokens,
+        )
+        self.m_decide.observe(time.perf_counter() - started)
+        await self.check_budgets(tenant, key_id, decision.first.estimate_usd)
+        provider = self.providers[decision.first.provider]
+        provider.reserve()
+        try:
+            run = TaskRun(_task_id(), tenant, key_id, body.intent)
+            run.trace_id = trace_id
+            run.execution_id = execution_id
+            run.engine = decision.engine()
+            await self._persist(run)
+            await self._record_decision(run, decision, ps.version)
+        except BaseException:
+            provider.release()
+            raise
+        self.runs[run.id] = run
+        self._evict()
+        run.task = asyncio.get_running_loop().create_task(
+            self._run(run, decision, spec, messages, secrets or SecretSet()), name=f"ai-task-{run.id}"
+        )
+        return run
+
+    def _evict(self) -> None:
+        now = time.time()
+        while self.runs:
+            first = next(iter(self.runs.values()))
+            old = first.finished_at is not None and now - first.finished_at > self.config.task_retention_seconds
+            if len(self.runs) > self.config.max_tasks_in_memory and first.finished_at is not None or old:
+                self.runs.popitem(last=False)
+            else:
+                break
+
+    async def _persist(self, run: TaskRun) -> None:
+        await self.store.execute(
+            "ai.upsert_task",
+            {
+                "id": run.id,
+                "tenant": run.tenant,
+                "key_id": run.key_id,
+                "intent": run.intent,
+                "status": run.status,
+                "envelope": jsonutil.dumps(run.envelope()).decode(),
+                "now": time.time(),
+            },
+        )
+
+    async def _record_decision(self, run: TaskRun, decision: Decision, version: int, choice: Choice | None = None) -> None:
+        engine = decision.engine(choice)
+        await self.store.execute(
+            "ai.insert_decision",
+            {"tenant": run.tenant, "task_id": run.id, "intent": run.intent, "policy_version": version, "now": time.time(), **engine},
+        )
+        await self.rt.publish_event(
+            run.tenant, EVENT_SOURCE, "Route Decided", {"task_id": run.id, "intent": run.intent, "policy_version": version, **engine}
+        )
+
+    async def _key(self, provider: Provider, run: TaskRun, secrets: SecretSet) -> str | None:
+        ref = provider.spec.api_key_ref
+        if not ref:
+            return None
+        caller = f"trn:ai:{run.tenant}:intent/{run.intent}"
+        target = ref if ref.startswith("trn:") else f"trn:credvault:{run.tenant}:credential/{ref}"
+        try:
+            value = await self.rt.bus.invoke(
+                target, {"op": "resolve", "reader": caller}, CallContext(tenant=run.tenant, caller=caller, secrets=secrets)
+            )
+        except AionixError as exc:
+            raise ProviderFailure(f"provider {provider.name}: key {ref!r} cannot be read: {exc.message}") from None
+        if not isinstance(value, str):
+            raise ProviderFailure(f"provider {provider.name}: key {ref!r} is not a string secret")
+        secrets.add(value)
+        return value
+
+    async def _run(self, run: TaskRun, decision: Decision, spec: Any, messages: list[dict[str, Any]], secrets: SecretSet) -> None:
+        LOCAL_ONLY.set(decision.privacy == "local-only")
+        reserved = self.providers.get(decision.first.provider)
+        failures: list[str] = []
+        timed_out = False
+        try:
+            for index, choice in enumerate(decision.chain):
+                provider = self.providers.get(choice.provider)
+                if provider is None:
+                    failures.append(f"{choice.provider}: no longer configured")
+                    continue
+                if index > 0:
+                    run.engine = decision.engine(choice)
+                    run.engine["reason"] = f"escalated after: {failures[-1]}"
+                    await self._record_decision(run, decision, self.policy.version if self.policy else 0, choice)
+                    run.emit("partial", {"text": "", "reset": True, "reason": run.engine["reason"]})
+                limit = None
+                if decision.route == "hybrid" and choice.location == "local":
+                    limit = spec.hybrid.local_timeout_ms / 1000
+                try:
+                    text, tin, tout, confidence, cut = await self._call(run, provider, choice, messages, secrets, limit)
+                except (ProviderFailure, PrivacyViolation) as exc:
+                    timed_out = getattr(exc, "timeout", False)
+                    failures.append(secrets.text(str(exc)) if secrets else str(exc))
+                    continue
+                rest = decision.chain[index + 1 :]
+                if (
+                    decision.route == "hybrid"
+                    and choice.location == "local"
+                    and spec.hybrid.min_confidence is not None
+                    and confidence is not None
+                    and confidence < spec.hybrid.min_confidence
+                    and any(c.location == "api" for c in rest)
+                ):
+                    failures.append(f"{choice.provider}: confidence {confidence:g} below {spec.hybrid.min_confidence:g}")
+                    continue
+                cost = choice.cost(tin, tout)
+                capped = cost > decision.budget_usd
+                if capped:
+                    cost = decision.budget_usd
+                run.result = {"text": text, **({"confidence": confidence} if confidence is not None else {})}
+                if cut:
+                    run.result["truncated"] = True
+                run.usage.update(tokens_in=tin, tokens_out=tout, cost_usd=round(cost, 8))
+                if capped:
+                    run.usage["capped"] = True
+                await self._finish(run, "OK", choice)
+                return
+            run.error = {
+                "code": "Ai.Timeout" if timed_out else "Ai.ProviderFailed",
+                "message": "; ".join(failures) or "no candidate ran",
+            }
+            await self._finish(run, "TIMEOUT" if timed_out else "ERROR", None)
+        except asyncio.CancelledError:
+            if run.status == "RUNNING":
+                run.error = {"code": "Ai.Canceled", "message": "the task was canceled"}
+                await asyncio.shield(self._finish(run, "CANCELED", None))
+            raise
+        except Exception as exc:
+            log.exception("AI task %s failed", run.id)
+            run.error = {"code": "Ai.Internal", "message": type(exc).__name__}
+            await self._finish(run, "ERROR", None)
+        finally:
+            if reserved is not None:
+                reserved.release()
+
+    async def _call(
+        self, run: TaskRun, provider: Provider, choice: Choice, messages: list[dict[str, Any]], secrets: SecretSet, limit: float | None
+    ) -> tuple[str, int, int, float | None, bool]:
+        key = await self._key(provider, run, secrets)
+        parts: list[str] = []
+        tin = tout = 0
+        confidence = None
+        cut = False
+        began = time.perf_counter()
+        ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id or os.urandom(16).hex(), caller=f"trn:ai:{run.tenant}:intent/{run.intent}", secrets=secrets)
+        counted = 0
+        try:
+            async with asyncio.timeout(limit):
+                gen = provider.stream(choice.upstream, messages, choice.max_tokens, key, ctx)
+                try:
+                    async for item in gen:
+                        if item[0] == "token":
+                            parts.append(item[1])
+                            run.emit("token", {"text": item[1]})
+                            counted += estimate_tokens(item[1]) if len(item[1]) > 4 else 1
+                            if len(parts) % 16 == 0:
+                                run.emit("partial", {"text": "".join(parts)})
+                            if counted > choice.max_tokens:
+                                cut = True
+                                break
+                        elif item[0] == "confidence":
+                            confidence = item[1]
+                        elif item[0] == "usage":
+                            tin, tout = item[1], item[2]
+                finally:
+                    await gen.aclose()
+        except TimeoutError:
+            provider.breaker.failure()
+            raise ProviderFailure(f"provider {provider.name}: no complete answer within {limit:g} s (hybrid local limit)", timeout=True) from None
+        if cut:
+            tin = tin or estimate_tokens("".join(m["content"] for m in messages))
+            tout = choice.max_tokens
+        tout = min(tout, choice.max_tokens) if cut else tout
+        provider.observe(choice.upstream, (time.perf_counter() - began) * 1000)
+        return "".join(parts), tin, tout, confidence, cut
+
+    async def _finish(self, run: TaskRun, status: str, choice: Choice | None) -> None:
+        run.status = status
+        run.usage["latency_ms"] = round((time.perf_counter() - run.started) * 1000, 3)
+        run.finished_at = time.time()
+        day, month = _day(run.finished_at)
+        if choice is not None:
+            self.m_tokens.labels(choice.provider, choice.model, "in").inc(run.usage["tokens_in"])
+            self.m_tokens.labels(choice.provider, choice.model, "out").inc(run.usage["tokens_out"])
+            self.m_cost.labels(choice.provider, choice.model).inc(run.usage["cost_usd"])
+            await self.store.execute(
+                "ai.insert_usage",
+                {
+                    "task_id": run.id,
+                    "tenant": run.tenant,
+                    "key_id": run.key_id,
+                    "intent": run.intent,
+                    "provider": choice.provider,
+                    "model": choice.model,
+                    "tokens_in": run.usage["tokens_in"],
+                    "tokens_out": run.usage["tokens_out"],
+                    "cost_usd": run.usage["cost_usd"],
+                    "latency_ms": run.usage["latency_ms"],
+                    "day": day,
+                    "month": month,
+                    "execution_id": run.execution_id,
+                    "ts": run.finished_at,
+                },
+            )
+        self.m_tasks.labels(run.intent, status).inc()
+        await self._persist(run)
+        envelope = run.envelope()
+        run.emit("done" if status == "OK" else "error", envelope)
+        run.done.set()
+
+    async def get(self, tenant: str, task_id: str) -> dict[str, Any]:
+        run = self.runs.get(task_id)
+        if run is not None and run.tenant == tenant:
+            return run.envelope()
+        row = await self.store.fetch_one("ai.get_task", {"id": task_id, "tenant": tenant})
+        if row is None:
+            raise NotFound(f"task {task_id!r} not found")
+        return jsonutil.loads(row["envelope"])
+
+    async def list(self, tenant: str, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+        rows = await self.store.fetch_all(
+            "ai.list_tasks", {"tenant": tenant, "status": status, "limit": limit + 1, "cursor": cursor}
+        )
+        items = []
+        for r in rows[:limit]:
+            run = self.runs.get(r["id"])
+            items.append(run.envelope() if run is not None else jsonutil.loads(r["envelope"]))
+        return {"items": items, "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None}
+
+    async def cancel(self, tenant: str, task_id: str) -> dict[str, Any]:
+        run = self.runs.get(task_id)
+        if run is None or run.tenant != tenant:
+            return await self.get(tenant, task_id)  # 404, or a finished task as it is
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+            await asyncio.gather(run.task, return_exceptions=True)
+        return run.envelope()
+
+    async def wait(self, run: TaskRun, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout)
+        except TimeoutError:
+            pass
+
+    # ------------------------------------------------------------------ usage
+    async def usage(self, tenant: str, group_by: str, since: str | None) -> dict[str, Any]:
+        since = since or _day(time.time() - 30 * 86400)[0]
+        rows = await self.store.fetch_all(f"ai.usage_by_{group_by}", {"tenant": tenant, "since": since})
+        items = [
+            {
+                group_by: r["grp"],
+                "tasks": r["tasks"],
+                "tokens_in": r["tokens_in"] or 0,
+                "tokens_out": r["tokens_out"] or 0,
+                "cost_usd": round(r["cost_usd"] or 0.0, 8),
+                "avg_latency_ms": round(r["avg_latency_ms"] or 0.0, 3),
+            }
+            for r in rows
+        ]
+        return {"group_by": group_by, "since": since, "items": items, "budget": await self.tenant_budget(tenant)}
+
+    async def execution_usage(self, execution_id: str) -> dict[str, Any]:
+        row = await self.store.fetch_one("ai.spent_execution", {"execution_id": execution_id})
+        return {"tokens": int(row["tokens"]) if row else 0, "cost_usd": round(row["cost_usd"], 8) if row else 0.0}
+
+    # ------------------------------------------------------------------ bus executors
+    async def execute_kind(self, target: Any, payload: Any, ctx: CallContext) -> Any:
+        """`{"action": "ai", "parameters": {"intent", "params", "privacy"?, "budget_usd"?,
+        "max_tokens"?, "execution_budget_usd"?}}` from a workflow."""
+        if not isinstance(payload, dict):
+            raise BusError("Ai.BadRequest", 'parameters must be {"intent": NAME, "params": {...}}')
+        return await self._execute(payload, ctx)
+
+    async def execute_trn(self, target: Any, payload: Any, ctx: CallContext) -> Any:
+        """`trn:ai:{tenant}:intent/NAME`: the payload is the intent's params (or
+        `{"params": …, "budget_usd"?: …}`)."""
+        if target.type != "intent":
+            raise BusError("Ai.BadRequest", "only intents can be invoked")
+        body = payload if isinstance(payload, dict) and "params" in payload else {"params": payload if isinstance(payload, dict) else {"input": payload}}
+        return await self._execute({**body, "intent": target.path}, ctx)
+
+    async def _execute(self, payload: dict[str, Any], ctx: CallContext) -> Any:
+        execution_budget = payload.pop("execution_budget_usd", None)
+        try:
+            body = SubmitTask.model_validate({k: v for k, v in payload.items() if k != "stream"})
+        except Exception as exc:
+            raise BusError("Ai.BadRequest", f"bad AI step parameters: {exc}") from None
+        execution_id = ctx.extra.get("execution_id") if isinstance(ctx.extra, dict) else None
+        budget = None
+        if execution_budget is not None:
+            if not isinstance(execution_budget, (int, float)) or execution_budget < 0:
+                raise BusError("Ai.BadRequest", "execution_budget_usd must be a number >= 0")
+            spent = (await self.execution_usage(execution_id))["cost_usd"] if execution_id else 0.0
+            budget = float(execution_budget) - spent
+            if budget <= 0:
+                raise BusError(
+                    "Ai.BudgetExceeded", f"the execution's AI budget of {execution_budget:g} USD is spent ({spent:g} USD)"
+                )
+        try:
+            run = await self.submit(
+                ctx.tenant, None, body, trace_id=ctx.trace_id, execution_id=execution_id, secrets=ctx.secrets, execution_budget=budget
+            )
+        except BudgetExceeded as exc:
+            raise BusError("Ai.BudgetExceeded", exc.message) from None
+        except LedgerBudgetExceeded as exc:
+            raise BusError("Ai.BudgetExceeded", exc.message) from None
+        except AionixError as exc:
+            raise BusError("Ai.Refused", exc.message) from None
+        try:
+            await run.done.wait()
+        except asyncio.CancelledError:
+            if run.task is not None:
+                run.task.cancel()
+            raise
+        env = run.envelope()
+        if env["status"] != "OK":
+            err = env["error"] or {}
+            raise BusError(err.get("code", "Ai.Failed"), err.get("message", env["status"]), details={"task_id": run.id})
+        return {"task_id": run.id, "result": env["result"], "engine": env["engine"], "usage": env["usage"]}
