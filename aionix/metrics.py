@@ -1,29 +1,174 @@
-"""Prometheus metrics for the core: one registry per runtime (so tests can run several)."""
+"""Prometheus metrics for the core: one registry per runtime (so tests can run several).
+
+Counters and histograms are updated where things happen (HTTP requests, execution starts and
+ends, each state, each store commit, bus calls and trigger deliveries in their own modules);
+the gauges of levels (queue depths, outbox backlog, worker pools, WAL size) are read when
+`/metrics` is scraped (`refresh`), so they cost nothing between scrapes. Alert rules and a
+Grafana dashboard over these series are in `deploy/observability/`.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+log = logging.getLogger("aionix.metrics")
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+_STATES = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30, 300, 3600)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        r = self.registry
         self.requests = Counter(
-            "aionix_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "aionix_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
         )
         self.latency = Histogram(
             "aionix_http_request_seconds",
             "HTTP request latency",
             ["method", "route"],
-            registry=self.registry,
+            registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
-        self.up = Gauge("aionix_up", "1 while the server runs", registry=self.registry)
+        self.up = Gauge("aionix_up", "1 while the server runs", registry=r)
         self.up.set(1)
+        self.started_at = Gauge("aionix_start_time_seconds", "Unix time the server started", registry=r)
+        self.started_at.set(time.time())
+        ProcessCollector(registry=r)  # process_resident_memory_bytes, process_cpu_seconds_total, fds
+        # ------------------------------------------------------------ executions and states
+        self.executions_started = Counter(
+            "aionix_executions_started_total", "Workflow executions started (first checkpoint committed)", registry=r
+        )
+        self.executions_finished = Counter(
+            "aionix_executions_finished_total",
+            "Workflow executions that reached a terminal status, by status",
+            ["status"],
+            registry=r,
+        )
+        self.executions_running = Gauge(
+            "aionix_executions_running", "Executions with a task on this server (scraped)", registry=r
+        )
+        self.state_seconds = Histogram(
+            "aionix_state_seconds",
+            "Time from entering a state to leaving it (or failing), by state type",
+            ["type"],
+            registry=r,
+            buckets=_STATES,
+        )
+        self._state_children: dict[str, Any] = {}
+        self.timers_pending = Gauge("aionix_stepflow_timers_pending", "Armed wait/retry timers (scraped)", registry=r)
+        # ------------------------------------------------------------ store
+        self.commit_seconds = Histogram(
+            "aionix_store_commit_seconds",
+            "Group commit latency (COMMIT and its fsync), per commit",
+            registry=r,
+            buckets=_FAST,
+        )
+        self.commit_batch = Histogram(
+            "aionix_store_commit_transactions",
+            "Transactions per group commit",
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
+        self.write_queue = Gauge(
+            "aionix_store_write_queue_depth", "Transactions waiting for the writer (scraped)", registry=r
+        )
+        self.wal_bytes = Gauge("aionix_store_wal_bytes", "Size of the SQLite WAL file (scraped)", registry=r)
+        self.db_bytes = Gauge("aionix_store_database_bytes", "Size of the SQLite database file (scraped)", registry=r)
+        # ------------------------------------------------------------ triggers
+        self.outbox_pending = Gauge(
+            "aionix_trigger_outbox_pending", "Trigger fires waiting for delivery (scraped)", registry=r
+        )
+        self.outbox_lag = Gauge(
+            "aionix_trigger_outbox_lag_seconds",
+            "How far past due the oldest undelivered fire is: the claim lag of the outbox (scraped)",
+            registry=r,
+        )
+        # ------------------------------------------------------------ functions
+        self.workers = Gauge(
+            "aionix_function_workers",
+            "Function worker processes by runtime and state (live: started and not retired; warm: idle, ready)",
+            ["runtime", "state"],
+            registry=r,
+        )
+        self.worker_limit = Gauge(
+            "aionix_function_workers_max", "The cap on live workers, by runtime", ["runtime"], registry=r
+        )
+        self.scrape_errors = Counter(
+            "aionix_metrics_refresh_errors_total", "Scrapes whose level gauges could not all be read", registry=r
+        )
+        self._rt: Any = None
+
+    # ------------------------------------------------------------------ hooks
+    def attach(self, rt: Any) -> None:
+        """Bind to the runtime: the store reports each commit; scrapes read the levels."""
+        self._rt = rt
+        if hasattr(rt.store, "observe_commit"):
+            rt.store.observe_commit = self.observe_commit
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 
+    def observe_state(self, kind: str, seconds: float) -> None:
+        child = self._state_children.get(kind)
+        if child is None:
+            child = self._state_children[kind] = self.state_seconds.labels(kind)
+        child.observe(seconds)
+
+    def observe_commit(self, seconds: float, transactions: int) -> None:
+        """Called by the store's writer thread after each group commit."""
+        self.commit_seconds.observe(seconds)
+        self.commit_batch.observe(transactions)
+
+    # ------------------------------------------------------------------ scrape
+    async def refresh(self) -> None:
+        rt = self._rt
+        if rt is None:
+            return
+        try:
+            store = rt.store
+            queue = getattr(store, "_queue", None)
+            if queue is not None:
+                self.write_queue.set(queue.qsize())
+            path = getattr(store, "path", None)
+            if path is not None:
+                self.db_bytes.set(_size(str(path)))
+                self.wal_bytes.set(_size(f"{path}-wal"))
+            stepflow = rt.services.get("stepflow")
+            if stepflow is not None:
+                self.executions_running.set(len(stepflow.runs))
+                self.timers_pending.set(len(stepflow.timers))
+            if "triggers" in rt.services:
+                row = await store.fetch_one("doctor.outbox", {"tenant": None}) or {}
+                self.outbox_pending.set(int(row.get("pending") or 0))
+                oldest = row.get("oldest_due")
+                self.outbox_lag.set(max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+            functions = rt.services.get("functions")
+            for name, runtime in (getattr(functions, "runtimes", None) or {}).items():
+                pools = getattr(runtime, "pools", None)
+                if pools is None:
+                    continue
+                self.workers.labels(name, "live").set(pools.total)
+                self.workers.labels(name, "warm").set(pools.warm_count())
+                self.worker_limit.labels(name).set(pools.max_workers)
+        except Exception:
+            self.scrape_errors.inc()
+            log.exception("reading the metrics' levels failed")
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

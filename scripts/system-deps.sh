@@ -3,8 +3,10 @@
 # Installs only what is missing, so a second run costs nothing. binutils: PyInstaller (make binary)
 # reads and strips the bundled libraries with objdump/strip. libseccomp2: the seccomp filter of
 # function workers (loaded through ctypes; usually present already, systemd needs it).
+# prometheus: the metrics test scrapes the server with the real Prometheus and loads the alert
+# rules of deploy/observability/ (promtool checks them); the package's service is not needed.
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

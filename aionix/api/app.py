@@ -72,6 +72,7 @@ def create_app(rt: Runtime) -> Starlette:
         return json_response(body, 200 if store_ok else 503)
 
     async def metrics(request: Request) -> Response:
+        await rt.metrics.refresh()  # the level gauges (queues, outbox, pools, WAL) as of now
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi_json(request: Request) -> Response:

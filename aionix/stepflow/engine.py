@@ -228,6 +228,9 @@ class Run:
 class Engine:
     """Runs executions; `host` (the service) persists checkpoints and starts child executions."""
 
+    #: (state type, seconds from entering to leaving or failing): the host sets the metrics' hook
+    observe_state: Callable[[str, float], None] = staticmethod(lambda kind, seconds: None)
+
     def __init__(
         self,
         host: StepFlowService,
@@ -354,10 +357,12 @@ class Engine:
             plan = machine.states[frame.state]
             if frame.phase == "enter" and not frame.retries:
                 run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
+            entered = time.perf_counter()
             try:
                 result = await self._state(run, frame, plan)
                 nxt, output = await self._leave(run, frame, plan, result)
             except Failure as failure:
+                self.observe_state(plan.type, time.perf_counter() - entered)
                 try:
                     recovered = await self._recover(run, frame, plan, failure)
                 except Failure as again:  # a catcher's output/assign could not be evaluated
@@ -367,6 +372,7 @@ class Engine:
                 frame.status, frame.error = "failed", failure.as_dict()
                 run.event("StateFailed", plan.name, frame.id, frame.error)
                 raise
+            self.observe_state(plan.type, time.perf_counter() - entered)
             self._check_size(output, plan.name)
             run.event("StateExited", plan.name, frame.id, {"output": output})
             frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None

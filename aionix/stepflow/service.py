@@ -87,6 +87,8 @@ class StepFlowService:
             max_map_items=self.config.max_map_items,
             max_map_concurrency=self.config.max_map_concurrency,
         )
+        self.metrics = rt.metrics
+        self.engine.observe_state = rt.metrics.observe_state  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
         self._stopping = False
@@ -622,8 +624,11 @@ class StepFlowService:
                 self.engine.items.persist(tx, run, scopes, terminal)
 
         await self.store.transaction(tx_fn)
+        if terminal:
+            self.metrics.executions_finished.labels(run.status).inc()
         if insert is not None:
             run.inserted = True
+            self.metrics.executions_started.inc()
             await self._publish(run, "RUNNING")
 
     async def broken(self, run: Run, exc: BaseException) -> None:

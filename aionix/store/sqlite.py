@@ -119,6 +119,8 @@ class SQLiteStore:
         self.stats = {"transactions": 0, "commits": 0}
         #: Test hook: called before each group commit; may raise sqlite3.Error.
         self.fault_hook: Callable[[], None] | None = None
+        #: Metrics hook: (seconds the COMMIT took, transactions in the group), in the writer thread.
+        self.observe_commit: Callable[[float, int], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> sqlite3.Connection:
@@ -251,7 +253,10 @@ class SQLiteStore:
                 raise broken
             if self.fault_hook is not None:
                 self.fault_hook()
+            committing = time.perf_counter()
             conn.execute("COMMIT")
+            if self.observe_commit is not None:
+                self.observe_commit(time.perf_counter() - committing, len(batch))
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 try:
