@@ -70,6 +70,8 @@ PATH_PATTERNS: dict[str, str] = {
     "name": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
     "alias": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
     "tenant": r"^[a-z0-9][a-z0-9-]{0,62}$",
+    # a version number (functions); 18 digits keep it within the store's 64-bit range
+    "version": r"^[0-9]{1,18}$",
 }
 _PATH_RES = {name: re.compile(pattern) for name, pattern in PATH_PATTERNS.items()}
 

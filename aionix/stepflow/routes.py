@@ -156,7 +156,7 @@ async def execution_stream(call: Call) -> Response:
     tenant = call.tenant
     await svc.envelope_by_id(execution_id, tenant)
     raw_after = call.request.headers.get("last-event-id") or call.request.query_params.get("after") or "0"
-    after = int(raw_after) if raw_after.isdigit() else 0
+    after = int(raw_after) if raw_after.isascii() and raw_after.isdigit() and len(raw_after) <= 18 else 0
 
     async def events():
         nonlocal after

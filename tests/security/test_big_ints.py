@@ -161,3 +161,14 @@ def test_asl_fail_with_cause_and_no_error_answers_its_envelope(admin):
     assert envelope["error"]["cause"] == "it broke"
     again = admin.get(f"/api/v1/executions/{envelope['execution_id']}")
     assert again.status_code == 200 and again.json()["status"] == "FAILED"
+
+
+def test_numeric_path_and_header_values_beyond_the_store_range(admin):
+    for version in ("99999999999999999999", "²", str(BIG)):
+        r = admin.get(f"/api/v1/functions/no-such-fn/versions/{version}")
+        assert field_of(r) == "path.version", (version, r.text)
+    wf = make_workflow(admin)
+    eid = admin.post(f"/api/v1/workflows/{wf}/executions", json={"mode": "sync"}).json()["execution_id"]
+    for last in (str(HUGE).encode(), "²".encode("latin-1")):
+        r = admin.get(f"/api/v1/executions/{eid}/stream", headers={"Last-Event-ID": last})
+        assert r.status_code == 200 and "event: done" in r.text, r.text
