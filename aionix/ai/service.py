@@ -25,6 +25,7 @@ import jsonschema
 from prometheus_client import Counter, Gauge, Histogram
 
 from aionix import jsonutil
+from aionix import usage as ai_usage
 from aionix.ai.models import AiConfig, SubmitTask
 from aionix.ai.policy import PolicyError, PolicySet, parse, read_dir
 from aionix.ai.providers import LOCAL_ONLY, PrivacyViolation, Provider, ProviderFailure, estimate_tokens
@@ -137,6 +138,7 @@ class AiService:
 
     async def start(self) -> None:
         await self.store.execute("ai.fail_running_tasks", {"now": time.time()})
+        ai_usage.load(await self.store.fetch_all("ai.recent_execution_usage", {"since": time.time() - 30 * 86400}))
         row = await self.store.fetch_one("ai.active_policy")
         if row is not None:
             try:
@@ -532,6 +534,8 @@ class AiService:
                     "ts": run.finished_at,
                 },
             )
+            if run.execution_id:
+                ai_usage.add(run.execution_id, run.usage["tokens_in"] + run.usage["tokens_out"], run.usage["cost_usd"])
         self.m_tasks.labels(run.intent, status).inc()
         await self._persist(run)
         envelope = run.envelope()

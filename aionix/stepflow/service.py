@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from aionix import jsonutil
 from aionix import trn as trnlib
+from aionix import usage as ai_usage
 from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
@@ -699,7 +700,7 @@ class StepFlowService:
             "stopped_at": stopped,
             "duration_ms": round((stopped - row["started_at"]) * 1000, 3) if stopped else None,
             "trace_id": row.get("trace_id"),
-            "usage": {"tokens": 0, "cost_usd": 0.0},
+            "usage": ai_usage.of(row["id"]),
             "redrive_count": row.get("redrive_count") or 0,
         }
 

@@ -96,3 +96,7 @@ SELECT tenant, daily_usd, monthly_usd, updated_at FROM ai_budgets WHERE tenant =
 -- name: put_budget
 INSERT INTO ai_budgets (tenant, daily_usd, monthly_usd, updated_at) VALUES (:tenant, :daily_usd, :monthly_usd, :now)
 ON CONFLICT (tenant) DO UPDATE SET daily_usd = excluded.daily_usd, monthly_usd = excluded.monthly_usd, updated_at = excluded.updated_at
+
+-- name: recent_execution_usage
+SELECT execution_id, SUM(tokens_in + tokens_out) AS tokens, SUM(cost_usd) AS cost_usd
+FROM ai_usage WHERE execution_id IS NOT NULL AND ts >= :since GROUP BY execution_id
