@@ -102,7 +102,7 @@ class Invocations:
             return {**row, "version": LATEST, "source": "functions.get_function"}
         assert qualifier is not None
         version = qualifier
-        if not qualifier.isdigit():
+        if not (qualifier.isascii() and qualifier.isdigit() and len(qualifier) <= 18):  # else not a version
             alias = await self.store.fetch_one(
                 "functions.get_alias", {"tenant": tenant, "name": name, "alias": qualifier}
             )

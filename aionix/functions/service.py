@@ -416,7 +416,7 @@ class FunctionsService(Invocations):
         }
 
     async def get_version(self, tenant: str, name: str, version: str) -> dict[str, Any]:
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit() and len(version) <= 18):  # the store's range
             raise field_error("version", "must be a version number")
         row = await self.store.fetch_one(
             "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}

@@ -884,7 +884,7 @@ class StepFlowService:
             raise Failure(plan_mod.RUNTIME, f"{action} is not a workflow template of this tenant")
         version = None
         if target.qualifier is not None:
-            if not target.qualifier.isdigit():
+            if not (target.qualifier.isascii() and target.qualifier.isdigit() and len(target.qualifier) <= 18):
                 raise Failure(plan_mod.RUNTIME, f"{action}: the qualifier must be a version number")
             version = int(target.qualifier)
         try:
@@ -939,7 +939,8 @@ class StepFlowService:
         mode = payload.get("mode", "async")
         if mode not in ("sync", "async"):
             raise BadRequest("mode must be sync or async")
-        version = int(target.qualifier) if target.qualifier and target.qualifier.isdigit() else None
+        q = target.qualifier
+        version = int(q) if q and q.isascii() and q.isdigit() and len(q) <= 18 else None
         if target.qualifier and version is None:
             raise BadRequest("a template qualifier must be a version number")
         envelope, _ = await self.start(

@@ -172,3 +172,22 @@ def test_numeric_path_and_header_values_beyond_the_store_range(admin):
     for last in (str(HUGE).encode(), "²".encode("latin-1")):
         r = admin.get(f"/api/v1/executions/{eid}/stream", headers={"Last-Event-ID": last})
         assert r.status_code == 200 and "event: done" in r.text, r.text
+
+
+def test_version_qualifiers_beyond_the_store_range(admin):
+    huge = "99999999999999999999"
+    r = admin.post(f"/api/v1/functions/no-such-fn/invoke?qualifier={huge}", json={})
+    assert r.status_code == 404, r.text
+    child = make_workflow(admin)
+    parent = make_workflow(
+        admin,
+        {
+            "entry": "Call",
+            "states": {
+                "Call": {"type": "task", "action": f"trn:stepflow:default:template/{child}:{huge}", "end": True}
+            },
+        },
+    )
+    run = admin.post(f"/api/v1/workflows/{parent}/executions", json={"mode": "sync"})
+    assert run.status_code == 200, run.text
+    assert run.json()["status"] == "FAILED" and run.json()["error"]["error"] == "States.Runtime", run.text
