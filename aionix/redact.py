@@ -41,6 +41,8 @@ from urllib.parse import quote, quote_plus
 
 import orjson
 
+from aionix import jsonutil
+
 REDACTED = "***"
 MIN_LENGTH = 4
 
@@ -92,7 +94,7 @@ def leaves(value: Any) -> Iterator[str]:
         elif isinstance(item, list):
             stack.extend(item)
     try:
-        yield orjson.dumps(value).decode()
+        yield jsonutil.dumps(value).decode()  # integers beyond 64 bits included
     except TypeError:
         pass
 
@@ -189,10 +191,10 @@ class SecretSet:
         if text is None or not self.contains(text):
             return text
         try:
-            parsed = orjson.loads(text)
+            parsed = jsonutil.loads(text)
         except orjson.JSONDecodeError:
             return self.text(text)
-        return orjson.dumps(self.value(parsed)).decode()
+        return jsonutil.dumps(self.value(parsed)).decode()
 
 
 PROCESS = SecretSet(process=False)
