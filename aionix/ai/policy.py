@@ -70,6 +70,10 @@ def _line(node: Any, loc: tuple[Any, ...]) -> int | None:
 def read_dir(path: Path) -> dict[str, str]:
     """The four files' texts ('' for a missing one)."""
     out: dict[str, str] = {}
+    if not path.is_dir():
+        raise PolicyError(
+            [{"file": str(path), "line": None, "field": "", "message": "no such directory ([ai] policy_dir or <data dir>/ai)"}]
+        )
     for name in FILES:
         file = path / name
         try:

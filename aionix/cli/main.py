@@ -129,6 +129,12 @@ for module_name, command in GROUPS:
         raise
     app.add_typer(module.app, name=command)
 
+from aionix.cli import ai as _ai  # noqa: E402
+
+app.add_typer(_ai.task_app, name="task")
+app.add_typer(_ai.router_app, name="router")
+app.add_typer(_ai.usage_app, name="usage")
+
 from aionix.cli.complete import install as _install_completion  # noqa: E402
 
 _install_completion(app)
