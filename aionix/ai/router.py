@@ -140,10 +140,13 @@ def decide(
         if prov is not None and not prov.breaker.allow():
             skip("circuit open")
             continue
-        if tin > spec.context:
+        in_cost = tin / 1000 * spec.price_in_per_1k
+        if in_cost > budget:
+            skip(f"budget: estimate above {budget:g} USD")
+            continue
+        if tin >= spec.context:
             skip("prompt longer than the context")
             continue
-        in_cost = tin / 1000 * spec.price_in_per_1k
         room = min(wanted, spec.context - tin)
         if spec.price_out_per_1k > 0:
             room = min(room, math.floor((budget - in_cost) / spec.price_out_per_1k * 1000))
@@ -161,7 +164,7 @@ def decide(
             price_in=spec.price_in_per_1k,
             price_out=spec.price_out_per_1k,
         )
-        p95 = prov.p95(spec.model or name, pol.latency_min_samples) if prov is not None else None
+        p95 = prov.p95(name, pol.latency_min_samples) if prov is not None else None
         if p95 is not None and p95 > target:
             skip(f"latency: p95 {p95:.0f} ms over {target} ms")
             slow.append((p95, choice))

@@ -152,6 +152,11 @@ class AiService:
                 await self.reload(None)
             except PolicyError as exc:
                 log.error("AI policy files in %s refused: %s", self.policy_dir, exc.message)
+        # the observed latencies survive a restart: the most recent ones come from the ledger
+        for r in reversed(await self.store.fetch_all("ai.recent_latencies", {"limit": 5000})):
+            prov = self.providers.get(r["provider"])
+            if prov is not None:
+                prov.observe(r["model"], r["latency_ms"])
 
     async def stop(self) -> None:
         tasks = [r.task for r in self.runs.values() if r.task is not None and not r.task.done()]
@@ -503,7 +508,7 @@ class AiService:
             tin = tin or estimate_tokens("".join(m["content"] for m in messages))
             tout = choice.max_tokens
         tout = min(tout, choice.max_tokens) if cut else tout
-        provider.observe(choice.upstream, (time.perf_counter() - began) * 1000)
+        provider.observe(choice.model, (time.perf_counter() - began) * 1000)
         return "".join(parts), tin, tout, confidence, cut
 
     async def _finish(self, run: TaskRun, status: str, choice: Choice | None) -> None:

@@ -100,3 +100,6 @@ ON CONFLICT (tenant) DO UPDATE SET daily_usd = excluded.daily_usd, monthly_usd =
 -- name: recent_execution_usage
 SELECT execution_id, SUM(tokens_in + tokens_out) AS tokens, SUM(cost_usd) AS cost_usd
 FROM ai_usage WHERE execution_id IS NOT NULL AND ts >= :since GROUP BY execution_id
+
+-- name: recent_latencies
+SELECT provider, model, latency_ms FROM ai_usage ORDER BY ts DESC LIMIT :limit
