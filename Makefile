@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 53000
 
-.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean
+.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean vsix
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/aionix --port $(PORT) --data-dir ./data
 
 ## Install what the suite needs (Debian packages and Python packages) and run all of it.
-test: system-deps $(STAMP) studio/node_modules
+test: system-deps $(STAMP) studio/node_modules vscode/node_modules
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 system-deps:
@@ -69,6 +69,14 @@ studio: studio/node_modules
 studio/node_modules: studio/package-lock.json
 	cd studio && npm ci --no-audit --no-fund
 	touch studio/node_modules
+
+## Package the VS Code extension (vscode/) as vscode/aionix.vsix with the official tool, @vscode/vsce.
+vsix: vscode/node_modules
+	cd vscode && npm run package
+
+vscode/node_modules: vscode/package-lock.json
+	cd vscode && npm ci --no-audit --no-fund
+	touch vscode/node_modules
 
 ## Regenerate docs/screenshots/ with the real server and Debian's chromium.
 screenshots: $(STAMP) studio/node_modules

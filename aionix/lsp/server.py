@@ -4,7 +4,7 @@ Files: `*.flow.yaml`, `*.flow.json`, `*.asl.json` (and any YAML/JSON document an
 is a workflow: ASL is recognized by `StartAt`/`States`). Features: diagnostics from the server's
 own validator with exact ranges, completion, hover, go-to-definition, document symbols,
 formatting, and code lenses whose commands run on the server (`workspace/executeCommand`):
-`aionix.validateOnServer`, `aionix.run`, `aionix.openStudio`.
+`aionix.lsp.validateOnServer`, `aionix.lsp.run`, `aionix.lsp.openStudio`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from aionix.lsp.remote import Remote
 
 NAME = "aionix-lsp"
 VERSION = "0.1.0"
-COMMANDS = ("aionix.validateOnServer", "aionix.run", "aionix.openStudio")
+COMMANDS = ("aionix.lsp.validateOnServer", "aionix.lsp.run", "aionix.lsp.openStudio")
 
 _KINDS = {
     "keyword": t.CompletionItemKind.Keyword,

@@ -345,7 +345,7 @@ async def test_code_lenses_validate_run_and_open_studio(lsp, server, tmp_path):
     await _open(lsp, buri, bad)
     lsp.diagnostics.pop(buri, None)
     report = await lsp.workspace_execute_command_async(
-        t.ExecuteCommandParams(command="aionix.validateOnServer", arguments=[buri])
+        t.ExecuteCommandParams(command="aionix.lsp.validateOnServer", arguments=[buri])
     )
     assert report["ok"] is True
     published = lsp.diagnostics[buri]
