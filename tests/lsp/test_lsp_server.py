@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 
 import pytest
@@ -353,3 +354,61 @@ async def test_code_lenses_validate_run_and_open_studio(lsp, server, tmp_path):
     assert len(server_side) == len(report["errors"]) + len(report["warnings"])
     for d in server_side:
         assert d.range.start.line == 4  # the action's line
+
+
+async def test_asl_completion_contexts(lsp, tmp_path):
+    asl = {
+        "StartAt": "A",
+        "States": {
+            "A": {
+                "Type": "Task",
+                "Resource": "http",
+                "Retry": [{"ErrorEquals": ["States.ALL"]}],
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "B"}],
+                "Next": "B",
+            },
+            "B": {"Type": "Pass", "End": True},
+        },
+    }
+    text = json.dumps(asl, indent=2)
+    lines = text.splitlines()
+    uri = _uri(tmp_path, "complete.asl.json")
+    assert list(await _open(lsp, uri, text, "json")) == []
+
+    def at(needle, nth=0):
+        rows = [i for i, ln in enumerate(lines) if needle in ln]
+        row = rows[nth]
+        return row, lines[row].index(needle) + len(needle) - 1
+
+    assert set(await _labels(lsp, uri, *at('"Next": "B"', 1))) == {"B"}  # the state's own Next
+    assert set(await _labels(lsp, uri, *at('"Next": "B"', 0))) == {"B"}  # the catcher's Next
+    assert set(await _labels(lsp, uri, *at('"StartAt": "A'))) == {"A", "B"}
+    assert {"Task", "Choice", "Map"} <= set(await _labels(lsp, uri, *at('"Type": "Pass')))
+    assert {"States.ALL", "Http.Timeout"} <= set(await _labels(lsp, uri, *at('"States.ALL')))
+
+
+async def test_settings_from_initialization_options(server, tmp_path):
+    """An editor passes the server URL and key itself (the VS Code extension's settings): no env."""
+    from pytest_lsp import ClientServerConfig
+
+    env = {"HOME": str(tmp_path), "AIONIX_SECURITY_CREDENTIALS_FILE": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    config = ClientServerConfig(server_command=[sys.executable, "-m", "aionix.cli.main", "lsp"], server_env=env)
+    client = await config.start()
+    try:
+        options = {"url": server.url, "apiKey": server.admin_key}
+        await client.initialize_session(
+            t.InitializeParams(capabilities=t.ClientCapabilities(), initialization_options=options)
+        )
+        name = f"lsp-init-{uuid.uuid4().hex[:8]}"
+        with server.client() as c:
+            c.post(
+                "/api/v1/workflows",
+                json={"name": name, "definition": {"entry": "A", "states": {"A": {"type": "succeed"}}}},
+            )
+        flow = "entry: A\nstates:\n  A:\n    type: task\n    action: \n    end: true\n"
+        uri = _uri(tmp_path, "init.flow.yaml")
+        await _open(client, uri, flow)
+        labels = await _labels(client, uri, 4, len("    action: "))
+        assert f"trn:stepflow:default:template/{name}" in labels
+    finally:
+        await client.shutdown_session()
