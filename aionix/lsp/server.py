@@ -138,8 +138,11 @@ def did_close(ls: AionixLanguageServer, params: t.DidCloseTextDocumentParams) ->
 def completion(ls: AionixLanguageServer, params: t.CompletionParams) -> t.CompletionList:
     uri = params.text_document.uri
     doc = ls.document(uri)
+    last = ls.last_good.get(uri)
+    if not (_is_workflow(doc) or (last is not None and _is_workflow(last))):
+        return t.CompletionList(is_incomplete=False, items=[])
     pos = (params.position.line, params.position.character)
-    items = complete.complete(doc, ls.last_good.get(uri), pos, ls.remote)
+    items = complete.complete(doc, last, pos, ls.remote)
     return t.CompletionList(
         is_incomplete=False,
         items=[
@@ -163,11 +166,51 @@ _TOKEN = re.compile(r"\$?[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*")
 @server.thread()
 def hover(ls: AionixLanguageServer, params: t.HoverParams) -> t.Hover | None:
     doc = ls.document(params.text_document.uri)
-    if doc.root is None:
+    if doc.root is None or not _is_workflow(doc):
         return None
     pos = (params.position.line, params.position.character)
     text = hover_text(ls, doc, pos)
     return t.Hover(contents=t.MarkupContent(kind=t.MarkupKind.Markdown, value=text)) if text else None
+
+
+ASL_DOCS = {
+    "StartAt": "the name of the first state",
+    "States": "the states, by name",
+    "Comment": "a description, ignored when running",
+    "QueryLanguage": "`JSONPath` (default) or `JSONata`",
+    "TimeoutSeconds": "fail with States.Timeout after this many seconds",
+    "Type": "Task, Pass, Choice, Wait, Succeed, Fail, Parallel or Map",
+    "Next": "the state that runs after this one",
+    "End": "`true`: the execution (or branch) ends after this state",
+    "Resource": "what a Task runs: a connector kind, a function/action TRN or an AWS-style ARN",
+    "Parameters": "JSONPath: the effective input (`.$` keys are paths)",
+    "Arguments": "JSONata: the task's arguments (`{% %}` expressions)",
+    "InputPath": "JSONPath: the part of the input the state sees",
+    "OutputPath": "JSONPath: the part of the output passed on",
+    "ResultPath": "JSONPath: where the result goes in the input (`null`: discard it)",
+    "ResultSelector": "JSONPath: reshape the result before ResultPath",
+    "Output": "JSONata: the state's output",
+    "Assign": "variables for the states after this one",
+    "Retry": "retriers: ErrorEquals, IntervalSeconds, MaxAttempts, BackoffRate, MaxDelaySeconds, JitterStrategy",
+    "Catch": "catchers: ErrorEquals, Next, ResultPath/Output",
+    "ErrorEquals": "error names this retrier or catcher handles (`States.ALL` for any)",
+    "IntervalSeconds": "seconds before the first retry (default 1)",
+    "MaxAttempts": "retries after the first attempt (default 3; 0: never)",
+    "BackoffRate": "the interval's multiplier per retry (default 2.0)",
+    "HeartbeatSeconds": "fail with States.HeartbeatTimeout when no heartbeat comes for this long",
+    "Choices": "rules tried in order; the first that matches names Next",
+    "Default": "the state when no choice matches (else States.NoChoiceMatched)",
+    "Seconds": "a Wait's delay",
+    "Timestamp": "a Wait's end time (ISO 8601)",
+    "Branches": "a Parallel's state machines, run together",
+    "ItemProcessor": "a Map's state machine, run for each item",
+    "ItemsPath": "JSONPath: the list a Map iterates",
+    "Items": "JSONata: the list a Map iterates",
+    "MaxConcurrency": "a Map's items in flight at once (0: no limit)",
+    "Result": "a Pass state's fixed result",
+    "Error": "a Fail state's error name",
+    "Cause": "a Fail state's cause",
+}
 
 
 def hover_text(ls: AionixLanguageServer, doc: Document, pos: positions.Pos) -> str | None:
@@ -182,6 +225,8 @@ def hover_text(ls: AionixLanguageServer, doc: Document, pos: positions.Pos) -> s
         if name is not None and not rest:
             kind = analysis.get_path(doc.value, (*machine, d.states, name, d.type))
             return f"**state `{name}`** — {kind or 'no type'}"
+        if d is analysis.ASL and str(path[-1]) in ASL_DOCS:
+            return f"**{path[-1]}** (Amazon States Language)\n\n{ASL_DOCS[str(path[-1])]}"
         return None
     if node.kind != "scalar" or not isinstance(node.value, str):
         return None

@@ -412,3 +412,17 @@ async def test_settings_from_initialization_options(server, tmp_path):
         assert f"trn:stepflow:default:template/{name}" in labels
     finally:
         await client.shutdown_session()
+
+
+async def test_asl_hover_and_other_files_are_left_alone(lsp, tmp_path):
+    text = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "ResultPath": None, "End": True}}}, indent=2)
+    uri = _uri(tmp_path, "hover.asl.json")
+    await _open(lsp, uri, text, "json")
+    row = next(i for i, ln in enumerate(text.splitlines()) if "ResultPath" in ln)
+    hover = await _hover(lsp, uri, row, text.splitlines()[row].index("ResultPath") + 2)
+    assert "ResultPath" in hover and "discard" in hover
+    # a YAML file that is not a workflow: no diagnostics, no completion, no hover
+    other = _uri(tmp_path, "compose.yaml")
+    assert list(await _open(lsp, other, "services:\n  web:\n    image: nginx\n    next: \n")) == []
+    assert await _labels(lsp, other, 3, len("    next: ")) == {}
+    assert await _hover(lsp, other, 0, 2) is None
