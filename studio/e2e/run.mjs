@@ -1,7 +1,7 @@
 // End-to-end tests of the Studio in a real browser against a real server.
 // Usage: node e2e/run.mjs <server-url> <admin-key> [--screenshots DIR]
 // Prints one line per step and "N passed, N failed"; exits non-zero when a step failed.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { launch } from "./browser.mjs";
 
@@ -219,6 +219,11 @@ await step("saving shows the server's validation error on the state and its fiel
   await page.locator(".problems li", { hasText: "(server)" }).first().waitFor();
   await shot("editor-validation");
   await page.getByRole("tab", { name: "Design" }).click();
+  // "found N problems" is a warning, not a success, and says "problem" or "problems" rightly
+  await page.getByRole("button", { name: "Validate" }).click();
+  const found = page.locator(".notice.warn", { hasText: /^The server found (1 problem|[02-9]\d* problems)\.$/ });
+  await found.waitFor();
+  check((await page.locator(".notice.ok", { hasText: "The server found" }).count()) === 0, "problems shown as a success");
 });
 
 await step("fix it with the condition builder and save", async () => {
@@ -231,6 +236,8 @@ await step("fix it with the condition builder and save", async () => {
   await cond.getByLabel("Compared to").press("Enter");
   await inspector().getByTestId("route-0-next").selectOption("ManualReview");
   await inspector().getByTestId("router-default").selectOption("PriceOrder");
+  // fixed: the markers and the banner go away before saving (the server is asked again)
+  await page.waitForFunction(() => !document.querySelector(".badge-error") && !document.querySelector(".notice.warn"));
   const code = JSON.parse(await codeText());
   check(code.states.CheckAmount.routes[0].condition === "{% input.amount > 100 %}", `condition is ${code.states.CheckAmount.routes[0].condition}`);
   await page.getByRole("button", { name: "Save", exact: true }).click();
@@ -238,6 +245,51 @@ await step("fix it with the condition builder and save", async () => {
   await page.waitForURL(`**/workflows/${WF}`);
   check((await page.locator(".badge-error").count()) === 0, "problems remain after the fix");
   await shot("editor");
+});
+
+await step("a refused state name is marked on its field with the characters allowed, and the name in force shown", async () => {
+  await node("Approved").click();
+  const name = inspector().getByLabel("Name", { exact: true });
+  await name.fill("not ok!");
+  await name.press("Enter");
+  const refused = inspector().getByTestId("inspector-name-refused");
+  await refused.waitFor();
+  const text = await refused.innerText();
+  check(text.includes('letters, digits, "_", "." and "-"') && text.includes('It stays "Approved"'), `refusal: ${text}`);
+  check((await name.inputValue()) === "Approved", "the field does not show the name in force");
+  check((await name.getAttribute("aria-invalid")) === "true", "the field is not marked invalid");
+  check(!(await page.locator(".tag.warn", { hasText: "unsaved" }).count()), "a refused name changed the document");
+});
+
+await step("JSON fields say so and take a bare {% … %}; the condition builder opens for {% true %} and says why not for more", async () => {
+  await node("ValidateOrder").click();
+  const value = inspector().getByLabel("Value (becomes the output)");
+  check((await inspector().locator(".field-hint", { hasText: "JSON, or a {% … %} expression" }).count()) >= 1, "JSON fields do not say they take JSON");
+  await value.fill("{% input %}");
+  await value.blur();
+  check(JSON.parse(await codeText()).states.ValidateOrder.value === "{% input %}", "a bare expression was not taken");
+  check((await value.inputValue()) === "{% input %}", `shown as ${await value.inputValue()}`);
+  await page.getByRole("button", { name: "Undo" }).click();
+  check(typeof JSON.parse(await codeText()).states.ValidateOrder.value === "object", "undo did not restore the value");
+
+  await node("CheckAmount").click();
+  await inspector().getByRole("button", { name: "Edit as raw expression" }).click();
+  const raw = inspector().getByTestId("route-0-condition");
+  await raw.fill("{% input.amount > 100 and input.orderId %}");
+  await raw.press("Enter");
+  await inspector().getByRole("button", { name: "Use the condition builder" }).click();
+  const why = await inspector().getByTestId("route-0-builder-why").innerText();
+  check(why.includes("one comparison"), `no reason given: ${why}`);
+  await raw.fill("{% true %}");
+  await raw.press("Enter");
+  await inspector().getByRole("button", { name: "Use the condition builder" }).click();
+  const cond = inspector().getByRole("group", { name: "Condition 1" });
+  await cond.getByLabel("Value", { exact: true }).fill("input.amount");
+  await cond.getByLabel("Value", { exact: true }).press("Enter");
+  await cond.getByLabel("Compared to").fill("100");
+  await cond.getByLabel("Compared to").press("Enter");
+  const condition = JSON.parse(await codeText()).states.CheckAmount.routes[0].condition;
+  check(condition === "{% input.amount > 100 %}", `condition is ${condition}`);
 });
 
 await step("undo and redo every kind of edit, from the toolbar and the keyboard", async () => {
@@ -355,6 +407,39 @@ await step("open a state's output", async () => {
   await shot("execution-state");
 });
 
+await step("test one state with sample data while editing: its recorded input, output, variables and way out", async () => {
+  await go(`/workflows/${WF}`);
+  await node("CheckAmount").click();
+  await inspector().getByTestId("test-state").click();
+  const dialog = page.getByRole("dialog", { name: "Test CheckAmount" });
+  // pre-filled with the input CheckAmount had in the last execution
+  await page.waitForFunction(() => (document.querySelector("#test-input")?.value ?? "").includes("A-100"));
+  await dialog.getByTestId("test-run").click();
+  await dialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → ManualReview" }).waitFor();
+  // a typed input takes the other way
+  await dialog.getByLabel("Input (JSON)").fill('{"orderId": "B-1", "amount": 5}');
+  await dialog.getByTestId("test-run").click();
+  await dialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → PriceOrder" }).waitFor();
+  const out = JSON.parse(await dialog.getByLabel("Test output").innerText());
+  check(out.amount === 5, `output: ${JSON.stringify(out)}`);
+  await shot("editor-test-state");
+  await dialog.getByRole("button", { name: "Close" }).click();
+  // a task runs for real only after a confirmation
+  await node("PriceOrder").click();
+  await inspector().getByTestId("test-state").click();
+  const taskDialog = page.getByRole("dialog", { name: "Test PriceOrder" });
+  check(await taskDialog.getByTestId("test-run").isDisabled(), "a task test ran without a confirmation");
+  await taskDialog.getByLabel("Input (JSON)").fill('{"amount": 10}');
+  await taskDialog.getByRole("checkbox").check();
+  await taskDialog.getByTestId("test-run").click();
+  await taskDialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → Approved" }).waitFor();
+  const priced = JSON.parse(await taskDialog.getByLabel("Test output").innerText());
+  check(priced.total === 12, `PriceOrder output: ${JSON.stringify(priced)}`);
+  await taskDialog.getByRole("button", { name: "Close" }).click();
+  const list = await api("GET", "/api/v1/workflows?limit=200");
+  check(!list.body.items.some((w) => w.name.startsWith("studio-test-")), "a temporary test workflow was left behind");
+});
+
 await step("the executions list shows it and a failed run can be redriven", async () => {
   const bad = await api("POST", "/api/v1/workflows", {
     name: `fails-${suffix}`,
@@ -391,6 +476,12 @@ await step("drop states into a map's processor and a parallel branch", async () 
   check(doc.states.Map?.processor?.states?.Set?.type === "set", `no Set in the map's processor: ${JSON.stringify(doc.states.Map)}`);
   check(doc.states.Parallel?.branches?.[0]?.states?.Wait?.type === "wait", `no Wait in branch 1: ${JSON.stringify(doc.states.Parallel)}`);
   check(Object.keys(doc.states).sort().join() === "Map,Parallel", `top-level states: ${Object.keys(doc.states)}`);
+  // the dropped state does not lie on the processor's own state
+  const boxes = await Promise.all(["Map/ProcessItem", "Map/Set"].map((id) => page.locator(`.react-flow__node[data-id="${id}"]`).boundingBox()));
+  const [p, q] = boxes;
+  check(p.x + p.width <= q.x || q.x + q.width <= p.x || p.y + p.height <= q.y || q.y + q.height <= p.y, `Set overlaps ProcessItem: ${JSON.stringify(boxes)}`);
+  const footer = await page.locator("footer.statusbar").innerText();
+  check(footer.startsWith("6 states"), `the footer does not count nested states: ${footer}`);
   await node("Set").click();
   check((await inspector().getByRole("heading", { level: 2 }).innerText()).startsWith("Set"), "the nested state's inspector did not open");
   // from the keyboard: with the map selected, Enter on a palette item adds into its processor
@@ -492,6 +583,11 @@ await step("functions: invoke with a payload and read the logs", async () => {
   await detail.getByRole("button", { name: "Load logs" }).click();
   await detail.getByLabel("Function logs").getByText("doubling").waitFor();
   await shot("page-functions");
+  // the details have their own URL: opening it again (or sharing it) shows the same function
+  check(new URL(page.url()).pathname === `/functions/double-${suffix}`, `function URL is ${page.url()}`);
+  await go("/executions");
+  await go(`/functions/double-${suffix}`);
+  await page.locator(".detail").getByRole("button", { name: "Invoke" }).waitFor();
 });
 
 await step("triggers: disable and enable, see the history", async () => {
@@ -565,6 +661,93 @@ await step("params: put a value and find it in the tree", async () => {
   const now = await api("GET", `/api/v1/params/studio/${suffix}/timeout`);
   check(now.body.value === 30, `after rollback the value is ${JSON.stringify(now.body)}`);
   await shot("page-params");
+});
+
+// ---------------------------------------------------------------- Step Functions (ASL)
+const ASL_WF = `asl-${suffix}`;
+const aslText = readFileSync(join(import.meta.dirname, "..", "..", "examples", "workflows", "order-fulfilment.asl.json"), "utf8");
+const aslInput = JSON.parse(readFileSync(join(import.meta.dirname, "..", "..", "examples", "workflows", "order-fulfilment.asl.input.json"), "utf8"));
+
+await step("an ASL definition is drawn (Choice, Map, Parallel, Catch, Retry), read-only with the code editable", async () => {
+  const r = await api("POST", "/api/v1/workflows", { name: ASL_WF, definition: JSON.parse(aslText) });
+  check(r.status === 201, `create ASL: ${r.status}`);
+  await go(`/workflows/${ASL_WF}`);
+  for (const n of ["CheckOrder", "PriceLines", "PriceLine", "Fulfil", "ReserveStock", "WaitForCourier", "Charge", "PaymentFailed"]) await node(n).waitFor();
+  await page.getByTestId("asl-banner").waitFor();
+  const footer = await page.locator("footer.statusbar").innerText();
+  check(footer.includes("15 states (ASL)") && footer.includes("0 problems"), `footer: ${footer}`);
+  check((await node("CheckOrder").innerText()).includes("Choice"), "CheckOrder is not shown as a Choice");
+  check((await page.locator(".react-flow__edge.edge-catch").count()) === 2, "catch edges are missing");
+  check((await page.locator(".react-flow__edge.edge-retry").count()) === 2, "retry loops are missing");
+  check(await page.locator("[data-testid=palette-task]").isDisabled(), "the palette adds DSL states to an ASL definition");
+  await node("Charge").click();
+  const shown = JSON.parse(await inspector().getByLabel("Charge ASL").innerText());
+  check(shown.Resource === "transform" && shown.Catch[0].Next === "PaymentFailed", "the inspector does not show the ASL state");
+  await page.getByRole("button", { name: "Validate" }).click();
+  await page.getByRole("status").filter({ hasText: "Valid." }).waitFor();
+  // saving without a change makes no version
+  await page.getByRole("button", { name: "Save new version" }).click();
+  await page.getByRole("status").filter({ hasText: "No changes since version 1" }).waitFor();
+  await shot("editor-asl");
+});
+
+await step("an ASL definition edited in the Code view is saved as ASL, exactly", async () => {
+  await page.getByRole("tab", { name: "Code" }).click();
+  const edited = JSON.parse(aslText);
+  edited.States.Done.Comment = "edited in the Studio";
+  const editor = page.locator(".cm-content");
+  await editor.click();
+  await page.keyboard.press("Control+a");
+  await page.keyboard.insertText(JSON.stringify(edited, null, 2));
+  await page.waitForTimeout(600);
+  await page.getByRole("tab", { name: "Design" }).click();
+  await node("Done").waitFor();
+  await page.getByRole("button", { name: "Save new version" }).click();
+  await page.getByRole("status").filter({ hasText: "version 2" }).waitFor();
+  const stored = (await api("GET", `/api/v1/workflows/${ASL_WF}`)).body;
+  check(JSON.stringify(stored.definition) === JSON.stringify(edited), `stored definition differs: ${JSON.stringify(stored.definition).slice(0, 300)}`);
+  check(!("states" in stored.definition), "the definition was converted to the DSL");
+});
+
+await step("an ASL execution is drawn and coloured; the Run dialog pre-fills the last input", async () => {
+  const r = await api("POST", `/api/v1/workflows/${ASL_WF}/executions`, { input: aslInput, mode: "sync" });
+  check(r.status === 200, `start: ${r.status}`);
+  await go(`/workflows/${ASL_WF}`);
+  await node("Done").waitFor();
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await page.waitForFunction(() => (document.querySelector("#run-input")?.value ?? "").includes("A-2001"));
+  await page.getByRole("button", { name: "Start execution" }).click();
+  await page.waitForURL("**/executions/**");
+  for (const n of ["CheckOrder", "PriceLine", "WaitForCourier", "Charge", "Done"]) {
+    await page.locator(`[data-testid="node-${n}"][data-status="succeeded"]`).waitFor({ timeout: 30_000 });
+  }
+  await shot("execution-asl");
+});
+
+await step("the timeline shows state runs, map iterations and branches on a time axis; a run opens its input and output", async () => {
+  await page.getByTestId("tab-timeline").click();
+  await page.getByTestId("timeline").waitFor();
+  await page.locator('[data-testid="run-PriceLine"]').nth(1).waitFor();
+  check((await page.locator('[data-testid="run-PriceLine"]').count()) === 2, "two map iterations expected");
+  check((await page.locator('[data-testid="run-WaitForCourier"] .seg-wait').count()) === 1, "the wait is not drawn");
+  const picker = page.getByLabel("Map iteration or branch");
+  const options = await picker.locator("option").allInnerTexts();
+  check(options.includes("PriceLines[1]") && options.includes("Fulfil branch 2"), `picker: ${options.join(", ")}`);
+  await picker.selectOption({ label: "PriceLines[1]" });
+  check((await page.locator('[data-testid="run-PriceLine"]').count()) === 1, "the picker does not narrow to one iteration");
+  await shot("execution-timeline");
+  await page.locator('[data-testid="run-PriceLine"]').click();
+  const panel = page.getByRole("complementary", { name: "State details" });
+  await panel.getByText("The run in PriceLines[1]").waitFor();
+  const output = JSON.parse(await panel.getByLabel("PriceLine output").innerText());
+  check(output.sku === "pen" && output.amount === 6, `PriceLines[1] output: ${JSON.stringify(output)}`);
+  // a long history detail expands to the whole value, wrapped, with a copy button
+  const detail = page.locator("details.event-detail").first();
+  await detail.locator("summary").click();
+  await detail.locator("pre.json").waitFor();
+  await detail.getByRole("button", { name: "Copy", exact: true }).waitFor();
+  await page.getByRole("tab", { name: "Graph" }).click();
+  await node("Done").waitFor();
 });
 
 await step("a viewer key sees the editor read-only and no admin pages", async () => {

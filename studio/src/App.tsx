@@ -66,7 +66,7 @@ function route(path: string): ReactNode {
     case "executions":
       return parts[1] ? <ExecutionPage id={parts[1]} /> : <ExecutionsPage />;
     case "functions":
-      return <FunctionsPage />;
+      return <FunctionsPage name={parts[1] ?? null} />;
     case "triggers":
       return <TriggersPage />;
     case "connections":

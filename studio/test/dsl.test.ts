@@ -11,7 +11,7 @@ describe("graph ⇄ DSL", () => {
   it("has the Studio's own fixtures and every example workflow", () => {
     expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(["every-type.json", "nested.json", "order-processing.json"]));
     const examples = join(import.meta.dirname, "..", "..", "examples", "workflows");
-    const expected = existsSync(examples) ? readdirSync(examples).filter((f) => /\.(json|ya?ml)$/.test(f) && !f.endsWith(".input.json")) : [];
+    const expected = existsSync(examples) ? readdirSync(examples).filter((f) => /\.(json|ya?ml)$/.test(f) && !f.endsWith(".input.json") && !f.endsWith(".asl.json")) : [];
     expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(expected));
   });
 

@@ -61,3 +61,17 @@ describe("diff", () => {
     expect(rows[1]).toEqual({ left: "b", right: "B", kind: "changed" });
   });
 });
+
+describe("a state dropped into a scope", () => {
+  it("goes where it was dropped when that is free, else just below what it would cover", async () => {
+    const { freeSpot, NODE_W, NODE_H } = await import("../src/dsl/layout");
+    const taken = [{ x: 24, y: 34, width: NODE_W, height: NODE_H }];
+    expect(freeSpot({ x: 400, y: 34 }, taken)).toEqual({ x: 400, y: 34 });
+    const spot = freeSpot({ x: 40, y: 50 }, taken);
+    expect(spot).toEqual({ x: 40, y: 34 + NODE_H + 16 });
+    // and below a second one in the way too
+    const two = [...taken, { x: 30, y: 34 + NODE_H + 10, width: NODE_W, height: NODE_H }];
+    const s2 = freeSpot({ x: 40, y: 50 }, two);
+    for (const b of two) expect(s2.y >= b.y + b.height || s2.x >= b.x + b.width).toBe(true);
+  });
+});

@@ -120,3 +120,43 @@ def test_examples_run(make_server):
             ("FAILED", json.dumps({"cause": "too expensive", "error": "Order.Rejected"}, sort_keys=True)),
             ("SUCCEEDED", json.dumps({"approved_by": "grace", "order": "A-1001"}, sort_keys=True)),
         ]
+
+
+def test_asl_example_runs_as_written(make_server):
+    """The Step Functions (ASL) example: stored as written, drawn from Choice/Map/Parallel/Catch,
+    and run to the documented output with its sample input; an empty order fails as it says."""
+    text = (EXAMPLES / "order-fulfilment.asl.json").read_text()
+    definition = json.loads(text)
+    sample = json.loads((EXAMPLES / "order-fulfilment.asl.input.json").read_text())
+    server = make_server().start()
+    with server.client() as c:
+        report = c.post("/api/v1/workflows/validate", json={"definition": definition}).json()
+        assert report["valid"] is True, report
+        c.post("/api/v1/workflows", json={"name": "ex-asl", "definition": definition}).raise_for_status()
+        stored = c.get("/api/v1/workflows/ex-asl").json()["definition"]
+        assert json.dumps(stored) == json.dumps(definition)  # ASL kept as ASL, key order included
+        env = c.post("/api/v1/workflows/ex-asl/executions", json={"input": sample, "mode": "sync"}).json()
+        deadline = time.monotonic() + 30
+        while env["status"] == "RUNNING":
+            assert time.monotonic() < deadline, env
+            time.sleep(0.05)
+            env = c.get(f"/api/v1/executions/{env['execution_id']}").json()
+        assert env["status"] == "SUCCEEDED", env
+        assert env["output"] == {
+            "orderId": "A-2001",
+            "customer": "ada@example.com",
+            "lines": [{"sku": "book", "qty": 2, "amount": 25}, {"sku": "pen", "qty": 3, "amount": 6}],
+            "total": 31,
+            "payment": {"charged": 31, "currency": "EUR"},
+            "shipment": {"reserved": 5, "parcel": "PARCEL-A-2001"},
+        }
+        states = {e["state"] for e in c.get(f"/api/v1/executions/{env['execution_id']}/history").json()["items"]}
+        assert {"CheckOrder", "PriceLines", "PriceLine", "Fulfil", "WaitForCourier", "Charge", "Done"} <= states
+
+        env = c.post("/api/v1/workflows/ex-asl/executions", json={"input": {**sample, "lines": []}, "mode": "sync"})
+        env = env.json()
+        while env["status"] == "RUNNING":
+            assert time.monotonic() < deadline, env
+            time.sleep(0.05)
+            env = c.get(f"/api/v1/executions/{env['execution_id']}").json()
+        assert env["status"] == "FAILED" and env["error"]["error"] == "Order.Empty", env

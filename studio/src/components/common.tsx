@@ -30,11 +30,36 @@ export function ErrorBox({ error }: { error: unknown }) {
   );
 }
 
+/** A JSON value shown in full: wrapped (no line is cut off), with a button that copies it. */
 export function JsonView({ value, label }: { value: unknown; label?: string }) {
+  const text = value === undefined ? "—" : JSON.stringify(value, null, 2);
   return (
-    <pre className="json" aria-label={label}>
-      {value === undefined ? "—" : JSON.stringify(value, null, 2)}
-    </pre>
+    <div className="json-box">
+      <pre className="json wrap" aria-label={label}>
+        {text}
+      </pre>
+      {value !== undefined && <CopyButton text={text} label="Copy" />}
+    </div>
+  );
+}
+
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [done, setDone] = useState<string | null>(null);
+  return (
+    <button
+      type="button"
+      className="copy"
+      aria-label={label}
+      title={label}
+      onClick={() =>
+        navigator.clipboard.writeText(text).then(
+          () => setDone("copied"),
+          () => setDone("select and copy by hand"),
+        )
+      }
+    >
+      {done ?? "Copy"}
+    </button>
   );
 }
 
@@ -174,24 +199,40 @@ export function Dialog({ title, children, onClose }: { title: string; children: 
 }
 
 /** A button running an async action, showing its error (or result message) beside it. */
+/** "1 state", "2 states", "0 problems". */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/** An action's outcome that is not a success (problems found): shown as a warning. */
+export interface Warn {
+  warning: string;
+}
+
 export function useAction() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [message, setMessage] = useState<string | null>(null);
-  const run = async (fn: () => Promise<string | void>) => {
+  const [tone, setTone] = useState<"ok" | "warn">("ok");
+  const run = async (fn: () => Promise<string | Warn | void>) => {
     setBusy(true);
     setError(null);
     setMessage(null);
     try {
       const m = await fn();
-      if (m) setMessage(m);
+      if (typeof m === "string" && m) (setMessage(m), setTone("ok"));
+      else if (m && typeof m === "object") (setMessage(m.warning), setTone("warn"));
     } catch (e) {
       setError(e);
     } finally {
       setBusy(false);
     }
   };
-  return { busy, error, message, run, setError };
+  const clear = () => {
+    setError(null);
+    setMessage(null);
+  };
+  return { busy, error, message, tone, run, setError, clear };
 }
 
 export function ActionResult({ action }: { action: ReturnType<typeof useAction> }) {
@@ -199,7 +240,7 @@ export function ActionResult({ action }: { action: ReturnType<typeof useAction> 
     <>
       <ErrorBox error={action.error} />
       {action.message && (
-        <div className="notice ok" role="status">
+        <div className={`notice ${action.tone}`} role="status">
           {action.message}
         </div>
       )}

@@ -84,8 +84,17 @@ function deleteOne(doc: Workflow, path: ScopePath, name: string): Workflow {
 }
 
 /** Rename a state, keeping its place in the document and every reference to it. */
+export const STATE_NAME_RULE = 'letters, digits, "_", "." and "-", starting with a letter or digit, at most 128';
+
+/** Why `name` cannot name a state (null when it can): the characters allowed are said. */
+export function stateNameProblem(name: string): string | null {
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name)) return null;
+  return `"${name}" is not a valid state name: use ${STATE_NAME_RULE}`;
+}
+
 export function renameState(input: Workflow, id: string, newName: string): Workflow {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(newName)) throw new EditError(`"${newName}" is not a valid state name`);
+  const problem = stateNameProblem(newName);
+  if (problem) throw new EditError(problem);
   const doc = clone(input);
   const { scope, name } = located(doc, id);
   if (newName === name) return doc;

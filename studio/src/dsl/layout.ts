@@ -71,3 +71,15 @@ export function layoutGraph(graph: Graph, fixed: Record<string, Position> = {}):
   layoutScope(undefined, children.get(undefined) ?? []);
   return boxes;
 }
+
+/** Where a new node of `size` goes near `at` without overlapping any of `taken` (its siblings
+ * in the same scope): moved down below whatever it would cover, `gap` apart. */
+export function freeSpot(at: Position, taken: Box[], size = { width: NODE_W, height: NODE_H }, gap = 16): Position {
+  let p = { ...at };
+  for (let i = 0; i <= taken.length; i++) {
+    const hit = taken.find((b) => p.x < b.x + b.width + gap && p.x + size.width + gap > b.x && p.y < b.y + b.height + gap && p.y + size.height + gap > b.y);
+    if (!hit) return p;
+    p = { x: p.x, y: hit.y + hit.height + gap };
+  }
+  return p;
+}

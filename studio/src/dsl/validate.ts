@@ -1,5 +1,6 @@
 /** Structural checks the Studio can make at once, before the server's validation answers:
  * the same rules as DESIGN.md §4, each problem with the JSON pointer of its field. */
+import { isAsl } from "./asl";
 import { stateEdges } from "./graph";
 import { scopePointer, type ScopePath } from "./scope";
 import { isObject, STATE_TYPES, TERMINAL_TYPES, type Scope, type Workflow } from "./types";
@@ -14,6 +15,8 @@ export interface Problem {
 export function checkWorkflow(doc: unknown): Problem[] {
   const problems: Problem[] = [];
   if (!isObject(doc)) return [{ pointer: "", message: "the workflow must be a JSON object", severity: "error", source: "studio" }];
+  // ASL is checked by the server (Validate, and on save): its rules are not the DSL's
+  if (isAsl(doc)) return problems;
   checkScope(doc as Workflow, [], problems);
   return problems;
 }

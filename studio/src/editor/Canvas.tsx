@@ -2,6 +2,7 @@
  * drag-and-drop from the palette, moves and connections as transactions. */
 import {
   Background,
+  BaseEdge,
   Controls,
   Handle,
   MarkerType,
@@ -11,6 +12,7 @@ import {
   applyNodeChanges,
   useReactFlow,
   type Edge,
+  type EdgeProps,
   type Node,
   type NodeChange,
   type NodeProps,
@@ -18,7 +20,7 @@ import {
 import { memo, useEffect, useMemo, useState, type DragEvent } from "react";
 import { dslToGraph, type Graph } from "../dsl/graph";
 import type { Position } from "../dsl/history";
-import { layoutGraph, type Box } from "../dsl/layout";
+import { freeSpot, layoutGraph, type Box } from "../dsl/layout";
 import { parseNodeId, statePointer, type ScopePath } from "../dsl/scope";
 import { STATE_TYPES, type StateType, type Workflow } from "../dsl/types";
 import type { Problem } from "../dsl/validate";
@@ -28,6 +30,8 @@ export const DND_TYPE = "application/x-aionix-state";
 export interface StateNodeData extends Record<string, unknown> {
   name: string;
   stateType: StateType;
+  /** the ASL type (Choice, Pass…) when the document is ASL */
+  aslType?: string;
   detail: string;
   entry: boolean;
   status?: string;
@@ -38,11 +42,33 @@ export interface StateNodeData extends Record<string, unknown> {
 
 const ICON: Record<StateType, string> = { task: "T", parallel: "P", map: "M", router: "R", wait: "W", set: "S", succeed: "✓", fail: "✗" };
 
-function detailOf(fields: Record<string, unknown>, type: StateType): string {
-  if (type === "task") return String(fields.action ?? "");
-  if (type === "wait") return fields.seconds !== undefined ? `${JSON.stringify(fields.seconds)} s` : String(fields.timestamp ?? "");
+/** `trn:aionixfn:prod:function/pay:live` → `pay:live`; `trn:stepflow:t:template/x` → `x`. */
+export function actionShortName(action: string): string {
+  const m = /^trn:[^:]*:[^:]*:[^/]*\/(.+)$/.exec(action);
+  return m ? m[1] : action;
+}
+
+/** The expression text of a field: `{% input.delay %}` → `input.delay`; other values as JSON. */
+export function expressionText(value: unknown): string {
+  if (typeof value === "string") return value.replace(/^\{%\s*|\s*%\}$/g, "");
+  return JSON.stringify(value);
+}
+
+export function detailOf(fields: Record<string, unknown>, type: StateType): string {
+  if (typeof fields.asl_type === "string") {
+    if (type === "task") return String(fields.action ?? "");
+    if (type === "wait") return String(fields.wait_detail ?? "");
+    if (type === "fail") return String(fields.error ?? "");
+    if (type === "map") return fields.items !== undefined ? String(fields.items) : "";
+    return "";
+  }
+  if (type === "task") return actionShortName(String(fields.action ?? ""));
+  if (type === "wait") {
+    if (fields.seconds === undefined) return fields.timestamp === undefined ? "" : `until ${expressionText(fields.timestamp)}`;
+    return typeof fields.seconds === "number" ? `${fields.seconds} s` : `${expressionText(fields.seconds)} s`;
+  }
   if (type === "fail") return String(fields.error ?? "");
-  if (type === "map") return String(fields.items ?? "");
+  if (type === "map") return fields.items === undefined ? "" : expressionText(fields.items);
   return "";
 }
 
@@ -60,14 +86,14 @@ const StateNodeView = memo(function StateNodeView({ data, selected }: NodeProps<
         <span className="node-name">{data.name}</span>
         {data.entry && <span className="tag">entry</span>}
         {data.problems.length > 0 && (
-          <span className="badge-error" aria-label={`${data.problems.length} problem(s)`}>
+          <span className="badge-error" aria-label={data.problems.length === 1 ? "1 problem" : `${data.problems.length} problems`}>
             {data.problems.length}
           </span>
         )}
       </div>
       {!data.group && (
         <div className="node-sub">
-          {data.stateType}
+          {data.aslType ?? data.stateType}
           {data.detail ? ` · ${data.detail}` : ""}
         </div>
       )}
@@ -81,6 +107,17 @@ function BranchNodeView({ data }: NodeProps<Node<StateNodeData>>) {
 }
 
 const nodeTypes = { state: StateNodeView, branch: BranchNodeView };
+
+/** A retry: a loop from the state's bottom round its right side back to its top. */
+function LoopEdge({ id, sourceX, sourceY, targetX, targetY, label, markerEnd, style }: EdgeProps) {
+  const reach = 130;
+  const path = `M ${sourceX} ${sourceY} C ${sourceX + reach} ${sourceY + 40}, ${targetX + reach} ${targetY - 40}, ${targetX} ${targetY}`;
+  const lx = (sourceX + targetX) / 2 + reach * 0.75;
+  const ly = (sourceY + targetY) / 2;
+  return <BaseEdge id={id} path={path} markerEnd={markerEnd} style={style} label={label} labelX={lx} labelY={ly} labelBgPadding={[4, 2]} />;
+}
+
+const edgeTypes = { loop: LoopEdge };
 
 /** React Flow nodes and edges for a document, laid out. */
 export function toFlow(
@@ -101,13 +138,22 @@ export function toFlow(
     const own = n.kind === "state" ? problems.filter((p) => p.pointer === pointer || p.pointer.startsWith(pointer + "/")) : [];
     const data: StateNodeData =
       n.kind === "state"
-        ? { name: n.name, stateType: n.stateType, detail: detailOf(n.fields, n.stateType), entry: n.entry, status: statuses[n.id], problems: own.map((p) => p.message), group }
+        ? {
+            name: n.name,
+            stateType: n.stateType,
+            aslType: typeof n.fields.asl_type === "string" ? n.fields.asl_type : undefined,
+            detail: detailOf(n.fields, n.stateType),
+            entry: n.entry,
+            status: statuses[n.id],
+            problems: own.map((p) => p.message),
+            group,
+          }
         : { name: `branch ${n.index + 1}`, stateType: "parallel", detail: "", entry: false, problems: [], group: true, branch: n.index };
     return {
       id: n.id,
       ariaLabel:
         n.kind === "state"
-          ? `${n.name}, ${n.stateType} state${n.entry ? ", entry" : ""}${data.status ? `, ${data.status}` : ""}${own.length ? `, ${own.length} problem(s)` : ""}`
+          ? `${n.name}, ${typeof n.fields.asl_type === "string" ? n.fields.asl_type : n.stateType} state${n.entry ? ", entry" : ""}${data.status ? `, ${data.status}` : ""}${own.length ? `, ${own.length} problem${own.length === 1 ? "" : "s"}` : ""}`
           : `branch ${n.index + 1}`,
       type: n.kind === "branch" ? "branch" : "state",
       position: { x: b.x, y: b.y },
@@ -136,6 +182,25 @@ export function toFlow(
     markerEnd: { type: MarkerType.ArrowClosed },
     zIndex: depth(e.source) * 2,
   }));
+  // a retrier is drawn as a loop on its state (it runs the state again); it is not a transition
+  for (const n of graph.nodes) {
+    if (n.kind !== "state" || !Array.isArray(n.fields.retry) || !n.fields.retry.length) continue;
+    const retry = n.fields.retry as { errors?: unknown; max_attempts?: unknown }[];
+    const errors = retry.flatMap((r) => (Array.isArray(r.errors) ? r.errors : [])).join(", ");
+    edges.push({
+      id: `${n.id}->retry->${n.id}`,
+      ariaLabel: `retry ${n.name} on ${errors || "any error"}`,
+      source: n.id,
+      target: n.id,
+      label: `retry ${errors}`.trim(),
+      type: "loop",
+      className: "edge-retry",
+      selectable: false,
+      deletable: false,
+      markerEnd: { type: MarkerType.ArrowClosed },
+      zIndex: depth(n.id) * 2,
+    } as Edge);
+  }
   return { nodes, edges, boxes };
 }
 
@@ -159,7 +224,7 @@ function absolute(boxes: Record<string, Box>, nodes: Node[], id: string): Positi
 }
 
 /** The scope a drop at `point` lands in: the innermost map or branch group under it. */
-function dropScope(boxes: Record<string, Box>, nodes: Node<StateNodeData>[], point: Position): { path: ScopePath; origin: Position } {
+function dropScope(boxes: Record<string, Box>, nodes: Node<StateNodeData>[], point: Position): { path: ScopePath; origin: Position; container?: string } {
   let best: { node: Node<StateNodeData>; area: number; origin: Position } | null = null;
   for (const n of nodes) {
     const isContainer = n.type === "branch" || (n.data.stateType === "map" && n.data.group);
@@ -175,10 +240,10 @@ function dropScope(boxes: Record<string, Box>, nodes: Node<StateNodeData>[], poi
   if (best.node.type === "branch") {
     const parts = best.node.id.split("/");
     const path = parts.map((p) => (p.startsWith("#") ? Number(p.slice(1)) : p));
-    return { path, origin: best.origin };
+    return { path, origin: best.origin, container: best.node.id };
   }
   const { path, name } = parseNodeId(best.node.id);
-  return { path: [...path, name], origin: best.origin };
+  return { path: [...path, name], origin: best.origin, container: best.node.id };
 }
 
 const NO_EDGES: string[] = [];
@@ -242,8 +307,11 @@ export function Canvas({
     const type = e.dataTransfer.getData(DND_TYPE) as StateType;
     if (!STATE_TYPES.includes(type)) return;
     const point = rf.screenToFlowPosition({ x: e.clientX, y: e.clientY });
-    const { path, origin } = dropScope(flow.boxes, nodes, point);
-    onDropState(path, type, { x: Math.round(point.x - origin.x - 100), y: Math.round(point.y - origin.y - 26) });
+    const { path, origin, container } = dropScope(flow.boxes, nodes, point);
+    // not on top of a state already there (a map's processor state, a branch's states…)
+    const siblings = nodes.filter((n) => n.parentId === container).map((n) => flow.boxes[n.id]).filter(Boolean);
+    const at = freeSpot({ x: Math.round(point.x - origin.x - 100), y: Math.round(point.y - origin.y - 26) }, siblings);
+    onDropState(path, type, at);
   };
 
   return (
@@ -252,6 +320,7 @@ export function Canvas({
         nodes={nodes}
         edges={flow.edges}
         nodeTypes={nodeTypes}
+        edgeTypes={edgeTypes}
         onNodesChange={onNodesChange}
         onNodeDragStop={(_, __, dragged) => {
           if (!onMove || readOnly) return;

@@ -1,14 +1,16 @@
 /** The workflow editor page: palette, canvas, inspector, code view, versions and run. */
 import { ReactFlowProvider } from "@xyflow/react";
-import { useEffect, useRef, useState } from "react";
-import { ApiError } from "../api/client";
+import { useEffect, useMemo, useRef, useState } from "react";
+import { api, ApiError, type Page } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { definitionOf, serverProblems, versionOf, workflows, type VersionInfo } from "../api/workflows";
-import { ActionResult, Dialog, ErrorBox, errorText, JsonField, parseJsonField, useAction, when } from "../components/common";
+import { definitionOf, serverProblems, versionOf, workflows, type Execution, type VersionInfo } from "../api/workflows";
+import { ActionResult, Dialog, ErrorBox, errorText, JsonField, parseJsonField, plural, useAction, when } from "../components/common";
+import { aslPointerToDisplay, countStates, drawable, isAsl } from "../dsl/asl";
 import { diffLines } from "../dsl/diff";
 import { getScope, locatePointer, parseNodeId, type ScopePath } from "../dsl/scope";
 import { STATE_TYPES, type Workflow } from "../dsl/types";
 import { navigate } from "../router";
+import { AslInspector } from "./AslInspector";
 import { Canvas, DND_TYPE } from "./Canvas";
 import { CodeView } from "./CodeView";
 import { Inspector } from "./Inspector";
@@ -187,12 +189,33 @@ function VersionsDialog({ name, current, onClose }: { name: string; current: Wor
   );
 }
 
+/** The input of the workflow's most recent execution, or null when it has none. */
+export async function lastInput(name: string): Promise<unknown | null> {
+  const page = await api.get<Page<Execution>>("/api/v1/executions", { workflow: name, limit: 1 });
+  const last = page.items?.[0];
+  return last && last.input !== undefined ? last.input : null;
+}
+
 function RunDialog({ name, onClose }: { name: string; onClose: () => void }) {
-  const [input, setInput] = useState('{\n  "orderId": "A-100",\n  "amount": 50\n}');
+  const [input, setInput] = useState("{}");
+  const [from, setFrom] = useState<string | null>(null);
+  const touched = useRef(false);
+  useEffect(() => {
+    // pre-fill the input the last run used (what one usually runs again)
+    lastInput(name).then(
+      (v) => {
+        if (touched.current || v === null) return;
+        setInput(JSON.stringify(v, null, 2));
+        setFrom("the last execution's input");
+      },
+      () => undefined,
+    );
+  }, [name]);
   const action = useAction();
   return (
     <Dialog title={`Start ${name}`} onClose={onClose}>
-      <JsonField id="run-input" label="Input (JSON)" value={input} onChange={setInput} rows={8} />
+      <JsonField id="run-input" label="Input (JSON)" value={input} onChange={(v) => ((touched.current = true), setInput(v))} rows={8} />
+      {from && <p className="muted">Pre-filled with {from}.</p>}
       <ActionResult action={action} />
       <div className="dialog-actions">
         <button
@@ -257,7 +280,9 @@ export function EditorPage({ name }: { name: string | null }) {
   const [dialog, setDialog] = useState<"versions" | "run" | "delete" | null>(null);
   const action = useAction();
   const file = useRef<HTMLInputElement>(null);
-  useShortcuts(readOnly);
+  const asl = isAsl(ed.snapshot.doc);
+  // an ASL definition is drawn read-only (its Code view edits it) and saved as it is
+  useShortcuts(readOnly || asl);
 
   useEffect(() => {
     setLoadError(null);
@@ -273,17 +298,38 @@ export function EditorPage({ name }: { name: string | null }) {
   }, [name]);
 
   const doc = ed.snapshot.doc;
+  const drawn = useMemo(() => drawable(doc), [doc]);
+  const [nameError, setNameError] = useState<string | null>(null);
+  // the server's problems are of the document it saw: after an edit, ask again (debounced), so
+  // markers and the banner go away once the problem is fixed
+  const hadServerProblems = ed.serverProblems.length > 0;
+  useEffect(() => {
+    if (!hadServerProblems) return;
+    const t = window.setTimeout(() => {
+      workflows.validate(doc).then(
+        (report) => {
+          if (useEditor.getState().snapshot.doc !== doc) return;
+          const problems = serverProblems(report);
+          useEditor.getState().setServerProblems(problems);
+          if (!problems.length) action.clear();
+        },
+        () => undefined,
+      );
+    }, 500);
+    return () => window.clearTimeout(t);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [doc]);
   const validate = () =>
     action.run(async () => {
       try {
         const report = (await workflows.validate(doc)) as { valid?: boolean };
         const problems = serverProblems(report);
         ed.setServerProblems(problems);
-        return report.valid === false || problems.some((p) => p.severity === "error") ? `The server found ${problems.length} problem(s).` : "Valid.";
+        return report.valid === false || problems.some((p) => p.severity === "error") ? { warning: `The server found ${plural(problems.length, "problem")}.` } : "Valid.";
       } catch (e) {
         if (e instanceof ApiError && e.status === 422) {
           ed.setServerProblems(serverProblems(e));
-          return `The server found ${e.detailList.length} problem(s).`;
+          return { warning: `The server found ${plural(e.detailList.length, "problem")}.` };
         }
         throw e;
       }
@@ -292,6 +338,13 @@ export function EditorPage({ name }: { name: string | null }) {
     action.run(async () => {
       const target = ed.name ?? newName.trim();
       if (!target) throw new Error("name: give the workflow a name before saving");
+      if (!ed.name && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(target)) {
+        const why = `"${target}" is not a valid workflow name: use letters, digits, "_", "." and "-", starting with a letter or digit, at most 128`;
+        setNameError(why);
+        throw new Error(`Not saved: ${why}`);
+      }
+      setNameError(null);
+      if (ed.name && !ed.dirty && ed.version !== null) return `No changes since version ${ed.version}: nothing saved.`;
       try {
         const r = ed.name ? await workflows.update(target, doc) : await workflows.create(target, doc);
         ed.setServerProblems([]);
@@ -302,13 +355,18 @@ export function EditorPage({ name }: { name: string | null }) {
         if (e instanceof ApiError && e.status === 422) {
           const problems = serverProblems(e).filter((p) => p.pointer !== "");
           ed.setServerProblems(problems);
-          throw new Error(`Not saved: ${problems.length ? `${problems.length} problem(s), shown on the states` : errorText(e)}`);
+          throw new Error(`Not saved: ${problems.length ? `${plural(problems.length, "problem")}, shown on the states` : errorText(e)}`);
         }
         throw e;
       }
     });
 
   const allProblems = [...ed.problems, ...ed.serverProblems];
+  const drawnProblems = useMemo(
+    () => (asl ? allProblems.map((p) => ({ ...p, pointer: aslPointerToDisplay(p.pointer) })) : allProblems),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [asl, ed.problems, ed.serverProblems],
+  );
   return (
     <section className="editor-page" aria-label="Workflow editor">
       <div className="toolbar" role="toolbar" aria-label="Editor actions">
@@ -321,7 +379,20 @@ export function EditorPage({ name }: { name: string | null }) {
         ) : (
           <label className="inline">
             <span>Name</span>
-            <input value={newName} onChange={(e) => setNewName(e.target.value)} placeholder="order-processing" aria-label="Workflow name" data-testid="workflow-name" />
+            <input
+              value={newName}
+              onChange={(e) => (setNewName(e.target.value), setNameError(null))}
+              placeholder="order-processing"
+              aria-label="Workflow name"
+              aria-invalid={!!nameError}
+              title={nameError ?? undefined}
+              data-testid="workflow-name"
+            />
+            {nameError && (
+              <span className="field-error" data-testid="workflow-name-error">
+                {nameError}
+              </span>
+            )}
           </label>
         )}
         <button type="button" onClick={ed.undo} disabled={!ed.canUndo} title="Undo (Ctrl+Z)">
@@ -330,7 +401,7 @@ export function EditorPage({ name }: { name: string | null }) {
         <button type="button" onClick={ed.redo} disabled={!ed.canRedo} title="Redo (Ctrl+Shift+Z)">
           Redo
         </button>
-        <button type="button" onClick={ed.autoLayout} disabled={readOnly}>
+        <button type="button" onClick={ed.autoLayout} disabled={readOnly || asl}>
           Auto layout
         </button>
         <button type="button" onClick={validate} disabled={action.busy}>
@@ -379,6 +450,12 @@ export function EditorPage({ name }: { name: string | null }) {
       </div>
       <ErrorBox error={loadError} />
       <ActionResult action={action} />
+      {asl && (
+        <div className="notice asl" role="note" data-testid="asl-banner">
+          Amazon States Language definition: the canvas shows it read-only. Edit it in the <b>Code</b> view; it is saved as ASL,
+          exactly as written (never converted to the StepFlow DSL).
+        </div>
+      )}
       {ed.notice && (
         <div className="notice" role="status">
           {ed.notice}
@@ -386,23 +463,23 @@ export function EditorPage({ name }: { name: string | null }) {
       )}
       {tab === "design" ? (
         <div className="editor-body">
-          <Palette readOnly={readOnly} />
+          <Palette readOnly={readOnly || asl} />
           <ReactFlowProvider>
             <Canvas
-              doc={doc}
+              doc={drawn}
               positions={ed.snapshot.positions}
-              problems={allProblems}
+              problems={drawnProblems}
               selected={ed.selected}
               selectedEdges={ed.selectedEdges}
               onSelectEdges={ed.selectEdges}
-              readOnly={readOnly}
+              readOnly={readOnly || asl}
               onSelect={ed.select}
               onMove={ed.move}
               onConnect={ed.connect}
               onDropState={(path, type, at) => ed.addState(path, type, at)}
             />
           </ReactFlowProvider>
-          <Inspector readOnly={readOnly} />
+          {asl ? <AslInspector doc={doc} selected={ed.selected} problems={allProblems} onEditCode={() => setTab("code")} /> : <Inspector readOnly={readOnly} />}
         </div>
       ) : (
         <div className="editor-code">
@@ -419,7 +496,7 @@ export function EditorPage({ name }: { name: string | null }) {
                       type="button"
                       className="link"
                       onClick={() => {
-                        const at = locatePointer(p.pointer);
+                        const at = locatePointer(asl ? aslPointerToDisplay(p.pointer) : p.pointer);
                         if (at.id) ed.select([at.id]);
                         setTab("design");
                       }}
@@ -435,7 +512,8 @@ export function EditorPage({ name }: { name: string | null }) {
         </div>
       )}
       <footer className="statusbar" aria-live="polite">
-        {Object.keys(doc.states ?? {}).length} states · {allProblems.filter((p) => p.severity === "error").length} problems
+        {plural(countStates(doc), "state")}
+        {asl ? " (ASL)" : ""} · {plural(allProblems.filter((p) => p.severity === "error").length, "problem")}
         {ed.lastLabel && <> · last edit: {ed.lastLabel}</>}
       </footer>
       {dialog === "versions" && ed.name && <VersionsDialog name={ed.name} current={doc} onClose={() => setDialog(null)} />}

@@ -6,6 +6,8 @@ import type { Problem } from "../dsl/validate";
 import { operationFor, resolveSchema, useCatalog, type JsonSchema } from "./catalog";
 import { FieldProblems, JsonInput, NumberField, Section, SelectField, TextField } from "./fields";
 import { useEditor } from "./store";
+import { TestStateDialog } from "./TestState";
+import { BUILDER_LIMIT, buildCondition, conditionMode, OPERATORS, parseCondition } from "./condition";
 import * as edits from "../dsl/edits";
 
 export function Inspector({ readOnly }: { readOnly: boolean }) {
@@ -55,11 +57,17 @@ function StateInspector({ id, state, doc, problems, readOnly }: { id: string; st
   const set = (key: string, value: unknown) => setField(id, key, value);
   const targetOptions = [{ value: "", label: "(choose a state)" }, ...names.map((n) => ({ value: n, label: n }))];
   const mine = problems.filter((p) => p.pointer === ptr || p.pointer.startsWith(ptr + "/"));
+  const workflow = useEditor((s) => s.name);
+  const [testing, setTesting] = useState(false);
   return (
     <>
       <h2>
         {name} <span className="tag">{state.type}</span>
       </h2>
+      <button type="button" onClick={() => setTesting(true)} disabled={readOnly} data-testid="test-state" title="Run this state once against an input">
+        Test this state
+      </button>
+      {testing && <TestStateDialog workflow={workflow} name={name} state={state} onClose={() => setTesting(false)} />}
       {mine.length > 0 && (
         <ul className="problem-list" aria-label="Problems of this state">
           {mine.map((p, i) => (
@@ -69,7 +77,16 @@ function StateInspector({ id, state, doc, problems, readOnly }: { id: string; st
           ))}
         </ul>
       )}
-      <TextField label="Name" value={name} readOnly={readOnly} onCommit={(v) => rename(id, v)} problems={problems} pointer={ptr} testId="inspector-name" />
+      <TextField
+        label="Name"
+        value={name}
+        readOnly={readOnly}
+        onCommit={(v) => rename(id, v)}
+        check={(v) => edits.stateNameProblem(v) ?? (names.includes(v) ? `a state named "${v}" already exists here` : null)}
+        problems={problems}
+        pointer={ptr}
+        testId="inspector-name"
+      />
       <SelectField label="Type" value={state.type} disabled={readOnly} options={STATE_TYPES.map((t) => ({ value: t, label: t }))} onChange={(v) => replaceType(id, v as StateType)} />
       <TextField label="Comment" value={state.comment} readOnly={readOnly} onCommit={(v) => set("comment", v || undefined)} />
       {!TERMINAL_TYPES.includes(state.type) && state.type !== "router" && (
@@ -202,38 +219,49 @@ function TaskFields({ id, state, problems, readOnly }: { id: string; state: Stat
   );
 }
 
-const OPERATORS = ["=", "!=", ">", ">=", "<", "<=", "in"] as const;
-
-/** Build `{% input.x > 100 %}` from three fields, or read one back when it has that shape. */
-export function buildCondition(left: string, op: string, right: string): string {
-  return `{% ${left.trim()} ${op} ${right.trim()} %}`;
-}
-
-export function parseCondition(condition: unknown): { left: string; op: string; right: string } | null {
-  if (typeof condition !== "string") return null;
-  const m = /^\{%\s*([A-Za-z_$][\w.$[\]"']*)\s*(=|!=|>=|<=|>|<|in)\s*(.+?)\s*%\}$/.exec(condition);
-  return m ? { left: m[1], op: m[2], right: m[3] } : null;
-}
 
 function ConditionEditor({ value, onCommit, readOnly, problems, pointer, index }: { value: unknown; onCommit: (v: string) => void; readOnly: boolean; problems: Problem[]; pointer: string; index: number }) {
   const parsed = parseCondition(value);
-  const [raw, setRaw] = useState(!parsed && value !== undefined && value !== "");
-  if (raw || !parsed)
+  const mode = conditionMode(value);
+  const [raw, setRaw] = useState(mode === "expression");
+  const [why, setWhy] = useState<string | null>(null);
+  const [draft, setDraft] = useState({ left: "", op: ">", right: "" });
+  if (raw)
     return (
       <div>
         <TextField label={`Condition ${index + 1} (expression)`} mono value={typeof value === "string" ? value : JSON.stringify(value)} readOnly={readOnly} onCommit={onCommit} problems={problems} pointer={pointer} testId={`route-${index}-condition`} />
-        <button type="button" className="link" onClick={() => setRaw(false)} disabled={readOnly}>
+        <button
+          type="button"
+          className="link"
+          onClick={() => {
+            if (conditionMode(value) === "expression") setWhy(BUILDER_LIMIT);
+            else (setRaw(false), setWhy(null));
+          }}
+          disabled={readOnly}
+        >
           Use the condition builder
         </button>
+        {why && (
+          <p className="field-hint" role="status" data-testid={`route-${index}-builder-why`}>
+            {why}
+          </p>
+        )}
       </div>
     );
+  const fields = parsed ?? draft;
+  const change = (next: { left: string; op: string; right: string }) => {
+    if (parsed) return onCommit(buildCondition(next.left, next.op, next.right));
+    setDraft(next);
+    if (next.left.trim() && next.right.trim()) onCommit(buildCondition(next.left, next.op, next.right));
+  };
   return (
     <div>
       <div className="condition-builder" role="group" aria-label={`Condition ${index + 1}`}>
-        <TextField label="Value" mono value={parsed.left} readOnly={readOnly} onCommit={(v) => onCommit(buildCondition(v, parsed.op, parsed.right))} />
-        <SelectField label="Operator" value={parsed.op} disabled={readOnly} options={OPERATORS.map((o) => ({ value: o, label: o }))} onChange={(v) => onCommit(buildCondition(parsed.left, v, parsed.right))} />
-        <TextField label="Compared to" mono value={parsed.right} readOnly={readOnly} onCommit={(v) => onCommit(buildCondition(parsed.left, parsed.op, v))} />
+        <TextField label="Value" mono value={fields.left} placeholder="input.amount" readOnly={readOnly} onCommit={(v) => change({ ...fields, left: v })} />
+        <SelectField label="Operator" value={fields.op} disabled={readOnly} options={OPERATORS.map((o) => ({ value: o, label: o }))} onChange={(v) => change({ ...fields, op: v })} />
+        <TextField label="Compared to" mono value={fields.right} placeholder="100" readOnly={readOnly} onCommit={(v) => change({ ...fields, right: v })} />
       </div>
+      {!parsed && <p className="muted">{typeof value === "string" && value ? `Now ${value}: always taken` : "No condition yet"} until both values are filled in.</p>}
       <FieldProblems problems={problems} pointer={pointer} />
       <button type="button" className="link" onClick={() => setRaw(true)}>
         Edit as raw expression

@@ -34,6 +34,7 @@ export function TextField({
   list,
   mono,
   testId,
+  check,
 }: {
   label: string;
   value: string | undefined;
@@ -45,12 +46,26 @@ export function TextField({
   list?: string;
   mono?: boolean;
   testId?: string;
+  /** why a value is refused (null: accepted); a refused value is not committed and the field
+   * goes back to the value in force, saying so */
+  check?: (v: string) => string | null;
 }) {
   const id = useId("f");
   const [text, setText] = useState(value ?? "");
+  const [refused, setRefused] = useState<string | null>(null);
   useEffect(() => setText(value ?? ""), [value]);
-  const commit = () => text !== (value ?? "") && onCommit(text);
-  const bad = problems.some((p) => p.pointer === pointer && p.severity === "error");
+  const commit = () => {
+    if (text === (value ?? "")) return;
+    const why = check?.(text) ?? null;
+    if (why) {
+      setRefused(`${why}. It stays "${value ?? ""}".`);
+      setText(value ?? "");
+      return;
+    }
+    setRefused(null);
+    onCommit(text);
+  };
+  const bad = !!refused || problems.some((p) => p.pointer === pointer && p.severity === "error");
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
@@ -63,6 +78,7 @@ export function TextField({
         list={list}
         aria-invalid={bad}
         data-testid={testId}
+        aria-describedby={refused ? `${id}-refused` : undefined}
         onChange={(e) => setText(e.target.value)}
         onBlur={commit}
         onKeyDown={(e) => {
@@ -70,6 +86,11 @@ export function TextField({
           if (e.key === "Escape") setText(value ?? "");
         }}
       />
+      {refused && (
+        <span className="field-error" id={`${id}-refused`} role="alert" data-testid={testId ? `${testId}-refused` : undefined}>
+          {refused}
+        </span>
+      )}
       <FieldProblems problems={problems} pointer={pointer} />
     </div>
   );
@@ -110,6 +131,11 @@ export function NumberField({
 }
 
 /** A JSON value edited as text; invalid JSON stays in the box with its error and is not committed. */
+/** A whole `{% … %}` expression (one, nothing around it). */
+export function isExpression(value: unknown): value is string {
+  return typeof value === "string" && /^\{%[\s\S]*%\}$/.test(value) && value.indexOf("%}") === value.length - 2;
+}
+
 export function JsonInput({
   label,
   value,
@@ -128,7 +154,7 @@ export function JsonInput({
   rows?: number;
 }) {
   const id = useId("j");
-  const shown = value === undefined ? "" : JSON.stringify(value, null, 2);
+  const shown = value === undefined ? "" : isExpression(value) ? value : JSON.stringify(value, null, 2);
   const [text, setText] = useState(shown);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
@@ -138,6 +164,11 @@ export function JsonInput({
   const commit = () => {
     if (text === shown) return;
     if (!text.trim()) return onCommit(undefined);
+    // a bare `{% … %}` is an expression: taken as it is, no JSON quotes needed
+    if (isExpression(text.trim())) {
+      setError(null);
+      return onCommit(text.trim());
+    }
     try {
       onCommit(JSON.parse(text));
       setError(null);
@@ -148,8 +179,22 @@ export function JsonInput({
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
-      <textarea id={id} className="mono" rows={rows} value={text} readOnly={readOnly} spellCheck={false} aria-invalid={!!error} onChange={(e) => setText(e.target.value)} onBlur={commit} />
-      {error && <span className="field-error">invalid JSON: {error}</span>}
+      <span className="field-hint muted" id={`${id}-hint`}>
+        JSON, or a <code>{"{% … %}"}</code> expression
+      </span>
+      <textarea
+        id={id}
+        className="mono"
+        rows={rows}
+        value={text}
+        readOnly={readOnly}
+        spellCheck={false}
+        aria-invalid={!!error}
+        aria-describedby={`${id}-hint`}
+        onChange={(e) => setText(e.target.value)}
+        onBlur={commit}
+      />
+      {error && <span className="field-error">not JSON and not a {"{% … %}"} expression: {error}</span>}
       <FieldProblems problems={problems} pointer={pointer} />
     </div>
   );

@@ -50,7 +50,7 @@ export function ConnectionsPage() {
               { label: "Description", value: (r) => r.description ?? "" },
               { label: "Updated", value: (r) => when(r.updated_at) },
             ]}
-            empty={<p>No connections. Add one with <code>aio act connection create NAME --kind http --config '{"{"}"base_url": …{"}"}'</code>; secrets go in the vault and are referenced by name.</p>}
+            empty={<p>No connections. Add one with <code>aio act conn create NAME --kind http --config '{"{"}"base_url": …{"}"}'</code>; secrets go in the vault and are referenced by name.</p>}
           />
           {selConn && (
             <div className="detail">

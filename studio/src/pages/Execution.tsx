@@ -6,12 +6,15 @@ import { Link } from "../App";
 import { api, enc, streamEvents, type Page } from "../api/client";
 import { atLeast, useSession } from "../api/session";
 import { definitionOf, workflows, type Execution } from "../api/workflows";
-import { ActionResult, ErrorBox, JsonView, useAction, when } from "../components/common";
+import { ActionResult, CopyButton, ErrorBox, JsonView, useAction, when } from "../components/common";
+import { drawable } from "../dsl/asl";
 import { dslToGraph } from "../dsl/graph";
 import type { Workflow } from "../dsl/types";
 import { Canvas } from "../editor/Canvas";
 import { StatusBadge } from "./Executions";
 import { stateRuns, type HistoryEvent } from "./stateRuns";
+import { TimelineView } from "./Timeline";
+import { frameLabel } from "./timeline";
 
 export type { HistoryEvent };
 
@@ -40,6 +43,9 @@ export function ExecutionPage({ id }: { id: string }) {
   const [live, setLive] = useState(false);
   const [selected, setSelected] = useState<string[]>([]);
   const [reload, setReload] = useState(0);
+  const [view, setView] = useState<"graph" | "timeline">("graph");
+  // a run picked on the timeline: the details show that frame's run only
+  const [frame, setFrame] = useState<string | null>(null);
   const action = useAction();
 
   useEffect(() => {
@@ -57,7 +63,7 @@ export function ExecutionPage({ id }: { id: string }) {
         const ex = await api.get<Execution>(`/api/v1/executions/${enc(id)}`);
         if (stop) return;
         setExecution(ex);
-        workflows.get(ex.workflow, ex.version).then((r) => !stop && setDoc(definitionOf(r)), setError);
+        workflows.get(ex.workflow, ex.version).then((r) => !stop && setDoc(drawable(definitionOf(r))), setError);
         const page = await api.get<Page<HistoryEvent>>(`/api/v1/executions/${enc(id)}/history`, { limit: 10000 });
         add(page.items ?? []);
         if (FINAL.has(ex.status)) return;
@@ -99,6 +105,12 @@ export function ExecutionPage({ id }: { id: string }) {
   }, [events, byName]);
   const selName = selected[0] ? Object.keys(byName).find((n) => byName[n] === selected[0]) : undefined;
   const stateEvents = selName ? events.filter((e) => e.state === selName) : [];
+  const frameKinds = useMemo(() => {
+    const k: Record<string, "map" | "parallel"> = {};
+    for (const e of events) if (e.state && (e.type === "MapStarted" || e.type === "ParallelStarted")) k[`${e.frame ?? "r"}.${e.state}`] = e.type === "MapStarted" ? "map" : "parallel";
+    return k;
+  }, [events]);
+  const runs = selName ? stateRuns(stateEvents, selName).filter((v) => frame === null || (v.frame ?? "r") === frame) : [];
   const canAct = atLeast(who, "operator");
 
   return (
@@ -142,11 +154,40 @@ export function ExecutionPage({ id }: { id: string }) {
       </header>
       <ErrorBox error={error} />
       <ActionResult action={action} />
+      <div className="view-tabs" role="tablist" aria-label="Execution view">
+        <button role="tab" aria-selected={view === "graph"} onClick={() => setView("graph")}>
+          Graph
+        </button>
+        <button role="tab" aria-selected={view === "timeline"} onClick={() => setView("timeline")} data-testid="tab-timeline">
+          Timeline
+        </button>
+      </div>
       <div className="execution-body">
         <div className="execution-graph">
-          {doc ? (
+          {view === "timeline" ? (
+            <TimelineView
+              events={events}
+              live={live}
+              onPick={(b) => {
+                const id = byName[b.state];
+                setSelected(id ? [id] : []);
+                setFrame(b.frame);
+              }}
+            />
+          ) : doc ? (
             <ReactFlowProvider>
-              <Canvas doc={doc} positions={{}} problems={[]} statuses={statuses} selected={selected} readOnly onSelect={setSelected} />
+              <Canvas
+                doc={doc}
+                positions={{}}
+                problems={[]}
+                statuses={statuses}
+                selected={selected}
+                readOnly
+                onSelect={(ids) => {
+                  setSelected(ids);
+                  setFrame(null);
+                }}
+              />
             </ReactFlowProvider>
           ) : (
             <p className="muted">Loading the workflow…</p>
@@ -157,11 +198,19 @@ export function ExecutionPage({ id }: { id: string }) {
             <>
               <h2>{selName}</h2>
               {stateEvents.length === 0 && <p className="muted">This state has not run.</p>}
-              {stateRuns(stateEvents, selName).map((v, i, all) => (
+              {frame !== null && (
+                <p className="muted">
+                  The run in {frameLabel(frame, frameKinds) || "the top level"}.{" "}
+                  <button type="button" className="link" onClick={() => setFrame(null)}>
+                    Show every run
+                  </button>
+                </p>
+              )}
+              {runs.map((v, i, all) => (
                 <section key={`${v.frame}-${v.enteredAt}`} className="visit" aria-label={`Run ${i + 1} of ${selName}`}>
                   {all.length > 1 && (
                     <h3>
-                      Run {i + 1} <span className="muted">{v.frame}</span>
+                      Run {i + 1} <span className="muted">{frameLabel(v.frame ?? "r", frameKinds) || v.frame}</span>
                     </h3>
                   )}
                   <p>
@@ -244,16 +293,31 @@ export function ExecutionPage({ id }: { id: string }) {
         </thead>
         <tbody>
           {events.map((e) => (
-            <tr key={e.seq} className={e.state ? "clickable" : undefined} onClick={() => e.state && byName[e.state] && setSelected([byName[e.state]])}>
+            <tr key={e.seq} className={e.state ? "clickable" : undefined} onClick={() => e.state && byName[e.state] && (setSelected([byName[e.state]]), setFrame(null))}>
               <td>{e.seq}</td>
-              <td>{new Date(e.ts * 1000).toLocaleTimeString()}</td>
+              <td title={new Date(e.ts * 1000).toISOString()}>{new Date(e.ts * 1000).toLocaleTimeString()}</td>
               <td>{e.type}</td>
               <td>{e.state ?? ""}</td>
-              <td className="mono clip">{e.detail === undefined || e.detail === null ? "" : JSON.stringify(e.detail).slice(0, 160)}</td>
+              <td className="mono">{e.detail === undefined || e.detail === null ? "" : <EventDetail seq={e.seq} detail={e.detail} />}</td>
             </tr>
           ))}
         </tbody>
       </table>
     </section>
+  );
+}
+
+/** A history event's detail: one line, expandable to the whole value (wrapped, copyable). */
+function EventDetail({ seq, detail }: { seq: number; detail: unknown }) {
+  const line = JSON.stringify(detail);
+  if (line.length <= 160) return <span className="wrap">{line}</span>;
+  return (
+    <details className="event-detail" onClick={(e) => e.stopPropagation()}>
+      <summary className="clip">{line.slice(0, 160)}…</summary>
+      <pre className="json wrap" aria-label={`event ${seq} detail`}>
+        {JSON.stringify(detail, null, 2)}
+      </pre>
+      <CopyButton text={JSON.stringify(detail, null, 2)} label="Copy" />
+    </details>
   );
 }

@@ -1,5 +1,6 @@
 /** Functions: versions, aliases with weighted traffic, invoke with a payload, logs. */
 import { useEffect, useState } from "react";
+import { navigate } from "../router";
 import { api, enc } from "../api/client";
 import { atLeast, useSession } from "../api/session";
 import { ActionResult, DataTable, ErrorBox, JsonField, JsonView, parseJsonField, useAction, usePagedList, when } from "../components/common";
@@ -197,9 +198,11 @@ function FunctionDetail({ name }: { name: string }) {
   );
 }
 
-export function FunctionsPage() {
+/** The functions list; `/functions/NAME` opens a function's details (a URL of its own). */
+export function FunctionsPage({ name = null }: { name?: string | null }) {
   const list = usePagedList<FnSummary>("/api/v1/functions");
-  const [sel, setSel] = useState<string | null>(null);
+  const sel = name;
+  const setSel = (n: string) => navigate(`/functions/${encodeURIComponent(n)}`);
   return (
     <section className="page">
       <header className="page-head">
@@ -224,11 +227,11 @@ export function FunctionsPage() {
             ]}
             empty={
               <p>
-                No functions. Deploy one with <code>aio fn create NAME --runtime python --code handler.py</code>, then invoke it here or call it from a workflow task.
+                No functions. Deploy one with <code>aio fn create NAME --runtime python --file handler.py</code>, then invoke it here or call it from a workflow task.
               </p>
             }
           />
-          {sel && <FunctionDetail name={sel} />}
+          {sel && <FunctionDetail key={sel} name={sel} />}
         </div>
       )}
     </section>
