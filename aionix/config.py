@@ -86,6 +86,7 @@ class Config(Section):
     vault: dict[str, Any] = {}
     params: dict[str, Any] = {}
     ai: dict[str, Any] = {}
+    agents: dict[str, Any] = {}
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -110,7 +111,7 @@ class Config(Section):
 
 
 CORE_SECTIONS = ("server", "database", "logging", "security", "limits")
-SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai")
+SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents")
 
 
 def _describe(exc: ValidationError, *, prefix: str = "", sources: dict[str, str]) -> str:

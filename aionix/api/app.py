@@ -93,6 +93,9 @@ def create_app(rt: Runtime) -> Starlette:
         routes.append(Route(path, _by_method(handlers), methods=list(handlers)))
     for plugin in rt.plugins:
         routes.extend(plugin.routes)
+    mcp_hub = _mcp_hub(rt)  # MCP over Streamable HTTP at /mcp (optional extra aionix[mcp])
+    if mcp_hub is not None:
+        routes.append(Route("/mcp", mcp_hub))
 
     async def no_route(request: Request) -> Response:
         matching = [
@@ -147,13 +150,32 @@ def create_app(rt: Runtime) -> Starlette:
                 allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Aionix-Tenant"],
             )
         )
+    if mcp_hub is not None:
+        from aionix.agents.mcp_server import ChangeNotifier
+
+        middleware.append(Middleware(ChangeNotifier, hub=mcp_hub))
     app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: http_error, AionixError: aionix_error},
     )
     app.state.runtime = rt
+    if mcp_hub is not None:
+        mcp_hub.app = app
     return app
+
+
+def _mcp_hub(rt: Runtime) -> Any:
+    """The MCP server, when the `mcp` SDK is installed (None otherwise: /mcp is then a 404)."""
+    try:
+        from aionix.agents.mcp_server import McpHub
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types", "httpx2"):
+            raise
+        return None
+    hub = McpHub(rt)
+    rt.mcp = hub  # type: ignore[attr-defined]
+    return hub
 
 
 def _by_method(handlers: dict[str, Any]) -> Any:

@@ -135,6 +135,12 @@ app.add_typer(_ai.task_app, name="task")
 app.add_typer(_ai.router_app, name="router")
 app.add_typer(_ai.usage_app, name="usage")
 
+from aionix.cli import agents as _agents  # noqa: E402
+
+app.add_typer(_agents.runtime_app, name="runtime")
+app.add_typer(_agents.copilot_app, name="copilot")
+app.command("mcp")(_agents.mcp)
+
 from aionix.cli.complete import install as _install_completion  # noqa: E402
 
 _install_completion(app)

@@ -10,6 +10,12 @@ from aionix.cli.main import app
 
 COMMANDS = {
     "GET /api/v1/actions": "act list",
+    "GET /api/v1/runtime/capabilities": "runtime capabilities",
+    "POST /api/v1/runtime/simulate": "runtime simulate",
+    "POST /api/v1/copilot/sessions": "copilot open",
+    "GET /api/v1/copilot/sessions/{id}": "copilot get",
+    "POST /api/v1/copilot/sessions/{id}/operations": "copilot op",
+    "POST /api/v1/copilot/sessions/{id}/apply": "copilot apply",
     "POST /api/v1/actions": "act create",
     "DELETE /api/v1/actions/{name}": "act delete",
     "GET /api/v1/actions/{name}": "act get",
