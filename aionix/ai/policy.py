@@ -72,7 +72,14 @@ def read_dir(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path.is_dir():
         raise PolicyError(
-            [{"file": str(path), "line": None, "field": "", "message": "no such directory ([ai] policy_dir or <data dir>/ai)"}]
+            [
+                {
+                    "file": str(path),
+                    "line": None,
+                    "field": "",
+                    "message": "no such directory ([ai] policy_dir or <data dir>/ai)",
+                }
+            ]
         )
     for name in FILES:
         file = path / name
@@ -82,7 +89,9 @@ def read_dir(path: Path) -> dict[str, str]:
             out[name] = ""
             continue
         except OSError as exc:
-            raise PolicyError([{"file": name, "line": None, "field": "", "message": f"cannot read: {exc.strerror}"}]) from None
+            raise PolicyError(
+                [{"file": name, "line": None, "field": "", "message": f"cannot read: {exc.strerror}"}]
+            ) from None
         if len(raw) > MAX_FILE_BYTES:
             raise PolicyError([{"file": name, "line": None, "field": "", "message": "larger than 1 MiB"}])
         try:

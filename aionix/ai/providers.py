@@ -168,7 +168,9 @@ class Provider:
             await self.client.aclose()
 
     # ------------------------------------------------------------------ calls
-    def _request(self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None) -> tuple[str, dict[str, Any], dict[str, str]]:
+    def _request(
+        self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None
+    ) -> tuple[str, dict[str, Any], dict[str, str]]:
         spec = self.spec
         base = (spec.base_url or "").rstrip("/")
         headers = {"content-type": "application/json"}
@@ -205,7 +207,9 @@ class Provider:
             async for item in self._http(model, messages, max_tokens, key):
                 yield item
 
-    async def _function(self, messages: list[dict[str, Any]], max_tokens: int, ctx: CallContext) -> AsyncIterator[tuple[Any, ...]]:
+    async def _function(
+        self, messages: list[dict[str, Any]], max_tokens: int, ctx: CallContext
+    ) -> AsyncIterator[tuple[Any, ...]]:
         target = str(self.spec.target).replace("{tenant}", ctx.tenant)
         try:
             out = await self.rt.bus.invoke(
@@ -213,7 +217,9 @@ class Provider:
             )
         except BusError as exc:
             self.breaker.failure()
-            raise ProviderFailure(f"function {target}: {exc.error}: {exc.cause}", timeout=exc.code == "target_timeout") from None
+            raise ProviderFailure(
+                f"function {target}: {exc.error}: {exc.cause}", timeout=exc.code == "target_timeout"
+            ) from None
         except AionixError as exc:
             self.breaker.failure()
             raise ProviderFailure(f"function {target}: {exc.message}") from None
@@ -221,27 +227,37 @@ class Provider:
         if isinstance(out, str):
             out = {"text": out}
         if not isinstance(out, dict) or not isinstance(out.get("text"), str):
-            raise ProviderFailure(f"function {target} must return a string or {{\"text\": …}}")
+            raise ProviderFailure(f'function {target} must return a string or {{"text": …}}')
         text = out["text"]
         yield ("token", text)
         if isinstance(out.get("confidence"), (int, float)):
             yield ("confidence", float(out["confidence"]))
         usage = out.get("usage") if isinstance(out.get("usage"), dict) else {}
         prompt = "".join(str(m.get("content", "")) for m in messages)
-        yield ("usage", int(usage.get("tokens_in") or estimate_tokens(prompt)), int(usage.get("tokens_out") or estimate_tokens(text)))
+        yield (
+            "usage",
+            int(usage.get("tokens_in") or estimate_tokens(prompt)),
+            int(usage.get("tokens_out") or estimate_tokens(text)),
+        )
 
-    async def _http(self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None) -> AsyncIterator[tuple[Any, ...]]:
+    async def _http(
+        self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None
+    ) -> AsyncIterator[tuple[Any, ...]]:
         assert self.client is not None
         spec = self.spec
         url, body, headers = self._request(model, messages, max_tokens, key)
         host = (urlsplit(url).hostname or "").lower()
         if host not in self._allowed_hosts:
             raise ProviderFailure(f"provider {self.name}: host {host!r} is not in its allow_hosts")
-        timeout = httpx.Timeout(spec.timeout_s, connect=min(spec.timeout_s, spec.first_byte_timeout_s), read=spec.first_byte_timeout_s)
+        timeout = httpx.Timeout(
+            spec.timeout_s, connect=min(spec.timeout_s, spec.first_byte_timeout_s), read=spec.first_byte_timeout_s
+        )
         attempt = 0
         while True:
             try:
-                request = self.client.build_request("POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout)
+                request = self.client.build_request(
+                    "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout
+                )
                 response = await self.client.send(request, stream=True)
             except PrivacyViolation:
                 raise
@@ -249,7 +265,9 @@ class Provider:
                 raise ProviderFailure(f"provider {self.name}: {exc}") from None
             except httpx.TimeoutException:
                 self.breaker.failure()
-                raise ProviderFailure(f"provider {self.name}: no answer within {spec.first_byte_timeout_s:g} s", timeout=True) from None
+                raise ProviderFailure(
+                    f"provider {self.name}: no answer within {spec.first_byte_timeout_s:g} s", timeout=True
+                ) from None
             except httpx.HTTPError as exc:
                 self.breaker.failure()
                 raise ProviderFailure(f"provider {self.name}: {type(exc).__name__}: {exc}") from None
@@ -308,7 +326,9 @@ class Provider:
                     tokens_out = usage.get("completion_tokens", tokens_out)
         except httpx.TimeoutException:
             self.breaker.failure()
-            raise ProviderFailure(f"provider {self.name}: stream stalled for {spec.first_byte_timeout_s:g} s", timeout=True) from None
+            raise ProviderFailure(
+                f"provider {self.name}: stream stalled for {spec.first_byte_timeout_s:g} s", timeout=True
+            ) from None
         except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
             self.breaker.failure()
             raise ProviderFailure(f"provider {self.name}: stream broken: {type(exc).__name__}") from None

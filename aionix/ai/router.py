@@ -118,8 +118,8 @@ def decide(
         spec = policy.models.models[name]
         pspec = policy.models.providers[spec.provider]
 
-        def skip(why: str) -> None:
-            skipped.append({"model": name, "provider": spec.provider, "why": why})
+        def skip(why: str, name: str = name, provider: str = spec.provider) -> None:
+            skipped.append({"model": name, "provider": provider, "why": why})
 
         if pspec.location == "api" and priv == "local-only":
             skip("privacy: local-only")

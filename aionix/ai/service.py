@@ -125,9 +125,14 @@ class AiService:
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01),
         )
         self.m_breaker = Gauge(
-            "aionix_ai_breaker_state", "Circuit breaker per provider (0 closed, 1 half-open, 2 open)", ["provider"], registry=reg
+            "aionix_ai_breaker_state",
+            "Circuit breaker per provider (0 closed, 1 half-open, 2 open)",
+            ["provider"],
+            registry=reg,
         )
-        self.m_queue = Gauge("aionix_ai_provider_pending", "Tasks running or queued per provider", ["provider"], registry=reg)
+        self.m_queue = Gauge(
+            "aionix_ai_provider_pending", "Tasks running or queued per provider", ["provider"], registry=reg
+        )
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -198,7 +203,13 @@ class AiService:
             tx.execute("ai.deactivate_policies")
             tx.execute(
                 "ai.insert_policy_version",
-                {"version": version, "digest": ps.digest, "texts": jsonutil.dumps(ps.texts).decode(), "now": time.time(), "by": by},
+                {
+                    "version": version,
+                    "digest": ps.digest,
+                    "texts": jsonutil.dumps(ps.texts).decode(),
+                    "now": time.time(),
+                    "by": by,
+                },
             )
             return version
 
@@ -273,7 +284,13 @@ class AiService:
                         f"the {who}'s {period} AI budget of {limit:g} USD is spent ({used:.6f} USD used); "
                         f"it resets at {reset.isoformat()}",
                         retry_after=max(1.0, reset.timestamp() - now),
-                        details={"scope": who, "period": period, "limit_usd": limit, "spent_usd": round(used, 8), "resets_at": reset.isoformat()},
+                        details={
+                            "scope": who,
+                            "period": period,
+                            "limit_usd": limit,
+                            "spent_usd": round(used, 8),
+                            "resets_at": reset.isoformat(),
+                        },
                     )
 
     # ------------------------------------------------------------------ tasks
@@ -285,7 +302,9 @@ class AiService:
                 where = ".".join(str(p) for p in exc.absolute_path)
                 raise field_error("params" + (f".{where}" if where else ""), exc.message) from None
             except jsonschema.SchemaError:
-                raise field_error("intent", f"intent {intent_name}: its input_schema is not a valid JSON Schema") from None
+                raise field_error(
+                    "intent", f"intent {intent_name}: its input_schema is not a valid JSON Schema"
+                ) from None
 
         def fill(m: re.Match[str]) -> str:
             key = m.group(1)
@@ -314,7 +333,9 @@ class AiService:
         ps = self.active()
         spec = ps.intents.intents.get(body.intent)
         if spec is None:
-            raise field_error("intent", f"unknown intent {body.intent!r} (one of {', '.join(sorted(ps.intents.intents)) or 'none'})")
+            raise field_error(
+                "intent", f"unknown intent {body.intent!r} (one of {', '.join(sorted(ps.intents.intents)) or 'none'})"
+            )
         messages = self._prompt(body.intent, spec, body.params)
         prompt = "\n".join(m["content"] for m in messages)
         started = time.perf_counter()
@@ -341,7 +362,6 @@ class AiService:
             run.trace_id = trace_id
             run.execution_id = execution_id
             run.engine = decision.engine()
-            await self._persist(run)
             await self._record_decision(run, decision, ps.version)
         except BaseException:
             provider.release()
@@ -358,34 +378,70 @@ class AiService:
         while self.runs:
             first = next(iter(self.runs.values()))
             old = first.finished_at is not None and now - first.finished_at > self.config.task_retention_seconds
-            if len(self.runs) > self.config.max_tasks_in_memory and first.finished_at is not None or old:
+            if (len(self.runs) > self.config.max_tasks_in_memory and first.finished_at is not None) or old:
                 self.runs.popitem(last=False)
             else:
                 break
 
-    async def _persist(self, run: TaskRun) -> None:
-        await self.store.execute(
-            "ai.upsert_task",
-            {
-                "id": run.id,
-                "tenant": run.tenant,
-                "key_id": run.key_id,
-                "intent": run.intent,
-                "status": run.status,
-                "envelope": jsonutil.dumps(run.envelope()).decode(),
-                "now": time.time(),
-            },
-        )
+    @staticmethod
+    def _task_row(run: TaskRun) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "tenant": run.tenant,
+            "key_id": run.key_id,
+            "intent": run.intent,
+            "status": run.status,
+            "envelope": jsonutil.dumps(run.envelope()).decode(),
+            "now": time.time(),
+        }
 
-    async def _record_decision(self, run: TaskRun, decision: Decision, version: int, choice: Choice | None = None) -> None:
+    @staticmethod
+    def _decision_row(run: TaskRun, decision: Decision, version: int, choice: Choice | None = None) -> dict[str, Any]:
         engine = decision.engine(choice)
-        await self.store.execute(
-            "ai.insert_decision",
-            {"tenant": run.tenant, "task_id": run.id, "intent": run.intent, "policy_version": version, "now": time.time(), **engine},
-        )
-        await self.rt.publish_event(
-            run.tenant, EVENT_SOURCE, "Route Decided", {"task_id": run.id, "intent": run.intent, "policy_version": version, **engine}
-        )
+        return {
+            "tenant": run.tenant,
+            "task_id": run.id,
+            "intent": run.intent,
+            "policy_version": version,
+            "now": time.time(),
+            **engine,
+        }
+
+    async def _persist(
+        self, run: TaskRun, decision_row: dict[str, Any] | None = None, usage_row: dict[str, Any] | None = None
+    ) -> None:
+        """The task's row, with its decision or its usage, in one transaction (one commit)."""
+        task_row = self._task_row(run)
+
+        def write(tx: Any) -> None:
+            if usage_row is not None:
+                tx.execute("ai.insert_usage", usage_row)
+            tx.execute("ai.upsert_task", task_row)
+            if decision_row is not None:
+                tx.execute("ai.insert_decision", decision_row)
+
+        await self.store.transaction(write)
+        if decision_row is not None:
+            detail = {
+                k: decision_row[k]
+                for k in (
+                    "task_id",
+                    "intent",
+                    "policy_version",
+                    "route",
+                    "provider",
+                    "model",
+                    "tier",
+                    "chosen_by",
+                    "reason",
+                )
+            }
+            await self.rt.publish_event(run.tenant, EVENT_SOURCE, "Route Decided", detail)
+
+    async def _record_decision(
+        self, run: TaskRun, decision: Decision, version: int, choice: Choice | None = None
+    ) -> None:
+        await self._persist(run, decision_row=self._decision_row(run, decision, version, choice))
 
     async def _key(self, provider: Provider, run: TaskRun, secrets: SecretSet) -> str | None:
         ref = provider.spec.api_key_ref
@@ -395,7 +451,9 @@ class AiService:
         target = ref if ref.startswith("trn:") else f"trn:credvault:{run.tenant}:credential/{ref}"
         try:
             value = await self.rt.bus.invoke(
-                target, {"op": "resolve", "reader": caller}, CallContext(tenant=run.tenant, caller=caller, secrets=secrets)
+                target,
+                {"op": "resolve", "reader": caller},
+                CallContext(tenant=run.tenant, caller=caller, secrets=secrets),
             )
         except AionixError as exc:
             raise ProviderFailure(f"provider {provider.name}: key {ref!r} cannot be read: {exc.message}") from None
@@ -404,7 +462,9 @@ class AiService:
         secrets.add(value)
         return value
 
-    async def _run(self, run: TaskRun, decision: Decision, spec: Any, messages: list[dict[str, Any]], secrets: SecretSet) -> None:
+    async def _run(
+        self, run: TaskRun, decision: Decision, spec: Any, messages: list[dict[str, Any]], secrets: SecretSet
+    ) -> None:
         LOCAL_ONLY.set(decision.privacy == "local-only")
         reserved = self.providers.get(decision.first.provider)
         failures: list[str] = []
@@ -438,7 +498,9 @@ class AiService:
                     and confidence < spec.hybrid.min_confidence
                     and any(c.location == "api" for c in rest)
                 ):
-                    failures.append(f"{choice.provider}: confidence {confidence:g} below {spec.hybrid.min_confidence:g}")
+                    failures.append(
+                        f"{choice.provider}: confidence {confidence:g} below {spec.hybrid.min_confidence:g}"
+                    )
                     continue
                 cost = choice.cost(tin, tout)
                 capped = cost > decision.budget_usd
@@ -471,7 +533,13 @@ class AiService:
                 reserved.release()
 
     async def _call(
-        self, run: TaskRun, provider: Provider, choice: Choice, messages: list[dict[str, Any]], secrets: SecretSet, limit: float | None
+        self,
+        run: TaskRun,
+        provider: Provider,
+        choice: Choice,
+        messages: list[dict[str, Any]],
+        secrets: SecretSet,
+        limit: float | None,
     ) -> tuple[str, int, int, float | None, bool]:
         key = await self._key(provider, run, secrets)
         parts: list[str] = []
@@ -479,7 +547,12 @@ class AiService:
         confidence = None
         cut = False
         began = time.perf_counter()
-        ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id or os.urandom(16).hex(), caller=f"trn:ai:{run.tenant}:intent/{run.intent}", secrets=secrets)
+        ctx = CallContext(
+            tenant=run.tenant,
+            trace_id=run.trace_id or os.urandom(16).hex(),
+            caller=f"trn:ai:{run.tenant}:intent/{run.intent}",
+            secrets=secrets,
+        )
         counted = 0
         try:
             async with asyncio.timeout(limit):
@@ -503,7 +576,9 @@ class AiService:
                     await gen.aclose()
         except TimeoutError:
             provider.breaker.failure()
-            raise ProviderFailure(f"provider {provider.name}: no complete answer within {limit:g} s (hybrid local limit)", timeout=True) from None
+            raise ProviderFailure(
+                f"provider {provider.name}: no complete answer within {limit:g} s (hybrid local limit)", timeout=True
+            ) from None
         if cut:
             tin = tin or estimate_tokens("".join(m["content"] for m in messages))
             tout = choice.max_tokens
@@ -516,33 +591,31 @@ class AiService:
         run.usage["latency_ms"] = round((time.perf_counter() - run.started) * 1000, 3)
         run.finished_at = time.time()
         day, month = _day(run.finished_at)
+        usage_row = None
         if choice is not None:
             self.m_tokens.labels(choice.provider, choice.model, "in").inc(run.usage["tokens_in"])
             self.m_tokens.labels(choice.provider, choice.model, "out").inc(run.usage["tokens_out"])
             self.m_cost.labels(choice.provider, choice.model).inc(run.usage["cost_usd"])
-            await self.store.execute(
-                "ai.insert_usage",
-                {
-                    "task_id": run.id,
-                    "tenant": run.tenant,
-                    "key_id": run.key_id,
-                    "intent": run.intent,
-                    "provider": choice.provider,
-                    "model": choice.model,
-                    "tokens_in": run.usage["tokens_in"],
-                    "tokens_out": run.usage["tokens_out"],
-                    "cost_usd": run.usage["cost_usd"],
-                    "latency_ms": run.usage["latency_ms"],
-                    "day": day,
-                    "month": month,
-                    "execution_id": run.execution_id,
-                    "ts": run.finished_at,
-                },
-            )
+            usage_row = {
+                "task_id": run.id,
+                "tenant": run.tenant,
+                "key_id": run.key_id,
+                "intent": run.intent,
+                "provider": choice.provider,
+                "model": choice.model,
+                "tokens_in": run.usage["tokens_in"],
+                "tokens_out": run.usage["tokens_out"],
+                "cost_usd": run.usage["cost_usd"],
+                "latency_ms": run.usage["latency_ms"],
+                "day": day,
+                "month": month,
+                "execution_id": run.execution_id,
+                "ts": run.finished_at,
+            }
             if run.execution_id:
                 ai_usage.add(run.execution_id, run.usage["tokens_in"] + run.usage["tokens_out"], run.usage["cost_usd"])
         self.m_tasks.labels(run.intent, status).inc()
-        await self._persist(run)
+        await self._persist(run, usage_row=usage_row)
         envelope = run.envelope()
         run.emit("done" if status == "OK" else "error", envelope)
         run.done.set()
@@ -615,7 +688,11 @@ class AiService:
         `{"params": …, "budget_usd"?: …}`)."""
         if target.type != "intent":
             raise BusError("Ai.BadRequest", "only intents can be invoked")
-        body = payload if isinstance(payload, dict) and "params" in payload else {"params": payload if isinstance(payload, dict) else {"input": payload}}
+        body = (
+            payload
+            if isinstance(payload, dict) and "params" in payload
+            else {"params": payload if isinstance(payload, dict) else {"input": payload}}
+        )
         return await self._execute({**body, "intent": target.path}, ctx)
 
     async def _execute(self, payload: dict[str, Any], ctx: CallContext) -> Any:
@@ -633,11 +710,18 @@ class AiService:
             budget = float(execution_budget) - spent
             if budget <= 0:
                 raise BusError(
-                    "Ai.BudgetExceeded", f"the execution's AI budget of {execution_budget:g} USD is spent ({spent:g} USD)"
+                    "Ai.BudgetExceeded",
+                    f"the execution's AI budget of {execution_budget:g} USD is spent ({spent:g} USD)",
                 )
         try:
             run = await self.submit(
-                ctx.tenant, None, body, trace_id=ctx.trace_id, execution_id=execution_id, secrets=ctx.secrets, execution_budget=budget
+                ctx.tenant,
+                None,
+                body,
+                trace_id=ctx.trace_id,
+                execution_id=execution_id,
+                secrets=ctx.secrets,
+                execution_budget=budget,
             )
         except BudgetExceeded as exc:
             raise BusError("Ai.BudgetExceeded", exc.message) from None

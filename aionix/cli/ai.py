@@ -60,7 +60,9 @@ def submit(
     ctx: typer.Context,
     intent: str = typer.Argument(..., help="the intent (intents.yml)"),
     params: str = typer.Option("{}", "--params", "-p", help="params as JSON/YAML, @file or -"),
-    privacy: str = typer.Option(None, "--privacy", help="local-only, hybrid or allow-api (only stricter than the intent)"),
+    privacy: str = typer.Option(
+        None, "--privacy", help="local-only, hybrid or allow-api (only stricter than the intent)"
+    ),
     budget_usd: float = typer.Option(None, "--budget-usd"),
     latency_ms: int = typer.Option(None, "--latency-ms"),
     max_tokens: int = typer.Option(None, "--max-tokens"),
@@ -73,7 +75,12 @@ def submit(
     if not isinstance(body_params, dict):
         raise CLIError("--params: must be a JSON/YAML object", EXIT_USAGE)
     body: dict[str, Any] = {"intent": intent, "params": body_params, "stream": follow}
-    for key, value in (("privacy", privacy), ("budget_usd", budget_usd), ("latency_ms", latency_ms), ("max_tokens", max_tokens)):
+    for key, value in (
+        ("privacy", privacy),
+        ("budget_usd", budget_usd),
+        ("latency_ms", latency_ms),
+        ("max_tokens", max_tokens),
+    ):
         if value is not None:
             body[key] = value
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None

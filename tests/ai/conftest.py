@@ -11,8 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from serverproc import ServerProcess  # noqa: E402
-from standin import StandIn  # noqa: E402
+from serverproc import ServerProcess
+from standin import StandIn
 
 BEHAVIOURS = ("ok", "r429", "e500", "slow", "cut", "hang", "flood", "nousage")
 
@@ -50,7 +50,7 @@ def models_yml(local: int, api: int, dead: int) -> str:
         f"    base_url: http://127.0.0.1:{api}",
         "    allow_hosts: [127.0.0.1]",
         "    api_key_ref: cloud-key",
-        "    api_version: \"2024-06-01\"",
+        '    api_version: "2024-06-01"',
         "    breaker_failures: 1000",
         "  tiny:",
         "    kind: openai",

@@ -48,7 +48,9 @@ class StandIn:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with standin.lock:
-                    standin.requests.append({"path": self.path, "headers": {k.title(): v for k, v in self.headers.items()}, "body": body})
+                    standin.requests.append(
+                        {"path": self.path, "headers": {k.title(): v for k, v in self.headers.items()}, "body": body}
+                    )
                 standin.serve(self, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -124,7 +126,11 @@ class StandIn:
     @staticmethod
     def _sse(h: BaseHTTPRequestHandler, piece: str | None, usage: tuple[int, int] | None = None) -> None:
         if piece is not None:
-            chunk = {"id": "c1", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]}
+            chunk = {
+                "id": "c1",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+            }
             h.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             return
         if usage is not None:
@@ -136,7 +142,9 @@ class StandIn:
     @staticmethod
     def _ndjson(h: BaseHTTPRequestHandler, piece: str | None, usage: tuple[int, int] | None = None) -> None:
         if piece is not None:
-            h.wfile.write(json.dumps({"message": {"role": "assistant", "content": piece}, "done": False}).encode() + b"\n")
+            h.wfile.write(
+                json.dumps({"message": {"role": "assistant", "content": piece}, "done": False}).encode() + b"\n"
+            )
             return
         last: dict[str, Any] = {"message": {"role": "assistant", "content": ""}, "done": True}
         if usage is not None:

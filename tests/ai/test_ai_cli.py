@@ -47,7 +47,7 @@ def test_task_submit_follow_get_list_cancel(cli):
 def test_router_and_usage_commands(cli):
     code, out, err = cli("-o", "json", "router", "versions")
     assert code == 0, err
-    active = [v for v in json.loads(out)["items"] if v["active"]][0]["version"]
+    active = next(v for v in json.loads(out)["items"] if v["active"])["version"]
     code, out, err = cli("-o", "json", "router", "reload")
     assert code == 0, err
     assert json.loads(out)["version"] == active

@@ -9,7 +9,11 @@ from aionix.ai.policy import PolicyError, parse
 
 def test_bad_files_name_file_line_and_field():
     with pytest.raises(PolicyError) as exc:
-        parse({"models.yml": "providers:\n  p:\n    kind: openai\n    location: api\n    base_url: http://x\n    allow_hosts: [x]\n    timeout_s: -1\n"})
+        parse(
+            {
+                "models.yml": "providers:\n  p:\n    kind: openai\n    location: api\n    base_url: http://x\n    allow_hosts: [x]\n    timeout_s: -1\n"
+            }
+        )
     d = exc.value.details[0]
     assert (d["file"], d["line"], d["field"]) == ("models.yml", 7, "providers.p.timeout_s")
     with pytest.raises(PolicyError) as exc:
@@ -20,7 +24,11 @@ def test_bad_files_name_file_line_and_field():
         parse({"policies.yml": "budget: {default_usd: [\n"})
     assert exc.value.details[0]["file"] == "policies.yml" and exc.value.details[0]["line"]
     with pytest.raises(PolicyError) as exc:
-        parse({"models.yml": "providers:\n  p: {kind: openai, location: api, base_url: 'http://evil.example', allow_hosts: [good.example]}\n"})
+        parse(
+            {
+                "models.yml": "providers:\n  p: {kind: openai, location: api, base_url: 'http://evil.example', allow_hosts: [good.example]}\n"
+            }
+        )
     assert "allow_hosts" in exc.value.details[0]["field"]
     with pytest.raises(PolicyError):
         parse({"modules.yml": "modules: [{name: 'bad name!'}]\n"})
@@ -35,7 +43,10 @@ def test_reload_versions_rollback_and_audit(ai):
         # unchanged files: no new version
         r = c.post("/api/v1/router/policy/reload")
         assert r.status_code == 200 and r.json() == {**r.json(), "changed": False, "version": start}
-        assert c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"]["provider"] == "ollama"
+        assert (
+            c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"]["provider"]
+            == "ollama"
+        )
         intents = ai.policy_dir / "intents.yml"
         original = intents.read_text()
         try:
@@ -44,7 +55,9 @@ def test_reload_versions_rollback_and_audit(ai):
             r = c.post("/api/v1/router/policy/reload")
             assert r.status_code == 422, r.text
             detail = r.json()["error"]["details"][0]
-            assert detail["file"] == "intents.yml" and detail["field"] == "intents.broken.bogus_field" and detail["line"]
+            assert (
+                detail["file"] == "intents.yml" and detail["field"] == "intents.broken.bogus_field" and detail["line"]
+            )
             assert c.get("/api/v1/router/policy/versions").json()["items"][0]["version"] == start
             # a valid change: the local-ok intent now runs on the cloud stand-in
             intents.write_text(
@@ -55,11 +68,21 @@ def test_reload_versions_rollback_and_audit(ai):
             )
             r = c.post("/api/v1/router/policy/reload")
             assert r.status_code == 200 and r.json()["changed"] and r.json()["version"] == start + 1
-            assert c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"]["provider"] == "cloud"
+            assert (
+                c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"][
+                    "provider"
+                ]
+                == "cloud"
+            )
             # rollback restores the previous decisions
             r = c.post("/api/v1/router/policy/rollback", json={"version": start})
             assert r.status_code == 200
-            assert c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"]["provider"] == "ollama"
+            assert (
+                c.post("/api/v1/tasks", json={"intent": "local-ok", "params": {"text": "a"}}).json()["engine"][
+                    "provider"
+                ]
+                == "ollama"
+            )
             items = c.get("/api/v1/router/policy/versions").json()["items"]
             assert [i["version"] for i in items if i["active"]] == [start]
             assert c.post("/api/v1/router/policy/rollback", json={"version": 999}).status_code == 404

@@ -91,7 +91,12 @@ def test_budget_caps_max_tokens_and_refuses_over_the_hard_cap():
     assert not big or big[0].max_tokens < 500
     # a prompt whose input alone costs more than the hard cap on every model
     with pytest.raises(BudgetExceeded):
-        go(policy("budget: {default_usd: 0.02, hard_cap_usd: 0.02}"), "summarize", prompt="x" * 4_000_000, budget_usd=100)
+        go(
+            policy("budget: {default_usd: 0.02, hard_cap_usd: 0.02}"),
+            "summarize",
+            prompt="x" * 4_000_000,
+            budget_usd=100,
+        )
     # the task budget never exceeds the hard cap
     d = go(policy("budget: {default_usd: 0.01, hard_cap_usd: 0.02}"), "summarize", budget_usd=100)
     assert d.budget_usd == 0.02
@@ -159,6 +164,7 @@ def test_api_client_refuses_local_only_work_without_connecting():
 
         with pytest.raises(PrivacyViolation):
             asyncio.run(attempt(True))
+
         # and the transport itself refuses, whatever code path reaches it
         async def raw() -> None:
             LOCAL_ONLY.set(True)
@@ -176,7 +182,9 @@ def test_api_client_refuses_local_only_work_without_connecting():
 
 def test_bounded_queue():
     ps = parse(
-        {"models.yml": "providers:\n  c: {kind: openai, location: api, base_url: 'http://h/v1', allow_hosts: [h], max_concurrency: 2, queue_size: 1}\n"}
+        {
+            "models.yml": "providers:\n  c: {kind: openai, location: api, base_url: 'http://h/v1', allow_hosts: [h], max_concurrency: 2, queue_size: 1}\n"
+        }
     )
     prov = Provider("c", ps.models.providers["c"], SimpleNamespace(bus=None))
     for _ in range(3):

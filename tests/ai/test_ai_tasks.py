@@ -161,7 +161,9 @@ def test_cancel_closes_the_provider_stream_fast(ai):
         r = submit(c, "api-hang", stream=True)
         task_id = r.json()["task_id"]
         deadline = time.monotonic() + 5
-        while len([x for x in ai.api.requests if x["body"].get("model") == "hang"]) == 0 and time.monotonic() < deadline:
+        while (
+            len([x for x in ai.api.requests if x["body"].get("model") == "hang"]) == 0 and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
         time.sleep(0.1)
         closes = len(ai.api.closed_at)
@@ -193,7 +195,11 @@ def test_idempotent_submits_call_the_provider_once(ai):
         ok = [a for a in answers if a.status_code in (200, 202)]
         assert ok and all(a.status_code in (200, 202, 409) for a in answers)
         assert len({a.json()["task_id"] for a in ok}) == 1
-        again = c.post("/api/v1/tasks", json={"intent": "api-ok", "params": {"text": text}}, headers={"Idempotency-Key": "same-" + text})
+        again = c.post(
+            "/api/v1/tasks",
+            json={"intent": "api-ok", "params": {"text": text}},
+            headers={"Idempotency-Key": "same-" + text},
+        )
         assert again.json()["task_id"] == ok[0].json()["task_id"]
         assert len([x for x in ai.api.requests if text in json.dumps(x["body"])]) - before == 1
 
