@@ -30,6 +30,7 @@ from aionix.expr import UNDEFINED, Template
 from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Machine, Plan, StatePlan
+from aionix.stepflow.items import ItemLog
 
 if TYPE_CHECKING:
     from aionix.stepflow.service import StepFlowService
@@ -202,6 +203,9 @@ class Run:
     #: execution with `States.Runtime` instead of being written (`history_full`)
     max_events: int = 0
     history_full: Failure | None = None
+    #: map/parallel frames (`<frame>.<state>`) that made new children since the last checkpoint:
+    #: that checkpoint drops their children's older item rows (aionix/stepflow/items.py)
+    item_scopes: set[str] = field(default_factory=set)
 
     @property
     def caller_trn(self) -> str:
@@ -249,6 +253,8 @@ class Engine:
         self.payload_max_bytes = payload_max_bytes
         self.clock = clock
         self.rand = rand
+        #: finished map items and parallel branches, recorded as they finish (issue 24)
+        self.items = ItemLog(self)
 
     # ------------------------------------------------------------------ checkpoints
     async def checkpoint(self, run: Run) -> None:
@@ -842,7 +848,11 @@ class Engine:
         return Failure(error.error, error.cause)
 
     async def _child(self, run: Run, child: Frame) -> None:
-        await self._frame(run, child)
+        try:
+            await self._frame(run, child)
+        finally:
+            if child.status in ("succeeded", "failed"):
+                self.items.finished(run, child)  # durable soon, so a resume does not run it again
 
     async def _parallel(self, run: Run, frame: Frame, plan: StatePlan) -> list[Any]:
         if frame.phase != "children":
@@ -860,6 +870,7 @@ class Engine:
                 for i, branch in enumerate(plan.branches)
             ]
             frame.phase = "children"
+            self.items.new_scope(run, f"{frame.id}.{plan.name}")
             run.event("ParallelStarted", plan.name, frame.id, {"branches": len(plan.branches)})
         return await self._children(run, frame, plan, 0, None)
 
@@ -896,6 +907,7 @@ class Engine:
                 children.append(child)
             frame.children = children
             frame.phase = "children"
+            self.items.new_scope(run, f"{frame.id}.{plan.name}")
             run.event("MapStarted", plan.name, frame.id, {"items": len(items)})
         tolerated = None
         if count is not None or pct is not None:

@@ -22,6 +22,7 @@ from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Plan, compile_workflow
 from aionix.stepflow.engine import TERMINAL, Engine, Failure, Frame, Run, new_root, reset_for_redrive
+from aionix.stepflow.items import follows
 from aionix.stepflow.models import Problem, ValidationReport
 from aionix.stepflow.timers import Timers
 from aionix.stepflow.validate import validate
@@ -614,6 +615,8 @@ class StepFlowService:
             if insert is not None:
                 tx.execute("stepflow.insert_execution", insert)
             tx.execute("stepflow.checkpoint_execution", row)
+            if event_rows:  # never past a hole left by a failed transaction of this run
+                follows(tx, run.id, event_rows[0][1])
             tx.executemany("stepflow.insert_event", event_rows)
             if del_rows:
                 tx.executemany("stepflow.delete_timer", del_rows)

@@ -364,3 +364,191 @@ def _fire_and_forget(url: str, key: str, n: int) -> None:
         )
     except httpx.HTTPError:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Mid-map and mid-parallel kills with slow items (issue 24): every item and branch that had
+# finished before the kill is called exactly once in all; only those in flight are called again
+# (once). Also reports the time from the process start to the first resumed step.
+
+MAP_ROUNDS = max(1, KILLS // 100)
+
+
+class SlowLedger:
+    """Answers POST /slow after `sleep` seconds; records each call's key, start and end."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[tuple[str, float, float | None]] = []  # (key, started, answered)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                key = self.headers.get("idempotency-key") or ""
+                started = time.monotonic()
+                with outer.lock:
+                    index = len(outer.calls)
+                    outer.calls.append((key, started, None))
+                time.sleep(float(body.get("sleep", 0)))
+                data = json.dumps({"ok": True, "step": body.get("step")}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except OSError:
+                    return  # the server was killed before it read the answer: still in flight
+                with outer.lock:
+                    outer.calls[index] = (key, started, time.monotonic())
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def snapshot(self) -> list[tuple[str, float, float | None]]:
+        with self.lock:
+            return list(self.calls)
+
+
+SLOW = 3.0
+MAP_SLEEPS = [0.1, 0.2, SLOW, 0.3, 0.1, SLOW, 0.2, 0.3]
+
+
+def slow_definition(url: str) -> dict[str, Any]:
+    def call(step: str, sleep: Any) -> dict[str, Any]:
+        return {
+            "type": "task",
+            "action": "http",
+            "parameters": {"method": "POST", "url": f"{url}/slow", "json": {"step": step, "sleep": sleep}},
+            "output": {"expression": "{% result.body.step %}"},
+            "end": True,
+        }
+
+    return {
+        "entry": "Par",
+        "states": {
+            "Par": {
+                "type": "parallel",
+                "branches": [
+                    {"entry": "Fast", "states": {"Fast": call("fast", 0.1)}},
+                    {"entry": "Slow", "states": {"Slow": call("slow", SLOW)}},
+                    {"entry": "Quick", "states": {"Quick": call("quick", 0.2)}},
+                ],
+                "output": {"expression": {"par": "{% result %}", "sleeps": "{% input %}"}},
+                "next": "Items",
+            },
+            "Items": {
+                "type": "map",
+                "items": "{% input.sleeps %}",
+                "processor": {"entry": "Item", "states": {"Item": call("item", "{% input %}")}},
+                "output": {"expression": {"par": "{% input.par %}", "items": "{% result %}"}},
+                "end": True,
+            },
+        },
+    }
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def test_kill_mid_map_and_mid_parallel_reruns_only_unfinished(make_server):
+    ledger = SlowLedger()
+    server = make_server(env={"AIONIX_CONNECTORS_ALLOW_HOSTS": "127.0.0.1", "AIONIX_LOGGING_ACCESS_LOG": "false"})
+    server.start()
+    margin = 0.6  # a finished call's row is durable within this (one loop turn and a commit)
+    resume_times: list[float] = []
+    violations: list[str] = []
+    with server.client() as c:
+        c.post(
+            "/api/v1/workflows", json={"name": "slowmap", "definition": slow_definition(ledger.url)}
+        ).raise_for_status()
+    for _round in range(MAP_ROUNDS):
+        first = len(ledger.snapshot())
+        with server.client() as c:
+            r = c.post("/api/v1/workflows/slowmap/executions", json={"input": MAP_SLEEPS})
+            assert r.status_code in (200, 202), r.text
+            eid = r.json()["execution_id"]
+        kills: list[float] = []
+
+        def calls(first: int = first):
+            return ledger.snapshot()[first:]
+
+        # kill 1: the fast branches answered, the slow one is in flight
+        _wait_for(lambda: sum(1 for k, _, end in calls() if ":Fast:" in k or ":Quick:" in k if end) == 2, 30)
+        time.sleep(margin)
+        kills.append(time.monotonic())
+        server.kill()
+        seen = len(ledger.snapshot())
+        restarted = time.monotonic()
+        restart(server)
+        _wait_for(lambda seen=seen: len(ledger.snapshot()) > seen, 30)
+        resume_times.append(ledger.snapshot()[seen][1] - restarted)
+        # kill 2: mid-map, the fast items answered, the two slow ones in flight
+        _wait_for(lambda: sum(1 for k, _, end in calls() if "Items[" in k and end) >= 6, 60)
+        time.sleep(margin)
+        kills.append(time.monotonic())
+        server.kill()
+        seen = len(ledger.snapshot())
+        restarted = time.monotonic()
+        restart(server)
+        _wait_for(lambda seen=seen: len(ledger.snapshot()) > seen, 30)
+        resume_times.append(ledger.snapshot()[seen][1] - restarted)
+        with server.client() as c:
+            env = c.get(f"/api/v1/executions/{eid}").json()
+            deadline = time.monotonic() + 60
+            while env["status"] == "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                env = c.get(f"/api/v1/executions/{eid}").json()
+            history = c.get(f"/api/v1/executions/{eid}/history", params={"limit": 10000}).json()["items"]
+        if env["status"] != "SUCCEEDED" or env["output"] != {
+            "par": ["fast", "slow", "quick"],
+            "items": ["item"] * len(MAP_SLEEPS),
+        }:
+            violations.append(f"{eid}: {env['status']} {env.get('output')} {env.get('error')}")
+        seqs = [e["seq"] for e in history]
+        if seqs != list(range(1, len(seqs) + 1)):
+            violations.append(f"{eid}: seq not contiguous {seqs[:40]}")
+        # exact calls per item: finished before a kill -> 1; in flight at a kill -> 2
+        per_key: dict[str, list[tuple[float, float | None]]] = defaultdict(list)
+        for key, started, end in calls():
+            per_key[key].append((started, end))
+        states = ["Fast", "Slow", "Quick"] + [f"Items[{i}]/Item" for i in range(len(MAP_SLEEPS))]
+        for state in states:
+            key = f"{eid}:{state}:1"
+            got = per_key.pop(key, [])
+            first_call = got[0] if got else None
+            if first_call is None:
+                violations.append(f"{key}: never called")
+                continue
+            started, end = first_call
+            in_flight = any(started < k and (end is None or end > k) for k in kills)
+            finished_long_before = end is not None and any(end < k - margin + 0.1 for k in kills if started < k)
+            if in_flight and len(got) != 2:
+                violations.append(f"{key}: in flight at a kill, called {len(got)} times (expected 2)")
+            if (finished_long_before or not any(started < k for k in kills)) and len(got) != 1:
+                violations.append(f"{key}: finished before the kill, called {len(got)} times (expected 1)")
+        if per_key:
+            violations.append(f"unexpected calls {sorted(per_key)}")
+        for state, want in (("Slow", 2), ("Items[2]/Item", 2), ("Items[5]/Item", 2), ("Items[0]/Item", 1)):
+            n_calls = sum(1 for k, _, _ in calls() if k == f"{eid}:{state}:1")
+            if n_calls != want:
+                violations.append(f"{eid} {state}: {n_calls} calls, expected {want}")
+    server.stop()
+    resume_times.sort()
+    print(
+        f"mid-map/parallel kills: {2 * MAP_ROUNDS} kills, first resumed step after the process start: "
+        f"median {resume_times[len(resume_times) // 2]:.3f} s, max {resume_times[-1]:.3f} s, {len(violations)} violations"
+    )
+    assert not violations, violations[:20]
