@@ -283,14 +283,14 @@ async def run_get(call: Invocation) -> dict[str, Any]:
     limit = min(p.max_bytes or call.max_result_bytes, call.max_result_bytes)
     ranged = {"range": f"bytes={p.offset}-{p.offset + limit - 1}"} if p.offset is not None else None
     try:
-        result = await _call(
-            call, "GET", _object_url(call.connection.config, bucket, p.key), {}, headers=ranged, max_bytes=limit, raw=True  # type: ignore[union-attr]
-        )
+        url = _object_url(call.connection.config, bucket, p.key)  # type: ignore[union-attr]
+        result = await _call(call, "GET", url, {}, headers=ranged, max_bytes=limit, raw=True)
     except BusError as exc:
         if ranged is None or exc.error != "S3.InvalidRange":
             raise
         # a range that starts at (or past) the end of the object: nothing more to read
-        return {"bucket": bucket, "key": p.key, "content": "", "encoding": p.encoding, "size": p.offset, "truncated": False}
+        size = p.offset or 0
+        return {"bucket": bucket, "key": p.key, "content": "", "encoding": p.encoding, "size": size, "truncated": False}
     body = result["body"]
     if result.get("body_encoding") == "base64":
         raw = base64.b64decode(body)

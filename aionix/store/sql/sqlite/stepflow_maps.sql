@@ -34,3 +34,6 @@ LIMIT :limit
 
 -- name: delete_map_runs
 DELETE FROM sf_map_runs WHERE execution_id = :id
+
+-- name: child_status
+SELECT status, error FROM sf_executions WHERE id = :id
