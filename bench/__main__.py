@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("store", "stepflow", "functions", "vault", "triggers", "connectors", "ai", "binary")
+BENCHES = ("store", "stepflow", "distmap", "functions", "vault", "triggers", "connectors", "ai", "binary")
 RESULTS = Path(__file__).parent / "results"
 
 
