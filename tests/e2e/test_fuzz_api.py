@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 SEED = 26
 #: examples per operation and fuzzing round, and the time budget of the whole run (seconds), at scale 1
@@ -152,8 +153,12 @@ def _config(dicts: dict[str, list[str]], examples: int) -> str:
     return "\n".join(lines)
 
 
+SCALE = float(os.environ.get("AIONIX_FUZZ_SCALE", "1"))
+
+
+@pytest.mark.timeout(round(BUDGET_S * SCALE) + 400)
 def test_schemathesis_finds_no_5xx_and_no_conformance_failure(make_server, tmp_path):
-    scale = float(os.environ.get("AIONIX_FUZZ_SCALE", "1"))
+    scale = SCALE
     examples = max(1, round(EXAMPLES * scale))
     budget = BUDGET_S * scale
     srv = make_server(
