@@ -265,7 +265,12 @@ class Copilot:
             task = run.envelope()
         except Exception as exc:
             return {"used": True, "error": getattr(exc, "message", str(exc)), "accepted": [], "rejected": []}
-        output = task.get("output") if isinstance(task, dict) else None
+        if not isinstance(task, dict) or task.get("status") != "OK":
+            error = task.get("error") if isinstance(task, dict) else None
+            return {"used": True, "error": error or "the model gave no answer", "accepted": [], "rejected": []}
+        output = task.get("result")
+        if isinstance(output, dict) and "proposals" not in output and isinstance(output.get("text"), str):
+            output = output["text"]
         return await self.review_proposals(session, output)
 
     async def review_proposals(self, session: Session, output: Any) -> dict[str, Any]:
