@@ -87,6 +87,7 @@ class Config(Section):
     params: dict[str, Any] = {}
     ai: dict[str, Any] = {}
     agents: dict[str, Any] = {}
+    modules: dict[str, Any] = {}
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -111,7 +112,7 @@ class Config(Section):
 
 
 CORE_SECTIONS = ("server", "database", "logging", "security", "limits")
-SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents")
+SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules")
 
 
 def _describe(exc: ValidationError, *, prefix: str = "", sources: dict[str, str]) -> str:

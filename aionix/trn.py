@@ -29,11 +29,12 @@ SERVICES: dict[str, frozenset[str]] = {
     "credvault": frozenset({"credential"}),
     "paramstore": frozenset({"param"}),
     "ai": frozenset({"intent", "task"}),
+    "modules": frozenset({"module"}),
 }
 #: types whose path has several `/`-separated segments (connections: kind/name, params: a/b/c).
 MULTI_SEGMENT = frozenset({"connection", "action", "param"})
 #: types that take a `:qualifier`.
-QUALIFIED = frozenset({"function", "template"})
+QUALIFIED = frozenset({"function", "template", "module"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""Signed agent modules (AIP packages): install, verify, quarantine and run (issue 20)."""
