@@ -463,7 +463,8 @@ class McpHub:
         return types.ListResourcesResult(resources=resources)
 
     async def _list_templates(self, ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
-        await self._principal(ctx)
+        principal = await self._principal(ctx)
+        await self._audit(principal, "mcp resources/templates/list", None, 200)
         return types.ListResourceTemplatesResult(
             resource_templates=[
                 types.ResourceTemplate(
@@ -503,7 +504,8 @@ class McpHub:
 
     # ------------------------------------------------------------------ prompts
     async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
-        await self._principal(ctx)
+        principal = await self._principal(ctx)
+        await self._audit(principal, "mcp prompts/list", None, 200)
         return types.ListPromptsResult(
             prompts=[
                 types.Prompt(

@@ -9,6 +9,7 @@ import textwrap
 import uuid
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 from serverproc import ServerProcess
@@ -299,5 +300,23 @@ def test_model_suggestions_validated_and_invalid_rejected(tmp_path):
             assert set(rejected) == {"jump to a state that does not exist", "a dangling state"}
             assert "Nowhere" in rejected["jump to a state that does not exist"]
             assert "Dangling" not in json.dumps(answer["draft"]) and answer["diff"] == []  # nothing applied
+        # MCP: with intents configured an operator key gets the ai.submit tool
+        anyio.run(_mcp_ai_submit, proc)
     finally:
         proc.stop()
+
+
+async def _mcp_ai_submit(proc: ServerProcess) -> None:
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {proc.admin_key}"})
+    async with http, Client(streamable_http_client(proc.url + "/mcp", http_client=http), cache=None) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["ai.submit"].input_schema["properties"]["intent"]["enum"] == ["copilot.suggest"]
+        result = await client.call_tool("ai.submit", {"intent": "copilot.suggest", "params": {"input": "{}"}})
+        assert not result.is_error, result.content
+        assert (
+            result.structured_content["status"] == "OK" and "proposals" in result.structured_content["result"]["text"]
+        )
