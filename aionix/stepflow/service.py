@@ -996,6 +996,8 @@ class StepFlowService:
             def tx_fn(tx: Any, batch: list[tuple[str]] = batch) -> None:
                 tx.executemany("stepflow.delete_history", batch)
                 tx.executemany("stepflow.delete_tokens", batch)
+                tx.executemany("stepflow_maps.delete_map_batches", batch)  # distributed Map runs
+                tx.executemany("stepflow_maps.delete_map_runs", batch)
                 tx.executemany("stepflow_items.clear_execution", batch)
                 tx.executemany("stepflow.delete_execution", batch)
 

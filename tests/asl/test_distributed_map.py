@@ -514,3 +514,38 @@ def test_a_million_row_csv_maps_in_bounded_memory_without_blocking_the_loop(make
     # kernel, not the server, then decides when a request is answered
     contention = max(1.0, max(load, os.getloadavg()[0]) / (os.cpu_count() or 1))
     assert probe.percentile(99) <= 0.100 * contention, f"{probe.summary()}; contention {contention:.1f}"
+
+
+def test_jsonata_reader_arguments_and_batch_expressions(c, fs_root):
+    (fs_root / TENANT / "ja.jsonl").write_text("".join(json.dumps({"v": i}) + "\n" for i in range(9)))
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemReader": {
+                    "Resource": "aionix:::fs:read",
+                    "ReaderConfig": {"InputType": "JSONL", "MaxItems": "{% $states.input.max %}"},
+                    "Arguments": {"Path": "{% $states.input.file %}"},
+                },
+                "ItemSelector": {"w": "{% $states.context.Map.Item.Value.v * 10 %}"},
+                "ItemBatcher": {"MaxItemsPerBatch": "{% $states.input.per %}", "BatchInput": {"k": "{% 1 + 1 %}"}},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "Sum",
+                    "States": {
+                        "Sum": {
+                            "Type": "Pass",
+                            "Output": "{% $sum($states.input.Items.w) + $states.input.BatchInput.k %}",
+                            "End": True,
+                        }
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    env = _wait(c, _start(c, _create(c, definition), {"file": "ja.jsonl", "max": 8, "per": 3}))
+    assert env["status"] == "SUCCEEDED", env
+    assert env["output"] == [0 + 10 + 20 + 2, 30 + 40 + 50 + 2, 60 + 70 + 2]

@@ -334,6 +334,19 @@ def asl_field(kind: str, name: str, value: Callable[[Late], Any], expect: Ok, dr
     return case
 
 
+def asl_distributed(name: str, value: Callable[[Late], Any], expect: Ok) -> Case:
+    """A field of a distributed Map (ProcessorConfig.Mode DISTRIBUTED)."""
+
+    def case(g: Late) -> tuple[dict[str, Any], Ok]:
+        state, _ = asl_base("Map")
+        state["ItemProcessor"] = {**ASL_PROCESSOR, "ProcessorConfig": {"Mode": "DISTRIBUTED"}}
+        if name == "ItemReader":
+            state.pop("Items")
+        return asl_doc({**state, name: value(g)}), expect
+
+    return case
+
+
 def asl_rule(part: str) -> Case:
     def case(g: Late) -> tuple[dict[str, Any], Ok]:
         rule: dict[str, Any] = {"Condition": "{% true %}", "Next": "Done"}
@@ -374,6 +387,26 @@ ASL_CASES: dict[str, Case] = {
     "Map.MaxConcurrency": asl_field("Map", "MaxConcurrency", lambda g: g("1"), succeeded([7])),
     "Map.ToleratedFailureCount": asl_field("Map", "ToleratedFailureCount", lambda g: g("0"), succeeded([7])),
     "Map.ToleratedFailurePercentage": asl_field("Map", "ToleratedFailurePercentage", lambda g: g("0"), succeeded([7])),
+    # a distributed Map: the batch size resolves (one child per batch); the reader's path and the
+    # writer's prefix resolve, then reading/writing fails (this server has no fs_roots), not the
+    # expression (States.QueryEvaluationError when a name is not resolved)
+    "Map.ItemBatcher": asl_distributed(
+        "ItemBatcher", lambda g: {"MaxItemsPerBatch": g("1")}, succeeded([{"Items": [7]}])
+    ),
+    "Map.ItemReader": asl_distributed(
+        "ItemReader",
+        lambda g: {
+            "Resource": "aionix:::fs:read",
+            "ReaderConfig": {"InputType": "JSONL"},
+            "Arguments": {"Path": g("'in.jsonl'")},
+        },
+        failed("States.ItemReaderFailed"),
+    ),
+    "Map.ResultWriter": asl_distributed(
+        "ResultWriter",
+        lambda g: {"Resource": "aionix:::fs:write", "Arguments": {"Prefix": g("'out'")}},
+        failed("States.ResultWriterFailed"),
+    ),
 }
 
 #: ASL fields that hold no JSONata expression; the JSONPath-only and unsupported fields are

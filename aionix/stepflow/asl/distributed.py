@@ -620,6 +620,9 @@ class MapRun:
             "vars": f.all_vars(),
             "error": None,
             "context": self.engine._context(self.run, f, self.plan),
+            # `$secret`/`$param` in ItemReader/ItemBatcher/ResultWriter expressions, as the
+            # engine read them when the state was entered
+            "late": self.engine._late_bindings(self.run, self.plan, self.plan.references),
         }
 
     # -- setup ---------------------------------------------------------------------------

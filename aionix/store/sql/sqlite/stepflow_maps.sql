@@ -32,8 +32,11 @@ WHERE b.map_run_id = :map_run_id AND b.batch >= :after
 ORDER BY b.batch
 LIMIT :limit
 
+-- name: delete_map_batches
+DELETE FROM sf_map_batches WHERE map_run_id IN (SELECT id FROM sf_map_runs WHERE execution_id = ?)
+
 -- name: delete_map_runs
-DELETE FROM sf_map_runs WHERE execution_id = :id
+DELETE FROM sf_map_runs WHERE execution_id = ?
 
 -- name: child_status
 SELECT status, error FROM sf_executions WHERE id = :id
