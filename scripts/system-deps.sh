@@ -5,8 +5,11 @@
 # function workers (loaded through ctypes; usually present already, systemd needs it).
 # prometheus: the metrics test scrapes the server with the real Prometheus and loads the alert
 # rules of deploy/observability/ (promtool checks them); the package's service is not needed.
+# podman, runc, debootstrap: the container test builds and runs the Dockerfile's image (runc where
+# crun refuses hybrid cgroups; debootstrap makes the debian:bookworm-slim base where no registry
+# can be reached: scripts/container-base.sh).
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus podman runc debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
