@@ -43,7 +43,6 @@ import sys
 def handler(event, context):
     here = os.path.dirname(os.path.abspath(__file__))
     argv = json.loads(os.environ["AIONIX_MODULE_COMMAND"])
-    argv = [sys.executable if a in ("python", "python3") else a for a in argv]
     names = json.loads(os.environ.get("AIONIX_MODULE_SECRETS", "[]"))
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
     env.update({n: os.environ[n] for n in names if n in os.environ})
