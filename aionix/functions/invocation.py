@@ -19,7 +19,7 @@ from aionix.errors import BadRequest, NotFound
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
 from aionix.functions import grants
-from aionix.functions.runtimes.base import TIMEOUT, FunctionRuntime, Outcome, RunSpec
+from aionix.functions.runtimes.base import INIT_TIMEOUT, TIMEOUT, FunctionRuntime, Outcome, RunSpec
 from aionix.redact import SecretSet
 
 if TYPE_CHECKING:
@@ -220,6 +220,7 @@ class Invocations:
                 code_dir=await self._code_dir(tenant, name, target),
                 env=env,
                 timeout_seconds=float(limits.get("timeout_seconds", 3)),
+                init_timeout_seconds=float(limits.get("init_timeout_seconds", 10)),
                 memory_mb=int(limits.get("memory_mb", 256)),
                 cpu_seconds=limits.get("cpu_seconds"),
                 max_processes=int(limits.get("max_processes", 32)),
@@ -240,13 +241,16 @@ class Invocations:
                 await self.gpu.release(gpu["vendor"], devices)
         if redaction:
             outcome = _redacted(outcome, redaction)
-        status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if outcome.error_name == TIMEOUT else "FAILED")
+        timed_out = outcome.error_name in (TIMEOUT, INIT_TIMEOUT)
+        status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if timed_out else "FAILED")
         record.update(
             status=status,
             result=outcome.result if outcome.ok else None,
             error=None if outcome.ok else {**(outcome.error or {}), "error": outcome.error_name},
             cold_start=outcome.cold,
             duration_ms=round(outcome.duration_ms, 3),
+            init_duration_ms=outcome.init_ms,
+            run_duration_ms=outcome.run_ms,
             max_memory_used_mb=outcome.max_memory_mb,
             stopped_at=time.time(),
         )

@@ -75,6 +75,8 @@ class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     timeout_seconds: float = Field(3.0, gt=0, le=900)
+    #: the cold start (worker start, module import) has its own limit: Function.InitTimeout
+    init_timeout_seconds: float = Field(10.0, gt=0, le=900)
     memory_mb: int = Field(256, ge=32, le=16384)
     cpu_seconds: float | None = Field(None, gt=0, le=3600)
     max_processes: int = Field(32, ge=1, le=4096)
@@ -276,6 +278,10 @@ class Invocation(BaseModel):
     error: dict[str, Any] | None = None
     cold_start: bool | None = None
     duration_ms: float | None = None
+    #: the cold start (worker start and module import); null for a warm worker
+    init_duration_ms: float | None = None
+    #: the handler's run, which `limits.timeout_seconds` bounds
+    run_duration_ms: float | None = None
     billed_memory_mb: int | None = None
     max_memory_used_mb: float | None = None
     idempotency_key: str | None = None

@@ -49,7 +49,7 @@ class InvocationRecords:
 
     async def running(self, row: dict[str, Any]) -> None:
         """The durable RUNNING row of an async invocation, written before it is answered."""
-        await self.store.execute("functions.insert_invocation", row)
+        await self.store.execute("functions.insert_invocation", {"init_ms": None, "run_ms": None, **row})
 
     async def prune(self, before: float) -> None:
         await self.store.execute("functions.prune_logs", {"before": before})
@@ -70,6 +70,8 @@ class InvocationRecords:
             "error": _json(record["error"]) if record.get("error") else None,
             "cold_start": int(bool(record.get("cold_start"))),
             "duration_ms": record.get("duration_ms"),
+            "init_ms": record.get("init_duration_ms"),
+            "run_ms": record.get("run_duration_ms"),
             "billed_memory_mb": record.get("billed_memory_mb"),
             "max_memory_mb": record.get("max_memory_used_mb"),
             "idempotency_key": record.get("idempotency_key"),
@@ -146,6 +148,8 @@ class InvocationRecords:
             "error": jsonutil.loads(row["error"]) if row["error"] else None,
             "cold_start": None if row["cold_start"] is None else bool(row["cold_start"]),
             "duration_ms": row["duration_ms"],
+            "init_duration_ms": row.get("init_ms"),
+            "run_duration_ms": row.get("run_ms"),
             "billed_memory_mb": row["billed_memory_mb"],
             "max_memory_used_mb": row["max_memory_mb"],
             "idempotency_key": row["idempotency_key"],

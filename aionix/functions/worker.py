@@ -606,6 +606,13 @@ def serve_python(spec: dict) -> None:
         proto_out.write(data + b"\n")
 
     capture()
+    # what the invocation loop needs is loaded before `ready` (part of the cold start, bounded by
+    # limits.init_timeout_seconds): the invocation timeout starts at the handler's call
+    import asyncio
+    import inspect
+    import shutil
+
+    loop = asyncio.new_event_loop()
     try:
         handler = _load_handler(spec)
         init_error = None
@@ -616,11 +623,6 @@ def serve_python(spec: dict) -> None:
     if init_error is not None:
         return
 
-    import asyncio
-    import inspect
-    import shutil
-
-    loop = asyncio.new_event_loop()
     own_uid = spec.get("uid") is not None
     cpu_limit = spec.get("cpu_seconds")
     private = ("/var/tmp", "/dev/shm") if spec.get("mountns") else ()

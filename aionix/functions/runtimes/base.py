@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,6 +12,8 @@ import orjson
 
 #: error names a workflow can retry or catch (bus contract in docs/DEVELOPING.md)
 TIMEOUT = "Function.Timeout"
+#: the worker start and the module import (a cold start) took longer than limits.init_timeout_seconds
+INIT_TIMEOUT = "Function.InitTimeout"
 MEMORY = "Function.MemoryLimitExceeded"
 
 
@@ -34,6 +37,8 @@ class RunSpec:
     max_file_bytes: int
     permissions: dict[str, list[str]] = field(default_factory=dict)
     devices_env: dict[str, str] = field(default_factory=dict)
+    #: the limit of a cold start (worker start and module import), apart from `timeout_seconds`
+    init_timeout_seconds: float = 10.0
 
     def pool_key(self) -> str:
         """Workers are shared only between invocations with identical code, config and env."""
@@ -72,6 +77,10 @@ class Outcome:
     duration_ms: float = 0.0
     max_memory_mb: float | None = None
     cold: bool = False
+    #: the cold start (worker start and module import), when this invocation had one
+    init_ms: float | None = None
+    #: from the handler's call to its answer
+    run_ms: float | None = None
 
     @classmethod
     def failure(
@@ -83,6 +92,34 @@ class Outcome:
             error_name=name or f"Function.Error.{error_type}",
             **kw,
         )
+
+
+class Timing:
+    """The two phases of one invocation, measured by the runtime: the cold start (while the
+    init limit applies) and the handler's run (while the invocation timeout applies)."""
+
+    __slots__ = ("_run_started", "init_ms", "run_ms")
+
+    def __init__(self) -> None:
+        self.init_ms: float | None = None
+        self._run_started: float | None = None
+        self.run_ms: float | None = None
+
+    def running(self) -> None:
+        """The handler is being called now."""
+        self._run_started = time.perf_counter()
+
+    def stamp(self, outcome: Outcome) -> Outcome:
+        if self._run_started is not None and self.run_ms is None:
+            self.run_ms = (time.perf_counter() - self._run_started) * 1000
+        outcome.init_ms = None if self.init_ms is None else round(self.init_ms, 3)
+        outcome.run_ms = None if self.run_ms is None else round(self.run_ms, 3)
+        return outcome
+
+
+def deadline_context(context: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
+    """The handler's `deadline_ms` counts from its call, not from the invocation's start."""
+    return {**context, "deadline_ms": int((time.time() + timeout_seconds) * 1000)}
 
 
 class FunctionRuntime(Protocol):

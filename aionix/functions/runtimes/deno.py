@@ -17,8 +17,8 @@ from typing import Any
 
 from aionix.errors import ValidationFailed
 from aionix.functions.egress import NetPolicy, proxy_env
-from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
+from aionix.functions.runtimes.base import INIT_TIMEOUT, MEMORY, TIMEOUT, Outcome, RunSpec, Timing, deadline_context
+from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
 
 MiB = 1024 * 1024
 EXPORT_DEFAULT = re.compile(r"export\s+default\b|export\s*\{[^}]*\bas\s+default\b")
@@ -234,6 +234,10 @@ class DenoRuntime:
         )
 
     async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        timing = Timing()
+        return timing.stamp(await self._invoke(spec, event, context, timing))
+
+    async def _invoke(self, spec: RunSpec, event: Any, context: dict[str, Any], timing: Timing) -> Outcome:
         if not self.available():
             return Outcome.failure(
                 "Runtime.Unavailable", "deno is not available on this host", name="States.TaskFailed"
@@ -245,7 +249,12 @@ class DenoRuntime:
         started = time.perf_counter()
         token = secrets.token_hex(8)
         try:
-            worker, cold, _ = await self.pools.acquire(key, lambda: self._plan(spec, token), spec.code_dir)
+            worker, cold, _ = await self.pools.acquire(
+                key, lambda: self._plan(spec, token), spec.code_dir, spec.init_timeout_seconds
+            )
+        except WorkerStartTimeout as exc:
+            timing.init_ms = exc.seconds * 1000
+            return Outcome.failure(INIT_TIMEOUT, str(exc), name=INIT_TIMEOUT, stderr=exc.stderr, cold=True)
         except WorkerGone as exc:
             return Outcome.failure(
                 "Runtime.ImportModuleError",
@@ -258,6 +267,10 @@ class DenoRuntime:
         worker.stdout_noise.clear()
         request_id = uuid.uuid4().hex
         try:
+            if cold:
+                timing.init_ms = worker.init_ms
+            timing.running()  # the invocation timeout starts when the handler is called
+            context = deadline_context(context, spec.timeout_seconds)
             await worker.send({"id": request_id, "event": event, "context": context})
             answer = await asyncio.wait_for(worker.read_message(), spec.timeout_seconds)
         except TimeoutError:

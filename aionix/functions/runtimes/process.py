@@ -43,6 +43,14 @@ class WorkerGone(Exception):
         self.stderr = stderr
 
 
+class WorkerStartTimeout(WorkerGone):
+    """The worker did not start and load the handler within its init limit."""
+
+    def __init__(self, message: str, seconds: float, stderr: str = "") -> None:
+        super().__init__(message, None, stderr)
+        self.seconds = seconds
+
+
 def worker_command(spec: dict[str, Any]) -> list[str]:
     payload = json.dumps(spec)
     if getattr(sys, "frozen", False):
@@ -89,6 +97,8 @@ class Worker:
         self.stderr = bytearray()
         self.stdout_noise: list[str] = []
         self.proxy: WorkerProxy | None = None
+        #: how long its start took (process start, confinement, module import), in ms
+        self.init_ms: float | None = None
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
 
     @property
@@ -257,8 +267,13 @@ async def spawn_worker(
                 raise WorkerGone("the worker did not hand over its egress socket", None, worker.take_stderr())
             worker.proxy = await plan.egress.attach(listener)
     except TimeoutError:
+        stderr = worker.take_stderr()
         await retire(conf, worker)
-        raise WorkerGone(f"the worker did not start within {start_timeout:g} s") from None
+        raise WorkerStartTimeout(
+            f"the worker did not start and load the code within {start_timeout:g} s (limits.init_timeout_seconds)",
+            start_timeout,
+            stderr,
+        ) from None
     except WorkerGone:
         await retire(conf, worker)
         raise
@@ -310,9 +325,10 @@ class Pools:
         return sum(len(p.idle) for p in self.pools.values())
 
     async def acquire(
-        self, key: str, plan: Callable[[], LaunchPlan], code_dir: Path
+        self, key: str, plan: Callable[[], LaunchPlan], code_dir: Path, start_timeout: float | None = None
     ) -> tuple[Worker, bool, dict[str, Any] | None]:
-        """A worker for `key`: an idle warm one, a new one, or the next one released."""
+        """A worker for `key`: an idle warm one, a new one, or the next one released. A new one
+        must be ready within `start_timeout` (the function's init limit; else the pools' own)."""
         pool = self.pools.get(key)
         if pool is None:
             pool = self.pools[key] = Pool(key, self.pool_size)
@@ -328,8 +344,12 @@ class Pools:
                 if self.total >= self.max_workers:
                     await self._evict_one()
                 pool.live += 1
+                begun = time.perf_counter()
                 try:
-                    worker, ready = await spawn_worker(self.conf, plan(), code_dir, self.start_timeout)
+                    worker, ready = await spawn_worker(
+                        self.conf, plan(), code_dir, self.start_timeout if start_timeout is None else start_timeout
+                    )
+                    worker.init_ms = (time.perf_counter() - begun) * 1000
                 except BaseException:
                     pool.live -= 1
                     async with pool.changed:

@@ -13,8 +13,16 @@ from typing import Any
 
 from aionix.errors import ValidationFailed
 from aionix.functions.egress import NetPolicy, proxy_env
-from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
+from aionix.functions.runtimes.base import (
+    INIT_TIMEOUT,
+    MEMORY,
+    TIMEOUT,
+    Outcome,
+    RunSpec,
+    Timing,
+    deadline_context,
+)
+from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
 from aionix.functions.sandbox import uid_task_count
 
 MiB = 1024 * 1024
@@ -115,15 +123,33 @@ class PythonRuntime:
         )
 
     async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        timing = Timing()
+        return timing.stamp(await self._invoke(spec, event, context, timing))
+
+    async def _invoke(self, spec: RunSpec, event: Any, context: dict[str, Any], timing: Timing) -> Outcome:
         problem = self.net.problem(spec.permissions.get("net") or [])
         if problem:
             return Outcome.failure("Runtime.NetworkUnconfined", f"permissions.net: {problem}")
         key = spec.pool_key()
         started = time.perf_counter()
         try:
-            worker, cold, ready = await self.pools.acquire(key, lambda: self._plan(spec), spec.code_dir)
+            worker, cold, ready = await self.pools.acquire(
+                key, lambda: self._plan(spec), spec.code_dir, spec.init_timeout_seconds
+            )
+        except WorkerStartTimeout as exc:
+            timing.init_ms = exc.seconds * 1000
+            return Outcome.failure(
+                INIT_TIMEOUT,
+                str(exc),
+                name=INIT_TIMEOUT,
+                stderr=exc.stderr,
+                cold=True,
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
         except WorkerGone as exc:
             return Outcome.failure("Runtime.WorkerStartFailed", str(exc), name="States.TaskFailed", stderr=exc.stderr)
+        if cold:
+            timing.init_ms = worker.init_ms
         init_out = init_err = ""
         if ready is not None:
             init_out, init_err = ready.get("stdout", ""), ready.get("stderr", "")
@@ -145,6 +171,9 @@ class PythonRuntime:
                 )
         request_id = uuid.uuid4().hex
         try:
+            # the invocation timeout starts now, when the handler is called (the cold start had its own)
+            timing.running()
+            context = deadline_context(context, spec.timeout_seconds)
             await worker.send({"id": request_id, "event": event, "context": context})
             answer = await asyncio.wait_for(worker.read_message(), spec.timeout_seconds)
         except TimeoutError:

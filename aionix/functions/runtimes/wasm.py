@@ -20,8 +20,8 @@ import uuid
 from typing import Any
 
 from aionix.errors import ValidationFailed
-from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome, RunSpec
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, describe_exit
+from aionix.functions.runtimes.base import INIT_TIMEOUT, MEMORY, TIMEOUT, Outcome, RunSpec, Timing, deadline_context
+from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
 
 MiB = 1024 * 1024
 #: the worker's own memory (interpreter, wasmtime, compiled code) beside the module's
@@ -166,14 +166,20 @@ class WasmRuntime:
         )
 
     async def invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+        timing = Timing()
         async with self.slots:
-            return await self._invoke(spec, event, context)
+            return timing.stamp(await self._invoke(spec, event, context, timing))
 
-    async def _invoke(self, spec: RunSpec, event: Any, context: dict[str, Any]) -> Outcome:
+    async def _invoke(self, spec: RunSpec, event: Any, context: dict[str, Any], timing: Timing) -> Outcome:
         key = spec.pool_key()
         started = time.perf_counter()
         try:
-            worker, cold, ready = await self.pools.acquire(key, lambda: self._plan(spec), spec.code_dir)
+            worker, cold, ready = await self.pools.acquire(
+                key, lambda: self._plan(spec), spec.code_dir, spec.init_timeout_seconds
+            )
+        except WorkerStartTimeout as exc:
+            timing.init_ms = exc.seconds * 1000
+            return Outcome.failure(INIT_TIMEOUT, str(exc), name=INIT_TIMEOUT, stderr=exc.stderr, cold=True)
         except WorkerGone as exc:
             return Outcome.failure("Runtime.WorkerStartFailed", str(exc), name="States.TaskFailed", stderr=exc.stderr)
         if ready is not None and not ready.get("ready"):
@@ -188,6 +194,10 @@ class WasmRuntime:
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         try:
+            if cold:
+                timing.init_ms = worker.init_ms
+            timing.running()  # the invocation timeout starts when the handler is called
+            context = deadline_context(context, spec.timeout_seconds)
             await worker.send({"id": uuid.uuid4().hex, "event": event, "context": context})
             answer = await asyncio.wait_for(worker.read_message(), spec.timeout_seconds + GRACE_SECONDS)
         except TimeoutError:

@@ -74,21 +74,22 @@ FROM function_aliases WHERE tenant = :tenant AND name = :name ORDER BY alias
 
 -- name: insert_invocation
 INSERT INTO function_invocations (id, tenant, name, version, qualifier, mode, status, result, error, cold_start, duration_ms,
-    billed_memory_mb, max_memory_mb, idempotency_key, trace_id, started_at, stopped_at)
+    billed_memory_mb, max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms)
 VALUES (:id, :tenant, :name, :version, :qualifier, :mode, :status, :result, :error, :cold_start, :duration_ms,
-    :billed_memory_mb, :max_memory_mb, :idempotency_key, :trace_id, :started_at, :stopped_at)
+    :billed_memory_mb, :max_memory_mb, :idempotency_key, :trace_id, :started_at, :stopped_at, :init_ms, :run_ms)
 ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.status, result = excluded.result,
     error = excluded.error, cold_start = excluded.cold_start, duration_ms = excluded.duration_ms,
+    init_ms = excluded.init_ms, run_ms = excluded.run_ms,
     billed_memory_mb = excluded.billed_memory_mb, max_memory_mb = excluded.max_memory_mb, stopped_at = excluded.stopped_at
 
 -- name: get_invocation
 SELECT id, tenant, name, version, qualifier, mode, status, result, error, cold_start, duration_ms, billed_memory_mb,
-    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at
+    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms
 FROM function_invocations WHERE tenant = :tenant AND name = :name AND id = :id
 
 -- name: list_invocations
 SELECT id, tenant, name, version, qualifier, mode, status, result, error, cold_start, duration_ms, billed_memory_mb,
-    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at
+    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms
 FROM function_invocations WHERE tenant = :tenant AND name = :name AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit
 
