@@ -42,6 +42,7 @@ GROUPS = (
     ("sec", "sec"),
     ("param", "param"),
     ("profile", "profile"),
+    ("modules", "module"),
 )
 
 
@@ -51,8 +52,10 @@ def main(
     url: str = typer.Option(None, "--url", help="server URL (env AIONIX_URL; default from the profile)"),
     api_key: str = typer.Option(None, "--api-key", help="API key (env AIONIX_API_KEY; default from the profile)"),
     profile: str = typer.Option(None, "--profile", help="profile in ~/.config/aionix/credentials"),
-    output: str = typer.Option("table", "--output", "-o", help="table, wide, json or yaml"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only ids"),
+    output: str = typer.Option(
+        "table", "--output", "-o", help="table, wide, json or yaml (json/yaml: times as ISO 8601 UTC)"
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the id (or name) of each result"),
 ) -> None:
     if output not in FORMATS:
         raise CLIError(f"--output must be one of {', '.join(FORMATS)}", EXIT_USAGE)

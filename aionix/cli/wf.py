@@ -52,7 +52,8 @@ def validate(
         if report["valid"]:
             print("valid")
     if not report["valid"]:
-        raise CLIError(f"the definition is not valid ({len(report['errors'])} problem(s))", EXIT_FAILED)
+        n = len(report["errors"])
+        raise CLIError(f"the definition is not valid ({n} problem{'' if n == 1 else 's'})", EXIT_FAILED)
 
 
 @app.command("test")

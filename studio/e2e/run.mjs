@@ -264,7 +264,7 @@ await step("a refused state name is marked on its field with the characters allo
 await step("JSON fields say so and take a bare {% … %}; the condition builder opens for {% true %} and says why not for more", async () => {
   await node("ValidateOrder").click();
   const value = inspector().getByLabel("Value (becomes the output)");
-  check((await inspector().locator(".field-hint", { hasText: "JSON, or a {% … %} expression" }).count()) >= 1, "JSON fields do not say they take JSON");
+  check((await inspector().locator(".field-note", { hasText: "JSON, or a {% … %} expression" }).count()) >= 1, "JSON fields do not say they take JSON");
   await value.fill("{% input %}");
   await value.blur();
   check(JSON.parse(await codeText()).states.ValidateOrder.value === "{% input %}", "a bare expression was not taken");
@@ -407,6 +407,26 @@ await step("open a state's output", async () => {
   await shot("execution-state");
 });
 
+/** Wait for a state test's result to be `expected` (or fail with what it shows instead). */
+async function testResult(dialog, expected) {
+  const result = dialog.getByTestId("test-result");
+  const error = dialog.locator(".notice.error");
+  const deadline = Date.now() + 60_000;
+  let seen = "";
+  while (Date.now() < deadline) {
+    if (await error.count()) {
+      seen = `error: ${await error.innerText()}`;
+      break;
+    }
+    if (await result.count()) {
+      seen = await result.getByRole("heading", { level: 3 }).innerText();
+      if (seen === expected) return;
+    }
+    await page.waitForTimeout(200);
+  }
+  check(false, `test result: ${seen || "none"} (expected ${expected}); ${(await result.innerText().catch(() => "")).slice(0, 400)}`);
+}
+
 await step("test one state with sample data while editing: its recorded input, output, variables and way out", async () => {
   await go(`/workflows/${WF}`);
   await node("CheckAmount").click();
@@ -415,11 +435,11 @@ await step("test one state with sample data while editing: its recorded input, o
   // pre-filled with the input CheckAmount had in the last execution
   await page.waitForFunction(() => (document.querySelector("#test-input")?.value ?? "").includes("A-100"));
   await dialog.getByTestId("test-run").click();
-  await dialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → ManualReview" }).waitFor();
+  await testResult(dialog, "SUCCEEDED → ManualReview");
   // a typed input takes the other way
   await dialog.getByLabel("Input (JSON)").fill('{"orderId": "B-1", "amount": 5}');
   await dialog.getByTestId("test-run").click();
-  await dialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → PriceOrder" }).waitFor();
+  await testResult(dialog, "SUCCEEDED → PriceOrder");
   const out = JSON.parse(await dialog.getByLabel("Test output").innerText());
   check(out.amount === 5, `output: ${JSON.stringify(out)}`);
   await shot("editor-test-state");
@@ -432,7 +452,7 @@ await step("test one state with sample data while editing: its recorded input, o
   await taskDialog.getByLabel("Input (JSON)").fill('{"amount": 10}');
   await taskDialog.getByRole("checkbox").check();
   await taskDialog.getByTestId("test-run").click();
-  await taskDialog.getByTestId("test-result").getByRole("heading", { name: "SUCCEEDED → Approved" }).waitFor();
+  await testResult(taskDialog, "SUCCEEDED → Approved");
   const priced = JSON.parse(await taskDialog.getByLabel("Test output").innerText());
   check(priced.total === 12, `PriceOrder output: ${JSON.stringify(priced)}`);
   await taskDialog.getByRole("button", { name: "Close" }).click();

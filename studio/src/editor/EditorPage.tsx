@@ -167,7 +167,7 @@ function VersionsDialog({ name, current, onClose }: { name: string; current: Wor
           </button>
         )}
       </div>
-      <p className="muted">{leftDoc ? (changes ? `${changes} changed line(s)` : "No differences.") : ""}</p>
+      <p className="muted">{leftDoc ? (changes ? `${plural(changes, "changed line")}` : "No differences.") : ""}</p>
       <div className="diff-head" aria-hidden>
         <b>v{left}</b>
         <b>Editor{ed.version !== null ? ` (from v${ed.version})` : ""}</b>

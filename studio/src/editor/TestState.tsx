@@ -41,6 +41,7 @@ export function TestStateDialog({ workflow, name, state, onClose }: { workflow: 
   }, [workflow, name]);
   const run = () =>
     action.run(async () => {
+      setOutcome(null);
       const data = parseJsonField("input", input) ?? null;
       const test = testWorkflow(name, state);
       const scratch = `studio-test-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;

@@ -179,7 +179,7 @@ export function JsonInput({
   return (
     <div className="field">
       <label htmlFor={id}>{label}</label>
-      <span className="field-hint muted" id={`${id}-hint`}>
+      <span className="field-note muted" id={`${id}-hint`}>
         JSON, or a <code>{"{% … %}"}</code> expression
       </span>
       <textarea

@@ -211,7 +211,8 @@ export const useEditor = create<EditorState>((set, get) => {
         if (st && p.path.join("/") === path.join("/")) states[p.name] = clone(st);
       }
       clipboard = { path, states };
-      set({ notice: `copied ${Object.keys(states).length} state(s)` });
+      const n = Object.keys(states).length;
+      set({ notice: `copied ${n} state${n === 1 ? "" : "s"}` });
     },
     paste() {
       if (!clipboard) return;
