@@ -544,6 +544,22 @@ class McpHub:
         )
 
     # ------------------------------------------------------------------ the ASGI endpoint
+    def _throttled(self, request: Any, exc: AionixError) -> AionixError:
+        """The REST API's throttling of requests without a valid key: the per-address bucket,
+        and for guessed keys the failed-authentication counter (a 429 instead of the 401)."""
+        from aionix.api.dispatch import AuthThrottled, client_ip
+
+        ip = client_ip(request)
+        wait = self.rt.ip_buckets.take(ip)
+        if wait:
+            return AuthThrottled("too many requests without a valid key from this address", retry_after=wait)
+        if "authorization" in request.headers or "x-api-key" in request.headers:
+            blocked = self.rt.auth_failures.blocked(ip)
+            if blocked:
+                return AuthThrottled("too many failed authentications from this address", retry_after=blocked)
+            self.rt.auth_failures.record(ip)
+        return exc
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`/mcp`: authenticate like the REST API, then hand the request to the SDK."""
         if scope["type"] != "http":
@@ -565,6 +581,8 @@ class McpHub:
 
                 raise RateLimited("rate limit exceeded for this API key", retry_after=wait)
         except AionixError as exc:
+            if isinstance(exc, Unauthorized):
+                exc = self._throttled(request, exc)
             response = error_response(exc)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="aionix"'
