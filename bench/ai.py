@@ -167,7 +167,13 @@ async def _first_token(client: httpx.AsyncClient, port: int) -> dict[str, float]
     }
 
 
-async def _throughput(client: httpx.AsyncClient) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _throughput(client: httpx.AsyncClient, pid: int) -> dict[str, float]:
+    cpu0 = _cpu_seconds(pid)
     done = 0
     failed = 0
     latencies: list[float] = []
@@ -176,7 +182,11 @@ async def _throughput(client: httpx.AsyncClient) -> dict[str, float]:
         nonlocal done, failed
         for _ in range(n):
             t = time.perf_counter()
-            r = await client.post("/api/v1/tasks", json={"intent": "summarize", "params": {"text": "y"}})
+            try:
+                r = await client.post("/api/v1/tasks", json={"intent": "summarize", "params": {"text": "y"}})
+            except httpx.TransportError:  # a kept-alive connection the server closed as we reused it
+                failed += 1
+                continue
             if r.status_code == 200 and r.json()["status"] == "OK":
                 done += 1
                 latencies.append((time.perf_counter() - t) * 1000)
@@ -186,7 +196,10 @@ async def _throughput(client: httpx.AsyncClient) -> dict[str, float]:
     started = time.perf_counter()
     await asyncio.gather(*(worker(TASKS // CLIENTS) for _ in range(CLIENTS)))
     elapsed = time.perf_counter() - started
+    cpu_ms = (_cpu_seconds(pid) - cpu0) * 1000 / max(1, done + failed)
     return {
+        "server_cpu_ms_per_task": cpu_ms,
+        "tasks_per_s_per_free_core": 1000 / cpu_ms if cpu_ms else 0.0,
         "tasks_per_s_50_clients": done / elapsed,
         "task_latency_p50_ms": percentile(latencies, 50),
         "task_latency_p99_ms": percentile(latencies, 99),
@@ -226,8 +239,8 @@ async def _bench(server: ServerProcess, port: int) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {server.admin_key}"}
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60, limits=limits) as client:
         figures = await _first_token(client, port)
-        figures.update(await _throughput(client))
         assert server.proc is not None
+        figures.update(await _throughput(client, server.proc.pid))
         figures.update(await _streams(client, server.proc.pid))
     return figures
 
@@ -268,6 +281,8 @@ def run() -> dict[str, Any]:
             ("task latency p50", figures["task_latency_p50_ms"], "ms"),
             ("task latency p99", figures["task_latency_p99_ms"], "ms"),
             ("task failures", figures["task_failures"], ""),
+            ("server CPU per task", figures["server_cpu_ms_per_task"], "ms"),
+            ("tasks/s one free core could serve (1000 / CPU ms)", figures["tasks_per_s_per_free_core"], "tasks/s"),
             ("server memory per open SSE stream", figures["memory_per_open_stream_kb"], "KiB"),
         ]
     )

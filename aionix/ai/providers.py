@@ -291,9 +291,17 @@ class Provider:
         tokens_in = tokens_out = None
         produced: list[str] = []
         done = False
+        trailing = 0
         try:
             async for line in response.aiter_lines():
                 line = line.strip()
+                if done:
+                    # read the body to its end so the connection goes back to the pool (a few
+                    # trailing lines at most; a provider that keeps talking is cut)
+                    trailing += 1
+                    if trailing > 16:
+                        break
+                    continue
                 if not line:
                     continue
                 if spec.kind == "ollama":
@@ -306,14 +314,13 @@ class Provider:
                         tokens_in = data.get("prompt_eval_count")
                         tokens_out = data.get("eval_count")
                         done = True
-                        break
                     continue
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
                     done = True
-                    break
+                    continue
                 data = orjson.loads(payload)
                 for choice in data.get("choices") or []:
                     piece = (choice.get("delta") or {}).get("content") or ""

@@ -75,6 +75,7 @@ class TaskRun:
         self._wake = asyncio.Event()
         self.trace_id: str | None = None
         self.execution_id: str | None = None
+        self.recorded: asyncio.Future[Any] | None = None
 
     def emit(self, event: str, data: Any) -> None:
         self.events.append((len(self.events) + 1, event, data))
@@ -357,17 +358,15 @@ class AiService:
         await self.check_budgets(tenant, key_id, decision.first.estimate_usd)
         provider = self.providers[decision.first.provider]
         provider.reserve()
-        try:
-            run = TaskRun(_task_id(), tenant, key_id, body.intent)
-            run.trace_id = trace_id
-            run.execution_id = execution_id
-            run.engine = decision.engine()
-            await self._record_decision(run, decision, ps.version)
-        except BaseException:
-            provider.release()
-            raise
+        run = TaskRun(_task_id(), tenant, key_id, body.intent)
+        run.trace_id = trace_id
+        run.execution_id = execution_id
+        run.engine = decision.engine()
         self.runs[run.id] = run
         self._evict()
+        # the RUNNING row and the decision are written while the provider is called (the task
+        # is served from memory meanwhile); the final write waits for them, so rows keep order
+        run.recorded = asyncio.ensure_future(self._record_decision(run, decision, ps.version))
         run.task = asyncio.get_running_loop().create_task(
             self._run(run, decision, spec, messages, secrets or SecretSet()), name=f"ai-task-{run.id}"
         )
@@ -615,6 +614,11 @@ class AiService:
             if run.execution_id:
                 ai_usage.add(run.execution_id, run.usage["tokens_in"] + run.usage["tokens_out"], run.usage["cost_usd"])
         self.m_tasks.labels(run.intent, status).inc()
+        if run.recorded is not None:
+            try:
+                await asyncio.shield(run.recorded)
+            except AionixError as exc:
+                log.warning("AI task %s: recording its decision failed: %s", run.id, exc.message)
         await self._persist(run, usage_row=usage_row)
         envelope = run.envelope()
         run.emit("done" if status == "OK" else "error", envelope)
