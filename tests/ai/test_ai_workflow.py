@@ -71,3 +71,29 @@ def test_execution_budget_is_a_catchable_error(ai):
         assert env["status"] == "SUCCEEDED", (env["error"], env["output"])
         assert env["output"]["error"] == "Ai.BudgetExceeded", env["output"]
         assert env["usage"]["cost_usd"] <= 0.00002 + 1e-12
+
+
+def test_asl_bedrock_invoke_model_maps_to_an_intent(ai):
+    definition = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::bedrock:invokeModel",
+                "Parameters": {
+                    "ModelId": "arn:aws:bedrock:eu-west-1::foundation-model/api-ok",
+                    "Body": {"text.$": "$.question"},
+                },
+                "ResultSelector": {"answer.$": "$.Body.result.text", "cost.$": "$.Body.usage.cost_usd"},
+                "Catch": [{"ErrorEquals": ["Ai.ProviderFailed"], "Next": "Failed"}],
+                "End": True,
+            },
+            "Failed": {"Type": "Fail", "Error": "NoAnswer"},
+        },
+    }
+    with ai.server.client() as c:
+        env = run(c, definition, {"question": "asl"})
+        assert env["status"] == "SUCCEEDED", (env["error"], env["output"])
+        assert env["output"]["answer"] == "Hello from stand-in" and env["output"]["cost"] > 0
+        assert env["usage"]["tokens"] == 15
+        assert ai.api.requests[-1]["body"]["messages"][-1]["content"] == "Say: asl"

@@ -6,6 +6,10 @@
   Lambda ARN) gets `Payload`; the result is shaped like Lambda's (`Payload`, `StatusCode`, …);
 - a Lambda function ARN `arn:aws:lambda:…:function:NAME[:QUALIFIER]`: that function, the
   result as is;
+- `arn:aws:states:::bedrock:invokeModel`: an AI task (the `ai` action): `ModelId` names the
+  intent (a plain name, or the last `/` segment of a Bedrock model ARN), `Body` (an object) is
+  its params; the result is shaped like Bedrock's (`Body`: the task's `{task_id, result, engine,
+  usage}`, `ContentType`);
 - any other AWS ARN: only with a mock config (`mock_target`), else a validation error.
 
 `.waitForTaskToken` selects callback mode (`$$.Task.Token` is the engine's callback token);
@@ -22,6 +26,7 @@ from aionix import trn as trnlib
 from aionix.errors import field_error
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+BEDROCK_INVOKE = "arn:aws:states:::bedrock:invokeModel"
 _LAMBDA_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:lambda:[^:]*:[^:]*:function:([A-Za-z0-9_.-]+)(?::([A-Za-z0-9_$.-]+))?$")
 _KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
@@ -38,7 +43,7 @@ def check(resource: Any, pointer: str, mock_target: str | None = None) -> str | 
     if not isinstance(resource, str) or not resource:
         return "Resource must be a non-empty string"
     base, _ = split_suffix(resource)
-    if base == LAMBDA_INVOKE or _LAMBDA_ARN.match(base):
+    if base == LAMBDA_INVOKE or _LAMBDA_ARN.match(base) or base == BEDROCK_INVOKE:
         return None
     if trnlib.is_trn(base):
         try:
@@ -93,6 +98,8 @@ class Target:
         if base == LAMBDA_INVOKE:
             params = builder.parameters(builder.scope(d))
             return self._function_trn(tenant, params.get("FunctionName") if isinstance(params, dict) else None)
+        if base == BEDROCK_INVOKE:
+            return "ai"
         m = _LAMBDA_ARN.match(base)
         if m:
             return self._function_trn(tenant, base)
@@ -105,6 +112,13 @@ class Target:
             return {"state": self.state, "resource": self.resource, "parameters": params}
         if base == LAMBDA_INVOKE:
             return params.get("Payload") if isinstance(params, dict) else None
+        if base == BEDROCK_INVOKE:
+            if not isinstance(params, dict) or not isinstance(params.get("ModelId"), str):
+                raise field_error("Parameters.ModelId", "bedrock:invokeModel needs ModelId (the intent's name)")
+            body = params.get("Body", {})
+            if not isinstance(body, dict):
+                raise field_error("Parameters.Body", "must be an object (the intent's params)")
+            return {"intent": params["ModelId"].rsplit("/", 1)[-1], "params": body}
         return params
 
     def shape(self, result: Any) -> Any:
@@ -113,6 +127,8 @@ class Target:
         base, suffix = split_suffix(self.resource)
         if base == LAMBDA_INVOKE and suffix != ".waitForTaskToken" and not self.mocked:
             return {"ExecutedVersion": "$LATEST", "Payload": result, "StatusCode": 200}
+        if base == BEDROCK_INVOKE and suffix != ".waitForTaskToken" and not self.mocked:
+            return {"Body": result, "ContentType": "application/json"}
         return result
 
 
