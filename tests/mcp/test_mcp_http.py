@@ -95,6 +95,9 @@ async def test_calling_each_kind_of_tool(mcp_server, keys, resources, admin_http
         assert missing.is_error and json.loads(missing.content[0].text)["error"]["code"] == "not_found"
         bad = await client.call_tool("resources.list", {"kind": "planets"})
         assert bad.is_error and "kind" in bad.content[0].text
+        sim = await client.call_tool("runtime.simulate", {"workflow": resources["wf"], "input": {"name": "x"}})
+        assert not sim.is_error and sim.structured_content["feasible"] is True
+        assert sim.structured_content["duration_source"] == "history"  # the run above is on record
         caps = await client.call_tool("runtime.capabilities", {})
         assert not caps.is_error and caps.structured_content["functions"]
 
