@@ -41,6 +41,8 @@ class Walk:
     risks: list[dict[str, Any]] = field(default_factory=list)
     checked_secrets: dict[str, Any] = field(default_factory=dict)
     checked_params: dict[str, bool] = field(default_factory=dict)
+    #: recorded call durations by task target, loaded when a task has no other samples
+    targets: dict[str, list[float]] | None = None
 
 
 class Simulator:
@@ -263,6 +265,10 @@ class Simulator:
                     )
                 cost = float(info.get("cost") or 0.0)
                 lat = info.get("latency") or {}
+                if not lat.get("samples"):
+                    if walk.targets is None:
+                        walk.targets = await self.skills.target_latencies(walk.tenant)
+                    lat = percentiles(walk.targets.get(target, []))
                 d50 = float(lat.get("p50") or self.skills.config.default_task_latency_ms)
                 d95 = float(lat.get("p95") or d50)
                 if info.get("network") and not state.retry:

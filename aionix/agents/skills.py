@@ -91,6 +91,45 @@ class Skills:
             out.setdefault(row["name"], []).append(float(row["duration_ms"]))
         return out
 
+    async def target_latencies(self, tenant: str) -> dict[str, list[float]]:
+        """Recorded task-call durations (TaskScheduled -> TaskSucceeded) by the static target of
+        the state that made them (`http`, `trn:openact:…:action/x`, …), across the tenant's runs."""
+        from aionix import jsonutil
+        from aionix.stepflow.compile import compile_workflow
+
+        rows = await self.rt.store.fetch_all("agents.task_events", {"tenant": tenant, "limit": 4 * SAMPLES})
+        targets: dict[tuple[str, int], dict[str, str]] = {}
+        open_at: dict[tuple[str, str | None, str], float] = {}
+        out: dict[str, list[float]] = {}
+        for row in rows:
+            key = (row["execution_id"], row["frame"], row["state"])
+            if row["type"] == "TaskScheduled":
+                open_at[key] = row["ts"]
+                continue
+            started = open_at.pop(key, None)
+            if started is None:
+                continue
+            version = (row["workflow"], row["version"])
+            if version not in targets:
+                targets[version] = {}
+                found = await self.rt.store.fetch_one(
+                    "stepflow.get_version", {"tenant": tenant, "name": row["workflow"], "version": row["version"]}
+                )
+                try:
+                    plan = compile_workflow(jsonutil.loads(found["definition"])) if found else None
+                except Exception:
+                    plan = None
+                for machine in plan.machines.values() if plan else ():
+                    for state in machine.states.values():
+                        if state.action is not None and state.action.is_static:
+                            target = state.action.evaluate()
+                            if isinstance(target, str):
+                                targets[version][state.name] = target
+            target = targets[version].get(row["state"])
+            if target is not None:
+                out.setdefault(target, []).append((row["ts"] - started) * 1000)
+        return out
+
     async def _all_pages(self, fetch: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         cursor = None
@@ -105,6 +144,7 @@ class Skills:
     # ------------------------------------------------------------------ capabilities
     async def capabilities(self, tenant: str) -> dict[str, Any]:
         rate = self.rate_limits()
+        observed = await self.target_latencies(tenant)
         out: dict[str, Any] = {
             "tenant": tenant,
             "connectors": [],
@@ -131,7 +171,9 @@ class Skills:
                         "result": op.get("result"),
                         "cost_usd": cost if cost is not None else self.config.default_cost_usd,
                         "cost_source": "configured" if cost is not None else "default",
-                        "latency_ms": percentiles([]),
+                        "latency_ms": percentiles(
+                            observed.get(kind["kind"], []) if op["name"] == kind.get("default_operation") else []
+                        ),
                         "rate_limits": rate,
                         "permissions": {"role": EXECUTE_ROLE},
                     }
@@ -183,7 +225,7 @@ class Skills:
                         "description": action.get("description") or "",
                         "cost_usd": cost if cost is not None else self.config.default_cost_usd,
                         "cost_source": "configured" if cost is not None else "default",
-                        "latency_ms": percentiles([]),
+                        "latency_ms": percentiles(observed.get(action["trn"], [])),
                         "rate_limits": rate,
                         "permissions": {"role": EXECUTE_ROLE},
                     }
@@ -203,7 +245,7 @@ class Skills:
                         "input_schema": spec.input_schema,
                         "cost_usd": cost,
                         "cost_source": source,
-                        "latency_ms": percentiles([]),
+                        "latency_ms": percentiles(observed.get(f"trn:ai:{tenant}:intent/{name}", [])),
                         "rate_limits": rate,
                         "permissions": {"role": EXECUTE_ROLE},
                     }

@@ -345,3 +345,35 @@ def test_simulate_cli(sim_server, api, tmp_path: Path):
     assert result["feasible"] and result["estimated_duration_ms"]["p50"] >= 100
     caps = subprocess.run([aio, "runtime", "capabilities"], capture_output=True, text=True, env=env, timeout=60)
     assert caps.returncode == 0 and "connector.http" in caps.stdout
+
+
+def test_connector_and_action_latency_from_recorded_task_calls(api):
+    """A saved action's and a connector kind's latency come from task calls recorded in
+    execution histories (TaskScheduled -> TaskSucceeded), and an inline definition that uses
+    them is estimated from those calls."""
+    act = unique("simact")
+    r = api.post("/api/v1/actions", json={"name": act, "kind": "transform", "parameters": {"expression": "1"}})
+    assert r.status_code == 201, r.text
+    action_trn = r.json()["trn"]
+    name = unique("simcalls")
+    definition = {
+        "entry": "Act",
+        "states": {
+            "Act": {"type": "task", "action": action_trn, "next": "Tx"},
+            "Tx": {"type": "task", "action": "transform", "parameters": {"expression": "2"}, "end": True},
+        },
+    }
+    assert api.post("/api/v1/workflows", json={"name": name, "definition": definition}).status_code == 201
+    for _ in range(3):
+        r = api.post(f"/api/v1/workflows/{name}/executions", json={"input": {}, "mode": "sync"})
+        assert r.json()["status"] == "SUCCEEDED", r.text
+    caps = api.get("/api/v1/runtime/capabilities").json()
+    action = next(a for a in caps["actions"] if a["name"] == act)
+    assert action["latency_ms"]["samples"] == 3 and action["latency_ms"]["p50"] is not None
+    transform = next(c for c in caps["connectors"] if c["kind"] == "transform" and c["latency_ms"]["samples"])
+    assert transform["latency_ms"]["samples"] >= 3
+    inline = simulate(api, {"definition": definition, "input": {}})
+    step = next(s for s in inline["step_estimates"] if s["state"] == "Act")
+    assert step["skill"] == f"action.{act}"
+    # the recorded calls' p50, not the 100 ms default for a skill never called
+    assert step["latency"]["samples"] == 0 and step["latency"]["p50"] == action["latency_ms"]["p50"]

@@ -25,3 +25,9 @@ ORDER BY e.started_at DESC, h.seq LIMIT :limit
 -- name: finished_count
 SELECT COUNT(*) AS n FROM sf_executions
 WHERE tenant = :tenant AND workflow = :workflow AND status != 'RUNNING'
+
+-- name: task_events
+SELECT h.execution_id, h.ts, h.type, h.state, h.frame, e.workflow, e.version FROM sf_history h
+JOIN sf_executions e ON e.id = h.execution_id
+WHERE e.tenant = :tenant AND h.type IN ('TaskScheduled', 'TaskSucceeded')
+ORDER BY e.started_at DESC, h.seq LIMIT :limit
