@@ -609,7 +609,6 @@ class MapRun:
         digest = hashlib.sha256(f"{run.id}|{frame.id}|{plan.name}|{attempt}".encode()).hexdigest()
         self.id = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
         self.arn = f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:mapRun:{run.workflow}/{spec.label}:{self.id}"
-        self.batches: dict[int, Batch] = {}
         self.pending_status: list[dict[str, Any]] = []
 
     def data(self, frame: Frame | None = None) -> dict[str, Any]:
@@ -758,7 +757,7 @@ class MapRun:
             batch_input = spec.value(d, spec.batcher["BatchInput"], "ItemBatcher/BatchInput")
         select = spec.selector() if spec.reader is not None else None
         empty: dict[str, Any] = {"Items": []} if batch_input is None else {"BatchInput": batch_input, "Items": []}
-        envelope = len(jsonutil.dumps(empty))
+        empty_size = len(jsonutil.dumps(empty))
         source = await self.source(d)
 
         now = time.time()
@@ -778,21 +777,39 @@ class MapRun:
         cursor: dict[str, Any] = jsonutil.loads(row["cursor"])
         next_batch = row["next_batch"]
         reader_done = bool(row["reader_done"])
-        for r in await self.store.fetch_all("stepflow_maps.batches", {"map_run_id": self.id}):
-            self.batches[r["batch"]] = Batch(r["batch"], r["child_id"], r["items"], r["status"])
-        if run.redrive_count > row["redrive_count"]:
-            await self._redrive_failed()
+        # the batches started before (a resume or a redrive), a page at a time: only counters
+        # and the running ones stay in memory
+        redriving = run.redrive_count > row["redrive_count"]
+        failed_items = total_items = succeeded_items = 0
+        first_failed: str | None = None
+        running: list[Batch] = []
+        after = 0
+        while page := await self.store.fetch_all(
+            "stepflow_maps.batches", {"map_run_id": self.id, "after": after, "limit": 1000}
+        ):
+            after = page[-1]["batch"] + 1
+            for r in page:
+                b = Batch(r["batch"], r["child_id"], r["items"], r["status"])
+                total_items += b.items
+                if redriving and b.status in ("RUNNING", *_FAILED):
+                    await self._redrive(b)
+                if b.status == "SUCCEEDED":
+                    succeeded_items += b.items
+                elif b.status == "RUNNING":
+                    running.append(b)
+                else:
+                    failed_items += b.items
+                    first_failed = first_failed or b.child_id
+        await self._flush_status()
+        if redriving:
             await self.store.execute(
                 "stepflow_maps.set_map_run_redrive",
                 {"id": self.id, "redrive_count": run.redrive_count, "now": time.time()},
             )
-
-        failed_items = sum(b.items for b in self.batches.values() if b.status in _FAILED)
-        total_items = sum(b.items for b in self.batches.values())
         inflight: dict[asyncio.Future[Any], Batch] = {}
-        for b in self.batches.values():
-            if b.status == "RUNNING":
-                inflight[asyncio.ensure_future(self.watch(b))] = b
+        for b in running:
+            inflight[asyncio.ensure_future(self.watch(b))] = b
+        del running
         source.start(cursor)
         buffered: deque[tuple[Any, Any]] = deque()
         index = cursor.get("n", 0)
@@ -813,7 +830,7 @@ class MapRun:
             """The next batch's items and the cursor after it (None: no more)."""
             nonlocal index, cursor
             items: list[Any] = []
-            size = envelope  # the batch's JSON without items: {"BatchInput": …, "Items": []}
+            size = empty_size  # the batch's JSON without items: {"BatchInput": …, "Items": []}
             after: Any = None
             while True:
                 if per_batch is not None and len(items) >= per_batch:
@@ -840,7 +857,7 @@ class MapRun:
                     item_size = len(jsonutil.dumps(item)) + (1 if items else 0)
                     if items and size + item_size > batch_bytes:
                         break
-                    if envelope + item_size > batch_bytes:
+                    if empty_size + item_size > batch_bytes:
                         raise Failure(
                             plan_mod.RUNTIME,
                             f"state {spec.name!r}: item {index} is {item_size} bytes, over the batch limit of {batch_bytes}",
@@ -874,7 +891,6 @@ class MapRun:
                     await pace()
                     child_id = await self.start_child(next_batch, child_input)
                     b = Batch(next_batch, child_id, len(items), "RUNNING")
-                    self.batches[b.n] = b
                     next_batch += 1
                     total_items += b.items
                     await self._advance(cursor, next_batch, False, b)
@@ -887,8 +903,11 @@ class MapRun:
                     envelope = task.result()
                     b.status = envelope["status"]
                     self.pending_status.append({"map_run_id": self.id, "batch": b.n, "status": b.status})
-                    if b.status in _FAILED:
+                    if b.status == "SUCCEEDED":
+                        succeeded_items += b.items
+                    else:
                         failed_items += b.items
+                        first_failed = first_failed or b.child_id
                         if failure is None and exceeded(reader_done):
                             error = envelope.get("error") or {}
                             failure = Failure(
@@ -901,8 +920,8 @@ class MapRun:
                 if failure is not None and inflight:
                     await self.abort([b.child_id for b in inflight.values()])
             if failure is None and exceeded(True):
-                first = next(b for b in sorted(self.batches.values(), key=lambda b: b.n) if b.status in _FAILED)
-                env = await self.svc.envelope_by_id(first.child_id)
+                assert first_failed is not None
+                env = await self.svc.envelope_by_id(first_failed)
                 error = env.get("error") or {}
                 failure = Failure(
                     plan_mod.EXCEED_TOLERATED,
@@ -912,7 +931,7 @@ class MapRun:
         except BaseException:
             for task in inflight:
                 task.cancel()
-            if not self.svc._stopping and run.abort_reason is not None:
+            if not self.svc._stopping:  # failed, timed out or cancelled: so are its children
                 await self.abort([b.child_id for b in inflight.values()])
             raise
         finally:
@@ -921,12 +940,11 @@ class MapRun:
                     await asyncio.shield(self._flush_status())
                 except Exception:
                     pass
-        succeeded = sum(b.items for b in self.batches.values() if b.status == "SUCCEEDED")
         summary = {
             "map_run_id": self.id,
-            "batches": len(self.batches),
+            "batches": next_batch,
             "items": total_items,
-            "succeeded": succeeded,
+            "succeeded": succeeded_items,
             "failed": failed_items,
         }
         output = await self.results(d) if spec.writer is not None else None
@@ -968,16 +986,16 @@ class MapRun:
         if rows:
             await self.store.transaction(lambda tx: tx.executemany("stepflow_maps.set_batch_status", rows))
 
-    async def _redrive_failed(self) -> None:
-        for b in sorted(self.batches.values(), key=lambda b: b.n):
-            if b.status == "RUNNING":
-                env = await self.svc.envelope_by_id(b.child_id)
-                b.status = env["status"]
-            if b.status in _FAILED:
-                await self.svc.redrive(self.run.tenant, b.child_id)
-                b.status = "RUNNING"
-                self.pending_status.append({"map_run_id": self.id, "batch": b.n, "status": "RUNNING"})
-        await self._flush_status()
+    async def _redrive(self, b: Batch) -> None:
+        """A redrive of the parent: a batch whose child did not succeed runs again (the same
+        child execution, redriven: only its failed states)."""
+        if b.status == "RUNNING":  # its end may not have been recorded here
+            row = await self.store.fetch_one("stepflow_maps.child_status", {"id": b.child_id})
+            b.status = row["status"] if row is not None else "FAILED"
+        if b.status in _FAILED:
+            await self.svc.redrive(self.run.tenant, b.child_id)
+            b.status = "RUNNING"
+        self.pending_status.append({"map_run_id": self.id, "batch": b.n, "status": b.status})
 
     # -- results ---------------------------------------------------------------------------
     async def _rows(self):

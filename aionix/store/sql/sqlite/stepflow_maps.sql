@@ -22,7 +22,10 @@ VALUES (:map_run_id, :batch, :child_id, :items, :status)
 UPDATE sf_map_batches SET status = :status WHERE map_run_id = :map_run_id AND batch = :batch
 
 -- name: batches
-SELECT batch, child_id, items, status FROM sf_map_batches WHERE map_run_id = :map_run_id ORDER BY batch
+SELECT batch, child_id, items, status FROM sf_map_batches
+WHERE map_run_id = :map_run_id AND batch >= :after
+ORDER BY batch
+LIMIT :limit
 
 -- name: batch_results
 SELECT b.batch, b.child_id, b.items, e.status, e.input, e.output, e.error, e.started_at, e.stopped_at,
