@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 53000
 
-.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean vsix
+.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean vsix modules
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ chaos: $(STAMP)
 ## suite: pass counts per feature tag; fails when either drops below conformance/baseline.json.
 conformance: $(STAMP)
 	$(BIN)/python -m aionix.stepflow.asl.conformance --cases conformance/cases --check conformance/baseline.json
+
+## The example agent modules (examples/modules/): WAT assembled to WebAssembly, packed as OCI
+## image-layout tars in build/modules/, signed with the TEST-ONLY key (examples/modules/keys/).
+modules: $(STAMP)
+	$(BIN)/python examples/modules/build.py build/modules
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -570,7 +570,8 @@ class ModulesService:
             cpu_seconds=max(1.0, float(int(res.cpu * timeout_s + 0.999))),
             max_processes=4 if runtime != "wasm" else 1,
             max_open_files=64,
-            max_file_bytes=0 if manifest.permissions.filesystem == "none" else 1 << 20,
+            # only the worker's private /tmp is writable (the package and the host are not)
+            max_file_bytes=16 << 20,
             permissions={
                 "net": manifest.permissions.hosts(),
                 # the package's own files, read-only (inside a private /tmp the worker sees them at /tmp/.code)
