@@ -549,3 +549,70 @@ def test_jsonata_reader_arguments_and_batch_expressions(c, fs_root):
     env = _wait(c, _start(c, _create(c, definition), {"file": "ja.jsonl", "max": 8, "per": 3}))
     assert env["status"] == "SUCCEEDED", env
     assert env["output"] == [0 + 10 + 20 + 2, 30 + 40 + 50 + 2, 60 + 70 + 2]
+
+
+FIRST_AND_COUNT = {
+    "P": {
+        "Type": "Pass",
+        "Parameters": {"n.$": "States.ArrayLength($.Items)", "first.$": "$.Items[0]"},
+        "End": True,
+    }
+}
+
+
+def test_objects_larger_than_a_page_are_read_in_ranged_pages(c, s3, fs_root):
+    rows = 30_000  # about 600 KB: three ranged GETs of 256 KiB; records cut at page ends
+    body = "id,text\n" + "".join(f'{i},"row {i}, with a comma"\n' for i in range(rows))
+    s3.put_object(Bucket="maps", Key="big/rows.csv", Body=body.encode())
+    csv_map = _map(
+        {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "CSV"},
+            "Parameters": {"Bucket": "maps", "Key": "big/rows.csv"},
+        },
+        FIRST_AND_COUNT,
+        ItemBatcher={"MaxItemsPerBatch": 4_000},  # 4,000 of these rows stay under 256 KiB
+    )
+    env = _wait(c, _start(c, _create(c, csv_map)))
+    assert env["status"] == "SUCCEEDED", env
+    assert [o["n"] for o in env["output"]] == [4_000] * 7 + [2_000]
+    assert [o["first"] for o in env["output"]] == [
+        {"id": str(k), "text": f"row {k}, with a comma"} for k in range(0, rows, 4_000)
+    ]
+    # a JSON array over several pages of the fs reader, with multi-byte characters
+    items = [{"i": i, "s": "ünïcødé " * (i % 5)} for i in range(20_000)]
+    (fs_root / TENANT / "big.json").write_text(json.dumps(items, ensure_ascii=False, indent=1))
+    json_map = _map(
+        {"Resource": "aionix:::fs:read", "ReaderConfig": {"InputType": "JSON"}, "Parameters": {"Path": "big.json"}},
+        FIRST_AND_COUNT,
+        ItemBatcher={"MaxItemsPerBatch": 6_000},
+    )
+    env = _wait(c, _start(c, _create(c, json_map)))
+    assert env["status"] == "SUCCEEDED", env
+    assert [o["n"] for o in env["output"]] == [6_000] * 3 + [2_000]
+    assert [o["first"] for o in env["output"]] == [items[k] for k in range(0, 20_000, 6_000)]
+
+
+def test_tolerated_failure_percentage(c, fs_root):
+    (fs_root / TENANT / "pct.jsonl").write_text("".join(json.dumps({"v": i}) + "\n" for i in range(10)))
+    processor = {
+        "Check": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.v", "NumericGreaterThanEquals": 8, "Next": "Boom"}],
+            "Default": "Done",
+        },
+        "Boom": {"Type": "Fail", "Error": "Item.Bad", "Cause": "too big"},
+        "Done": {"Type": "Succeed"},
+    }
+    reader = {
+        "Resource": "aionix:::fs:read",
+        "ReaderConfig": {"InputType": "JSONL"},
+        "Parameters": {"Path": "pct.jsonl"},
+    }
+    ok = _wait(c, _start(c, _create(c, _map(reader, processor, ToleratedFailurePercentage=20))))
+    assert ok["status"] == "SUCCEEDED", ok
+    assert ok["output"][:8] == [{"v": i} for i in range(8)]
+    assert ok["output"][8:] == [{"Error": "Item.Bad", "Cause": "too big"}] * 2
+    bad = _wait(c, _start(c, _create(c, _map(reader, processor, ToleratedFailurePercentage=10))))
+    assert bad["status"] == "FAILED" and bad["error"]["error"] == "States.ExceedToleratedFailureThreshold", bad
+    assert "2 of 10 item(s) failed" in bad["error"]["cause"]
