@@ -701,6 +701,8 @@ class AiService:
 
     async def _execute(self, payload: dict[str, Any], ctx: CallContext) -> Any:
         execution_budget = payload.pop("execution_budget_usd", None)
+        if execution_budget is None and isinstance(ctx.extra, dict):
+            execution_budget = ctx.extra.get("budget_usd")  # the workflow's own budget_usd
         try:
             body = SubmitTask.model_validate({k: v for k, v in payload.items() if k != "stream"})
         except Exception as exc:

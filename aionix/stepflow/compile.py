@@ -155,6 +155,9 @@ class Plan:
 
     root: Machine
     machines: dict[str, Machine]
+    #: the workflow's `budget_usd`: what its AI steps may spend together (given to them in the
+    #: bus context as `extra["budget_usd"]`)
+    budget_usd: float | None = None
 
     def __post_init__(self) -> None:
         for machine in self.machines.values():
@@ -214,7 +217,7 @@ def compile_workflow(workflow: Workflow | dict[str, Any]) -> Plan:
         workflow = Workflow.model_validate(workflow)
     machines: dict[str, Machine] = {}
     root = _machine("", workflow.entry, workflow.states, machines, workflow.timeout_seconds)
-    return Plan(root, machines)
+    return Plan(root, machines, budget_usd=workflow.budget_usd)
 
 
 def _machine(

@@ -704,7 +704,7 @@ class Engine:
             tenant=run.tenant,
             trace_id=run.trace_id,
             idempotency_key=key,
-            extra={"execution_id": run.id, "state": qualified, "attempt": attempt},
+            extra={"execution_id": run.id, "state": qualified, "attempt": attempt, "budget_usd": run.plan.budget_usd},
             caller=run.caller_trn,
             secrets=run.redaction,
         )

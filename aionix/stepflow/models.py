@@ -129,6 +129,9 @@ class Workflow(_Strict):
     entry: str
     states: dict[str, State] = Field(..., min_length=1)
     timeout_seconds: float | None = Field(None, gt=0, le=31_536_000)
+    budget_usd: float | None = Field(
+        None, gt=0, le=1_000_000, description="most the execution's AI steps may spend together; then Ai.BudgetExceeded"
+    )
     comment: str | None = None
     version: Literal[1, "1"] | None = None
 

@@ -97,3 +97,23 @@ def test_asl_bedrock_invoke_model_maps_to_an_intent(ai):
         assert env["output"]["answer"] == "Hello from stand-in" and env["output"]["cost"] > 0
         assert env["usage"]["tokens"] == 15
         assert ai.api.requests[-1]["body"]["messages"][-1]["content"] == "Say: asl"
+
+
+def test_workflow_level_budget_stops_the_execution(ai):
+    step = {"type": "task", "action": "ai", "parameters": {"intent": "api-ok", "params": {"text": "w"}}}
+    definition = {
+        "entry": "A",
+        "budget_usd": 0.00002,
+        "states": {
+            "A": {**step, "next": "B"},
+            "B": {**step, "next": "C"},
+            "C": {**step, "end": True},
+        },
+    }
+    with ai.server.client() as c:
+        env = run(c, definition)
+        assert env["status"] == "FAILED", env
+        assert env["error"]["error"] == "Ai.BudgetExceeded", env["error"]
+        assert 0 < env["usage"]["cost_usd"] <= 0.00002 + 1e-12
+        r = c.post("/api/v1/workflows/validate", json={"definition": {**definition, "budget_usd": -1}})
+        assert "budget_usd" in r.text
