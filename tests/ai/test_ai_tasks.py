@@ -251,3 +251,15 @@ def test_usage_ledger_metrics_and_budgets(ai):
         assert r.headers["Retry-After"] and "resets_at" in r.json()["error"]["details"]
         assert c.put("/api/v1/usage/budget", json={"daily_usd": None}).status_code == 200
         assert submit(c, "api-ok").status_code == 200
+
+
+def test_traceparent_sets_the_trace_id_and_decisions_are_events(ai):
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with ai.server.client() as c:
+        env = c.post(
+            "/api/v1/tasks",
+            json={"intent": "api-ok", "params": {"text": "t"}},
+            headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+        ).json()
+        assert env["trace_id"] == trace
+        assert "aionix_ai_router_decision_seconds" in c.get("/metrics").text
