@@ -616,3 +616,33 @@ def test_tolerated_failure_percentage(c, fs_root):
     bad = _wait(c, _start(c, _create(c, _map(reader, processor, ToleratedFailurePercentage=10))))
     assert bad["status"] == "FAILED" and bad["error"]["error"] == "States.ExceedToleratedFailureThreshold", bad
     assert "2 of 10 item(s) failed" in bad["error"]["cause"]
+
+
+def test_children_are_kept_while_their_parent_is(make_server, tmp_path):
+    """Retention keeps `retention_max_per_workflow` executions per workflow: a map run's children
+    (executions of the same workflow) do not count, and go with their parent."""
+    root = tmp_path / "ret-fs"
+    (root / TENANT).mkdir(parents=True, mode=0o700)
+    env = _env(
+        root,
+        AIONIX_STEPFLOW_RETENTION_MAX_PER_WORKFLOW="2",
+        AIONIX_STEPFLOW_PRUNE_INTERVAL_SECONDS="0.2",
+    )
+    server = make_server(env=env).start()
+    definition = _map(None, {"P": {"Type": "Pass", "End": True}}, ItemsPath="$.items")
+    with server.client() as c:
+        name = _create(c, definition)
+        first = _start(c, name, {"items": [1, 2, 3, 4, 5]})
+        assert _wait(c, first)["output"] == [1, 2, 3, 4, 5]
+        children = [e["execution_id"] for e in _children(c, name, first)]
+        assert len(children) == 5
+        time.sleep(1.0)  # several pruning passes: six executions of a workflow that keeps two
+        assert c.get(f"/api/v1/executions/{first}").status_code == 200
+        assert all(c.get(f"/api/v1/executions/{ch}").status_code == 200 for ch in children)
+        for _ in range(2):
+            assert _wait(c, _start(c, name, {"items": []}))["output"] == []
+        deadline = time.monotonic() + 20
+        while c.get(f"/api/v1/executions/{children[-1]}").status_code != 404:
+            assert time.monotonic() < deadline, "the children outlived their pruned parent"
+            time.sleep(0.1)
+        assert c.get(f"/api/v1/executions/{first}").status_code == 404

@@ -133,15 +133,19 @@ SELECT seq, ts, type, state, frame, detail FROM sf_history
 WHERE execution_id = :id AND seq > :after ORDER BY seq LIMIT :limit
 
 -- name: retention_candidates
-SELECT id FROM sf_executions
+-- (a child execution stays as long as its parent: a distributed Map's children are its results)
+SELECT id FROM sf_executions e
 WHERE tenant = :tenant AND workflow = :workflow AND status != 'RUNNING'
+  AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM sf_executions p WHERE p.id = e.parent_id))
 ORDER BY id DESC LIMIT -1 OFFSET :keep
 
 -- name: workflows_with_executions
 SELECT tenant, workflow, count(*) AS n FROM sf_executions WHERE status != 'RUNNING' GROUP BY tenant, workflow
 
 -- name: expired_executions
-SELECT id FROM sf_executions WHERE status != 'RUNNING' AND stopped_at < :before LIMIT :limit
+SELECT id FROM sf_executions e WHERE status != 'RUNNING' AND stopped_at < :before
+  AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM sf_executions p WHERE p.id = e.parent_id))
+LIMIT :limit
 
 -- name: delete_execution
 DELETE FROM sf_executions WHERE id = ?
