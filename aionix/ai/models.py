@@ -86,7 +86,10 @@ class ProviderSpec(Strict):
     kind: Literal["openai", "azure", "ollama", "function"]
     location: Literal["local", "api"]
     base_url: str | None = None
-    target: str | None = Field(None, description="function providers: trn:aionixfn:{tenant}:function/NAME")
+    target: str | None = Field(
+        None,
+        description="function providers: trn:aionixfn:{tenant}:function/NAME or trn:modules:{tenant}:module/NAME",
+    )
     allow_hosts: list[str] = Field([], description="hosts this provider may connect to (its base_url's host)")
     api_key_ref: str | None = Field(None, description="a CredVault secret name or TRN")
     api_version: str = "2024-06-01"
@@ -102,8 +105,11 @@ class ProviderSpec(Strict):
     @model_validator(mode="after")
     def _coherent(self) -> ProviderSpec:
         if self.kind == "function":
-            if not self.target or not self.target.startswith("trn:aionixfn:"):
-                raise ValueError("a function provider names target: trn:aionixfn:{tenant}:function/NAME")
+            if not self.target or not self.target.startswith(("trn:aionixfn:", "trn:modules:")):
+                raise ValueError(
+                    "a function provider names target: trn:aionixfn:{tenant}:function/NAME"
+                    " or an agent module, trn:modules:{tenant}:module/NAME"
+                )
             if self.location != "local":
                 raise ValueError("a function provider is local")
         else:

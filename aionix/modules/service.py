@@ -172,6 +172,12 @@ class ModulesService:
             raise field_error("public_key", str(exc)) from None
         if await self.store.fetch_one("modules.get_key", {"tenant": tenant, "name": name}):
             raise Conflict(f"a trusted key named {name!r} exists", details=[{"field": "name", "message": "exists"}])
+        for row in await self.store.fetch_all("modules.list_keys", {"tenant": tenant}):
+            if row["fingerprint"] == fingerprint:
+                raise Conflict(
+                    f"this key is already trusted as {row['name']!r}",
+                    details=[{"field": "public_key", "message": f"already trusted as {row['name']!r}"}],
+                )
         row = {"tenant": tenant, "name": name, "algorithm": algorithm, "fingerprint": fingerprint,
                "public_key": pem.strip() + "\n", "now": time.time(), "by": by}
         await self.store.execute("modules.insert_key", row)
@@ -641,7 +647,16 @@ class ModulesService:
         `{"input": …, "entrypoint": …}` when it has exactly those keys); the result is the
         module's output."""
         entry = None
-        if isinstance(payload, dict) and set(payload) <= {"input", "entrypoint"} and "input" in payload:
+        intent_call = (
+            (ctx.caller or "").startswith("trn:ai:") and isinstance(payload, dict) and isinstance(payload.get("messages"), list)
+        )
+        if intent_call:
+            # the AI router's local route: the user's messages become {"text": …}
+            text = "\n".join(
+                str(m.get("content", "")) for m in payload["messages"] if isinstance(m, dict) and m.get("role") != "system"
+            )
+            payload = {"text": text}
+        elif isinstance(payload, dict) and set(payload) <= {"input", "entrypoint"} and "input" in payload:
             entry = payload.get("entrypoint")
             payload = payload["input"]
         try:
@@ -650,7 +665,13 @@ class ModulesService:
             raise BusError("Module.NotFound", exc.message) from None
         except (ValidationFailed, BadRequest, Unavailable) as exc:
             raise BusError("Module.Error", exc.message) from None
-        return out["result"]
+        result = out["result"]
+        if intent_call and isinstance(result, dict) and not isinstance(result.get("text"), str):
+            # … and its answer's first text field is the task's text
+            for key in ("summary", "answer", "output", "content"):
+                if isinstance(result.get(key), str):
+                    return {**result, "text": result[key]}
+        return result
 
 
 def _artifact_digests(layout: oci.Layout) -> set[str]:

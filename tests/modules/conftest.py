@@ -20,13 +20,41 @@ import modpkg as pkg
 
 CANARY = "mod-canary-" + uuid.uuid4().hex
 
+#: the AI router's policy: the `summarize` intent's local route is the summarize_text module
+AI_POLICY = {
+    "models.yml": (
+        "providers:\n"
+        "  modules:\n"
+        "    kind: function\n"
+        "    location: local\n"
+        "    target: 'trn:modules:{tenant}:module/summarize_text'\n"
+        "    timeout_s: 60\n"
+        "models:\n"
+        "  summarizer: {provider: modules, tier: tier0}\n"
+    ),
+    "intents.yml": (
+        "intents:\n"
+        "  summarize:\n"
+        "    privacy: local-only\n"
+        "    candidates: [summarizer]\n"
+        "    prompt: '{text}'\n"
+    ),
+    "policies.yml": "budget: {default_usd: 0.02, hard_cap_usd: 0.20}\nfallback_order: [tier0, tier1, tier2]\n",
+    "modules.yml": "modules:\n  - {name: summarize_text, description: extractive summarizer (examples/modules)}\n",
+}
+
 
 @pytest.fixture(scope="session")
 def mod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("modules-server")
+    policy = root / "policies"
+    policy.mkdir()
+    for name, text in AI_POLICY.items():
+        (policy / name).write_text(text)
     proc = ServerProcess(
-        tmp_path_factory.mktemp("modules-server"),
+        root,
         env={"MOD_TEST_CANARY": CANARY, "AIONIX_FUNCTIONS_POOL_SIZE": "1", "AIONIX_MODULES_BREAKER_FAILURES": "3",
-             "AIONIX_MODULES_BREAKER_COOLDOWN_SECONDS": "2"},
+             "AIONIX_MODULES_BREAKER_COOLDOWN_SECONDS": "2", "AIONIX_AI_POLICY_DIR": str(policy)},
     ).start()
     yield proc
     proc.stop()
@@ -56,3 +84,17 @@ def install(client: httpx.Client, tar: bytes, expect: int = 201) -> dict[str, An
     r = client.post("/api/v1/modules", content=tar, headers={"Content-Type": "application/x-tar"})
     assert r.status_code == expect, r.text
     return r.json()
+
+
+EXAMPLE_PUB = Path(__file__).parents[2] / "examples" / "modules" / "keys" / "test-signing-key-DO-NOT-USE.pub"
+
+
+@pytest.fixture(scope="session")
+def example_key(mod_server: ServerProcess) -> str:
+    """The examples' TEST-ONLY key, trusted as `examples-test`."""
+    with mod_server.client() as c:
+        r = c.post("/api/v1/module-keys", json={"name": "examples-test", "public_key": EXAMPLE_PUB.read_text()})
+        assert r.status_code == 201, r.text
+        again = c.post("/api/v1/module-keys", json={"name": "again", "public_key": EXAMPLE_PUB.read_text()})
+        assert again.status_code == 409 and "already trusted" in again.text
+    return "examples-test"

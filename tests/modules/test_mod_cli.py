@@ -34,10 +34,12 @@ def cli(mod_server, monkeypatch, capsys):
     return call
 
 
-def test_examples_through_the_cli(cli, tmp_path):
-    code, out, err = cli("module", "trust", "add", str(EXAMPLES / "keys" / "test-signing-key-DO-NOT-USE.pub"), "--name", "examples-test")
+def test_examples_through_the_cli(cli, example_key, tmp_path):
+    code, out, err = cli("module", "trust", "list")
     assert code == 0, err
-    assert out["algorithm"] == "ecdsa-p256" and out["fingerprint"].startswith("sha256:")
+    trusted = {k["name"]: k for k in out["items"]}
+    assert trusted[example_key]["algorithm"] == "ecdsa-p256" and trusted[example_key]["fingerprint"].startswith("sha256:")
+    cli("module", "remove", "summarize_text")
     summarize = example_build.build("summarize_text", tmp_path)
     extract = example_build.build("text_extract", tmp_path)
     for tar in (summarize, extract):
@@ -77,7 +79,7 @@ def test_examples_through_the_cli(cli, tmp_path):
     assert code == 0 and out["versions"] == ["1.0.0"]
 
 
-def test_pack_sign_keygen_validate(cli, tmp_path):
+def test_pack_sign_keygen_validate(cli, example_key, tmp_path):
     code, out, err = cli("module", "keygen", "team", "--algorithm", "ed25519", "--dir", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "team.key").stat().st_mode & 0o777 == 0o600
