@@ -39,12 +39,18 @@ def mcp(
     client = state(ctx).client
     if not client.api_key:
         raise CLIError(f"no API key: {client.key_source}", EXIT_USAGE)
+    # the key is checked first, so a bad key or URL is one clear line (not an MCP transport error)
+    client.get("/api/v1/whoami", headers={"X-Aionix-Tenant": tenant} if tenant else None)
     try:
         anyio.run(serve_stdio, client.url, client.api_key, tenant)
     except KeyboardInterrupt:
         return
     except Exception as exc:
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
         text = str(exc) or type(exc).__name__
+        if "connect" in type(exc).__name__.lower():
+            raise CLIError(f"cannot reach the server at {client.url} ({text})", EXIT_UNREACHABLE) from None
         if "401" in text or "unauthorized" in text.lower():
             raise CLIError(f"the server refused the API key (it came from {client.key_source})", EXIT_FAILED) from None
         raise CLIError(f"MCP proxy to {client.url}/mcp failed: {text}", EXIT_UNREACHABLE) from None

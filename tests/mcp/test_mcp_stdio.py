@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -56,3 +57,22 @@ async def test_stdio_bad_key_fails_cleanly(mcp_server):
     with pytest.raises(BaseException):  # noqa: B017 - the proxy exits: the SDK raises a connection error group
         async with stdio_client(mcp_server.url, "aio_" + "y" * 43) as client:
             await client.list_tools()
+    # run directly, `aio mcp` says why in one line and exits with the CLI's auth status (3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
+    env.update(
+        {
+            "AIONIX_URL": mcp_server.url,
+            "AIONIX_API_KEY": "aio_" + "y" * 43,
+            "AIONIX_SECURITY_CREDENTIALS_FILE": os.devnull,
+        }
+    )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "aio"), "mcp"], input="", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 3 and proc.stdout == ""
+    assert proc.stderr.startswith("aio: error 401 unauthorized") and proc.stderr.count("\n") == 1
+    env["AIONIX_URL"] = "http://127.0.0.1:1"
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "aio"), "mcp"], input="", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 5 and "cannot reach the server" in proc.stderr
