@@ -9,7 +9,7 @@
 # crun refuses hybrid cgroups; debootstrap makes the debian:bookworm-slim base where no registry
 # can be reached: scripts/container-base.sh).
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus podman runc debootstrap)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus podman runc debootstrap docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,12 +73,48 @@ def get(ctx: typer.Context, name: str, version: str = typer.Option(None, "--vers
 @app.command("install")
 def install(
     ctx: typer.Context,
-    package: Path = typer.Argument(..., help="a package tar (OCI image layout) or an OCI layout directory"),
+    package: str = typer.Argument(
+        ..., help="a package tar (OCI image layout), an OCI layout directory, or oci://HOST[:PORT]/REPO:TAG"
+    ),
+    insecure: bool = typer.Option(False, "--insecure", help="oci://: plain HTTP to the registry"),
 ) -> None:
     """Install a package (admin). It is verified (signature by a trusted key, SBOM, manifest,
-    layer digests); one that fails a check is stored quarantined with the reasons."""
+    layer digests); one that fails a check is stored quarantined with the reasons. An oci://
+    reference is pulled here with the ORAS client (with its cosign signature) and uploaded."""
     st = state(ctx)
-    st.emit(_post_bytes(st, BASE, _package_bytes(package), "application/x-tar"))
+    if package.startswith("oci://"):
+        from aionix.modules import oci, registry
+
+        try:
+            layout = registry.pull(package[len("oci://") :], insecure=insecure)
+        except registry.RegistryError as exc:
+            raise CLIError(str(exc), EXIT_UNREACHABLE) from None
+        data = oci.layout_tar(layout)
+    else:
+        data = _package_bytes(Path(package))
+    st.emit(_post_bytes(st, BASE, data, "application/x-tar"))
+
+
+@app.command("push")
+def push(
+    ctx: typer.Context,
+    package: Path = typer.Argument(..., help="a package tar (from aio module pack)"),
+    reference: str = typer.Argument(..., help="oci://HOST[:PORT]/REPO:TAG"),
+    insecure: bool = typer.Option(False, "--insecure", help="plain HTTP to the registry"),
+) -> None:
+    """Push a package (and its signatures) to an OCI registry with the ORAS client."""
+    from aionix.modules import oci, registry
+
+    if not reference.startswith("oci://"):
+        raise CLIError("the reference must start with oci://", EXIT_USAGE)
+    try:
+        layout = oci.read_layout(package.read_bytes(), 1 << 32)
+        digest = registry.push(layout, reference[len("oci://") :], insecure=insecure)
+    except (oci.PackageError, OSError) as exc:
+        raise CLIError(str(exc), EXIT_USAGE) from None
+    except registry.RegistryError as exc:
+        raise CLIError(str(exc), EXIT_UNREACHABLE) from None
+    state(ctx).emit({"reference": reference, "digest": digest, "signatures": len(layout.signature_manifests)})
 
 
 @app.command("pack")
