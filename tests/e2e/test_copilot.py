@@ -82,9 +82,11 @@ def write_policy(directory) -> None:
         "providers:\n  fn:\n    kind: function\n    location: local\n"
         "    target: 'trn:aionixfn:{tenant}:function/copilot-model'\n    timeout_s: 60\n"
         "models:\n  fn-model: {provider: fn, tier: tier0}\n"
+        "  pricey: {provider: fn, tier: tier1, price_in_per_1k: 0.5, price_out_per_1k: 1.5}\n"
     )
     (directory / "intents.yml").write_text(
         "intents:\n  copilot.suggest:\n    privacy: local-only\n    candidates: [fn-model]\n    prompt: '{input}'\n"
+        "  summarize:\n    privacy: local-only\n    candidates: [pricey, fn-model]\n    prompt: '{input}'\n"
     )
     (directory / "policies.yml").write_text(
         "budget: {default_usd: 0.02, hard_cap_usd: 0.20}\nlatency_ms: {local: 60000, api: 2000, hybrid: 2300}\n"
@@ -290,7 +292,11 @@ def test_model_suggestions_validated_and_invalid_rejected(tmp_path):
             name = unique("cpmodel")
             assert admin.post("/api/v1/workflows", json={"name": name, "definition": WF}).status_code == 201
             caps = admin.get("/api/v1/runtime/capabilities").json()
-            assert [i["skill"] for i in caps["intents"]] == ["intent.copilot.suggest"]
+            intents = {i["skill"]: i for i in caps["intents"]}
+            assert set(intents) == {"intent.copilot.suggest", "intent.summarize"}
+            # priced from the first candidate model: 500 tokens in, max_tokens (256) out
+            assert intents["intent.summarize"]["cost_usd"] == pytest.approx(0.5 * 0.5 + 0.256 * 1.5)
+            assert intents["intent.summarize"]["cost_source"] == "model_prices:pricey"
             sid = open_session(admin, name)["session_id"]
             answer = op(admin, sid, {"op": "suggest_optimization"})
             model = answer["result"]["model"]
@@ -300,6 +306,26 @@ def test_model_suggestions_validated_and_invalid_rejected(tmp_path):
             assert set(rejected) == {"jump to a state that does not exist", "a dangling state"}
             assert "Nowhere" in rejected["jump to a state that does not exist"]
             assert "Dangling" not in json.dumps(answer["draft"]) and answer["diff"] == []  # nothing applied
+            # an intent whose first model has a cheaper one of an allowed tier
+            ai_wf = unique("cpai")
+            definition = {
+                "entry": "Sum",
+                "states": {
+                    "Sum": {
+                        "type": "task",
+                        "action": "trn:ai:default:intent/summarize",
+                        "retry": [{"errors": ["States.ALL"]}],
+                        "end": True,
+                    }
+                },
+            }
+            assert admin.post("/api/v1/workflows", json={"name": ai_wf, "definition": definition}).status_code == 201
+            sid = open_session(admin, ai_wf)["session_id"]
+            result = op(admin, sid, {"op": "suggest_optimization"})["result"]
+            cheaper = [s for s in result["suggestions"] if s["rule"] == "cheaper_tier"]
+            assert cheaper and cheaper[0]["state"] == "Sum" and "fn-model" in cheaper[0]["message"]
+            estimate = op(admin, sid, {"op": "estimate_cost", "input": {}})["result"]
+            assert estimate["estimated_cost_usd"] == pytest.approx(0.5 * 0.5 + 0.256 * 1.5)
         # MCP: with intents configured an operator key gets the ai.submit tool
         anyio.run(_mcp_ai_submit, proc)
     finally:
@@ -314,7 +340,7 @@ async def _mcp_ai_submit(proc: ServerProcess) -> None:
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {proc.admin_key}"})
     async with http, Client(streamable_http_client(proc.url + "/mcp", http_client=http), cache=None) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-        assert tools["ai.submit"].input_schema["properties"]["intent"]["enum"] == ["copilot.suggest"]
+        assert tools["ai.submit"].input_schema["properties"]["intent"]["enum"] == ["copilot.suggest", "summarize"]
         result = await client.call_tool("ai.submit", {"intent": "copilot.suggest", "params": {"input": "{}"}})
         assert not result.is_error, result.content
         assert (
