@@ -85,6 +85,9 @@ class Skills:
             return None
 
     async def function_latencies(self, tenant: str) -> dict[str, list[float]]:
+        records = getattr(self.svc("functions"), "records", None)
+        if records is not None:
+            await records.flush()  # invocation records are written behind the answer
         rows = await self.rt.store.fetch_all("agents.function_durations", {"tenant": tenant, "limit": SAMPLES})
         out: dict[str, list[float]] = {}
         for row in rows:
