@@ -76,6 +76,7 @@ class TaskRun:
         self.trace_id: str | None = None
         self.execution_id: str | None = None
         self.recorded: asyncio.Future[Any] | None = None
+        self.held: tuple[list[str], float] | None = None
 
     def emit(self, event: str, data: Any) -> None:
         self.events.append((len(self.events) + 1, event, data))
@@ -115,6 +116,7 @@ class AiService:
         self.providers: dict[str, Provider] = {}
         self._retired: list[Provider] = []
         self.runs: OrderedDict[str, TaskRun] = OrderedDict()
+        self.inflight: dict[str, float] = {}
         reg = rt.metrics.registry
         self.m_tokens = Counter("aionix_ai_tokens_total", "AI tokens", ["provider", "model", "direction"], registry=reg)
         self.m_cost = Counter("aionix_ai_cost_usd_total", "AI cost charged (USD)", ["provider", "model"], registry=reg)
@@ -260,7 +262,22 @@ class AiService:
         )
         return await self.tenant_budget(tenant)
 
+    def _scopes(self, tenant: str, key_id: str | None) -> list[str]:
+        return [f"tenant:{tenant}"] + ([f"key:{key_id}"] if key_id is not None else [])
+
+    def _hold(self, scopes: list[str], amount: float) -> None:
+        """Count the estimate of a task that runs against its scopes' budgets until it is charged
+        (concurrent submits cannot all pass the same remaining budget)."""
+        for scope in scopes:
+            left = self.inflight.get(scope, 0.0) + amount
+            if left > 1e-12:
+                self.inflight[scope] = left
+            else:
+                self.inflight.pop(scope, None)
+
     async def check_budgets(self, tenant: str, key_id: str | None, estimate: float) -> None:
+        """Raise LedgerBudgetExceeded when spent + the estimates of running tasks (this one's
+        included, already held) would pass a daily/monthly limit."""
         now = time.time()
         day, month = _day(now)
         d = datetime.fromtimestamp(now, UTC)
@@ -276,11 +293,12 @@ class AiService:
                 continue
             spent = await self.store.fetch_one(query, {**args, "day": day, "month": month})
             assert spent is not None
+            held = self.inflight.get(f"{who}:{args.get('tenant') or args.get('key_id')}", 0.0)
             for period, limit, used, reset in (
                 ("daily", daily, spent["day_usd"], next_day),
                 ("monthly", monthly, spent["month_usd"], next_month),
             ):
-                if limit and used + estimate > limit:
+                if limit and used + held > limit + 1e-12:
                     raise LedgerBudgetExceeded(
                         f"the {who}'s {period} AI budget of {limit:g} USD is spent ({used:.6f} USD used); "
                         f"it resets at {reset.isoformat()}",
@@ -355,10 +373,18 @@ class AiService:
             max_tokens=body.max_tokens,
         )
         self.m_decide.observe(time.perf_counter() - started)
-        await self.check_budgets(tenant, key_id, decision.first.estimate_usd)
-        provider = self.providers[decision.first.provider]
-        provider.reserve()
+        scopes = self._scopes(tenant, key_id)
+        hold = decision.first.estimate_usd
+        self._hold(scopes, hold)
+        try:
+            await self.check_budgets(tenant, key_id, hold)
+            provider = self.providers[decision.first.provider]
+            provider.reserve()
+        except BaseException:
+            self._hold(scopes, -hold)
+            raise
         run = TaskRun(_task_id(), tenant, key_id, body.intent)
+        run.held = (scopes, hold)
         run.trace_id = trace_id
         run.execution_id = execution_id
         run.engine = decision.engine()
@@ -620,6 +646,9 @@ class AiService:
             except AionixError as exc:
                 log.warning("AI task %s: recording its decision failed: %s", run.id, exc.message)
         await self._persist(run, usage_row=usage_row)
+        if run.held is not None:
+            self._hold(run.held[0], -run.held[1])
+            run.held = None
         envelope = run.envelope()
         run.emit("done" if status == "OK" else "error", envelope)
         run.done.set()

@@ -263,3 +263,25 @@ def test_traceparent_sets_the_trace_id_and_decisions_are_events(ai):
         ).json()
         assert env["trace_id"] == trace
         assert "aionix_ai_router_decision_seconds" in c.get("/metrics").text
+
+
+def test_running_tasks_hold_their_estimate_against_the_budget(ai):
+    """Concurrent submits cannot all pass the same remaining budget: a running task's estimate
+    counts until it is charged (a canceled one frees it)."""
+    with ai.server.client() as c:
+        today = c.get("/api/v1/usage", params={"group_by": "day"}).json()["items"]
+        spent = today[-1]["cost_usd"] if today else 0.0
+        per_task = 2 / 1000 * 0.001 + 256 / 1000 * 0.002  # api-hang: ~2 prompt tokens, max_tokens 256
+        assert c.put("/api/v1/usage/budget", json={"daily_usd": spent + 2.5 * per_task}).status_code == 200
+        try:
+            first = [submit(c, "api-hang", stream=True) for _ in range(2)]
+            assert [r.status_code for r in first] == [202, 202], [r.text for r in first]
+            third = submit(c, "api-hang", stream=True)
+            assert third.status_code == 429 and third.json()["error"]["code"] == "budget_exceeded"
+            for r in first:
+                assert c.post(f"/api/v1/tasks/{r.json()['task_id']}/cancel").json()["status"] == "CANCELED"
+            again = submit(c, "api-hang", stream=True)
+            assert again.status_code == 202, again.text
+            c.post(f"/api/v1/tasks/{again.json()['task_id']}/cancel")
+        finally:
+            c.put("/api/v1/usage/budget", json={"daily_usd": None})
