@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aionix.api.dispatch import json_response, parse_json
+from aionix.api.dispatch import json_response, parse_json, read_body
 from aionix.api.endpoint import Api, Call
 from aionix.bus import BusError
+from aionix.errors import field_error
 from aionix.modules.models import ListQuery, ModuleQuery, QuarantineBody, RunQuery, TrustKey
 from aionix.modules.service import ModulesService, _trn
 
@@ -67,12 +68,34 @@ async def list_modules(call: Call) -> dict[str, Any]:
     return await _svc(call).list(call.tenant, q.state, call.page_limit(q.limit), q.cursor)
 
 
-@api.post(BASE, role="admin", raw_body=True, audit=False, content_types=("application/x-tar", "application/octet-stream"))
+def _multipart_package(content_type: str, raw: bytes) -> bytes:
+    """The `package` part of a multipart/form-data body (stdlib MIME parser)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise field_error("package", "a multipart/form-data body with a boundary is expected")
+    for part in message.iter_parts():
+        if part.get_param("name", header="content-disposition") == "package":
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                return data
+    raise field_error("package", "the multipart body has no part named package")
+
+
+@api.post(BASE, role="admin", audit=False, status=201)
 async def install_module(call: Call) -> Any:
-    """Install a package: the body is an OCI image layout as a tar (or tar.gz). 201 with the
-    module; a package that fails any check is stored quarantined with its reasons."""
+    """Install a package: the body is an OCI image layout as a tar (or tar.gz), raw
+    (`application/x-tar`) or as the `package` part of multipart/form-data, up to `[modules]
+    max_package_mb`. 201 with the module; a package that fails any check is stored quarantined
+    with its reasons."""
     svc = _svc(call)
-    out = await svc.install(call.tenant, call.raw_body, _by(call))
+    raw = await read_body(call.request, svc.max_bytes)
+    ctype = call.request.headers.get("content-type", "")
+    if ctype.lower().startswith("multipart/form-data"):
+        raw = _multipart_package(ctype, raw)
+    out = await svc.install(call.tenant, raw, _by(call))
     await call.rt.audit(call.request, call.principal, "modules.install", status=201, resource=out["trn"],
                         details={"digest": out["digest"], "state": out["state"], "reasons": out["reasons"], "signer": out["signer"]})
     return json_response(out, 201, {"Location": f"{BASE}/{out['name']}?version={out['version']}"})

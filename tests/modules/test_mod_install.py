@@ -141,3 +141,19 @@ def test_tampered_blob_after_install_is_quarantined_at_load(mc, mod_server, trus
     got = mc.get(f"/api/v1/modules/{name}").json()
     assert got["state"] == "quarantined" and any("tampered after install" in x for x in got["reasons"])
     assert mc.post(f"/api/v1/modules/{name}/approve").status_code == 409
+
+
+def test_multipart_upload_and_size_limit(mc, trusted, tmp_path):
+    name = unique("multi")
+    tar, _ = pkg.build(pkg.write_dir(tmp_path, pkg.manifest(name)), trusted)
+    r = mc.post("/api/v1/modules", files={"package": (f"{name}.tar", tar, "application/x-tar")})
+    assert r.status_code == 201 and r.json()["state"] == "verified", r.text
+    r = mc.post("/api/v1/modules", files={"other": ("x.tar", tar, "application/x-tar")})
+    assert r.status_code == 422 and "package" in r.text
+    # bigger than [limits] max_body_bytes (1 MiB) is fine up to [modules] max_package_mb ...
+    big = pkg.write_dir(tmp_path / "big", pkg.manifest(unique("big")), code={"module.wat": pkg.ECHO_WAT, "data.txt": "x" * (3 << 20)})
+    r = mc.post("/api/v1/modules", content=pkg.build(big, trusted)[0], headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 201, r.text[:300]
+    # ... and beyond it is 413
+    r = mc.post("/api/v1/modules", content=b"\0" * (65 << 20), headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 413
