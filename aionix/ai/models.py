@@ -39,6 +39,11 @@ class IntentSpec(Strict):
     system: str | None = None
     max_tokens: int = Field(256, ge=1, le=1_000_000)
     hybrid: HybridRule = HybridRule()
+    router_model: str | None = Field(
+        None,
+        description="a local model asked for {decision, reason, tier}; an invalid or out-of-policy answer is ignored",
+    )
+    router_timeout_ms: int = Field(1000, ge=1, le=60_000)
 
     @model_validator(mode="after")
     def _coherent(self) -> IntentSpec:
@@ -49,6 +54,16 @@ class IntentSpec(Strict):
 
 class IntentsFile(Strict):
     intents: dict[str, IntentSpec] = {}
+
+
+class RouterAnswer(Strict):
+    """What an intent's router model must answer (as JSON)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    decision: Route
+    reason: str = Field("", max_length=500)
+    tier: Tier | None = None
 
 
 # ---------------------------------------------------------------------- policies.yml

@@ -161,6 +161,12 @@ def parse(texts: dict[str, str]) -> PolicySet:
         if model.provider not in models.providers:
             fail("models.yml", ("models", mname, "provider"), f"unknown provider {model.provider!r}")
     for iname, intent in intents.intents.items():
+        if intent.router_model is not None:
+            rm = models.models.get(intent.router_model)
+            if rm is None:
+                fail("intents.yml", ("intents", iname, "router_model"), f"unknown model {intent.router_model!r}")
+            elif rm.provider in models.providers and models.providers[rm.provider].location != "local":
+                fail("intents.yml", ("intents", iname, "router_model"), "must be a local model (it reads the prompt)")
         for i, cand in enumerate(intent.candidates):
             if cand not in models.models:
                 fail("intents.yml", ("intents", iname, "candidates", i), f"unknown model {cand!r} (not in models.yml)")

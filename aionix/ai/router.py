@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from aionix.ai.models import PRIVACY_RANK, IntentSpec
+from aionix.ai.models import PRIVACY_RANK, IntentSpec, RouterAnswer
 from aionix.ai.policy import PolicySet
 from aionix.ai.providers import Provider, estimate_tokens
 from aionix.errors import AionixError
@@ -99,6 +99,8 @@ def decide(
     budget_usd: float | None,
     latency_ms: int | None,
     max_tokens: int | None,
+    hint: RouterAnswer | None = None,
+    hint_problem: str | None = None,
 ) -> Decision:
     pol = policy.policies
     priv = effective_privacy(intent, privacy)
@@ -106,6 +108,21 @@ def decide(
     route = "local" if priv == "local-only" else intent.default_route
     if priv == "hybrid" and route == "api":
         route = "hybrid"
+    preferred_tier = None
+    router_note = f"router model ignored: {hint_problem}; " if hint_problem else ""
+    if hint is not None:
+        allowed = {"local-only": {"local"}, "hybrid": {"local", "hybrid"}, "allow-api": {"local", "api", "hybrid"}}[
+            priv
+        ]
+        if hint.decision not in allowed:
+            router_note = f"router model ignored: {hint.decision} is out of policy (privacy {priv}); "
+        elif hint.tier is not None and hint.tier not in intent.tiers_allowed:
+            router_note = f"router model ignored: {hint.tier} is not allowed; "
+        else:
+            route = hint.decision
+            preferred_tier = hint.tier
+            chosen_by = "router"
+            router_note = f"router model: {hint.reason or hint.decision}; "
     cap = pol.budget.hard_cap_usd
     budget = min(budget_usd if budget_usd is not None else pol.budget.default_usd, cap)
     wanted = max_tokens or intent.max_tokens
@@ -188,10 +205,15 @@ def decide(
         )
     order = {t: i for i, t in enumerate(pol.fallback_order)}
     fits.sort(
-        key=lambda c: (0 if c.location == "local" else 1, order.get(c.tier, TIER_RANK[c.tier] + 10), c.estimate_usd)
+        key=lambda c: (
+            0 if c.location == "local" else 1,
+            0 if preferred_tier is None or c.tier == preferred_tier else 1,
+            order.get(c.tier, TIER_RANK[c.tier] + 10),
+            c.estimate_usd,
+        )
     )
     first = fits[0]
-    reason = (
+    reason = router_note + (
         f"privacy {priv}; route {route}; {first.model} on {first.provider} ({first.tier}), "
         f"est. {first.estimate_usd:g} USD of {budget:g}; max_tokens {first.max_tokens}"
     )

@@ -26,7 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from aionix import jsonutil
 from aionix import usage as ai_usage
-from aionix.ai.models import AiConfig, SubmitTask
+from aionix.ai.models import AiConfig, RouterAnswer, SubmitTask
 from aionix.ai.policy import PolicyError, PolicySet, parse, read_dir
 from aionix.ai.providers import LOCAL_ONLY, PrivacyViolation, Provider, ProviderFailure, estimate_tokens
 from aionix.ai.router import BudgetExceeded, Choice, Decision, decide
@@ -357,6 +357,9 @@ class AiService:
             )
         messages = self._prompt(body.intent, spec, body.params)
         prompt = "\n".join(m["content"] for m in messages)
+        hint, hint_problem = (
+            await self._ask_router(ps, spec, body.intent, prompt, tenant) if spec.router_model else (None, None)
+        )
         started = time.perf_counter()
         budget = body.budget_usd
         if execution_budget is not None:
@@ -371,6 +374,8 @@ class AiService:
             budget_usd=budget,
             latency_ms=body.latency_ms,
             max_tokens=body.max_tokens,
+            hint=hint,
+            hint_problem=hint_problem,
         )
         self.m_decide.observe(time.perf_counter() - started)
         scopes = self._scopes(tenant, key_id)
@@ -397,6 +402,43 @@ class AiService:
             self._run(run, decision, spec, messages, secrets or SecretSet()), name=f"ai-task-{run.id}"
         )
         return run
+
+    async def _ask_router(
+        self, ps: PolicySet, spec: Any, intent: str, prompt: str, tenant: str
+    ) -> tuple[RouterAnswer | None, str | None]:
+        """Ask the intent's router model (a local model, checked when the policy loads) where the
+        task should run. Any failure, a late or an invalid answer gives (None, why)."""
+        model = ps.models.models[spec.router_model]
+        provider = self.providers.get(model.provider)
+        if provider is None or not provider.breaker.allow():
+            return None, f"{spec.router_model} is unavailable"
+        question = [
+            {
+                "role": "system",
+                "content": 'Decide where this task should run. Answer only JSON: {"decision": "local"|"api"|"hybrid", '
+                '"reason": "...", "tier": "tier0"|"tier1"|"tier2"}',
+            },
+            {"role": "user", "content": f"intent: {intent}\n{prompt}"},
+        ]
+        token = LOCAL_ONLY.set(True)  # the router model reads the prompt: local providers only
+        parts: list[str] = []
+        try:
+            async with asyncio.timeout(spec.router_timeout_ms / 1000):
+                ctx = CallContext(tenant=tenant, caller=f"trn:ai:{tenant}:intent/{intent}")
+                async for item in provider.stream(model.model or spec.router_model, question, 100, None, ctx):
+                    if item[0] == "token":
+                        parts.append(item[1])
+        except TimeoutError:
+            return None, f"{spec.router_model} did not answer within {spec.router_timeout_ms} ms"
+        except (ProviderFailure, PrivacyViolation) as exc:
+            return None, str(exc)
+        finally:
+            LOCAL_ONLY.reset(token)
+        text = "".join(parts).strip()
+        try:
+            return RouterAnswer.model_validate(jsonutil.loads(text[text.find("{") : text.rfind("}") + 1])), None
+        except Exception:
+            return None, f"{spec.router_model} answered {text[:80]!r}, not {{decision, reason, tier}}"
 
     def _evict(self) -> None:
         now = time.time()

@@ -10,7 +10,7 @@ The upstream model name picks the behaviour:
   hang      one token, then nothing until the client closes (the close time is recorded)
   flood     5,000 tokens whatever max_tokens says, usage claims 1,000,000 output tokens
   nousage   tokens but no usage fields (the server counts)
-  lowconf   ok (the local function route uses a `confidence`; HTTP providers have none)
+  router-api  a router model's JSON answer: {"decision": "api", "reason": …, "tier": "tier1"}
 """
 
 from __future__ import annotations
@@ -106,7 +106,10 @@ class StandIn:
                         with self.lock:
                             self.closed_at.append(time.time())
                         return
-            for piece in ("Hello", " from", " stand-in"):
+            pieces = ("Hello", " from", " stand-in")
+            if model == "router-api":  # a router model's answer, in two tokens
+                pieces = ('{"decision": "api", "reason": "long input",', ' "tier": "tier1"}')
+            for piece in pieces:
                 write(h, piece)
             write(h, None, usage=None if model == "nousage" else (12, 3))
         except (BrokenPipeError, ConnectionResetError):

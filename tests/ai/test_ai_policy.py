@@ -104,3 +104,18 @@ def test_reload_is_admin_only(ai):
         assert op.post("/api/v1/router/policy/reload").status_code == 403
         assert op.post("/api/v1/router/policy/rollback", json={"version": 1}).status_code == 403
         assert op.get("/api/v1/router/policy/versions").status_code == 200
+
+
+def test_router_model_must_be_local():
+    models = (
+        "providers:\n  c: {kind: openai, location: api, base_url: 'https://h/v1', allow_hosts: [h]}\n"
+        "models:\n  m: {provider: c, tier: tier1}\n"
+    )
+    with pytest.raises(PolicyError) as exc:
+        parse(
+            {
+                "models.yml": models,
+                "intents.yml": "intents:\n  s: {candidates: [m], router_model: m, privacy: allow-api, default_route: api}\n",
+            }
+        )
+    assert exc.value.details[0]["field"] == "intents.s.router_model" and "local" in exc.value.details[0]["message"]

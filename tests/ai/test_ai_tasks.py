@@ -285,3 +285,18 @@ def test_running_tasks_hold_their_estimate_against_the_budget(ai):
             c.post(f"/api/v1/tasks/{again.json()['task_id']}/cancel")
         finally:
             c.put("/api/v1/usage/budget", json={"daily_usd": None})
+
+
+def test_router_model_answer_is_validated_and_kept_within_policy(ai):
+    with ai.server.client() as c:
+        env = submit(c, "routed").json()
+        assert env["status"] == "OK", env
+        assert env["engine"]["chosen_by"] == "router" and env["engine"]["provider"] == "cloud"
+        assert env["engine"]["reason"].startswith("router model: long input")
+        before = ai.api.connections
+        env = submit(c, "routed-private").json()
+        assert env["engine"]["provider"] == "ollama" and env["engine"]["chosen_by"] == "policy"
+        assert "out of policy" in env["engine"]["reason"]
+        assert ai.api.connections == before
+        env = submit(c, "routed-junk").json()
+        assert env["engine"]["provider"] == "ollama" and "router model ignored" in env["engine"]["reason"]
