@@ -83,6 +83,9 @@ class Bus:
         self._by_trn: dict[tuple[str, str], Executor] = {}
         self._by_kind: dict[str, Executor] = {}
         self.default_timeout = default_timeout
+        #: set once every service is loaded; until then a call to a target whose service is not
+        #: registered yet waits for it (executions resume before the later services load)
+        self.loading: asyncio.Event | None = None
         self._calls = Counter(
             "aionix_bus_calls_total", "Bus invocations", ["target_kind", "outcome"], registry=registry
         )
@@ -134,7 +137,13 @@ class Bus:
     async def invoke(self, target: str, payload: Any, ctx: CallContext, *, timeout: float | None = None) -> Any:
         """Run the executor for `target`; raise `TargetTimeout` after `timeout` seconds (the
         call is cancelled), or whatever error the executor raised."""
-        executor, parsed, kind = self._route(target, ctx)
+        try:
+            executor, parsed, kind = self._route(target, ctx)
+        except (NotFound, BadRequest):
+            if self.loading is None or self.loading.is_set():
+                raise
+            await self.loading.wait()  # its service is still loading (start-up)
+            executor, parsed, kind = self._route(target, ctx)
         limit = timeout or ctx.timeout or self.default_timeout
         started = time.perf_counter()
         outcome = "error"

@@ -118,20 +118,44 @@ class Runtime:
             workers=limits.expression_workers,
         )
         await self.store.start()
-        for name in SERVICE_PACKAGES:
+        # StepFlow and the services before it load first: executions resume (back to work within
+        # a second of a restart) while the later services import and start. Until every service
+        # is up, a call to one not loaded yet waits for it (`Bus.loading`) and platform events
+        # are held, then delivered in order.
+        self.bus.loading = asyncio.Event()
+        self._held_events: list[tuple[str, str, str, Any]] | None = []
+        try:
+            split = SERVICE_PACKAGES.index("stepflow") + 1
+            await self._load_services(SERVICE_PACKAGES[:split])
+            # imported off the loop, which meanwhile runs the resumed executions
+            await self._load_services(SERVICE_PACKAGES[split:], off_loop=True)
+        finally:
+            self.bus.loading.set()
+            held, self._held_events = self._held_events, None
+        for event in held or ():
+            await self.publish_event(*event)
+        self._tasks.append(asyncio.create_task(self._prune_loop(), name="aionix-core-pruner"))
+
+    async def _load_services(self, names: tuple[str, ...], off_loop: bool = False) -> None:
+        """Import and create the plugins of `names` (in order), then start them (in order)."""
+        loaded: list[ServicePlugin] = []
+        for name in names:
             try:
-                module = importlib.import_module(f"aionix.{name}.plugin")
+                if off_loop:
+                    module = await asyncio.to_thread(importlib.import_module, f"aionix.{name}.plugin")
+                else:
+                    module = importlib.import_module(f"aionix.{name}.plugin")
             except ModuleNotFoundError as exc:
                 if exc.name in (f"aionix.{name}", f"aionix.{name}.plugin"):
                     continue
                 raise
             plugin: ServicePlugin = module.create(self)
             self.plugins.append(plugin)
+            loaded.append(plugin)
             self.services[plugin.name] = plugin.service
-        for plugin in self.plugins:
+        for plugin in loaded:
             if plugin.start is not None:
                 await plugin.start()
-        self._tasks.append(asyncio.create_task(self._prune_loop(), name="aionix-core-pruner"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -229,6 +253,10 @@ class Runtime:
     async def publish_event(self, tenant: str, source: str, type: str, detail: Any) -> None:
         """Publish a platform event (`{source, type, detail}`) to every subscriber (the triggers
         service). Delivery problems are logged, never raised into the publisher."""
+        held = getattr(self, "_held_events", None)
+        if held is not None:  # the services are still loading: delivered once they are all up
+            held.append((tenant, source, type, detail))
+            return
         for sink in list(self.event_sinks):
             try:
                 await sink(tenant, source, type, detail)

@@ -263,12 +263,12 @@ def write_port_file(path: str, port: int) -> None:
 
 
 async def _serve(cfg, port_file: str | None = None) -> int:
+    import asyncio
     import logging
     import signal
 
     import uvicorn
 
-    from aionix.api.app import create_app
     from aionix.errors import ConfigError
     from aionix.frozen import share_bundle
     from aionix.runtime import Runtime
@@ -294,7 +294,9 @@ async def _serve(cfg, port_file: str | None = None) -> int:
         except BaseException:
             await _safe_stop(rt)
             raise
-        app = create_app(rt)
+        # the app (its routes, the MCP SDK: seconds of imports on a busy host) is built off the
+        # loop, so the executions that rt.start resumed take their first steps meanwhile
+        app = await asyncio.to_thread(_create_app, rt)
         config = uvicorn.Config(
             app,
             host=host,
@@ -332,6 +334,13 @@ async def _serve(cfg, port_file: str | None = None) -> int:
         return 0 if server.started and not server.failed else 1
     finally:
         sock.close()
+
+
+def _create_app(rt):
+    """The ASGI app, imported and built in a thread (the API's modules load after the resume)."""
+    from aionix.api.app import create_app
+
+    return create_app(rt)
 
 
 def _server_class():

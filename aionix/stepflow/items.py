@@ -56,7 +56,7 @@ class ItemLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._due: dict[str, list[Frame]] = {}
+        self._due: dict[int, list[Frame]] = {}  # by id(run): a resumed run is a new object
         self.stats = {"items": 0, "transactions": 0}
 
     # ------------------------------------------------------------------ while running
@@ -69,14 +69,14 @@ class ItemLog:
         turn's finished children share one transaction)."""
         if not run.inserted or run.status != "RUNNING":
             return
-        due = self._due.get(run.id)
+        due = self._due.get(id(run))
         if due is None:
-            due = self._due[run.id] = []
+            due = self._due[id(run)] = []
             asyncio.get_running_loop().call_soon(self._submit, run)
         due.append(child)
 
     def _submit(self, run: Run) -> None:
-        children = self._due.pop(run.id, [])
+        children = self._due.pop(id(run), [])
         live = [c for c in children if self._current(c)]
         if not live or run.status != "RUNNING" or run.done.is_set():
             return
@@ -117,8 +117,12 @@ class ItemLog:
 
         self.stats["items"] += len(item_rows)
         self.stats["transactions"] += 1
-        # queued now (before any later checkpoint of this run), so commits keep `seq` order
-        future = asyncio.ensure_future(host.store.transaction(tx_fn))
+        # queued now, before any later checkpoint of this run (one already scheduled swaps the
+        # pending events only when it runs), so commits keep `seq` order
+        try:
+            future = host.store.submit(tx_fn)
+        except StoreError:  # closed: shutting down; the run resumes from its last checkpoint
+            return
         future.add_done_callback(lambda f: self._written(run, f))
 
     @staticmethod

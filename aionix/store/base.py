@@ -15,6 +15,7 @@ see every commit that was awaited before them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -63,6 +64,9 @@ class Store(Protocol):
 
     async def transaction(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` in one durable, group-committed write transaction; return its result."""
+
+    def submit(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
+        """`transaction`, queued before this returns (so before any later one); its outcome."""
 
     async def execute(self, query: str, params: Params = None) -> int:
         """One named write statement in its own transaction; rows changed."""

@@ -192,12 +192,17 @@ class SQLiteStore:
 
     # ------------------------------------------------------------------ writes
     async def transaction(self, fn: Callable[[Any], T]) -> T:
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        """`transaction`, queued now (before any transaction submitted after this call returns),
+        its outcome a future."""
         if self._thread is None:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop))
-        return await future
+        return future
 
     async def execute(self, query: str, params: Params = None) -> int:
         return await self.transaction(lambda tx: tx.execute(query, params))
