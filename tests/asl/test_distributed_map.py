@@ -646,3 +646,14 @@ def test_children_are_kept_while_their_parent_is(make_server, tmp_path):
             assert time.monotonic() < deadline, "the children outlived their pruned parent"
             time.sleep(0.1)
         assert c.get(f"/api/v1/executions/{first}").status_code == 404
+
+
+def test_the_local_runner_says_a_distributed_map_needs_the_server():
+    import asyncio
+
+    from aionix.stepflow.asl.local import run_definition
+
+    definition = _map(None, {"P": {"Type": "Pass", "End": True}}, ItemsPath="$.items")
+    outcome = asyncio.run(run_definition(definition, {"items": [1]})).as_dict()
+    assert outcome["status"] == "FAILED" and outcome["error"] == "States.Runtime"
+    assert "runs child executions on a server" in outcome["cause"]

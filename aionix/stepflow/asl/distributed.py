@@ -1145,6 +1145,12 @@ _FAILED = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 async def run_map(engine: Engine, run: Run, frame: Frame, plan: StatePlan) -> Any:
     """The engine's entry point for a Map state whose plan carries a distributed `Spec`."""
     spec: Spec = plan.distributed
+    if getattr(engine.host, "store", None) is None:  # `aio wf test`: no server, no child executions
+        raise Failure(
+            plan_mod.RUNTIME,
+            f"state {plan.name!r}: a distributed Map runs child executions on a server; "
+            "the local runner (aio wf test) runs inline Maps only",
+        )
     if frame.phase != "children":
         frame.attempts[plan.name] = frame.attempts.get(plan.name, 0) + 1
         frame.phase = "children"
