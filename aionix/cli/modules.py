@@ -59,8 +59,12 @@ def list_modules(
 ) -> None:
     """Installed modules (every version), their verification state and reasons."""
     st = state(ctx)
-    st.emit(st.client.get(BASE, params={"state": state_, "limit": limit, "cursor": cursor}), columns=COLUMNS,
-            wide_columns=WIDE, id_field="name")
+    st.emit(
+        st.client.get(BASE, params={"state": state_, "limit": limit, "cursor": cursor}),
+        columns=COLUMNS,
+        wide_columns=WIDE,
+        id_field="name",
+    )
 
 
 @app.command("get")
@@ -136,7 +140,11 @@ def pack(
     except (oci.PackageError, ValueError, OSError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     ann = layout.manifest.get("annotations", {})
-    target = out or directory.parent / f"{ann.get('org.opencontainers.image.title')}-{ann.get('org.opencontainers.image.version')}.tar"
+    target = (
+        out
+        or directory.parent
+        / f"{ann.get('org.opencontainers.image.title')}-{ann.get('org.opencontainers.image.version')}.tar"
+    )
     target.write_bytes(oci.layout_tar(layout))
     state(ctx).emit({"package": str(target), "digest": layout.manifest_digest, "signed": key is not None})
 
@@ -156,7 +164,9 @@ def sign(
     except (oci.PackageError, ValueError, OSError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     package.write_bytes(oci.layout_tar(layout))
-    state(ctx).emit({"package": str(package), "digest": layout.manifest_digest, "signatures": len(layout.signature_manifests)})
+    state(ctx).emit(
+        {"package": str(package), "digest": layout.manifest_digest, "signatures": len(layout.signature_manifests)}
+    )
 
 
 @app.command("keygen")
@@ -218,7 +228,11 @@ def run(
 ) -> None:
     """Run a module with the input; prints its output (validated against its output schema)."""
     st = state(ctx)
-    st.emit(st.client.post(f"{BASE}/{name}/run", read_document(input), params={"version": version, "entrypoint": entrypoint}))
+    st.emit(
+        st.client.post(
+            f"{BASE}/{name}/run", read_document(input), params={"version": version, "entrypoint": entrypoint}
+        )
+    )
 
 
 @app.command("sbom")
@@ -262,7 +276,11 @@ def trust_add(
 def trust_list(ctx: typer.Context) -> None:
     """The trusted keys and their fingerprints."""
     st = state(ctx)
-    st.emit(st.client.get("/api/v1/module-keys"), columns=["name", "algorithm", "fingerprint", "created_at"], id_field="name")
+    st.emit(
+        st.client.get("/api/v1/module-keys"),
+        columns=["name", "algorithm", "fingerprint", "created_at"],
+        id_field="name",
+    )
 
 
 @trust_app.command("remove")

@@ -33,7 +33,9 @@ class Metadata(Strict):
         description="fingerprints (sha256:…) of the keys the publisher signs with (informational: "
         "verification is against the tenant's trusted keys)",
     )
-    sbom: str = Field(..., min_length=1, max_length=256, description="the SBOM file in the package (CycloneDX or SPDX JSON)")
+    sbom: str = Field(
+        ..., min_length=1, max_length=256, description="the SBOM file in the package (CycloneDX or SPDX JSON)"
+    )
 
 
 class Gpu(Strict):
@@ -181,7 +183,9 @@ class ModulesConfig(Strict):
 # ---------------------------------------------------------------------- API bodies
 class TrustKey(Strict):
     name: str = Field(..., pattern=NAME)
-    public_key: str = Field(..., min_length=32, max_length=10_000, description="PEM public key (ECDSA P-256 or Ed25519)")
+    public_key: str = Field(
+        ..., min_length=32, max_length=10_000, description="PEM public key (ECDSA P-256 or Ed25519)"
+    )
 
 
 class ModuleQuery(Strict):

@@ -274,7 +274,11 @@ def pack_dir(directory: Path) -> Layout:
             parsed = json.loads(data)
         except ValueError:
             parsed = {}
-        mt = "application/spdx+json" if isinstance(parsed, dict) and "spdxVersion" in parsed else "application/vnd.cyclonedx+json"
+        mt = (
+            "application/spdx+json"
+            if isinstance(parsed, dict) and "spdxVersion" in parsed
+            else "application/vnd.cyclonedx+json"
+        )
         add(mt, data, sbom_name)
     config = _canon(doc)
     blobs[digest_of(config)] = config
@@ -284,7 +288,10 @@ def pack_dir(directory: Path) -> Layout:
         "artifactType": ARTIFACT_TYPE,
         "config": _desc(CONFIG_TYPE, config),
         "layers": layers,
-        "annotations": {TITLE: str(meta.get("name", "")), "org.opencontainers.image.version": str(meta.get("version", ""))},
+        "annotations": {
+            TITLE: str(meta.get("name", "")),
+            "org.opencontainers.image.version": str(meta.get("version", "")),
+        },
     }
     mbytes = _canon(manifest)
     d = digest_of(mbytes)
@@ -423,13 +430,19 @@ def verify_signature(payload: bytes, sig: bytes, key: Any) -> bool:
 
 def write_key_pair(directory: Path, algorithm: str, name: str) -> tuple[Path, Path]:
     """A new key pair as `NAME.key` (PKCS#8 PEM, unencrypted, 0600) and `NAME.pub`."""
-    key: Any = ec.generate_private_key(ec.SECP256R1()) if algorithm == "ecdsa-p256" else ed25519.Ed25519PrivateKey.generate()
+    key: Any = (
+        ec.generate_private_key(ec.SECP256R1()) if algorithm == "ecdsa-p256" else ed25519.Ed25519PrivateKey.generate()
+    )
     priv = directory / f"{name}.key"
     pub = directory / f"{name}.pub"
     fd = os.open(priv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
         )
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pub.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return priv, pub

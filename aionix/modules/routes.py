@@ -48,8 +48,14 @@ async def trust_key(call: Call) -> dict[str, Any]:
     """Trust a public key (PEM, ECDSA P-256 or Ed25519) for module signatures; audited."""
     body: TrustKey = call.body
     out = await _svc(call).trust_add(call.tenant, body.name, body.public_key, _by(call))
-    await call.rt.audit(call.request, call.principal, "modules.trust.add", status=201, resource=body.name,
-                        details={"fingerprint": out["fingerprint"], "algorithm": out["algorithm"]})
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.trust.add",
+        status=201,
+        resource=body.name,
+        details={"fingerprint": out["fingerprint"], "algorithm": out["algorithm"]},
+    )
     return out
 
 
@@ -57,7 +63,9 @@ async def trust_key(call: Call) -> dict[str, Any]:
 async def untrust_key(call: Call) -> dict[str, Any]:
     """Stop trusting a key (installed modules keep their state); audited."""
     out = await _svc(call).trust_remove(call.tenant, call.path["name"])
-    await call.rt.audit(call.request, call.principal, "modules.trust.remove", status=200, resource=call.path["name"], details=out)
+    await call.rt.audit(
+        call.request, call.principal, "modules.trust.remove", status=200, resource=call.path["name"], details=out
+    )
     return out
 
 
@@ -96,8 +104,14 @@ async def install_module(call: Call) -> Any:
     if ctype.lower().startswith("multipart/form-data"):
         raw = _multipart_package(ctype, raw)
     out = await svc.install(call.tenant, raw, _by(call))
-    await call.rt.audit(call.request, call.principal, "modules.install", status=201, resource=out["trn"],
-                        details={"digest": out["digest"], "state": out["state"], "reasons": out["reasons"], "signer": out["signer"]})
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.install",
+        status=201,
+        resource=out["trn"],
+        details={"digest": out["digest"], "state": out["state"], "reasons": out["reasons"], "signer": out["signer"]},
+    )
     return json_response(out, 201, {"Location": f"{BASE}/{out['name']}?version={out['version']}"})
 
 
@@ -111,8 +125,14 @@ async def get_module(call: Call) -> dict[str, Any]:
 async def remove_module(call: Call) -> dict[str, Any]:
     """Remove a module (every version, or `version`); audited."""
     out = await _svc(call).remove(call.tenant, call.path["name"], call.query.version)
-    await call.rt.audit(call.request, call.principal, "modules.remove", status=200,
-                        resource=_trn(call.tenant, call.path["name"], call.query.version), details=out)
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.remove",
+        status=200,
+        resource=_trn(call.tenant, call.path["name"], call.query.version),
+        details=out,
+    )
     return out
 
 
@@ -132,8 +152,14 @@ async def verify_module(call: Call) -> dict[str, Any]:
 async def approve_module(call: Call) -> dict[str, Any]:
     """Approve a quarantined module explicitly (it becomes runnable); audited with its reasons."""
     out = await _svc(call).approve(call.tenant, call.path["name"], call.query.version, _by(call))
-    await call.rt.audit(call.request, call.principal, "modules.approve", status=200, resource=out["trn"],
-                        details={"digest": out["digest"], "reasons": out["reasons"]})
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.approve",
+        status=200,
+        resource=out["trn"],
+        details={"digest": out["digest"], "reasons": out["reasons"]},
+    )
     return out
 
 
@@ -142,8 +168,14 @@ async def quarantine_module(call: Call) -> dict[str, Any]:
     """Quarantine a module (it stops running); audited."""
     body: QuarantineBody = call.body
     out = await _svc(call).quarantine(call.tenant, call.path["name"], body.version, body.reason)
-    await call.rt.audit(call.request, call.principal, "modules.quarantine", status=200, resource=out["trn"],
-                        details={"reason": body.reason})
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.quarantine",
+        status=200,
+        resource=out["trn"],
+        details={"reason": body.reason},
+    )
     return out
 
 
@@ -158,7 +190,16 @@ async def run_module(call: Call) -> Any:
     try:
         return await _svc(call).run(call.tenant, call.path["name"], q.version, q.entrypoint, event, call.context())
     except BusError as exc:
-        status = 422 if exc.error == "Module.InvalidInput" else 409 if exc.error == "Module.Quarantined" else 503 if exc.error in ("Module.CircuitOpen", "Module.Busy") else 502
+        status = (
+            422
+            if exc.error == "Module.InvalidInput"
+            else 409
+            if exc.error == "Module.Quarantined"
+            else 503
+            if exc.error in ("Module.CircuitOpen", "Module.Busy")
+            else 502
+        )
         return json_response(
-            {"error": {"code": "module_failed", "error": exc.error, "message": exc.cause, "details": exc.details}}, status
+            {"error": {"code": "module_failed", "error": exc.error, "message": exc.cause, "details": exc.details}},
+            status,
         )

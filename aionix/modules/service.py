@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,8 +179,15 @@ class ModulesService:
                     f"this key is already trusted as {row['name']!r}",
                     details=[{"field": "public_key", "message": f"already trusted as {row['name']!r}"}],
                 )
-        row = {"tenant": tenant, "name": name, "algorithm": algorithm, "fingerprint": fingerprint,
-               "public_key": pem.strip() + "\n", "now": time.time(), "by": by}
+        row = {
+            "tenant": tenant,
+            "name": name,
+            "algorithm": algorithm,
+            "fingerprint": fingerprint,
+            "public_key": pem.strip() + "\n",
+            "now": time.time(),
+            "by": by,
+        }
         await self.store.execute("modules.insert_key", row)
         return self._key_info(await self.store.fetch_one("modules.get_key", {"tenant": tenant, "name": name}))
 
@@ -214,9 +222,8 @@ class ModulesService:
         reasons += [f"tampered layer: {t}" for t in tampered]
         try:
             raw_manifest, code, schemas, sbom = oci.package_files(layout)
-        except oci.PackageError as exc:
-            raw_manifest, code, schemas, sbom = None, {}, {}, None
-            reasons.append(str(exc))
+        except oci.PackageError as exc:  # e.g. a code tar member that escapes the package
+            raise field_error(exc.field, str(exc).split(": ", 1)[-1]) from None
         if raw_manifest is None:
             raise field_error("manifest", "the package has no manifest.yaml layer")
         manifest: Manifest | None = None
@@ -228,8 +235,6 @@ class ModulesService:
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             name = meta.get("name") if isinstance(meta, dict) else None
             version = meta.get("version") if isinstance(meta, dict) else None
-            import re
-
             if not (isinstance(name, str) and re.match(r"^[a-z0-9][a-z0-9_-]{0,62}$", name)) or not (
                 isinstance(version, str) and re.match(VERSION, version)
             ):
@@ -277,7 +282,9 @@ class ModulesService:
                 if ep.module and ep.module not in code:
                     reasons.append(f"entrypoints.{ep_name}.module: {ep.module} is not in the code layer")
         state = "quarantined" if reasons else "verified"
-        await asyncio.to_thread(self._write_blobs, {d: b for d, b in layout.blobs.items() if d in _artifact_digests(layout)})
+        await asyncio.to_thread(
+            self._write_blobs, {d: b for d, b in layout.blobs.items() if d in _artifact_digests(layout)}
+        )
         row = {
             "tenant": tenant,
             "name": name,
@@ -329,9 +336,13 @@ class ModulesService:
 
     async def _row(self, tenant: str, name: str, version: str | None, runnable: bool = False) -> Any:
         if version is not None:
-            row = await self.store.fetch_one("modules.get_package", {"tenant": tenant, "name": name, "version": version})
+            row = await self.store.fetch_one(
+                "modules.get_package", {"tenant": tenant, "name": name, "version": version}
+            )
             if row is None:
-                raise NotFound(f"module {name!r} has no version {version!r}", details={"trn": _trn(tenant, name, version)})
+                raise NotFound(
+                    f"module {name!r} has no version {version!r}", details={"trn": _trn(tenant, name, version)}
+                )
             return row
         rows = await self.store.fetch_all("modules.package_versions", {"tenant": tenant, "name": name})
         if not rows:
@@ -367,7 +378,13 @@ class ModulesService:
             doc = json.loads(data)
         except (OSError, ValueError):
             raise NotFound(f"the SBOM of module {name!r} {row['version']} is unreadable") from None
-        return {"name": name, "version": row["version"], "format": row["sbom_format"], "digest": row["sbom_digest"], "sbom": doc}
+        return {
+            "name": name,
+            "version": row["version"],
+            "format": row["sbom_format"],
+            "digest": row["sbom_digest"],
+            "sbom": doc,
+        }
 
     async def verify(self, tenant: str, name: str, version: str | None) -> dict[str, Any]:
         """Check the stored blobs again (a tampered layer quarantines the module)."""
@@ -384,11 +401,24 @@ class ModulesService:
             reasons = jsonutil.loads(row["reasons"]) + [f"tampered after install: {b}" for b in bad]
             await self.store.execute(
                 "modules.set_state",
-                {"tenant": row["tenant"], "name": row["name"], "version": row["version"], "state": "quarantined",
-                 "reasons": _js(reasons), "approved_at": None, "approved_by": None},
+                {
+                    "tenant": row["tenant"],
+                    "name": row["name"],
+                    "version": row["version"],
+                    "state": "quarantined",
+                    "reasons": _js(reasons),
+                    "approved_at": None,
+                    "approved_by": None,
+                },
             )
-            await self.rt.audit(None, None, "modules.quarantine", status=409, resource=_trn(row["tenant"], row["name"], row["version"]),
-                                details={"reasons": reasons, "by": "integrity check"})
+            await self.rt.audit(
+                None,
+                None,
+                "modules.quarantine",
+                status=409,
+                resource=_trn(row["tenant"], row["name"], row["version"]),
+                details={"reasons": reasons, "by": "integrity check"},
+            )
         return bad
 
     async def approve(self, tenant: str, name: str, version: str | None, by: str | None) -> dict[str, Any]:
@@ -401,30 +431,51 @@ class ModulesService:
             raise Conflict(f"module {name!r} {row['version']} cannot be approved: its manifest or layers are invalid")
         await self.store.execute(
             "modules.set_state",
-            {"tenant": tenant, "name": name, "version": row["version"], "state": "approved",
-             "reasons": row["reasons"], "approved_at": time.time(), "approved_by": by},
+            {
+                "tenant": tenant,
+                "name": name,
+                "version": row["version"],
+                "state": "approved",
+                "reasons": row["reasons"],
+                "approved_at": time.time(),
+                "approved_by": by,
+            },
         )
         return await self.get(tenant, name, row["version"])
 
     async def quarantine(self, tenant: str, name: str, version: str | None, reason: str) -> dict[str, Any]:
         row = await self._row(tenant, name, version)
-        reasons = jsonutil.loads(row["reasons"]) + [f"admin: {reason}"]
+        reasons = [*jsonutil.loads(row["reasons"]), f"admin: {reason}"]
         await self.store.execute(
             "modules.set_state",
-            {"tenant": tenant, "name": name, "version": row["version"], "state": "quarantined",
-             "reasons": _js(reasons), "approved_at": None, "approved_by": None},
+            {
+                "tenant": tenant,
+                "name": name,
+                "version": row["version"],
+                "state": "quarantined",
+                "reasons": _js(reasons),
+                "approved_at": None,
+                "approved_by": None,
+            },
         )
         return await self.get(tenant, name, row["version"])
 
     async def remove(self, tenant: str, name: str, version: str | None) -> dict[str, Any]:
-        rows = [await self._row(tenant, name, version)] if version else await self.store.fetch_all(
-            "modules.package_versions", {"tenant": tenant, "name": name}
+        rows = (
+            [await self._row(tenant, name, version)]
+            if version
+            else await self.store.fetch_all("modules.package_versions", {"tenant": tenant, "name": name})
         )
         if not rows:
             raise NotFound(f"module {name!r} not found")
         for row in rows:
-            await self.store.execute("modules.delete_package", {"tenant": tenant, "name": name, "version": row["version"]})
-            for desc in [jsonutil.loads(row["oci_manifest"]).get("config", {}), *jsonutil.loads(row["oci_manifest"]).get("layers", [])]:
+            await self.store.execute(
+                "modules.delete_package", {"tenant": tenant, "name": name, "version": row["version"]}
+            )
+            for desc in [
+                jsonutil.loads(row["oci_manifest"]).get("config", {}),
+                *jsonutil.loads(row["oci_manifest"]).get("layers", []),
+            ]:
                 d = desc.get("digest", "")
                 used = await self.store.fetch_one("modules.digest_users", {"pattern": f"%{d}%"})
                 if used and not used["n"]:
@@ -436,14 +487,19 @@ class ModulesService:
         return {"deleted": name, "versions": [r["version"] for r in rows]}
 
     async def modules_for_intent(self, tenant: str, intent: str) -> list[dict[str, Any]]:
-        rows = await self.store.fetch_all("modules.list_packages", {"tenant": tenant, "state": None, "cursor": None, "limit": 10_000})
+        rows = await self.store.fetch_all(
+            "modules.list_packages", {"tenant": tenant, "state": None, "cursor": None, "limit": 10_000}
+        )
         return [self._info(r) for r in rows if r["state"] in RUNNABLE and intent in jsonutil.loads(r["intents"])]
 
     # ------------------------------------------------------------------ running
     async def _load(self, row: Any) -> Loaded:
         bad = await self._tamper_check(row)
         if bad:
-            raise _module_error("Module.Quarantined", f"module {row['name']} {row['version']} is quarantined: tampered after install: {bad[0]}")
+            raise _module_error(
+                "Module.Quarantined",
+                f"module {row['name']} {row['version']} is quarantined: tampered after install: {bad[0]}",
+            )
         layout = await asyncio.to_thread(self._read_blobs, jsonutil.loads(row["oci_manifest"]))
         raw_manifest, code, schemas, _ = oci.package_files(layout)
         manifest = self.parse_manifest(raw_manifest or b"")
@@ -518,8 +574,14 @@ class ModulesService:
         err = outcome.error or {}
         error = outcome.error_name or "Module.Error"
         if error.startswith("Function."):
-            error = "Module." + error[len("Function."):]
-        raise BusError(error, str(err.get("errorMessage") or error), details={"stderr": outcome.stderr[-2000:], "attempts": attempts})
+            error = "Module." + error[len("Function.") :]
+        if error.endswith(".TimeoutExpired"):  # the shim's own deadline, just before the runner's
+            error = "Module.Timeout"
+        raise BusError(
+            error,
+            str(err.get("errorMessage") or error),
+            details={"stderr": outcome.stderr[-2000:], "attempts": attempts},
+        )
 
     async def _run_confined(
         self, tenant: str, row: Any, loaded: Loaded, ep_name: str, event: Any, ctx: CallContext
@@ -600,8 +662,14 @@ class ModulesService:
 
                     return Outcome.failure("Module.GpuUnavailable", exc.message, name="Module.GpuUnavailable"), 0
                 spec.devices_env = gpulib.GpuScheduler.environment(gpu.vendor, devices)
-            context = {"module": row["name"], "version": row["version"], "entrypoint": ep_name, "tenant": tenant,
-                       "trace_id": ctx.trace_id, "function_name": row["name"]}
+            context = {
+                "module": row["name"],
+                "version": row["version"],
+                "entrypoint": ep_name,
+                "tenant": tenant,
+                "trace_id": ctx.trace_id,
+                "function_name": row["name"],
+            }
             outcome = None
             for attempt in range(retries + 1):
                 attempts = attempt + 1
@@ -621,7 +689,9 @@ class ModulesService:
             if devices:
                 await fsvc.gpu.release(gpu.vendor, devices)
 
-    async def _secrets(self, tenant: str, name: str, declared: list[str], ctx: CallContext) -> tuple[dict[str, str], str]:
+    async def _secrets(
+        self, tenant: str, name: str, declared: list[str], ctx: CallContext
+    ) -> tuple[dict[str, str], str]:
         """Only the declared secrets, read as the module (`readers` checks its TRN)."""
         values: dict[str, str] = {}
         reader = _trn(tenant, name)
@@ -630,9 +700,7 @@ class ModulesService:
             secret = decl.rstrip("?")
             target = f"trn:credvault:{tenant}:credential/{secret}"
             try:
-                value = await self.rt.bus.invoke(
-                    target, {"op": "resolve", "reader": reader}, ctx.child(caller=reader)
-                )
+                value = await self.rt.bus.invoke(target, {"op": "resolve", "reader": reader}, ctx.child(caller=reader))
             except Exception as exc:
                 if optional:
                     continue
@@ -648,12 +716,16 @@ class ModulesService:
         module's output."""
         entry = None
         intent_call = (
-            (ctx.caller or "").startswith("trn:ai:") and isinstance(payload, dict) and isinstance(payload.get("messages"), list)
+            (ctx.caller or "").startswith("trn:ai:")
+            and isinstance(payload, dict)
+            and isinstance(payload.get("messages"), list)
         )
         if intent_call:
             # the AI router's local route: the user's messages become {"text": …}
             text = "\n".join(
-                str(m.get("content", "")) for m in payload["messages"] if isinstance(m, dict) and m.get("role") != "system"
+                str(m.get("content", ""))
+                for m in payload["messages"]
+                if isinstance(m, dict) and m.get("role") != "system"
             )
             payload = {"text": text}
         elif isinstance(payload, dict) and set(payload) <= {"input", "entrypoint"} and "input" in payload:

@@ -14,9 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from serverproc import ServerProcess
-
 import modpkg as pkg
+from serverproc import ServerProcess
 
 CANARY = "mod-canary-" + uuid.uuid4().hex
 
@@ -33,11 +32,7 @@ AI_POLICY = {
         "  summarizer: {provider: modules, tier: tier0}\n"
     ),
     "intents.yml": (
-        "intents:\n"
-        "  summarize:\n"
-        "    privacy: local-only\n"
-        "    candidates: [summarizer]\n"
-        "    prompt: '{text}'\n"
+        "intents:\n  summarize:\n    privacy: local-only\n    candidates: [summarizer]\n    prompt: '{text}'\n"
     ),
     "policies.yml": "budget: {default_usd: 0.02, hard_cap_usd: 0.20}\nfallback_order: [tier0, tier1, tier2]\n",
     "modules.yml": "modules:\n  - {name: summarize_text, description: extractive summarizer (examples/modules)}\n",
@@ -53,8 +48,13 @@ def mod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
         (policy / name).write_text(text)
     proc = ServerProcess(
         root,
-        env={"MOD_TEST_CANARY": CANARY, "AIONIX_FUNCTIONS_POOL_SIZE": "1", "AIONIX_MODULES_BREAKER_FAILURES": "3",
-             "AIONIX_MODULES_BREAKER_COOLDOWN_SECONDS": "2", "AIONIX_AI_POLICY_DIR": str(policy)},
+        env={
+            "MOD_TEST_CANARY": CANARY,
+            "AIONIX_FUNCTIONS_POOL_SIZE": "1",
+            "AIONIX_MODULES_BREAKER_FAILURES": "3",
+            "AIONIX_MODULES_BREAKER_COOLDOWN_SECONDS": "2",
+            "AIONIX_AI_POLICY_DIR": str(policy),
+        },
     ).start()
     yield proc
     proc.stop()

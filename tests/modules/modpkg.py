@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from aionix.modules import oci
 
@@ -55,7 +55,13 @@ def manifest(name: str, kind: str = "wasm", **over: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "apiVersion": "aionos/v1",
         "kind": "AgentPackage",
-        "metadata": {"name": name, "version": "1.0.0", "license": "Apache-2.0", "authors": ["test"], "sbom": "sbom.cdx.json"},
+        "metadata": {
+            "name": name,
+            "version": "1.0.0",
+            "license": "Apache-2.0",
+            "authors": ["test"],
+            "sbom": "sbom.cdx.json",
+        },
         "runtime": {"type": kind, "resources": {"cpu": 1, "memory": "128Mi"}},
         "permissions": {"filesystem": "read-only", "network": "deny", "secrets": []},
         "entrypoints": {"main": ep},
@@ -90,7 +96,13 @@ def write_dir(
         sbom = {
             "bomFormat": "CycloneDX",
             "specVersion": "1.5",
-            "metadata": {"component": {"type": "application", "name": doc["metadata"]["name"], "version": doc["metadata"]["version"]}},
+            "metadata": {
+                "component": {
+                    "type": "application",
+                    "name": doc["metadata"]["name"],
+                    "version": doc["metadata"]["version"],
+                }
+            },
             "components": [],
         }
     if sbom is not None:

@@ -10,7 +10,7 @@ from conftest import install
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "modules"))
 
-import build as example_build  # noqa: E402
+import build as example_build
 
 
 def test_intent_routed_to_module(mc, example_key, tmp_path):
@@ -25,6 +25,8 @@ def test_intent_routed_to_module(mc, example_key, tmp_path):
     assert env["status"] == "OK", env
     assert env["engine"]["provider"] == "modules", env
     summary = env["result"]["text"]
-    assert summary.startswith("Modules run signed code") and "Bananas" not in summary and "Lunch" not in summary, summary
+    assert summary.startswith("Modules run signed code") and "Bananas" not in summary and "Lunch" not in summary, (
+        summary
+    )
     got = mc.get("/api/v1/modules/summarize_text").json()
     assert got["invocations"]["total"] >= 1 and "summarize" in got["intents"]

@@ -38,7 +38,9 @@ def test_examples_through_the_cli(cli, example_key, tmp_path):
     code, out, err = cli("module", "trust", "list")
     assert code == 0, err
     trusted = {k["name"]: k for k in out["items"]}
-    assert trusted[example_key]["algorithm"] == "ecdsa-p256" and trusted[example_key]["fingerprint"].startswith("sha256:")
+    assert trusted[example_key]["algorithm"] == "ecdsa-p256" and trusted[example_key]["fingerprint"].startswith(
+        "sha256:"
+    )
     cli("module", "remove", "summarize_text")
     summarize = example_build.build("summarize_text", tmp_path)
     extract = example_build.build("text_extract", tmp_path)
@@ -58,11 +60,16 @@ def test_examples_through_the_cli(cli, example_key, tmp_path):
     result = out["result"]
     assert result["count"] == 4 and result["sentences"] == [0, 2], result
     assert result["summary"].startswith("Aionix runs workflows") and "sandwich" not in result["summary"]
-    code, out, err = cli("module", "run", "text_extract", json.dumps({"content": "<h1>Title</h1><script>evil()</script><p>Body text.</p>"}))
+    code, out, err = cli(
+        "module",
+        "run",
+        "text_extract",
+        json.dumps({"content": "<h1>Title</h1><script>evil()</script><p>Body text.</p>"}),
+    )
     assert code == 0, err
     assert out["result"]["text"] == "Title\nBody text." and out["result"]["words"] == 3
     code, out, err = cli("module", "run", "summarize_text", json.dumps({"txt": "wrong field"}))
-    assert code != 0 and "Module.InvalidInput" in err or "text" in err
+    assert (code != 0 and "Module.InvalidInput" in err) or "text" in err
     code, out, err = cli("module", "sbom", "text_extract")
     assert code == 0 and out["format"] == "spdx" and out["sbom"]["packages"][0]["name"] == "text_extract"
     code, out, err = cli("module", "verify", "summarize_text")

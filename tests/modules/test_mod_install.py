@@ -79,8 +79,11 @@ def test_every_failure_quarantines_with_its_reason(mc, trusted, tmp_path):
     # malformed SBOM, and one that does not name the package
     d = pkg.write_dir(tmp_path / "d", pkg.manifest(unique("badsbom")), sbom="{oops")
     assert any("sbom: malformed" in r for r in _quarantined(mc, pkg.build(d, trusted)[0]))
-    d = pkg.write_dir(tmp_path / "e", pkg.manifest(unique("othersbom")),
-                      sbom={"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {"component": {"name": "x"}}})
+    d = pkg.write_dir(
+        tmp_path / "e",
+        pkg.manifest(unique("othersbom")),
+        sbom={"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {"component": {"name": "x"}}},
+    )
     assert any("does not name the package" in r for r in _quarantined(mc, pkg.build(d, trusted)[0]))
     # a manifest error (still nameable): quarantined with the field
     d = pkg.write_dir(tmp_path / "f", pkg.manifest(unique("badman"), policies={"timeout_ms": -1}))
@@ -112,7 +115,9 @@ def test_quarantined_never_runs_until_approved_then_remove(mc, mod_server, trust
         op = admin.post("/api/v1/keys", json={"name": unique("op"), "role": "operator"}).json()["key"]
     with mod_server.client(op) as opc:
         assert opc.post(f"/api/v1/modules/{name}/approve").status_code == 403
-        assert opc.post("/api/v1/modules", content=b"x", headers={"Content-Type": "application/x-tar"}).status_code == 403
+        assert (
+            opc.post("/api/v1/modules", content=b"x", headers={"Content-Type": "application/x-tar"}).status_code == 403
+        )
         assert opc.post("/api/v1/module-keys", json={"name": "k", "public_key": "x" * 40}).status_code == 403
     r = mc.post(f"/api/v1/modules/{name}/approve")
     assert r.status_code == 200 and r.json()["state"] == "approved" and r.json()["approved_by"]
@@ -151,7 +156,9 @@ def test_multipart_upload_and_size_limit(mc, trusted, tmp_path):
     r = mc.post("/api/v1/modules", files={"other": ("x.tar", tar, "application/x-tar")})
     assert r.status_code == 422 and "package" in r.text
     # bigger than [limits] max_body_bytes (1 MiB) is fine up to [modules] max_package_mb ...
-    big = pkg.write_dir(tmp_path / "big", pkg.manifest(unique("big")), code={"module.wat": pkg.ECHO_WAT, "data.txt": "x" * (3 << 20)})
+    big = pkg.write_dir(
+        tmp_path / "big", pkg.manifest(unique("big")), code={"module.wat": pkg.ECHO_WAT, "data.txt": "x" * (3 << 20)}
+    )
     r = mc.post("/api/v1/modules", content=pkg.build(big, trusted)[0], headers={"Content-Type": "application/x-tar"})
     assert r.status_code == 201, r.text[:300]
     # ... and beyond it is 413

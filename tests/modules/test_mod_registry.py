@@ -14,16 +14,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import modpkg as pkg
+import pytest
 from conftest import unique
 
 from aionix.cli.main import run
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "examples" / "modules"))
 
-import build as example_build  # noqa: E402
+import build as example_build
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
@@ -39,7 +38,9 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
         f"http: {{addr: '127.0.0.1:{port}'}}\n"
     )
-    proc = subprocess.Popen([REGISTRY, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [REGISTRY, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -78,13 +79,17 @@ def test_push_and_install_from_registry(cli, mc, example_key, registry, tmp_path
     assert out["signatures"] == 1
     digest = out["digest"]
     # the registry holds the manifest and the cosign signature tag
-    tags = json.loads(__import__("urllib.request").request.urlopen(f"http://{registry}/v2/aionix/text_extract/tags/list").read())
+    tags = json.loads(
+        __import__("urllib.request").request.urlopen(f"http://{registry}/v2/aionix/text_extract/tags/list").read()
+    )
     assert set(tags["tags"]) == {"1.0.0", digest.replace(":", "-") + ".sig"}
     mc.delete("/api/v1/modules/text_extract")
     code, out, err = cli("module", "install", ref, "--insecure")
     assert code == 0, err
     assert out["state"] == "verified" and out["digest"] == digest and out["signer"] == example_key, out
-    r = mc.post("/api/v1/modules/text_extract/run", json={"content": "# Title\n\nSome *bold* text.", "format": "markdown"})
+    r = mc.post(
+        "/api/v1/modules/text_extract/run", json={"content": "# Title\n\nSome *bold* text.", "format": "markdown"}
+    )
     assert r.status_code == 200 and r.json()["result"]["text"] == "Title\nSome bold text.", r.text
     # an unsigned package from the registry is quarantined with the reason
     name = unique("unsigned")
