@@ -47,6 +47,10 @@ def handler(event, context):
     names = json.loads(os.environ.get("AIONIX_MODULE_SECRETS", "[]"))
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
     env.update({n: os.environ[n] for n in names if n in os.environ})
+    # the GPUs the scheduler gave this call
+    for name in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ZE_AFFINITY_MASK"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     remaining = max(0.05, context.get_remaining_time_in_millis() / 1000 - 0.05)
     proc = subprocess.run(argv, input=json.dumps(event).encode(), capture_output=True, cwd=here, env=env,
                           timeout=remaining)

@@ -33,7 +33,7 @@ elif op == "write":
             res[path] = "denied: " + type(exc).__name__
     out["write"] = res
 elif op == "env":
-    out["env"] = {k: v for k, v in os.environ.items() if k.startswith(("MOD_", "DECLARED", "UNDECLARED"))}
+    out["env"] = {k: v for k, v in os.environ.items() if k.startswith(("MOD_", "DECLARED", "UNDECLARED", "CUDA_"))}
 elif op == "mem":
     try:
         blob = bytearray(event["mb"] * 1024 * 1024)
@@ -210,3 +210,25 @@ def test_module_as_workflow_task(mc, trusted, tmp_path):
     )
     ex = r.json()
     assert ex["status"] == "FAILED" and "Module.Quarantined" in str(ex), ex
+
+
+def test_gpu_module_through_the_scheduler(mc, trusted, tmp_path):
+    """A module requiring a GPU gets one from the functions GPU scheduler (its device in
+    CUDA_VISIBLE_DEVICES); on a host without one the call fails clearly, it never runs blind."""
+    from aionix.functions.gpu import detect_devices
+
+    name = _probe(
+        mc,
+        trusted,
+        tmp_path,
+        runtime={
+            "type": "subprocess",
+            "resources": {"cpu": 1, "memory": "128Mi", "gpu": {"required": True, "vendor": "nvidia", "count": 1}},
+        },
+    )
+    r = mc.post(f"/api/v1/modules/{name}/run", json={"op": "env"})
+    if any(d.vendor == "nvidia" for d in detect_devices()):
+        assert r.status_code == 200, r.text
+        assert r.json()["result"]["env"]["CUDA_VISIBLE_DEVICES"].isdigit(), r.text
+    else:
+        assert r.status_code == 502 and r.json()["error"]["error"] == "Module.GpuUnavailable", r.text
