@@ -54,13 +54,14 @@ def _post_bytes(st: Any, path: str, data: bytes, content_type: str) -> Any:
 def list_modules(
     ctx: typer.Context,
     state_: str = typer.Option(None, "--state", help="verified, approved or quarantined"),
+    intent: str = typer.Option(None, "--intent", help="only modules that serve this intent"),
     limit: int = typer.Option(None, "--limit"),
     cursor: str = typer.Option(None, "--cursor"),
 ) -> None:
     """Installed modules (every version), their verification state and reasons."""
     st = state(ctx)
     st.emit(
-        st.client.get(BASE, params={"state": state_, "limit": limit, "cursor": cursor}),
+        st.client.get(BASE, params={"state": state_, "intent": intent, "limit": limit, "cursor": cursor}),
         columns=COLUMNS,
         wide_columns=WIDE,
         id_field="name",

@@ -204,5 +204,6 @@ class RunQuery(Strict):
 
 class ListQuery(Strict):
     state: Literal["verified", "approved", "quarantined"] | None = None
+    intent: str | None = Field(None, max_length=64, description="only modules that serve this intent")
     limit: int | None = Field(None, ge=1, le=10_000)
     cursor: str | None = Field(None, max_length=300)

@@ -73,7 +73,7 @@ async def untrust_key(call: Call) -> dict[str, Any]:
 async def list_modules(call: Call) -> dict[str, Any]:
     """Installed modules (every version) with their verification state and reasons."""
     q: ListQuery = call.query
-    return await _svc(call).list(call.tenant, q.state, call.page_limit(q.limit), q.cursor)
+    return await _svc(call).list(call.tenant, q.state, call.page_limit(q.limit), q.cursor, q.intent)
 
 
 def _multipart_package(content_type: str, raw: bytes) -> bytes:

@@ -363,9 +363,12 @@ class ModulesService:
         info["versions"] = [{"version": r["version"], "state": r["state"]} for r in rows]
         return info
 
-    async def list(self, tenant: str, state: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    async def list(
+        self, tenant: str, state: str | None, limit: int, cursor: str | None, intent: str | None = None
+    ) -> dict[str, Any]:
         rows = await self.store.fetch_all(
-            "modules.list_packages", {"tenant": tenant, "state": state, "cursor": cursor, "limit": limit + 1}
+            "modules.list_packages",
+            {"tenant": tenant, "state": state, "cursor": cursor, "limit": limit + 1, "intent": intent},
         )
         items = [self._info(r) for r in rows[:limit]]
         for item in items:
@@ -415,7 +418,7 @@ class ModulesService:
                     "approved_by": None,
                 },
             )
-            await self.rt.audit(
+            audit = self.rt.audit_row(
                 None,
                 None,
                 "modules.quarantine",
@@ -423,6 +426,7 @@ class ModulesService:
                 resource=_trn(row["tenant"], row["name"], row["version"]),
                 details={"reasons": reasons, "by": "integrity check"},
             )
+            await self.store.execute("core.insert_audit", {**audit, "tenant": row["tenant"]})
         return bad
 
     async def approve(self, tenant: str, name: str, version: str | None, by: str | None) -> dict[str, Any]:
@@ -489,12 +493,6 @@ class ModulesService:
                         pass
         self.breakers.pop((tenant, name), None)
         return {"deleted": name, "versions": [r["version"] for r in rows]}
-
-    async def modules_for_intent(self, tenant: str, intent: str) -> list[dict[str, Any]]:
-        rows = await self.store.fetch_all(
-            "modules.list_packages", {"tenant": tenant, "state": None, "cursor": None, "limit": 10_000}
-        )
-        return [self._info(r) for r in rows if r["state"] in RUNNABLE and intent in jsonutil.loads(r["intents"])]
 
     # ------------------------------------------------------------------ running
     async def _load(self, row: Any) -> Loaded:

@@ -28,5 +28,8 @@ def test_intent_routed_to_module(mc, example_key, tmp_path):
     assert summary.startswith("Modules run signed code") and "Bananas" not in summary and "Lunch" not in summary, (
         summary
     )
+    serving = mc.get("/api/v1/modules", params={"intent": "summarize"}).json()["items"]
+    assert "summarize_text" in {m["name"] for m in serving} and "text_extract" not in {m["name"] for m in serving}
+    assert all("summarize" in m["intents"] for m in serving)
     got = mc.get("/api/v1/modules/summarize_text").json()
     assert got["invocations"]["total"] >= 1 and "summarize" in got["intents"]

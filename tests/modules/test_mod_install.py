@@ -146,6 +146,8 @@ def test_tampered_blob_after_install_is_quarantined_at_load(mc, mod_server, trus
     got = mc.get(f"/api/v1/modules/{name}").json()
     assert got["state"] == "quarantined" and any("tampered after install" in x for x in got["reasons"])
     assert mc.post(f"/api/v1/modules/{name}/approve").status_code == 409
+    rows = mc.get("/api/v1/audit", params={"action": "modules.quarantine", "limit": 500}).json()["items"]
+    assert any(name in (row.get("resource") or "") and "integrity check" in str(row.get("details")) for row in rows)
 
 
 def test_multipart_upload_and_size_limit(mc, trusted, tmp_path):

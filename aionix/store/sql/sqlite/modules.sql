@@ -18,6 +18,7 @@ SELECT * FROM modules_packages WHERE tenant = :tenant AND name = :name ORDER BY 
 -- name: list_packages
 SELECT * FROM modules_packages
 WHERE tenant = :tenant AND (:state IS NULL OR state = :state)
+  AND (:intent IS NULL OR EXISTS (SELECT 1 FROM json_each(intents) WHERE json_each.value = :intent))
   AND (:cursor IS NULL OR name || ':' || version > :cursor)
 ORDER BY name || ':' || version LIMIT :limit
 
