@@ -10,7 +10,6 @@ from starlette.responses import Response, StreamingResponse
 from aionix import jsonutil
 from aionix.api.dispatch import json_response
 from aionix.api.endpoint import Api, Call, Page, PageQuery
-from aionix.stepflow.asl.history import execution_history as asl_history
 from aionix.stepflow.engine import TERMINAL
 from aionix.stepflow.models import (
     AslHistory,
@@ -144,6 +143,9 @@ async def execution_history(call: Call) -> Any:
     """The execution's history events in order (`after` = the last seq seen)."""
     q: HistoryQuery = call.query
     if q.format == "asl":
+        # imported on first use: the ASL engine is not on the start-up path (issue 24 part 3)
+        from aionix.stepflow.asl.history import execution_history as asl_history
+
         return json_response(await asl_history(_svc(call), call.tenant, call.path["id"]))
     return await _svc(call).history(call.tenant, call.path["id"], q.after, call.page_limit(q.limit))
 
