@@ -129,7 +129,7 @@ class Provider:
         self.latencies: dict[str, deque[float]] = {}
         self.client: httpx.AsyncClient | None = None
         if spec.kind != "function":
-            client = guarded_client(AllowList.parse(spec.allow_hosts), pool_size=spec.max_concurrency)
+            client = guarded_client(AllowList.parse(spec.allow_hosts), pool_size=min(spec.max_concurrency, 16))
             if spec.location == "api":
                 client._transport = PrivacyTransport(client._transport, name)
             self.client = client
