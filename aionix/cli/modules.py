@@ -155,13 +155,22 @@ def sign(
     ctx: typer.Context,
     package: Path = typer.Argument(..., help="a package tar"),
     key: Path = typer.Option(..., "--key", help="a private key (PEM, ECDSA P-256 or Ed25519)"),
+    bundle: bool = typer.Option(
+        False, "--bundle", help="a Sigstore bundle (v0.3, key-based) instead of a cosign signature"
+    ),
+    dsse: bool = typer.Option(False, "--dsse", help="--bundle: an in-toto statement in a DSSE envelope"),
 ) -> None:
-    """Add a signature over the package's manifest digest (rewrites the tar)."""
+    """Add a signature over the package's manifest digest (rewrites the tar): cosign-style, or
+    a key-based Sigstore bundle as an OCI referrer."""
     from aionix.modules import oci
 
     try:
         layout = oci.read_layout(package.read_bytes(), 1 << 32)
-        oci.sign(layout, oci.load_private_key(key.read_bytes()))
+        private = oci.load_private_key(key.read_bytes())
+        if bundle:
+            oci.sign_bundle(layout, private, dsse=dsse)
+        else:
+            oci.sign(layout, private)
     except (oci.PackageError, ValueError, OSError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     package.write_bytes(oci.layout_tar(layout))

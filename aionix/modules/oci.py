@@ -37,6 +37,9 @@ IMAGE_INDEX = "application/vnd.oci.image.index.v1+json"
 COSIGN_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIG = "dev.cosignproject.cosign/signature"
 COSIGN_TYPE = "cosign container image signature"
+SIGSTORE_PREFIX = "application/vnd.dev.sigstore.bundle"
+SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 TITLE = "org.opencontainers.image.title"
 REF = "org.opencontainers.image.ref.name"
 EMPTY_CONFIG = b"{}"
@@ -198,7 +201,7 @@ def read_layout(source: bytes | Path, max_bytes: int) -> Layout:
             if artifact is not None:
                 raise PackageError("package: more than one agent package in the layout")
             artifact = (d, doc)
-        elif any(isinstance(x, dict) and x.get("mediaType") == COSIGN_LAYER for x in layers):
+        elif any(isinstance(x, dict) and _signature_layer(x.get("mediaType")) for x in layers):
             sigs.append(doc)
     if artifact is None:
         raise PackageError(f"package: no manifest with artifactType {ARTIFACT_TYPE}")
@@ -319,7 +322,10 @@ def layout_tar(layout: Layout) -> bytes:
                 "mediaType": IMAGE_MANIFEST,
                 "digest": digest_of(data),
                 "size": len(data),
-                "annotations": {REF: layout.manifest_digest.replace(":", "-") + ".sig"},
+                "annotations": {
+                    REF: layout.manifest_digest.replace(":", "-")
+                    + (".sigstore" if sig.get("artifactType") == SIGSTORE_BUNDLE else ".sig")
+                },
             }
         )
     files = {
@@ -394,12 +400,117 @@ def sign(layout: Layout, private_key: Any, reference: str = "aionix.local/module
     )
 
 
+def _signature_layer(media_type: Any) -> bool:
+    return media_type == COSIGN_LAYER or (isinstance(media_type, str) and media_type.startswith(SIGSTORE_PREFIX))
+
+
+def sign_bundle(layout: Layout, private_key: Any, *, dsse: bool = False) -> None:
+    """Add a Sigstore bundle (v0.3, key-based: no certificate, no transparency-log entry) as an
+    OCI referrer of the artifact: a `messageSignature` over the manifest bytes, or with `dsse` an
+    in-toto statement naming the manifest digest in a DSSE envelope."""
+    manifest_bytes = layout.blobs[layout.manifest_digest]
+    pub = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    bundle: dict[str, Any] = {
+        "mediaType": SIGSTORE_BUNDLE,
+        "verificationMaterial": {"publicKey": {"hint": "sha256:" + hashlib.sha256(pub).hexdigest()}, "tlogEntries": []},
+    }
+
+    def raw_sign(data: bytes) -> bytes:
+        if isinstance(private_key, ec.EllipticCurvePrivateKey):
+            return private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return private_key.sign(data)
+
+    if dsse:
+        statement = _canon(
+            {
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": "agent-package", "digest": {"sha256": layout.manifest_digest.split(":", 1)[1]}}],
+                "predicateType": "https://aionix.dev/agent-package/v1",
+                "predicate": {},
+            }
+        )
+        ptype = "application/vnd.in-toto+json"
+        bundle["dsseEnvelope"] = {
+            "payload": base64.b64encode(statement).decode(),
+            "payloadType": ptype,
+            "signatures": [{"sig": base64.b64encode(raw_sign(_pae(ptype, statement))).decode()}],
+        }
+    else:
+        bundle["messageSignature"] = {
+            "messageDigest": {
+                "algorithm": "SHA2_256",
+                "digest": base64.b64encode(hashlib.sha256(manifest_bytes).digest()).decode(),
+            },
+            "signature": base64.b64encode(raw_sign(manifest_bytes)).decode(),
+        }
+    data = _canon(bundle)
+    layout.blobs[digest_of(data)] = data
+    layout.blobs[digest_of(EMPTY_CONFIG)] = EMPTY_CONFIG
+    layout.signature_manifests.append(
+        {
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": SIGSTORE_BUNDLE,
+            "config": _desc(EMPTY_TYPE, EMPTY_CONFIG),
+            "layers": [_desc(SIGSTORE_BUNDLE, data)],
+            "subject": {"mediaType": IMAGE_MANIFEST, "digest": layout.manifest_digest, "size": len(manifest_bytes)},
+        }
+    )
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+def _bundle_signatures(layout: Layout, data: bytes) -> list[tuple[bytes, bytes]]:
+    """Key-based Sigstore bundle signatures over this artifact (transparency-log entries and
+    certificates are not checked: verification here is offline, against trusted keys)."""
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        bundle = json.loads(data)
+        manifest_bytes = layout.blobs[layout.manifest_digest]
+        ms = bundle.get("messageSignature")
+        if isinstance(ms, dict):
+            md = ms.get("messageDigest") or {}
+            if (
+                md.get("algorithm") == "SHA2_256"
+                and base64.b64decode(md.get("digest", "")) == hashlib.sha256(manifest_bytes).digest()
+            ):
+                out.append((manifest_bytes, base64.b64decode(ms["signature"], validate=True)))
+        env = bundle.get("dsseEnvelope")
+        if isinstance(env, dict):
+            payload = base64.b64decode(env["payload"], validate=True)
+            statement = json.loads(payload)
+            hexd = layout.manifest_digest.split(":", 1)[1]
+            if any((s.get("digest") or {}).get("sha256") == hexd for s in statement.get("subject") or []):
+                pae = _pae(str(env["payloadType"]), payload)
+                out += [(pae, base64.b64decode(s["sig"], validate=True)) for s in env.get("signatures") or []]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return out
+
+
 def signatures(layout: Layout) -> list[tuple[bytes, bytes]]:
-    """(payload, signature) pairs whose payload names this artifact's manifest digest."""
+    """(payload, signature) pairs whose payload names this artifact's manifest digest: cosign
+    simple-signing layers and Sigstore bundles."""
     out = []
     for doc in layout.signature_manifests:
         for layer in doc.get("layers") or []:
-            if not isinstance(layer, dict) or layer.get("mediaType") != COSIGN_LAYER:
+            if not isinstance(layer, dict) or not _signature_layer(layer.get("mediaType")):
+                continue
+            if layer.get("mediaType") != COSIGN_LAYER:
+                blob = layout.blobs.get(layer.get("digest", ""))
+                subject = (doc.get("subject") or {}).get("digest")
+                if (
+                    blob is not None
+                    and digest_of(blob) == layer.get("digest")
+                    and subject in (None, layout.manifest_digest)
+                ):
+                    out += _bundle_signatures(layout, blob)
                 continue
             payload = layout.blobs.get(layer.get("digest", ""))
             sig_b64 = (layer.get("annotations") or {}).get(COSIGN_SIG)

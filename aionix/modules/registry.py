@@ -1,6 +1,6 @@
 """Agent packages in an OCI registry, through the ORAS client library (`oras` on PyPI, the
 `aionix[oras]` extra): push a package (its blobs, its manifest byte for byte so the digest and
-the signatures stay valid, and each cosign signature under the `sha256-<hex>.sig` tag) and pull
+the signatures stay valid, and each cosign signature under the `sha256-<hex>.sig` tag, a Sigstore bundle under `.sigstore`) and pull
 one back into an in-memory layout. Runs in the CLI: the server never reaches out to registries;
 it receives the pulled package like an uploaded tar."""
 
@@ -70,7 +70,8 @@ def push(layout: oci.Layout, reference: str, *, insecure: bool = False) -> str:
     repo = reference.rsplit(":", 1)[0] if ":" in reference.split("/", 1)[-1] else reference
     for sig in layout.signature_manifests:
         data = json.dumps(sig, sort_keys=True, separators=(",", ":")).encode()
-        sig_ref = f"{repo}:{layout.manifest_digest.replace(':', '-')}.sig"
+        suffix = ".sigstore" if sig.get("artifactType") == oci.SIGSTORE_BUNDLE else ".sig"
+        sig_ref = f"{repo}:{layout.manifest_digest.replace(':', '-')}{suffix}"
         _, sig_container = _client(sig_ref, insecure)
         _upload(reg, sig_container, layout.blobs, [sig["config"], *sig["layers"]])
         _put_manifest(reg, sig_container, data)
@@ -111,10 +112,12 @@ def pull(reference: str, *, insecure: bool = False, max_bytes: int = 64 << 20) -
         for desc in [manifest.get("config", {}), *manifest.get("layers", [])]:
             blobs[desc["digest"]] = _download(reg, container, desc, tmp, max_bytes)
         repo = reference.rsplit(":", 1)[0] if ":" in reference.split("/", 1)[-1] else reference
-        _, sig_container = _client(f"{repo}:{digest.replace(':', '-')}.sig", insecure)
-        sig_raw = _get_manifest(reg, sig_container)
         sigs = []
-        if sig_raw is not None:
+        for suffix in (".sig", ".sigstore"):  # cosign's tag, and a Sigstore bundle's
+            _, sig_container = _client(f"{repo}:{digest.replace(':', '-')}{suffix}", insecure)
+            sig_raw = _get_manifest(reg, sig_container)
+            if sig_raw is None:
+                continue
             sig = json.loads(sig_raw)
             for desc in [sig.get("config", {}), *sig.get("layers", [])]:
                 blobs[desc["digest"]] = _download(reg, sig_container, desc, tmp, 1 << 20)

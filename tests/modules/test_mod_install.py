@@ -166,3 +166,25 @@ def test_multipart_upload_and_size_limit(mc, trusted, tmp_path):
     # ... and beyond it is 413
     r = mc.post("/api/v1/modules", content=b"\0" * (65 << 20), headers={"Content-Type": "application/x-tar"})
     assert r.status_code == 413
+
+
+def test_sigstore_bundles_verify_offline(mc, trusted, tmp_path):
+    from aionix.modules import oci
+
+    for dsse in (False, True):
+        name = unique("bundle")
+        layout = oci.pack_dir(pkg.write_dir(tmp_path / str(dsse), pkg.manifest(name)))
+        oci.sign_bundle(layout, trusted, dsse=dsse)
+        out = install(mc, oci.layout_tar(layout))
+        assert out["state"] == "verified" and out["signer"] == "test-ecdsa", out
+    # a bundle by an untrusted key, and one whose digest names another manifest
+    other, _ = pkg.keypair("ecdsa")
+    layout = oci.pack_dir(pkg.write_dir(tmp_path / "x", pkg.manifest(unique("bundle"))))
+    oci.sign_bundle(layout, other)
+    assert any("no signature verifies" in r for r in _quarantined(mc, oci.layout_tar(layout)))
+    layout = oci.pack_dir(pkg.write_dir(tmp_path / "y", pkg.manifest(unique("bundle"))))
+    decoy = oci.pack_dir(pkg.write_dir(tmp_path / "z", pkg.manifest(unique("decoy"))))
+    oci.sign_bundle(decoy, trusted)
+    layout.blobs.update({d: b for d, b in decoy.blobs.items() if d != decoy.manifest_digest})
+    layout.signature_manifests = decoy.signature_manifests
+    assert any("not signed" in r for r in _quarantined(mc, oci.layout_tar(layout)))

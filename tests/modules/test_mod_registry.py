@@ -71,7 +71,7 @@ def cli(mod_server, monkeypatch, capsys):
     return call
 
 
-def test_push_and_install_from_registry(cli, mc, example_key, registry, tmp_path):
+def test_push_and_install_from_registry(cli, mc, example_key, trusted, registry, tmp_path):
     tar = example_build.build("text_extract", tmp_path)
     ref = f"oci://{registry}/aionix/text_extract:1.0.0"
     code, out, err = cli("module", "push", str(tar), ref, "--insecure")
@@ -99,6 +99,17 @@ def test_push_and_install_from_registry(cli, mc, example_key, registry, tmp_path
     assert cli("module", "push", str(tmp_path / "u.tar"), ref, "--insecure")[0] == 0
     code, out, err = cli("module", "install", ref, "--insecure")
     assert code == 0 and out["state"] == "quarantined" and any("not signed" in r for r in out["reasons"]), out
+    # a Sigstore bundle (an OCI referrer, tag sha256-<hex>.sigstore) travels too
+    from aionix.modules import oci
+
+    name = unique("bundled")
+    layout = oci.pack_dir(pkg.write_dir(tmp_path / "b", pkg.manifest(name)))
+    oci.sign_bundle(layout, trusted)
+    (tmp_path / "b.tar").write_bytes(oci.layout_tar(layout))
+    ref = f"oci://{registry}/aionix/{name}:1.0.0"
+    assert cli("module", "push", str(tmp_path / "b.tar"), ref, "--insecure")[0] == 0
+    code, out, err = cli("module", "install", ref, "--insecure")
+    assert code == 0 and out["state"] == "verified" and out["signer"] == "test-ecdsa", out
     # a reference that is not there is a clear error
     code, out, err = cli("module", "install", f"oci://{registry}/aionix/none:9.9.9", "--insecure")
     assert code != 0 and "no such manifest" in err
