@@ -179,7 +179,17 @@ async def quarantine_module(call: Call) -> dict[str, Any]:
     return out
 
 
-@api.post(BASE + "/{name}/run", role="operator", query=RunQuery, raw_body=True, audit=False)
+@api.post(
+    BASE + "/{name}/run",
+    role="operator",
+    query=RunQuery,
+    raw_body=True,
+    audit=False,
+    extra_responses={
+        502: "the module failed (error: Module.Timeout, Module.InvalidOutput, …)",
+        503: "Module.CircuitOpen or Module.Busy, or the confined runtimes are not ready",
+    },
+)
 async def run_module(call: Call) -> Any:
     """Run the module with the body (JSON) as its input; the output is validated against the
     entrypoint's output schema. A failure is 502 with the error name (`Module.InvalidInput`,

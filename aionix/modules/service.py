@@ -249,7 +249,9 @@ class ModulesService:
         sigs = oci.signatures(layout)
         keys = await self.store.fetch_all("modules.list_keys", {"tenant": tenant})
         if not sigs:
-            reasons.append("signature: the package is not signed (no cosign signature or Sigstore bundle over its manifest digest)")
+            reasons.append(
+                "signature: the package is not signed (no cosign signature or Sigstore bundle over its manifest digest)"
+            )
         elif not keys:
             reasons.append("signature: no trusted keys are configured (aio module trust add KEY.pub)")
         else:
