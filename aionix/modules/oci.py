@@ -45,6 +45,30 @@ REF = "org.opencontainers.image.ref.name"
 EMPTY_CONFIG = b"{}"
 
 
+MAX_MANIFEST_BYTES = 256 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a manifest has no use for them, and alias expansion is a
+    memory bomb."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases are not allowed in a manifest", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_manifest_yaml(raw: bytes) -> Any:
+    """Parse manifest YAML/JSON bytes; `yaml.YAMLError` for anything unusable."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise yaml.YAMLError(f"larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        return yaml.load(raw, Loader=_NoAliasLoader)  # a SafeLoader subclass
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+
+
 class PackageError(ValueError):
     """A package that cannot be read at all (not a layout, bad tar, over the size limit)."""
 
@@ -239,7 +263,7 @@ def pack_dir(directory: Path) -> Layout:
         raise PackageError(f"{directory}: no manifest.yaml", "manifest")
     raw_manifest = mpath.read_bytes()
     try:
-        doc = yaml.safe_load(raw_manifest)
+        doc = load_manifest_yaml(raw_manifest)
     except yaml.YAMLError as exc:
         raise PackageError(f"manifest.yaml: not YAML: {exc}", "manifest") from None
     if not isinstance(doc, dict):

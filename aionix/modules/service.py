@@ -127,7 +127,7 @@ class ModulesService:
     def parse_manifest(raw: bytes) -> Manifest:
         """The manifest from YAML or JSON bytes; ValidationFailed naming the field otherwise."""
         try:
-            doc = yaml.safe_load(raw)
+            doc = oci.load_manifest_yaml(raw)
         except yaml.YAMLError as exc:
             raise field_error("manifest", f"not YAML: {str(exc).splitlines()[0]}") from None
         if not isinstance(doc, dict):
@@ -235,7 +235,10 @@ class ModulesService:
             manifest = self.parse_manifest(raw_manifest)
             name, version = manifest.metadata.name, manifest.metadata.version
         except ValidationFailed as exc:
-            doc = yaml.safe_load(raw_manifest) if raw_manifest else None
+            try:
+                doc = oci.load_manifest_yaml(raw_manifest) if raw_manifest else None
+            except yaml.YAMLError:
+                raise exc from None
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             name = meta.get("name") if isinstance(meta, dict) else None
             version = meta.get("version") if isinstance(meta, dict) else None
@@ -297,7 +300,7 @@ class ModulesService:
             "version": version,
             "digest": layout.manifest_digest,
             "runtime": manifest.runtime.type if manifest else "unknown",
-            "manifest": _js(manifest.model_dump(by_alias=True) if manifest else yaml.safe_load(raw_manifest)),
+            "manifest": _js(manifest.model_dump(by_alias=True) if manifest else oci.load_manifest_yaml(raw_manifest)),
             "oci_manifest": _js(layout.manifest),
             "state": state,
             "reasons": _js(reasons),

@@ -32,6 +32,13 @@ def test_schema_and_manifest_errors_name_the_field(mc):
         assert r.json()["error"]["details"][0]["field"].startswith(field), (over, r.text)
     r = mc.post("/api/v1/modules/validate", content=b"{not yaml: [")
     assert r.status_code == 422 and "manifest" in r.text
+    # no alias bombs, no stack exhaustion, no huge documents: 422, never a 500
+    bomb = (
+        b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b]\n"
+    )
+    for body in (bomb, b"[" * 100_000, b"a: " + b"x" * 300_000, b"\xff\xfe\x00bad"):
+        r = mc.post("/api/v1/modules/validate", content=body)
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "manifest", r.text[:200]
 
 
 def test_install_signed_tarball_is_verified_and_sbom_shown(mc, trusted, tmp_path):
