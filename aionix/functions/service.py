@@ -447,6 +447,8 @@ class FunctionsService(Invocations):
         }
 
     async def _require_version(self, tenant: str, name: str, version: str, field: str) -> None:
+        if not (version.isascii() and version.isdigit() and len(version) <= 18):  # the store's range
+            raise field_error(field, f"function {name!r} has no version {version}")
         row = await self.store.fetch_one(
             "functions.get_version_meta", {"tenant": tenant, "name": name, "version": int(version)}
         )

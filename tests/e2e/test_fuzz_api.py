@@ -168,6 +168,8 @@ def test_schemathesis_finds_no_5xx_and_no_conformance_failure(make_server, tmp_p
             "AIONIX_SECURITY_RATE_LIMIT_PER_IP": "1000000",
             "AIONIX_SECURITY_RATE_LIMIT_PER_IP_BURST": "1000000",
             "AIONIX_SECURITY_AUTH_FAILURES_PER_MINUTE": "1000000",
+            # a sync start answers (202) well within the fuzzer's request timeout
+            "AIONIX_STEPFLOW_SYNC_WAIT_SECONDS": "5",
         }
     ).start()
     dicts = _seed(srv.url, srv.admin_key)

@@ -191,3 +191,19 @@ def test_version_qualifiers_beyond_the_store_range(admin):
     run = admin.post(f"/api/v1/workflows/{parent}/executions", json={"mode": "sync"})
     assert run.status_code == 200, run.text
     assert run.json()["status"] == "FAILED" and run.json()["error"]["error"] == "States.Runtime", run.text
+
+
+def test_alias_versions_beyond_the_store_range(admin):
+    fn = unique("fn")
+    source = "def handler(event, context):\n    return event\n"
+    r = admin.post("/api/v1/functions", json={"name": fn, "runtime": "python", "code": {"source": source}})
+    assert r.status_code == 201, r.text
+    assert admin.post(f"/api/v1/functions/{fn}/versions", json={}).status_code in (200, 201)
+    huge = "15840447280093056989032121"
+    r = admin.put(f"/api/v1/functions/{fn}/aliases/live", json={"version": huge})
+    assert field_of(r) == "version", r.text
+    r = admin.put(
+        f"/api/v1/functions/{fn}/aliases/live",
+        json={"version": "1", "routing": {"version": huge, "weight": 0.5}},
+    )
+    assert field_of(r) == "routing.version", r.text
