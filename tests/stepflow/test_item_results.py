@@ -180,10 +180,11 @@ async def test_many_fast_items_cost_few_commits(tmp_path):
         env = await h.run(name, list(range(2000)))
         assert env["status"] == "SUCCEEDED" and env["output"] == [i * 2 for i in range(2000)]
         items = h.svc.engine.items.stats
-        # most recorded as they finished (those that finish as the map ends go with its checkpoint) ...
-        assert items["items"] >= 200, items
-        # ... in a few commits, not one per item (typically < 50; a loaded host splits turns)
+        # the items that finished between two checkpoints were recorded in a few commits, not one
+        # per item (typically < 50; how many go by item rows rather than in a checkpoint's
+        # snapshot depends on how fast the store commits)
         used = h.rt.store.stats["commits"] - commits
         assert used < 500, (used, items)
+        assert items["transactions"] <= max(1, items["items"]), items
     finally:
         await h.stop()
