@@ -31,7 +31,7 @@ from aionix.ai.policy import PolicyError, PolicySet, parse, read_dir
 from aionix.ai.providers import LOCAL_ONLY, PrivacyViolation, Provider, ProviderFailure, estimate_tokens
 from aionix.ai.router import BudgetExceeded, Choice, Decision, decide
 from aionix.bus import BusError, CallContext
-from aionix.errors import AionixError, NotFound, RateLimited, Unavailable, field_error
+from aionix.errors import AionixError, Conflict, NotFound, RateLimited, field_error
 from aionix.redact import SecretSet
 
 log = logging.getLogger("aionix.ai")
@@ -242,7 +242,9 @@ class AiService:
 
     def active(self) -> PolicySet:
         if self.policy is None:
-            raise Unavailable(
+            # a state of this server's configuration, not a failure of it: 409 (a retry cannot help
+            # until an admin loads a policy)
+            raise Conflict(
                 f"no AI policy is loaded: put intents.yml, policies.yml and models.yml in {self.policy_dir} "
                 "and POST /api/v1/router/policy/reload"
             )

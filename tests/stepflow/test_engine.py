@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from aionix.errors import PayloadTooLarge
+from aionix.errors import Conflict, PayloadTooLarge
 
 
 def task(action: str, **kw):
@@ -499,7 +499,14 @@ async def test_input_not_representable_as_json_is_a_clear_error(flow):
 
     name = await flow.define({"entry": "S", "states": {"S": {"type": "succeed"}}})
     with pytest.raises(ValidationFailed, match="input"):
-        await flow.svc.start("default", name, 2**70)
+        await flow.svc.start("default", name, {"tags": {"a", "b"}})
+
+
+async def test_big_integer_input_is_kept_exactly(flow):
+    """JSON has no integer limit: a 70-bit integer goes through a run unchanged (issue 26)."""
+    name = await flow.define({"entry": "S", "states": {"S": {"type": "succeed"}}})
+    envelope, _ = await flow.svc.start("default", name, {"n": 2**70})
+    assert (await flow.wait(envelope["execution_id"]))["output"] == {"n": 2**70}
 
 
 async def test_map_max_concurrency_bounds_items_in_flight(flow):
@@ -542,11 +549,16 @@ async def test_deleted_and_recreated_template_keeps_running_versions(flow):
         }
     )
     envelope, _ = await flow.svc.start("default", name, None)
+    # deleting a workflow while one of its executions runs is refused (409), as documented
+    with pytest.raises(Conflict):
+        await flow.svc.delete_template("default", name)
+    assert (await flow.wait(envelope["execution_id"]))["output"] == "old"
     await flow.svc.delete_template("default", name)
     flow.svc._plans.clear()
     again = await flow.svc.create_template(
         "default", name, {"entry": "S", "states": {"S": {"type": "set", "value": "new", "end": True}}}, None
     )
-    assert again["version"] == 2
-    assert (await flow.wait(envelope["execution_id"]))["output"] == "old"
+    assert again["version"] == 1  # deleting a workflow deletes its versions (as Step Functions does)
     assert (await flow.run(name))["output"] == "new"
+    # the finished execution of the deleted version stays readable by id
+    assert (await flow.wait(envelope["execution_id"]))["output"] == "old"
