@@ -18,7 +18,13 @@ from typing import Any
 from aionix.errors import ValidationFailed
 from aionix.functions.egress import NetPolicy, proxy_env
 from aionix.functions.runtimes.base import INIT_TIMEOUT, MEMORY, TIMEOUT, Outcome, RunSpec, Timing, deadline_context
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
+from aionix.functions.runtimes.process import (
+    LaunchPlan,
+    Pools,
+    WorkerGone,
+    WorkerStartTimeout,
+    worker_gone_outcome,
+)
 
 MiB = 1024 * 1024
 EXPORT_DEFAULT = re.compile(r"export\s+default\b|export\s*\{[^}]*\bas\s+default\b")
@@ -290,24 +296,14 @@ class DenoRuntime:
             )
             await self.pools.discard(key, worker)
             elapsed = (time.perf_counter() - started) * 1000
-            if oom:
-                return Outcome.failure(
-                    MEMORY,
-                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
-                    name=MEMORY,
-                    stderr=exc.stderr[-4000:],
-                    cold=cold,
-                    duration_ms=elapsed,
-                )
-            return Outcome.failure(
-                "Runtime.ExitError",
-                f"the Deno process exited with {describe_exit(exc.returncode)}"
-                if exc.returncode is not None
-                else str(exc),
-                name="Function.Error.Runtime.ExitError",
-                stderr=exc.stderr[-4000:],
+            return worker_gone_outcome(
+                spec,
+                exc,
+                oom=oom,
                 cold=cold,
-                duration_ms=elapsed,
+                elapsed_ms=elapsed,
+                process="the Deno process",
+                stderr=exc.stderr[-4000:],
             )
         except BaseException:
             await self.pools.discard(key, worker)

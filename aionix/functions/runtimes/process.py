@@ -189,6 +189,30 @@ def describe_exit(code: int | None) -> str:
     return f"code {code}"
 
 
+def worker_gone_outcome(
+    spec: Any, exc: WorkerGone, *, oom: bool, cold: bool, elapsed_ms: float, process: str, stderr: str | None = None
+) -> Any:
+    """The outcome of an invocation whose worker died under it: out of memory, out of CPU time
+    (`RLIMIT_CPU` sends SIGXCPU) or another exit; `process` names what exited, for the message."""
+    from aionix.functions.runtimes.base import MEMORY, TIMEOUT, Outcome
+
+    err = exc.stderr if stderr is None else stderr
+    if oom:
+        message, name = f"the function exceeded its memory limit of {spec.memory_mb} MB", MEMORY
+        return Outcome.failure(name, message, name=name, stderr=err, cold=cold, duration_ms=elapsed_ms)
+    if exc.returncode == -signal.SIGXCPU:
+        message = f"the function exceeded its CPU time limit of {spec.cpu_seconds:g} s"
+        return Outcome.failure(TIMEOUT, message, name=TIMEOUT, stderr=err, cold=cold, duration_ms=elapsed_ms)
+    return Outcome.failure(
+        "Runtime.ExitError",
+        f"{process} exited with {describe_exit(exc.returncode)}" if exc.returncode is not None else str(exc),
+        name="Function.Error.Runtime.ExitError",
+        stderr=err,
+        cold=cold,
+        duration_ms=elapsed_ms,
+    )
+
+
 async def spawn_worker(
     conf: Confinement, plan: LaunchPlan, code_dir: Path, start_timeout: float
 ) -> tuple[Worker, dict[str, Any]]:

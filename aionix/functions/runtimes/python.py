@@ -6,7 +6,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import os
-import signal
 import time
 import uuid
 from typing import Any
@@ -22,7 +21,13 @@ from aionix.functions.runtimes.base import (
     Timing,
     deadline_context,
 )
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
+from aionix.functions.runtimes.process import (
+    LaunchPlan,
+    Pools,
+    WorkerGone,
+    WorkerStartTimeout,
+    worker_gone_outcome,
+)
 from aionix.functions.sandbox import uid_task_count
 
 MiB = 1024 * 1024
@@ -190,33 +195,8 @@ class PythonRuntime:
             oom = worker.cgroup is not None and worker.cgroup.oom_killed()
             await self.pools.discard(key, worker)
             elapsed = (time.perf_counter() - started) * 1000
-            if oom:
-                return Outcome.failure(
-                    MEMORY,
-                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
-                    name=MEMORY,
-                    stderr=exc.stderr,
-                    cold=cold,
-                    duration_ms=elapsed,
-                )
-            if exc.returncode == -signal.SIGXCPU:
-                return Outcome.failure(
-                    TIMEOUT,
-                    f"the function exceeded its CPU time limit of {spec.cpu_seconds:g} s",
-                    name=TIMEOUT,
-                    stderr=exc.stderr,
-                    cold=cold,
-                    duration_ms=elapsed,
-                )
-            return Outcome.failure(
-                "Runtime.ExitError",
-                f"the function's process exited with {describe_exit(exc.returncode)}"
-                if exc.returncode is not None
-                else str(exc),
-                name="Function.Error.Runtime.ExitError",
-                stderr=exc.stderr,
-                cold=cold,
-                duration_ms=elapsed,
+            return worker_gone_outcome(
+                spec, exc, oom=oom, cold=cold, elapsed_ms=elapsed, process="the function's process"
             )
         except BaseException:
             await self.pools.discard(key, worker)

@@ -21,7 +21,13 @@ from typing import Any
 
 from aionix.errors import ValidationFailed
 from aionix.functions.runtimes.base import INIT_TIMEOUT, MEMORY, TIMEOUT, Outcome, RunSpec, Timing, deadline_context
-from aionix.functions.runtimes.process import LaunchPlan, Pools, WorkerGone, WorkerStartTimeout, describe_exit
+from aionix.functions.runtimes.process import (
+    LaunchPlan,
+    Pools,
+    WorkerGone,
+    WorkerStartTimeout,
+    worker_gone_outcome,
+)
 
 MiB = 1024 * 1024
 #: the worker's own memory (interpreter, wasmtime, compiled code) beside the module's
@@ -213,25 +219,7 @@ class WasmRuntime:
             oom = worker.cgroup is not None and worker.cgroup.oom_killed()
             await self.pools.discard(key, worker)
             elapsed = (time.perf_counter() - started) * 1000
-            if oom:
-                return Outcome.failure(
-                    MEMORY,
-                    f"the function exceeded its memory limit of {spec.memory_mb} MB",
-                    name=MEMORY,
-                    stderr=exc.stderr,
-                    cold=cold,
-                    duration_ms=elapsed,
-                )
-            return Outcome.failure(
-                "Runtime.ExitError",
-                f"the WASM worker exited with {describe_exit(exc.returncode)}"
-                if exc.returncode is not None
-                else str(exc),
-                name="Function.Error.Runtime.ExitError",
-                stderr=exc.stderr,
-                cold=cold,
-                duration_ms=elapsed,
-            )
+            return worker_gone_outcome(spec, exc, oom=oom, cold=cold, elapsed_ms=elapsed, process="the WASM worker")
         except BaseException:
             await self.pools.discard(key, worker)
             raise
