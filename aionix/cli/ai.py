@@ -3,13 +3,12 @@ decisions, and the usage ledger."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import typer
 
-from aionix.cli.client import EXIT_USAGE, CLIError
+from aionix.cli.client import EXIT_USAGE, CLIError, sse_events
 from aionix.cli.state import read_document, state
 
 task_app = typer.Typer(help="AI tasks: submit, get, cancel, list, follow.", no_args_is_help=True)
@@ -32,20 +31,11 @@ def _follow(st: Any, task_id: str) -> dict[str, Any]:
     client = st.client
     final: dict[str, Any] | None = None
     try:
-        with client.http.stream("GET", f"/api/v1/tasks/{task_id}/stream", timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                client.request("GET", f"/api/v1/tasks/{task_id}")
-            kind = ""
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if kind in ("done", "error"):
-                        final = data
-                    elif kind == "token" and not st.quiet and st.output not in ("json", "yaml"):
-                        print(data.get("text", ""), end="", flush=True)
+        for kind, data in sse_events(client, f"/api/v1/tasks/{task_id}"):
+            if kind in ("done", "error"):
+                final = data
+            elif kind == "token" and not st.quiet and st.output not in ("json", "yaml"):
+                print(data.get("text", ""), end="", flush=True)
     except KeyboardInterrupt:
         client.post(f"/api/v1/tasks/{task_id}/cancel")
         print(f"\naio: canceled {task_id}", file=sys.stderr)

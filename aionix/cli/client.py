@@ -3,8 +3,10 @@ and turns every failure into one line and the documented exit code."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,3 +190,18 @@ def _error_line(response: httpx.Response) -> str:
         return f"error {response.status_code} {err['code']}: {err['message']}"
     except Exception:
         return f"error {response.status_code}: {response.text[:200]}"
+
+
+def sse_events(client: Any, resource: str) -> Iterator[tuple[str, Any]]:
+    """`(event, data)` pairs of `GET {resource}/stream` as they arrive. An error answer is raised
+    as the CLI error of `GET {resource}` (a 404 names the resource)."""
+    with client.http.stream("GET", f"{resource}/stream", timeout=None) as response:
+        if response.status_code >= 400:
+            response.read()
+            client.request("GET", resource)
+        kind = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                yield kind, json.loads(line[6:])

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from aionix.cli.client import EXIT_FAILED, EXIT_USAGE, CLIError
+from aionix.cli.client import EXIT_FAILED, EXIT_USAGE, CLIError, sse_events
 from aionix.cli.output import iso_times
 from aionix.cli.state import read_document, state
 
@@ -222,27 +222,16 @@ def follow_execution(st: Any, execution_id: str, *, cancel_on_interrupt: bool = 
     client = st.client
     final: dict[str, Any] | None = None
     try:
-        with client.http.stream("GET", f"/api/v1/executions/{execution_id}/stream", timeout=None) as response:
-            if response.status_code >= 400:
-                response.read()
-                client.request("GET", f"/api/v1/executions/{execution_id}")
-            kind = ""
-            for line in response.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    data = json.loads(line[6:])
-                    if kind == "done":
-                        final = data
-                    elif st.quiet:
-                        continue
-                    elif st.output == "json":
-                        print(json.dumps(iso_times(data)), flush=True)
-                    else:
-                        detail = json.dumps(data.get("detail"))[:120]
-                        print(
-                            f"{data['seq']:>5}  {data['type']:<20} {data.get('state') or '':<20} {detail}", flush=True
-                        )
+        for kind, data in sse_events(client, f"/api/v1/executions/{execution_id}"):
+            if kind == "done":
+                final = data
+            elif st.quiet:
+                continue
+            elif st.output == "json":
+                print(json.dumps(iso_times(data)), flush=True)
+            else:
+                detail = json.dumps(data.get("detail"))[:120]
+                print(f"{data['seq']:>5}  {data['type']:<20} {data.get('state') or '':<20} {detail}", flush=True)
     except KeyboardInterrupt:
         if cancel_on_interrupt:
             client.post(f"/api/v1/executions/{execution_id}/cancel")
