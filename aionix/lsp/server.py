@@ -26,7 +26,7 @@ from aionix.lsp.remote import Remote
 
 NAME = "aionix-lsp"
 VERSION = "0.1.0"
-COMMANDS = ("aionix.lsp.validateOnServer", "aionix.lsp.run", "aionix.lsp.openStudio")
+COMMANDS = ("aionix.lsp.validateOnServer", "aionix.lsp.run", "aionix.lsp.openStudio", "aionix.lsp.simulate")
 
 _KINDS = {
     "keyword": t.CompletionItemKind.Keyword,
@@ -357,6 +357,14 @@ def code_lens(ls: AionixLanguageServer, params: t.CodeLensParams) -> list[t.Code
             command=t.Command(title=run_title, command=COMMANDS[1], arguments=[uri, str(found) if found else None]),
         ),
         t.CodeLens(range=top, command=t.Command(title="Open in Studio", command=COMMANDS[2], arguments=[uri])),
+        t.CodeLens(
+            range=top,
+            command=t.Command(
+                title="Simulate (cost and duration)",
+                command=COMMANDS[3],
+                arguments=[uri, str(found) if found else None],
+            ),
+        ),
     ]
 
 
@@ -393,6 +401,17 @@ def validate_on_server(ls: AionixLanguageServer, *args: Any) -> dict[str, Any]:
     return {"ok": True, **report}
 
 
+def _input(args: tuple[Any, ...]) -> Any:
+    """The input file named by a lens's second argument ({} without one); raises ValueError."""
+    if len(args) < 2 or not args[1]:
+        return {}
+    try:
+        text = Path(str(args[1])).read_text(encoding="utf-8")
+        return positions.parse(text, str(args[1]).endswith(".json"))[0]
+    except (OSError, positions.ParseError) as exc:
+        raise ValueError(f"input file {args[1]}: {getattr(exc, 'message', None) or exc}") from None
+
+
 @server.command(COMMANDS[1])
 @server.thread()
 def run(ls: AionixLanguageServer, *args: Any) -> dict[str, Any]:
@@ -402,13 +421,10 @@ def run(ls: AionixLanguageServer, *args: Any) -> dict[str, Any]:
     doc = ls.document(uri)
     if doc.root is None:
         return _fail(ls, f"{doc.error.message if doc.error else 'empty document'}: fix it before running")
-    input_value: Any = {}
-    if len(args) > 1 and args[1]:
-        try:
-            text = Path(str(args[1])).read_text(encoding="utf-8")
-            input_value = positions.parse(text, str(args[1]).endswith(".json"))[0]
-        except (OSError, positions.ParseError) as exc:
-            return _fail(ls, f"input file {args[1]}: {getattr(exc, 'message', None) or exc}")
+    try:
+        input_value = _input(args)
+    except ValueError as exc:
+        return _fail(ls, str(exc))
     try:
         try:
             ls.remote.request("PUT", f"/api/v1/workflows/{quote(doc.name)}", json={"definition": doc.value})
@@ -441,6 +457,32 @@ def open_studio(ls: AionixLanguageServer, *args: Any) -> dict[str, Any]:
     url = f"{ls.remote.base_url}/workflows/{quote(doc.name)}"
     ls.window_show_document(t.ShowDocumentParams(uri=url, external=True))
     return {"ok": True, "url": url}
+
+
+@server.command(COMMANDS[3])
+@server.thread()
+def simulate(ls: AionixLanguageServer, *args: Any) -> dict[str, Any]:
+    """POST /api/v1/runtime/simulate with the file's definition and input: cost, duration and
+    risks, without running anything."""
+    uri = str(args[0]) if args else ""
+    doc = ls.document(uri)
+    if doc.root is None:
+        return _fail(ls, f"{doc.error.message if doc.error else 'empty document'}: fix it before simulating")
+    try:
+        body = {"definition": doc.value, "input": _input(args)}
+        report = ls.remote.request("POST", "/api/v1/runtime/simulate", json=body)
+    except ValueError as exc:
+        return _fail(ls, str(exc))
+    except CLIError as exc:
+        return _fail(ls, exc.message)
+    p50 = (report.get("estimated_duration_ms") or {}).get("p50")
+    summary = (
+        f"{'feasible' if report.get('feasible') else 'not feasible'}, "
+        f"~${report.get('estimated_cost_usd', 0):.4f}, p50 {p50 if p50 is not None else '?'} ms, "
+        f"{len(report.get('risks') or [])} risk(s)"
+    )
+    ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Info, message=f"Aionix: {doc.name}: {summary}"))
+    return {"ok": True, **report}
 
 
 def main(remote: Remote | None = None) -> None:

@@ -320,7 +320,12 @@ async def test_code_lenses_validate_run_and_open_studio(lsp, server, tmp_path):
     await _open(lsp, uri, flow)
     lenses = await lsp.text_document_code_lens_async(t.CodeLensParams(text_document=t.TextDocumentIdentifier(uri=uri)))
     titles = [lens.command.title for lens in lenses]
-    assert titles == ["Validate on server", f"Run with {name}.input.json", "Open in Studio"]
+    assert titles == [
+        "Validate on server",
+        f"Run with {name}.input.json",
+        "Open in Studio",
+        "Simulate (cost and duration)",
+    ]
 
     async def run(lens):
         return await lsp.workspace_execute_command_async(
@@ -329,6 +334,11 @@ async def test_code_lenses_validate_run_and_open_studio(lsp, server, tmp_path):
 
     report = await run(lenses[0])
     assert report["ok"] is True and report["valid"] is True
+    simulated = await run(lenses[3])  # nothing runs: the template does not exist yet
+    assert simulated["ok"] is True and simulated["feasible"] is True
+    assert "estimated_cost_usd" in simulated and simulated["risks"] == []
+    with server.client() as c:
+        assert c.get(f"/api/v1/workflows/{name}").status_code == 404
     result = await run(lenses[1])
     assert result["status"] == "SUCCEEDED" and result["output"] == 42 and result["workflow"] == name
     with server.client() as c:
