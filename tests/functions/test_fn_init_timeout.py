@@ -18,7 +18,7 @@ def handler(event, context):
 
 
 def test_slow_import_under_a_pool_burst_does_not_eat_the_invocation_timeout(fn) -> None:
-    # each module takes 2.5 s to import, longer than the 1.5 s function timeout: 3 versions x 2
+    # each module takes 2 s to import, longer than the 1 s function timeout: 3 versions x 2
     # workers (pool_size 2) start at once on a loaded host; every call succeeds
     names = [
         create(
@@ -37,7 +37,7 @@ def test_slow_import_under_a_pool_burst_does_not_eat_the_invocation_timeout(fn) 
         assert record["result"]["remaining_ms"] > 0, record
         assert record["run_duration_ms"] is not None and record["run_duration_ms"] < 1500, record
         if record["cold_start"]:
-            assert record["init_duration_ms"] >= 2500, record
+            assert record["init_duration_ms"] >= 2000, record  # the import's 2.0 s sleep
         else:
             assert record["init_duration_ms"] is None, record
     assert any(r["cold_start"] for r in records)

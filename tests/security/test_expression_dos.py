@@ -169,8 +169,13 @@ async def test_a_short_limit_holds_within_2x_even_when_the_worker_must_be_killed
         with pytest.raises(expr.ExpressionError) as caught:
             await expr.evaluate_async(lambda c=compiled: c.evaluate(None))
         took = time.monotonic() - started
-        assert caught.value.jsonata_code == "D1012", caught.value.message
-        assert "limits.expression_timeout_ms" in caught.value.message
+        if source == FOREVER:
+            assert caught.value.jsonata_code == "D1012", caught.value.message
+            assert "limits.expression_timeout_ms" in caught.value.message
+        else:
+            # this one also grows fast: whichever bound the worker meets first ends it, named
+            assert caught.value.jsonata_code in ("D1012", "U1001"), caught.value.message
+            assert "limits.expression_" in caught.value.message
         # the first call also starts the worker process (not counted by the limit)
         assert took <= 2 * 0.2 + 1.0, f"{source}: {took:.2f} s"
 
