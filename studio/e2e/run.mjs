@@ -460,6 +460,31 @@ await step("test one state with sample data while editing: its recorded input, o
   check(!list.body.items.some((w) => w.name.startsWith("studio-test-")), "a temporary test workflow was left behind");
 });
 
+await step("test a selection of states: from its first state to its boundary, with the path taken", async () => {
+  await node("CheckAmount").click();
+  await node("PriceOrder").click({ modifiers: ["Control"] });
+  check((await page.locator(".react-flow__node.selected").count()) === 2, "ctrl-click did not select two states");
+  await inspector().getByTestId("test-selection").click();
+  const dialog = page.getByRole("dialog", { name: "Test 2 selected states" });
+  await dialog.getByText("Starts at CheckAmount.").waitFor();
+  // pre-filled with the input the first state had in the last execution
+  await page.waitForFunction(() => (document.querySelector("#test-input")?.value ?? "").includes("A-100"));
+  check(await dialog.getByTestId("test-run").isDisabled(), "a selection with a task ran without a confirmation");
+  await dialog.getByLabel("Input (JSON)").fill('{"orderId": "C-1", "amount": 5}');
+  await dialog.getByRole("checkbox").check();
+  await dialog.getByTestId("test-run").click();
+  await testResult(dialog, "SUCCEEDED → Approved");
+  const path = await dialog.getByTestId("test-path").innerText();
+  check(path === "CheckAmount → PriceOrder", `path taken: ${path}`);
+  const out = JSON.parse(await dialog.getByLabel("Test output").innerText());
+  check(out.total === 6, `selection output: ${JSON.stringify(out)}`);
+  await shot("editor-test-selection");
+  await dialog.getByRole("button", { name: "Close" }).click();
+  await page.keyboard.press("Escape");
+  const list = await api("GET", "/api/v1/workflows?limit=200");
+  check(!list.body.items.some((w) => w.name.startsWith("studio-test-")), "a temporary selection test workflow was left behind");
+});
+
 await step("the executions list shows it and a failed run can be redriven", async () => {
   const bad = await api("POST", "/api/v1/workflows", {
     name: `fails-${suffix}`,

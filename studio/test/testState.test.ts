@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { sideEffects, testOutcome, testWorkflow } from "../src/dsl/testState";
-import type { State } from "../src/dsl/types";
+import { CAPTURE_PREFIX, flowOrder, pathTaken, selectionWorkflow, sideEffects, testOutcome, testWorkflow } from "../src/dsl/testState";
+import type { State, Workflow } from "../src/dsl/types";
 
 describe("testing one state", () => {
   it("runs the state with every way out captured: next, routes, default and catchers", () => {
@@ -44,5 +44,74 @@ describe("testing one state", () => {
     expect(testOutcome({ status: "FAILED", error: { error: "States.Runtime", cause: "x" } }, run)).toEqual({ status: "FAILED", error: { error: "States.Runtime", cause: "x" } });
     const succeed = testWorkflow("Done", { type: "succeed" });
     expect(testOutcome({ status: "SUCCEEDED", output: { a: 1 } }, succeed)).toEqual({ status: "SUCCEEDED", next: "(end)", output: { a: 1 } });
+  });
+});
+
+describe("testing a selection of states", () => {
+  // A → B → (router C: big → D, else → E); B catches into E; E → F (end)
+  const scope = {
+    entry: "A",
+    states: {
+      E: { type: "set", value: 1, next: "F" },
+      A: { type: "set", value: {}, next: "B" },
+      B: { type: "task", action: "http", next: "C", catch: [{ errors: ["States.ALL"], next: "E" }] },
+      C: { type: "router", routes: [{ condition: "{% input.big %}", next: "D" }], default: "E" },
+      D: { type: "succeed" },
+      F: { type: "set", value: 2, end: true },
+    },
+  } as unknown as Workflow;
+
+  it("starts at the selected state no other selected state leads to, keeps inner transitions and ends at the boundary", () => {
+    const run = selectionWorkflow(scope, ["C", "B"]);
+    expect(run.names).toEqual(["B", "C"]);
+    expect(run.starts).toEqual(["B"]);
+    expect(run.workflow.entry).toBe("B");
+    const { B, C } = run.workflow.states;
+    expect(B.next).toBe("C"); // inside the selection: kept
+    expect(run.exits[B.catch![0].next]).toBe("E (caught)"); // leaves it: a capture
+    expect(run.exits[C.routes![0].next]).toBe("D");
+    expect(run.exits[C.default!]).toBe("E");
+    expect(Object.keys(run.workflow.states).filter((n) => !n.startsWith(CAPTURE_PREFIX)).sort()).toEqual(["B", "C"]);
+    expect(scope.states.B.next).toBe("C"); // the editor's states are not changed
+    expect(scope.states.B.catch![0].next).toBe("E");
+  });
+
+  it("an end inside the selection ends at a capture of (end); a catcher into the selection is kept", () => {
+    const run = selectionWorkflow(scope, ["B", "E", "F"]);
+    expect(run.workflow.entry).toBe("B");
+    expect(run.workflow.states.B.catch![0].next).toBe("E");
+    expect(run.workflow.states.E.next).toBe("F");
+    expect(run.exits[run.workflow.states.F.next!]).toBe("(end)");
+    expect(run.exits[run.workflow.states.B.next!]).toBe("C");
+  });
+
+  it("several possible starts: the first in flow order, unless one is chosen", () => {
+    const run = selectionWorkflow(scope, ["F", "A"]);
+    expect(run.starts).toEqual(["A", "F"]);
+    expect(run.workflow.entry).toBe("A");
+    expect(selectionWorkflow(scope, ["F", "A"], "F").workflow.entry).toBe("F");
+    // a cycle has no start: the first in flow order
+    const loop = { entry: "X", states: { X: { type: "set", value: 1, next: "Y" }, Y: { type: "set", value: 1, next: "X" } } } as unknown as Workflow;
+    const cyc = selectionWorkflow(loop, ["Y", "X"]);
+    expect(cyc.starts).toEqual([]);
+    expect(cyc.workflow.entry).toBe("X");
+    expect(cyc.exits).toEqual({});
+  });
+
+  it("flow order is breadth-first from the entry, then the unreachable states as written", () => {
+    expect(flowOrder(scope)).toEqual(["A", "B", "C", "E", "D", "F"]);
+  });
+
+  it("reads the path taken from the top-level StateEntered events of the selection", () => {
+    const run = selectionWorkflow(scope, ["B", "C"]);
+    const events = [
+      { type: "ExecutionStarted" },
+      { type: "StateEntered", state: "B", frame: "r" },
+      { type: "StateEntered", state: "C", frame: "r.B.0" }, // a nested state of the same name: not on the path
+      { type: "StateExited", state: "B", frame: "r" },
+      { type: "StateEntered", state: "C", frame: "r" },
+      { type: "StateEntered", state: `${CAPTURE_PREFIX}1`, frame: "r" },
+    ];
+    expect(pathTaken(events, run)).toEqual(["B", "C"]);
   });
 });

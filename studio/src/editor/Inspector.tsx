@@ -6,7 +6,7 @@ import type { Problem } from "../dsl/validate";
 import { operationFor, resolveSchema, useCatalog, type JsonSchema } from "./catalog";
 import { FieldProblems, JsonInput, NumberField, Section, SelectField, TextField } from "./fields";
 import { useEditor } from "./store";
-import { TestStateDialog } from "./TestState";
+import { TestSelectionDialog, TestStateDialog } from "./TestState";
 import { BUILDER_LIMIT, buildCondition, conditionMode, OPERATORS, parseCondition } from "./condition";
 import * as edits from "../dsl/edits";
 
@@ -14,13 +14,40 @@ export function Inspector({ readOnly }: { readOnly: boolean }) {
   const { snapshot, selected, problems, serverProblems } = useEditor();
   const all = [...problems, ...serverProblems];
   const doc = snapshot.doc;
-  if (selected.length > 1) return <aside className="inspector" aria-label="Inspector"><p className="muted">{selected.length} states selected. Delete, copy or move them together.</p></aside>;
+  if (selected.length > 1) return <SelectionInspector selected={selected} doc={doc} readOnly={readOnly} />;
   const id = selected[0];
   const { path, name } = id ? parseNodeId(id) : { path: [], name: "" };
   const state = id ? getScope(doc, path)?.states?.[name] : undefined;
   return (
     <aside className="inspector" aria-label="Inspector">
       {state ? <StateInspector key={id} id={id} state={state} doc={doc} problems={all} readOnly={readOnly} /> : <WorkflowInspector doc={doc} problems={all} readOnly={readOnly} />}
+    </aside>
+  );
+}
+
+/** Several states selected: what can be done with them together, testing included. */
+function SelectionInspector({ selected, doc, readOnly }: { selected: string[]; doc: Workflow; readOnly: boolean }) {
+  const workflow = useEditor((s) => s.name);
+  const [testing, setTesting] = useState(false);
+  const parsed = selected.map(parseNodeId);
+  const path = parsed[0].path;
+  const sameScope = parsed.every((p) => JSON.stringify(p.path) === JSON.stringify(path));
+  const scope = sameScope ? getScope(doc, path) : undefined;
+  const names = scope ? parsed.map((p) => p.name).filter((n) => scope.states?.[n]) : [];
+  return (
+    <aside className="inspector" aria-label="Inspector">
+      <p className="muted">{selected.length} states selected. Delete, copy or move them together.</p>
+      <button
+        type="button"
+        onClick={() => setTesting(true)}
+        disabled={readOnly || !scope || names.length < 2}
+        data-testid="test-selection"
+        title={scope ? "Run the selected states together once against an input" : "Select states of one scope (the top level, or one branch or processor) to test them together"}
+      >
+        Test {selected.length} selected states
+      </button>
+      {!sameScope && <p className="muted">They are in different scopes: select states of one scope to test them together.</p>}
+      {testing && scope && <TestSelectionDialog workflow={workflow} scope={scope} names={names} onClose={() => setTesting(false)} />}
     </aside>
   );
 }
