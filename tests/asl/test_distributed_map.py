@@ -657,3 +657,124 @@ def test_the_local_runner_says_a_distributed_map_needs_the_server():
     outcome = asyncio.run(run_definition(definition, {"items": [1]})).as_dict()
     assert outcome["status"] == "FAILED" and outcome["error"] == "States.Runtime"
     assert "runs child executions on a server" in outcome["cause"]
+
+
+# ---------------------------------------------------------------------------- S3 Inventory manifests
+SCHEMA = "Bucket, Key, Size, LastModifiedDate"
+
+
+def _inventory(files: list[list[int]]) -> tuple[dict[str, bytes], list[dict[str, str]]]:
+    """Gzipped inventory CSV files (quoted, as S3 Inventory writes them) of objects numbered as
+    given, and the items each row becomes."""
+    import gzip
+
+    bodies, items = {}, []
+    for f, numbers in enumerate(files):
+        rows = []
+        for i in numbers:
+            row = {
+                "Bucket": "src",
+                "Key": f"photos/{i:04d}, a.jpg",
+                "Size": str(i * 10),
+                "LastModifiedDate": "2026-01-02",
+            }
+            rows.append(",".join(f'"{v}"' for v in row.values()) + "\n")
+            items.append(row)
+        bodies[f"files/part-{f}.csv.gz"] = gzip.compress("".join(rows).encode())
+    return bodies, items
+
+
+def _manifest_doc(keys: list[str], bucket: str | None = None) -> bytes:
+    doc: dict[str, Any] = {
+        "sourceBucket": "src",
+        "version": "2016-11-30",
+        "fileFormat": "CSV",
+        "fileSchema": SCHEMA,
+        "files": [{"key": k, "size": 0, "MD5checksum": ""} for k in keys],
+    }
+    if bucket:
+        doc["destinationBucket"] = f"arn:aws:s3:::{bucket}"
+    return json.dumps(doc).encode()
+
+
+def test_s3_inventory_manifest_over_two_gzipped_files_with_max_items(c, s3, fs_root):
+    bodies, items = _inventory([list(range(0, 7)), list(range(7, 12))])
+    for key, body in bodies.items():
+        s3.put_object(Bucket="maps", Key=f"inv/{key}", Body=body)
+    s3.put_object(
+        Bucket="maps", Key="inv/manifest.json", Body=_manifest_doc([f"inv/{k}" for k in bodies], bucket="maps")
+    )
+    reader = {
+        "Resource": "arn:aws:states:::s3:getObject",
+        "ReaderConfig": {"InputType": "MANIFEST"},
+        "Parameters": {"Bucket": "maps", "Key": "inv/manifest.json"},
+    }
+    env = _wait(c, _start(c, _create(c, _map(reader, {"P": {"Type": "Pass", "End": True}}))))
+    assert env["status"] == "SUCCEEDED", env
+    assert env["output"] == items
+    reader["ReaderConfig"]["MaxItems"] = 9  # into the second file
+    definition = _map(reader, {"P": {"Type": "Pass", "End": True}}, ItemBatcher={"MaxItemsPerBatch": 4})
+    env = _wait(c, _start(c, _create(c, definition)))
+    assert env["status"] == "SUCCEEDED", env
+    assert [len(o["Items"]) for o in env["output"]] == [4, 4, 1]
+    assert [i for o in env["output"] for i in o["Items"]] == items[:9]
+    # the fs reader: file keys relative to the manifest's directory (or from the root with "/")
+    inv = fs_root / TENANT / "inv"
+    (inv / "files").mkdir(parents=True, exist_ok=True)
+    for key, body in bodies.items():
+        (inv / key).write_bytes(body)
+    (inv / "manifest.json").write_bytes(_manifest_doc([f"/inv/{next(iter(bodies))}", list(bodies)[1]]))
+    fs_reader = {
+        "Resource": "aionix:::fs:read",
+        "ReaderConfig": {"InputType": "MANIFEST"},
+        "Parameters": {"Path": "inv/manifest.json"},
+    }
+    env = _wait(c, _start(c, _create(c, _map(fs_reader, {"P": {"Type": "Pass", "End": True}}))))
+    assert env["status"] == "SUCCEEDED", env
+    assert env["output"] == items
+
+
+def test_manifest_reader_cursor_resumes_mid_file(monkeypatch):
+    """Small pages over gzip (two members in the second file): read everything, then resume
+    from every position's cursor (a restart after a checkpoint) and get exactly the rest."""
+    import asyncio
+    import gzip
+
+    from aionix.stepflow.asl import distributed as dm
+
+    bodies, items = _inventory([list(range(0, 30)), list(range(30, 50)), []])
+    keys = list(bodies)
+    second = gzip.decompress(bodies[keys[1]])
+    half = second.index(b"\n", len(second) // 2) + 1
+    bodies[keys[1]] = gzip.compress(second[:half]) + gzip.compress(second[half:])  # a multi-member gzip
+    files = {"m/manifest.json": _manifest_doc(keys), **{f"m/{k}": v for k, v in bodies.items()}}
+
+    async def fetch(self, offset: int, size: int) -> tuple[bytes, int]:
+        body = files[self.params["Path"]]
+        return body[offset : offset + size], len(body)
+
+    monkeypatch.setattr(dm.Fetcher, "fetch", fetch)
+
+    def source() -> dm.ManifestSource:
+        return dm.ManifestSource(dm.Fetcher(None, None, dm.FS_READ, {"Path": "m/manifest.json"}, None), 64)  # type: ignore[arg-type]
+
+    async def drain(src: dm.ManifestSource) -> list[tuple[Any, Any]]:
+        out: list[tuple[Any, Any]] = []
+        while not src.done:
+            page = await src.page()
+            assert page or src.done  # an empty page only at the end
+            out += page
+        return out
+
+    async def main() -> None:
+        whole = await drain(source())
+        assert [i for i, _ in whole if i is not None] == items
+        for k, (_, pos) in enumerate(whole):
+            src = source()
+            cursor = json.loads(json.dumps(src.cursor(pos)))  # as kept in sf_map_runs
+            assert set(cursor) == {"mf", "off"}
+            src.start(cursor)
+            rest = [i for i, _ in await drain(src) if i is not None]
+            assert rest == [i for i, _ in whole[k + 1 :] if i is not None], (k, cursor)
+
+    asyncio.run(main())

@@ -7,10 +7,10 @@ workflow version whose root is the Map's `ItemProcessor`: a real execution, with
 history, readable with `GET /api/v1/executions/{id}`. The parent's history links them with a
 `MapRunStarted` event naming the map run.
 
-Durability: the map run (`sf_map_runs`) keeps the reader's cursor (the byte, or listing page and
-key, where the next batch starts) and one row per started batch (`sf_map_batches`). A child is
-started with the idempotency key `maprun:{map run}:{batch}`, so after a crash the batch that was
-being started is found, not started twice; finished batches are never run again, and a redrive
+Durability: the map run (`sf_map_runs`) keeps the reader's cursor (the byte, the listing page and
+key, or the inventory file and offset, where the next batch starts) and one row per started batch
+(`sf_map_batches`). A child is started with the idempotency key `maprun:{map run}:{batch}`, so
+after a crash the batch that was being started is found, not started twice; finished batches are never run again, and a redrive
 of the parent redrives only the failed children. Memory stays bounded: a page of at most
 `PAGE_BYTES` is parsed at a time (in a worker thread) and at most `MaxConcurrency` batches are
 in flight; results are written (`ResultWriter`) or collected from the store page by page.
@@ -25,6 +25,7 @@ import gc
 import hashlib
 import json
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,12 +62,14 @@ FS_READ = "aionix:::fs:read"
 FS_WRITE = "aionix:::fs:write"
 READERS = (S3_GET, S3_LIST, FS_READ)
 WRITERS = (S3_PUT, FS_WRITE)
-INPUT_TYPES = ("CSV", "JSON", "JSONL")
+INPUT_TYPES = ("CSV", "JSON", "JSONL", "MANIFEST")
 DELIMITERS = {"COMMA": ",", "PIPE": "|", "SEMICOLON": ";", "SPACE": " ", "TAB": "\t"}
 READER_FAILED = "States.ItemReaderFailed"
 WRITER_FAILED = "States.ResultWriterFailed"
 #: bytes read per page (capped by `[connectors] max_result_bytes`)
 PAGE_BYTES = 256 * 1024
+#: an S3 Inventory manifest is read whole, up to this size
+MANIFEST_BYTES = 8 * 1024 * 1024
 #: ... parsed in slices of this many bytes (about a millisecond each)
 PARSE_SLICE = 16 * 1024
 #: default children in flight (capped by `[stepflow] max_map_concurrency`)
@@ -591,6 +594,147 @@ class ListingSource(Source):
         return items
 
 
+class ManifestSource(Source):
+    """`"InputType": "MANIFEST"`: an S3 Inventory `manifest.json` (read whole: it is small)
+    whose `files` are CSV inventory files (gzip-compressed or not); each row is an item keyed
+    by the manifest's `fileSchema` names ("Bucket, Key, Size, …"). Files are read in ranged
+    pages and inflated with `zlib.decompressobj`; the position is (file index, inflated bytes
+    of that file consumed), so a resume inflates that one file again from its start, skipping
+    what was consumed. S3: file keys are keys of the manifest's `destinationBucket` (else the
+    manifest's bucket). fs: a file key is a path relative to the manifest's directory, or,
+    starting with `/`, relative to the tenant's root."""
+
+    def __init__(self, fetcher: Fetcher, page_bytes: int) -> None:
+        self.fetcher, self.page_bytes = fetcher, page_bytes
+        self.files: list[str] | None = None
+        self.parser: TextSource | None = None
+        self.file, self.skip = 0, 0
+        self._open(0, 0)
+
+    def _open(self, file: int, skip: int) -> None:
+        """Start file `file` from its beginning; `skip` inflated bytes are already consumed."""
+        self.file, self.skip = file, skip
+        self.coff = 0  # compressed bytes fetched
+        self.used = 0  # inflated bytes consumed (rows handed out or skipped)
+        self.buf = b""  # inflated bytes not yet parsed
+        self.tail = b""  # compressed bytes not yet inflated
+        self.inflate: Any = None  # a decompressobj once the file is known to be gzip; False: plain
+        self.fetched_all = False
+
+    def start(self, cursor: dict[str, Any]) -> None:
+        self._open(cursor.get("mf", 0), cursor.get("off", 0))
+
+    def cursor(self, pos: Any) -> dict[str, Any]:
+        return {"mf": pos[0], "off": pos[1]}
+
+    async def _manifest(self) -> None:
+        f = self.fetcher
+        data = b""
+        while True:
+            chunk, total = await f.fetch(len(data), self.page_bytes)
+            data += chunk
+            if not chunk or len(data) >= total:
+                break
+            if len(data) > MANIFEST_BYTES:
+                raise Failure(READER_FAILED, f"{f.describe()}: the manifest is over {MANIFEST_BYTES} bytes")
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise ValueError("not an object")
+            files = doc.get("files")
+            if not isinstance(files, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("key"), str) for e in files
+            ):
+                raise ValueError('"files" must be a list of {"key": …}')
+            fmt = doc.get("fileFormat", "CSV")
+            if fmt != "CSV":
+                raise ValueError(f"fileFormat {fmt!r}: only CSV inventories are read")
+            schema = doc.get("fileSchema")
+            if not isinstance(schema, str) or not schema.strip():
+                raise ValueError('"fileSchema" must name the columns ("Bucket, Key, …")')
+        except ValueError as exc:
+            raise Failure(READER_FAILED, f"{f.describe()}: not an S3 Inventory manifest: {exc}") from None
+        names = [n.strip() for n in schema.split(",")]
+        self.files = [e["key"] for e in files]
+        self.parser = TextSource(f, "CSV", {"CSVHeaderLocation": "GIVEN", "CSVHeaders": names}, self.page_bytes)
+        dest = doc.get("destinationBucket")
+        self.bucket = dest.rsplit(":", 1)[-1] if isinstance(dest, str) and dest else f.params.get("Bucket")
+
+    def _fetcher(self, key: str) -> Fetcher:
+        f = self.fetcher
+        if f.resource == FS_READ:
+            base = f.params["Path"].rsplit("/", 1)[0] if "/" in f.params["Path"] else ""
+            path = key.lstrip("/") if key.startswith("/") else (f"{base}/{key}" if base else key)
+            return Fetcher(f.engine, f.run, FS_READ, {**f.params, "Path": path}, f.connection)
+        return Fetcher(f.engine, f.run, S3_GET, {**f.params, "Bucket": self.bucket, "Key": key}, f.connection)
+
+    async def _more(self, fetcher: Fetcher) -> None:
+        """Inflate up to a page more of the current file into `buf`."""
+        if not self.tail and not self.fetched_all:
+            data, total = await fetcher.fetch(self.coff, self.page_bytes)
+            self.coff += len(data)
+            self.fetched_all = not data or self.coff >= total
+            self.tail = data
+            if self.inflate is None:
+                self.inflate = zlib.decompressobj(31) if data[:2] == b"\x1f\x8b" else False
+        if self.inflate is False:
+            out, self.tail = self.tail, b""
+        else:
+            out = b""
+            while self.tail and not out:
+                out = self.inflate.decompress(self.tail, self.page_bytes * 4)
+                self.tail = self.inflate.unconsumed_tail
+                if self.inflate.eof:  # one gzip member ended: the next one (if any) follows
+                    self.tail = self.inflate.unused_data  # (all the input after it)
+                    self.inflate = zlib.decompressobj(31)
+        if self.inflate and self.fetched_all and not self.tail:
+            out += self.inflate.flush()  # what zlib still holds of the file's end
+        if self.skip > self.used:  # resuming: drop what was consumed before
+            drop = min(len(out), self.skip - self.used)
+            out, self.used = out[drop:], self.used + drop
+        self.buf += out
+
+    async def page(self) -> list[tuple[Any, Any]]:
+        if self.files is None:
+            await self._manifest()
+        assert self.files is not None and self.parser is not None
+        while self.file < len(self.files):
+            fetcher = self._fetcher(self.files[self.file])
+            try:
+                await self._more(fetcher)
+            except zlib.error as exc:
+                raise Failure(READER_FAILED, f"{fetcher.describe()}: not valid gzip: {exc}") from None
+            at_end = self.fetched_all and not self.tail
+            if self.buf:
+                self.parser.offset = self.used
+                try:
+                    items = await self.parser._sliced(self.buf, at_end)
+                except ValueError as exc:
+                    raise Failure(READER_FAILED, f"{fetcher.describe()}: {exc}") from None
+                if items:
+                    end = items[-1][1]
+                    self.buf = self.buf[end - self.used :]
+                    self.used = end
+                    file = self.file
+                    out = [(item, (file, pos)) for item, pos in items]
+                    if at_end and not self.buf:  # the file is done: the next starts after its last row
+                        self._open(file + 1, 0)
+                        out[-1] = (out[-1][0], (file + 1, 0))
+                        self.done = self.file >= len(self.files)
+                    return out
+            if at_end:
+                if self.buf:
+                    raise Failure(READER_FAILED, f"{fetcher.describe()}: a record is cut short")
+                self._open(self.file + 1, 0)
+                if self.file >= len(self.files):
+                    break
+                return [(None, (self.file, 0))]
+            if len(self.buf) > self.page_bytes * 16:
+                raise Failure(READER_FAILED, f"{fetcher.describe()}: a record is larger than {len(self.buf)} bytes")
+        self.done = True
+        return []
+
+
 # ---------------------------------------------------------------------------- the map run
 @dataclass
 class Batch:
@@ -655,6 +799,8 @@ class MapRun:
         if resource == S3_LIST:
             return ListingSource(fetcher)
         rc = reader.get("ReaderConfig") or {}
+        if rc.get("InputType") == "MANIFEST":
+            return ManifestSource(fetcher, self._page_bytes())
         return TextSource(fetcher, rc.get("InputType", "JSON"), rc, self._page_bytes())
 
     def _page_bytes(self) -> int:
