@@ -42,7 +42,10 @@ def assert_responsive(probe: HealthProbe) -> None:
     """Most answers fast, none held for long (the old code froze the server for 48.6 s; a lone
     ~100 ms sample is the shared host's scheduler, which an idle asyncio loop sees too)."""
     assert not probe.failures, probe.failures[:3]
-    assert probe.percentile(95) <= 0.1, probe.summary()
+    assert probe.percentile(50) <= 0.05, probe.summary()
+    # a run may be short (10 samples, where p95 is the worst one): allow one slow sample in 20
+    slow = sum(1 for latency in probe.latencies if latency > 0.1)
+    assert slow <= max(1, len(probe.latencies) // 20), probe.summary()
     assert probe.worst <= 0.5, probe.summary()
 
 
