@@ -128,7 +128,8 @@ NAMES_BY_PREFIX = {
 
 
 def _config(dicts: dict[str, list[str]], examples: int) -> str:
-    lines = [f"generation.max-examples = {examples}", "request-timeout = 30", ""]
+    # above the API's longest legitimate wait (a sync start may ask for wait_seconds up to 300)
+    lines = [f"generation.max-examples = {examples}", "request-timeout = 320", ""]
     for name, values in dicts.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
     lines += [
