@@ -165,7 +165,7 @@ def _config(dicts: dict[str, list[str]], examples: int) -> str:
 SCALE = float(os.environ.get("AIONIX_FUZZ_SCALE", "1"))
 
 
-@pytest.mark.timeout(round(BUDGET_S * SCALE) + 400)
+@pytest.mark.timeout(round(BUDGET_S * SCALE) + 900)
 def test_schemathesis_finds_no_5xx_and_no_conformance_failure(make_server, tmp_path):
     scale = SCALE
     examples = max(1, round(EXAMPLES * scale))
@@ -218,7 +218,7 @@ def test_schemathesis_finds_no_5xx_and_no_conformance_failure(make_server, tmp_p
         ],
         capture_output=True,
         text=True,
-        timeout=budget + 300,
+        timeout=budget + 700,
         cwd=tmp_path,
     )
     elapsed = time.monotonic() - started
@@ -236,6 +236,7 @@ def test_schemathesis_finds_no_5xx_and_no_conformance_failure(make_server, tmp_p
     assert re.search(rf"Tested: {fuzzed}\b", summary), summary
     # the run kept its access throughout: only the webhook receiver (its own auth) answers 401 alone
     assert "Authentication failed: 1 operation" in summary or "Authentication failed" not in summary, summary
-    assert elapsed < budget + 120, f"the fuzz run took {elapsed:.0f} s, over its {budget:.0f} s budget"
+    # one case may still be waiting (up to the 320 s request timeout) when the budget ends
+    assert elapsed < budget + 400, f"the fuzz run took {elapsed:.0f} s, over its {budget:.0f} s budget"
     log = srv.log()
     assert "unhandled error" not in log and "Traceback" not in log, log[-4000:]
