@@ -30,8 +30,8 @@ import orjson
 from aionix.ai.models import ProviderSpec
 from aionix.bus import BusError, CallContext
 from aionix.connectors.httpcall import guarded_client
-from aionix.connectors.ssrf import AllowList, Refused
 from aionix.errors import AionixError, RateLimited
+from aionix.ssrf import AllowList, Refused
 
 #: set while a local-only task runs: every `api` provider's client refuses to send
 LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("aionix_ai_local_only", default=False)

@@ -16,7 +16,8 @@ import orjson
 
 from aionix import jsonutil
 from aionix.bus import BusError
-from aionix.connectors.ssrf import (
+from aionix.errors import field_error
+from aionix.ssrf import (
     AllowList,
     Guard,
     GuardedBackend,
@@ -26,7 +27,6 @@ from aionix.connectors.ssrf import (
     literal_address,
     system_resolver,
 )
-from aionix.errors import field_error
 
 REDIRECTS = {301, 302, 303, 307, 308}
 _SENSITIVE = {"authorization", "cookie", "proxy-authorization", "x-api-key"}

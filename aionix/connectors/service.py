@@ -27,8 +27,8 @@ from aionix.connectors.httpcall import guarded_client
 from aionix.connectors.kind import ConnectorKind, Invocation, Operation
 from aionix.connectors.kinds import load_kinds
 from aionix.connectors.roots import TenantRoots, protected_paths
-from aionix.connectors.ssrf import AllowList, Guard, Refused, local_addresses
 from aionix.errors import AionixError, Conflict, Forbidden, NotFound, field_error
+from aionix.ssrf import AllowList, Guard, Refused, local_addresses
 
 if TYPE_CHECKING:
     from aionix.runtime import Runtime
@@ -159,7 +159,9 @@ class ConnectorsService:
         if getattr(model, "allow_hosts", None) and role != "admin":
             raise Forbidden("config.allow_hosts opens the SSRF guard: only an admin key may set it")
         if getattr(model, "shared_root", False) and not (role == "admin" and cross_tenant):
-            raise Forbidden("config.shared_root reaches beyond the tenant's part of the roots: only a cross-tenant admin key may set it")
+            raise Forbidden(
+                "config.shared_root reaches beyond the tenant's part of the roots: only a cross-tenant admin key may set it"
+            )
         self._check_placement(kind.name, model, tenant)
         return model.model_dump(mode="json", exclude_unset=True)
 

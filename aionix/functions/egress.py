@@ -11,7 +11,7 @@ else can connect to it) and relays each connection after two checks, like Deno's
 
 - the destination `host[:port]` must match one of the function's grant entries (`host` allows
   every port; names compare case-insensitively; `[v6]:port` for IPv6 literals);
-- the connection layer's SSRF guard (`aionix.connectors.ssrf.Guard`) vets what the host
+- the connection layer's SSRF guard (`aionix.ssrf.Guard`) vets what the host
   resolves to: loopback, private, link-local and metadata addresses are refused unless
   `[functions] allow_hosts` lists them, and the socket connects to the vetted address (no DNS
   rebinding between check and connect). The server's own API port on a local address is
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from aionix.connectors.ssrf import AllowList, Guard, Refused
+from aionix.ssrf import AllowList, Guard, Refused
 
 log = logging.getLogger("aionix.functions")
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from aionix import jsonutil
 from aionix import trn as trnlib
-from aionix.connectors.ssrf import AllowList
 from aionix.errors import NotFound, Unavailable, ValidationFailed, field_error
 from aionix.functions import code as codelib
 from aionix.functions import gpu as gpulib
@@ -44,6 +43,7 @@ from aionix.functions.runtimes.process import Pools
 from aionix.functions.runtimes.python import PythonRuntime
 from aionix.functions.runtimes.wasm import WasmRuntime
 from aionix.functions.sandbox import Confinement, detect
+from aionix.ssrf import AllowList
 
 log = logging.getLogger("aionix.functions")
 DEFAULT_HANDLER = {"python": "main.handler", "deno": "main.ts", "wasm": "_start"}

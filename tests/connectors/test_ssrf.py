@@ -9,8 +9,8 @@ import pytest
 
 from aionix.bus import BusError
 from aionix.connectors.httpcall import HttpRequest, guarded_client, send
-from aionix.connectors.ssrf import AllowList, Guard, Refused
 from aionix.errors import ValidationFailed
+from aionix.ssrf import AllowList, Guard, Refused
 from connectors.support import error_name, make_connection, run_action
 
 #: host spellings that all land somewhere internal; the guard must refuse every one.
