@@ -34,6 +34,12 @@ class Principal:
     role: str
     cross_tenant: bool = False
     home_tenant: str = ""
+    # Identity beyond keys (governance): a signed-in user and the groups it belongs to. `source`
+    # says how the request authenticated: "key" (API key), "token" (short-lived access token).
+    # Policies attach to key_id, user_id and each group; the role is the built-in policy.
+    user_id: str | None = None
+    groups: tuple[str, ...] = ()
+    source: str = "key"
 
     def at_least(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
