@@ -192,8 +192,9 @@ def run(argv: list[str] | None = None) -> int:
             return int(exc.code or 0)
         return 0
     try:
-        app(args=args, prog_name="aio", standalone_mode=False)
-        return 0
+        # With standalone_mode=False click returns a typer.Exit's code instead of raising it.
+        code = app(args=args, prog_name="aio", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except CLIError as exc:
         if os.environ.get("AIONIX_DEBUG") == "1":
             raise

@@ -138,3 +138,15 @@ def test_backup_and_offline_restore(cli, make_server, tmp_path, monkeypatch):
     bad = tmp_path / "bad.db"
     bad.write_text("not a database")
     assert cli("admin", "restore", str(bad), "--data-dir", str(tmp_path / "x"))[0] == 2
+
+
+def test_a_command_that_exits_non_zero_keeps_its_code(cli):
+    # `act conn test` ends with typer.Exit(1) when the server is not reachable; click in
+    # standalone_mode=False returns that code instead of raising it, and run() must keep it.
+    code, _, _ = cli(
+        "act", "conn", "create", "exit-probe", "--kind", "http", "--config", '{"base_url": "http://10.255.255.1:9"}'
+    )
+    assert code == 0
+    code, out, _ = cli("act", "conn", "test", "exit-probe", "-o", "json")
+    assert json.loads(out)["ok"] is False
+    assert code == 1
