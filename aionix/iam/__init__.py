@@ -1,0 +1,1 @@
+"""Governance: policies on TRNs, users and tokens, tenants and quotas, the audit chain."""
