@@ -92,6 +92,8 @@ class KeyAuthenticator:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._cache: dict[str, tuple[Principal | None, float]] = {}
+        #: suspended tenants (kept by aionix.iam.tenants): their keys are refused
+        self.suspended: set[str] | frozenset[str] = frozenset()
 
     def forget(self) -> None:
         self._cache.clear()
@@ -112,6 +114,8 @@ class KeyAuthenticator:
             self._cache[digest] = (base, now + _CACHE_SECONDS)
         if base is None:
             raise Unauthorized("invalid or revoked API key")
+        if base.tenant in self.suspended and not base.cross_tenant:
+            raise Forbidden(f"tenant {base.tenant!r} is suspended: its keys are refused", code="tenant_suspended")
         if tenant_header and tenant_header != base.tenant:
             if not (base.cross_tenant and base.role == "admin"):
                 raise Forbidden("this key may not act in another tenant (X-Aionix-Tenant)")

@@ -43,7 +43,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(exc: AionixError) -> Response:
     headers = None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:  # None: no reset (a quota's level)
         headers = {"Retry-After": retry_after_header(exc.retry_after)}
     return json_response(exc.to_dict(), exc.status, headers)
 
