@@ -121,6 +121,8 @@ class Confinement:
     seccomp_library: str | None = None
     #: size of a worker's private /tmp (a tmpfs, with `mountns`)
     tmp_bytes: int = 128 << 20
+    #: workers can get a CPU quota (v2 cpu.max, v1 cpu.cfs_quota_us)
+    cpu_quota: bool = False
     _free_uids: list[int] = field(default_factory=list)
     _serial: int = 0
     _block_fd: int | None = None
@@ -134,7 +136,9 @@ class Confinement:
             "cgroups": self.cgroups,
             "cgroup_controllers": sorted(self.cgroup_bases)
             if self.cgroups == "v1"
-            else (["memory", "pids", "cpu"] if self.cgroups == "v2" else []),
+            else (["memory", "pids", *(["cpu"] if self.cpu_quota else [])] if self.cgroups == "v2" else []),
+            # a module's runtime.resources.cpu as a cgroup CPU quota (else only the CPU-time rlimit)
+            "cpu_quota": self.cpu_quota,
             "rlimits": ["as", "cpu", "nproc", "nofile", "fsize", "core"],
             "seccomp": self.seccomp,
             "seccomp_library": self.seccomp_library,
@@ -204,8 +208,8 @@ class Confinement:
                     _write(d / "memory.swap.max", "0")
                 if pids_max:
                     _write(d / "pids.max", str(pids_max))
-                if cpu_quota:
-                    _write(d / "cpu.max", f"{int(cpu_quota * 100000)} 100000")
+                if cpu_quota and not _write(d / "cpu.max", f"{max(1000, int(cpu_quota * 100000))} 100000"):
+                    log.warning("could not set a worker's cpu.max (the CPU-time rlimit still applies)")
             else:
                 for controller, base in self.cgroup_bases.items():
                     d = base / name
@@ -218,7 +222,8 @@ class Confinement:
                         _write(d / "pids.max", str(pids_max))
                     elif controller == "cpu" and cpu_quota:
                         _write(d / "cpu.cfs_period_us", "100000")
-                        _write(d / "cpu.cfs_quota_us", str(int(cpu_quota * 100000)))
+                        if not _write(d / "cpu.cfs_quota_us", str(max(1000, int(cpu_quota * 100000)))):
+                            log.warning("could not set a worker's cpu.cfs_quota_us (the CPU-time rlimit still applies)")
         except OSError as exc:
             log.warning("could not create a worker cgroup: %s", exc)
             Cgroup(self.cgroups, dirs).remove()
@@ -363,6 +368,17 @@ def _setup_cgroups(tag: str, wanted: str) -> tuple[str, dict[str, Path]]:
     return "none", {}
 
 
+def _cpu_controller(kind: str, bases: dict[str, Path]) -> bool:
+    if kind == "v1":
+        return "cpu" in bases
+    if kind == "v2":
+        try:
+            return "cpu" in (bases["v2"] / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            return False
+    return False
+
+
 def detect(
     *,
     uid_base: int,
@@ -396,6 +412,7 @@ def detect(
         pidns=mountns and _pidns_works(),
         cgroups=kind,
         cgroup_bases=bases,
+        cpu_quota=_cpu_controller(kind, bases),
         uid_base=uid_base,
         uid_count=uid_count,
         sandbox_dir=sandbox,

@@ -14,6 +14,7 @@ NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 VERSION = r"^[0-9]+\.[0-9]+\.[0-9]+([-+][A-Za-z0-9.-]{1,40})?$"
 SECRET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\??$")
 HOST = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9*][A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$")
+_CPU = re.compile(r"^(?:([0-9]{1,3}(?:\.[0-9]{1,6})?)|([0-9]{1,6})m)$")
 _MEM = re.compile(r"^([0-9]{1,7})(Mi|Gi|M|G)?$")
 
 
@@ -45,9 +46,18 @@ class Gpu(Strict):
 
 
 class Resources(Strict):
-    cpu: float = Field(1.0, gt=0, le=64, description="CPU cores (cgroup quota where the host allows)")
+    cpu: float | str | None = Field(
+        None,
+        description='CPU cores: a number or a string (0.5, "0.5", "500m" = half a core), 0.01 to 64; '
+        "a cgroup CPU quota where the host allows, and a CPU-time limit in any case; unset: no quota",
+    )
     memory: int | str = Field(256, description="MiB, or a string like 256Mi / 1Gi")
     gpu: Gpu = Gpu()
+
+    @field_validator("cpu", mode="before")
+    @classmethod
+    def _cpu(cls, value: Any) -> float | None:
+        return None if value is None else cpu_cores(value)
 
     @field_validator("memory")
     @classmethod
@@ -56,6 +66,22 @@ class Resources(Strict):
         if not 16 <= mb <= 65536:
             raise ValueError("memory must be between 16 MiB and 64 GiB")
         return value
+
+
+def cpu_cores(value: Any) -> float:
+    """Cores from 0.5, "0.5" or "500m" (millicores); ValueError naming the accepted forms."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError('cpu must be a number of cores (0.5) or a string like "0.5" or "500m"')
+    if isinstance(value, str):
+        m = _CPU.match(value.strip())
+        if not m:
+            raise ValueError('cpu must be a number of cores (0.5) or a string like "0.5" or "500m"')
+        cores = int(m.group(2)) / 1000 if m.group(2) else float(m.group(1))
+    else:
+        cores = float(value)
+    if not 0.01 <= cores <= 64:
+        raise ValueError("cpu must be between 0.01 (10m) and 64 cores")
+    return cores
 
 
 def memory_mb(value: int | str) -> int:

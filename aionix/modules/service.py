@@ -111,6 +111,31 @@ class ModulesService:
     async def stop(self) -> None:
         return None
 
+    async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
+        """Whether `runtime.resources.cpu` is a cgroup CPU quota here or only a CPU-time limit."""
+        fsvc = self.rt.services.get("functions")
+        conf = getattr(fsvc, "conf", None)
+        if conf is None:
+            return []
+        if conf.cpu_quota:
+            return [
+                {
+                    "check": "modules.cpu_quota",
+                    "status": "ok",
+                    "message": f"a module's runtime.resources.cpu is its worker's cgroup CPU quota "
+                    f"(cgroups {conf.cgroups}), with a CPU-time limit as the backstop",
+                }
+            ]
+        return [
+            {
+                "check": "modules.cpu_quota",
+                "status": "warn",
+                "message": "no writable cgroup cpu controller here: a module's runtime.resources.cpu is enforced "
+                "as a CPU-time limit (RLIMIT_CPU) only, not as a share of a core",
+                "fix": "run the server as root on a host with cgroup v2 (cpu controller available) or v1 cpu",
+            }
+        ]
+
     @property
     def max_bytes(self) -> int:
         return self.cfg.max_package_mb << 20
@@ -630,6 +655,7 @@ class ModulesService:
         retries = min(pol.retries, self.cfg.max_retries)
         res = manifest.runtime.resources
         timeout_s = timeout_ms / 1000
+        cores = res.cpu if isinstance(res.cpu, float) else None  # the validator made it cores
         spec = RunSpec(
             tenant=tenant,
             name=f"module-{row['name']}",
@@ -641,8 +667,11 @@ class ModulesService:
             env=env,
             timeout_seconds=timeout_s,
             memory_mb=memory_mb(res.memory),
-            # `cpu` cores over the timeout: the CPU time a run may use (RLIMIT_CPU)
-            cpu_seconds=max(1.0, float(int(res.cpu * timeout_s + 0.999))),
+            # `cpu` cores over the timeout (one core when unset): the CPU time a run may use
+            # (RLIMIT_CPU, the backstop where the host has no cgroup CPU quota)
+            cpu_seconds=max(1.0, float(int((cores or 1.0) * timeout_s + 0.999))),
+            # … and the worker cgroup's CPU quota (cpu.max / cpu.cfs_quota_us) where it has one
+            cpu_quota=cores,
             max_processes=4 if runtime != "wasm" else 1,
             max_open_files=64,
             # only the worker's private /tmp is writable (the package and the host are not)

@@ -43,6 +43,29 @@ elif op == "mem":
 elif op == "spin":
     while True:
         pass
+elif op == "burn":
+    # busy for `s` seconds of wall time: the CPU time it got, and its cgroup's CPU quota
+    t0, c0 = time.monotonic(), time.process_time()
+    while time.monotonic() - t0 < event["s"]:
+        pass
+    out["wall"], out["cpu"] = time.monotonic() - t0, time.process_time() - c0
+    quota = None
+    for line in open("/proc/self/cgroup").read().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        files = []
+        if "cpu" in ctrls.split(","):
+            files = [f"/sys/fs/cgroup/{c}{path}/cpu.cfs_quota_us" for c in ("cpu", "cpu,cpuacct")]
+        elif ctrls == "":
+            files = [f"/sys/fs/cgroup{path}/cpu.max", f"/sys/fs/cgroup/unified{path}/cpu.max"]
+        for f in files:
+            try:
+                quota = open(f).read().split()[0]
+                break
+            except OSError:
+                pass
+        if quota is not None and "cpu" in ctrls.split(","):
+            break
+    out["quota"] = quota
 elif op == "sleep":
     time.sleep(event["s"])
 elif op == "bad":
@@ -123,20 +146,62 @@ def test_memory_cpu_timeout_and_errors(mc, trusted, tmp_path):
     assert r.status_code == 502 and "boom" in r.text
 
 
+def _cpu_quota_here(mc) -> bool:
+    conf = mc.get("/healthz").json().get("confinement") or {}
+    return bool(conf.get("cpu_quota"))
+
+
 def test_cpu_limit(mc, trusted, tmp_path):
-    # cpu 0.1 core over a 10 s timeout: at most 1 s of CPU time, long before the timeout
+    """The CPU-time backstop: cpu 0.1 core over a 10 s timeout is at most 1 s of CPU time. With
+    a cgroup quota the spin gets 0.1 core and reaches both near the 10 s timeout; without one it
+    burns its 1 s long before."""
     name = _probe(
         mc,
         trusted,
         tmp_path,
-        runtime={"type": "subprocess", "resources": {"cpu": 0.1, "memory": "64Mi"}},
+        runtime={"type": "subprocess", "resources": {"cpu": "100m", "memory": "64Mi"}},
         policies={"timeout_ms": 10000, "retries": 0},
     )
     t0 = time.monotonic()
     r = mc.post(f"/api/v1/modules/{name}/run", json={"op": "spin"})
     elapsed = time.monotonic() - t0
-    assert r.status_code == 502 and elapsed < 8, (elapsed, r.text)
-    assert r.json()["error"]["error"] != "Module.Timeout", r.text
+    assert r.status_code == 502, r.text
+    if _cpu_quota_here(mc):
+        assert 7 < elapsed < 40, (elapsed, r.text)  # throttled to 0.1 core: it runs until the limits
+    else:
+        assert elapsed < 8 and r.json()["error"]["error"] != "Module.Timeout", (elapsed, r.text)
+
+
+def test_cpu_quota(mc, trusted, tmp_path):
+    """runtime.resources.cpu is the worker cgroup's CPU quota: a CPU-bound module with cpu 0.2
+    gets about a fifth of a core over 2 s of wall time; one without `cpu` is not throttled."""
+    import pytest
+
+    if not _cpu_quota_here(mc):
+        pytest.skip("this host has no writable cgroup cpu controller (not root, or no cgroups): /healthz says so")
+    quota = _probe(
+        mc,
+        trusted,
+        tmp_path / "a",
+        runtime={"type": "subprocess", "resources": {"cpu": 0.2, "memory": "64Mi"}},
+        policies={"timeout_ms": 20000, "retries": 0},
+    )
+    free = _probe(
+        mc,
+        trusted,
+        tmp_path / "b",
+        runtime={"type": "subprocess", "resources": {"memory": "64Mi"}},
+        policies={"timeout_ms": 20000, "retries": 0},
+    )
+    assert mc.get(f"/api/v1/modules/{free}").json()["manifest"]["runtime"]["resources"]["cpu"] is None
+    q = run(mc, quota, {"op": "burn", "s": 2.0})["result"]
+    f = run(mc, free, {"op": "burn", "s": 2.0})["result"]
+    print(f"cpu 0.2: {q}; no quota: {f}")
+    assert q["quota"] in (None, "20000"), q  # cpu.cfs_quota_us / cpu.max of its cgroup, when readable
+    assert f["quota"] in (None, "-1", "max"), f
+    # loose bounds: the period is 100 ms, the machine is loaded
+    assert 0.05 < q["cpu"] / q["wall"] < 0.35, q
+    assert f["cpu"] / f["wall"] > 0.45, f
 
 
 def test_retries_and_circuit_breaker(mc, trusted, tmp_path):

@@ -39,6 +39,8 @@ class RunSpec:
     devices_env: dict[str, str] = field(default_factory=dict)
     #: the limit of a cold start (worker start and module import), apart from `timeout_seconds`
     init_timeout_seconds: float = 10.0
+    #: CPU cores as the worker cgroup's quota (modules' runtime.resources.cpu); None: no quota
+    cpu_quota: float | None = None
 
     def pool_key(self) -> str:
         """Workers are shared only between invocations with identical code, config and env."""
@@ -57,6 +59,7 @@ class RunSpec:
                 self.max_file_bytes,
                 self.permissions,
                 self.devices_env,
+                self.cpu_quota,
             ],
             option=orjson.OPT_SORT_KEYS,
         )

@@ -225,6 +225,7 @@ class DenoRuntime:
             egress=egress,
             memory_bytes=(spec.memory_mb + 192) * MiB,
             pids_max=spec.max_processes + 64,
+            cpu_quota=spec.cpu_quota,
             # its own directory (the private /tmp where the host allows) is readable and writable
             command=lambda work_dir: [
                 deno,

@@ -73,6 +73,8 @@ class LaunchPlan:
     marker: bytes | None = None
     #: granted hosts, reached through the server's egress proxy from inside the netns
     egress: EgressGrant | None = None
+    #: CPU cores for the worker's cgroup quota (None: no quota)
+    cpu_quota: float | None = None
 
 
 class Worker:
@@ -221,7 +223,7 @@ async def spawn_worker(
         uid = conf.acquire_uid()
     except OSError as exc:
         raise WorkerGone(str(exc)) from None
-    cgroup = conf.create_cgroup(plan.memory_bytes, plan.pids_max, None)
+    cgroup = conf.create_cgroup(plan.memory_bytes, plan.pids_max, plan.cpu_quota)
     serial = f"w{time.monotonic_ns()}"
     work_dir = conf.sandbox_dir / "workers" / serial
     work_dir.mkdir(mode=0o700)

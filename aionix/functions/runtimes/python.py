@@ -124,6 +124,7 @@ class PythonRuntime:
             egress=egress,
             memory_bytes=(spec.memory_mb + 64) * MiB,
             pids_max=spec.max_processes + 3,  # the worker, its PID-namespace init and supervisor
+            cpu_quota=spec.cpu_quota,
             extra={"handler": spec.handler, "log_max_bytes": self.log_max_bytes, "cpu_seconds": spec.cpu_seconds},
         )
 

@@ -162,6 +162,7 @@ class WasmRuntime:
             netns=self.netns,  # WASI preview 1 has no sockets: never any network
             memory_bytes=(spec.memory_mb + WORKER_OVERHEAD_MB) * MiB,
             pids_max=WORKER_TASKS,
+            cpu_quota=spec.cpu_quota,
             extra={
                 "env_names": sorted(spec.env),
                 "memory_mb": spec.memory_mb,
