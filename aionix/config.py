@@ -88,6 +88,7 @@ class Config(Section):
     ai: dict[str, Any] = {}
     agents: dict[str, Any] = {}
     modules: dict[str, Any] = {}
+    quotas: dict[str, Any] = {}  # aionix/iam/quotas.py
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -112,7 +113,10 @@ class Config(Section):
 
 
 CORE_SECTIONS = ("server", "database", "logging", "security", "limits")
-SERVICE_SECTIONS = ("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules")
+SERVICE_SECTIONS = (
+    *("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules"),
+    "quotas",
+)
 
 
 def _describe(exc: ValidationError, *, prefix: str = "", sources: dict[str, str]) -> str:

@@ -159,6 +159,9 @@ class Metrics:
                 self.workers.labels(name, "live").set(pools.total)
                 self.workers.labels(name, "warm").set(pools.warm_count())
                 self.worker_limit.labels(name).set(pools.max_workers)
+            quotas = getattr(rt, "quotas", None)
+            if quotas is not None:  # per-tenant quota use and limits (aionix/iam/quotas.py)
+                await quotas.refresh_metrics()
         except Exception:
             self.scrape_errors.inc()
             log.exception("reading the metrics' levels failed")

@@ -67,6 +67,10 @@ class Runtime:
         self.key_buckets = TokenBuckets(sec.rate_limit_per_key, sec.rate_limit_per_key_burst)
         self.ip_buckets = TokenBuckets(sec.rate_limit_per_ip, sec.rate_limit_per_ip_burst)
         self.auth_failures = FailureCounter(sec.auth_failures_per_minute)
+        from aionix.iam.tenants import TenantControl
+
+        self.tenants = TenantControl(self)  # suspensions and quotas (aionix/iam/tenants.py)
+        self.quotas = self.tenants.quotas
         self.plugins: list[ServicePlugin] = []
         self.services: dict[str, Any] = {}
         self.resolvers: dict[tuple[str, str], Resolver] = {}
@@ -118,6 +122,7 @@ class Runtime:
             workers=limits.expression_workers,
         )
         await self.store.start()
+        await self.tenants.start()
         # StepFlow and the services before it load first: executions resume (back to work within
         # a second of a restart) while the later services import and start. Until every service
         # is up, a call to one not loaded yet waits for it (`Bus.loading`) and platform events
@@ -168,6 +173,7 @@ class Runtime:
                     await plugin.stop()
                 except Exception:
                     log.exception("stopping %s failed", plugin.name)
+        await self.tenants.stop()
         await self.store.close()
         expr.shutdown()
         if self._lock_fd is not None:
@@ -265,8 +271,9 @@ class Runtime:
 
     def endpoints(self) -> list[Any]:
         from aionix.api.admin import api as core_api
+        from aionix.iam.tenants import api as tenants_api
 
-        out = list(core_api.endpoints)
+        out = list(core_api.endpoints) + list(tenants_api.endpoints)
         for plugin in self.plugins:
             if plugin.api is not None:
                 out.extend(plugin.api.endpoints)

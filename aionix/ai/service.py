@@ -40,6 +40,9 @@ TERMINAL = {"OK", "ERROR", "TIMEOUT", "CANCELED"}
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+AI_QUOTA = "ai_usd_per_day"  # the tenant quota (aionix/iam/quotas.py)
+
+
 class LedgerBudgetExceeded(RateLimited):
     """A tenant's or key's daily/monthly AI budget is spent: 429 with the reset time."""
 
@@ -77,6 +80,7 @@ class TaskRun:
         self.execution_id: str | None = None
         self.recorded: asyncio.Future[Any] | None = None
         self.held: tuple[list[str], float] | None = None
+        self.quota: tuple[int, float] | None = None  # the ai_usd_per_day reservation (period, USD)
 
     def emit(self, event: str, data: Any) -> None:
         self.events.append((len(self.events) + 1, event, data))
@@ -383,15 +387,21 @@ class AiService:
         scopes = self._scopes(tenant, key_id)
         hold = decision.first.estimate_usd
         self._hold(scopes, hold)
+        quota: tuple[int, float] | None = None
         try:
+            # the tenant's ai_usd_per_day quota: the estimate reserved, settled at the end
+            quota = await self.rt.quotas.reserve(tenant, AI_QUOTA, hold)
             await self.check_budgets(tenant, key_id, hold)
             provider = self.providers[decision.first.provider]
             provider.reserve()
         except BaseException:
             self._hold(scopes, -hold)
+            if quota is not None:
+                self.rt.quotas.settle(tenant, AI_QUOTA, quota[0], -quota[1])
             raise
         run = TaskRun(_task_id(), tenant, key_id, body.intent)
         run.held = (scopes, hold)
+        run.quota = quota
         run.trace_id = trace_id
         run.execution_id = execution_id
         run.engine = decision.engine()
@@ -693,6 +703,10 @@ class AiService:
         if run.held is not None:
             self._hold(run.held[0], -run.held[1])
             run.held = None
+        if run.quota is not None:
+            spent = run.usage["cost_usd"] if choice is not None else 0.0
+            self.rt.quotas.settle(run.tenant, AI_QUOTA, run.quota[0], spent - run.quota[1])
+            run.quota = None
         envelope = run.envelope()
         run.emit("done" if status == "OK" else "error", envelope)
         run.done.set()

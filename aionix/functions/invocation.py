@@ -56,6 +56,9 @@ def _redacted(outcome: Outcome, redaction: SecretSet) -> Outcome:
     )
 
 
+GB_SECONDS = "function_gb_seconds_per_day"  # the tenant quota (aionix/iam/quotas.py)
+
+
 class SecretProblem(BadRequest):
     code = "secret_unavailable"
 
@@ -171,12 +174,17 @@ class Invocations:
         *,
         invocation_id: str,
         mode: str,
+        reservation: tuple[int, float] | None = None,
     ) -> dict[str, Any]:
         """Invoke once and record it; function failures are data in the returned record."""
         started = time.time()
         target = await self._target(tenant, name, qualifier)
         config = jsonutil.loads(target["config"])
         limits = config.get("limits", {})
+        # function_gb_seconds_per_day: memory x timeout reserved now, settled to memory x duration
+        memory_gb = int(limits.get("memory_mb", 256)) / 1024
+        if reservation is None:
+            reservation = await self._reserve(tenant, limits)
         record: dict[str, Any] = {
             "invocation_id": invocation_id,
             "function": name,
@@ -241,6 +249,9 @@ class Invocations:
                 await self.gpu.release(gpu["vendor"], devices)
         if redaction:
             outcome = _redacted(outcome, redaction)
+        self.rt.quotas.settle(
+            tenant, GB_SECONDS, reservation[0], memory_gb * (outcome.duration_ms or 0) / 1000 - reservation[1]
+        )
         timed_out = outcome.error_name in (TIMEOUT, INIT_TIMEOUT)
         status = "SUCCEEDED" if outcome.ok else ("TIMED_OUT" if timed_out else "FAILED")
         record.update(
@@ -274,6 +285,11 @@ class Invocations:
             self.refresh_health()
         return record
 
+    async def _reserve(self, tenant: str, limits: dict[str, Any]) -> tuple[int, float]:
+        """Reserve memory (GB) x timeout of the tenant's GB-seconds (429 quota_exceeded when over)."""
+        most = int(limits.get("memory_mb", 256)) / 1024 * float(limits.get("timeout_seconds", 3))
+        return await self.rt.quotas.reserve(tenant, GB_SECONDS, most)
+
     async def invoke(
         self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"
     ) -> dict[str, Any]:
@@ -283,6 +299,7 @@ class Invocations:
         if mode == "sync":
             return await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="sync")
         target = await self._target(tenant, name, qualifier)
+        reservation = await self._reserve(tenant, jsonutil.loads(target["config"]).get("limits", {}))
         now = time.time()
         record = {
             "invocation_id": invocation_id,
@@ -320,7 +337,16 @@ class Invocations:
 
         async def background() -> None:
             try:
-                await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="async")
+                await self.run(
+                    tenant,
+                    name,
+                    qualifier,
+                    event,
+                    ctx,
+                    invocation_id=invocation_id,
+                    mode="async",
+                    reservation=reservation,
+                )
             except Exception as exc:
                 log.exception("async invocation %s failed", invocation_id)
                 failed = Outcome.failure(

@@ -272,6 +272,7 @@ class ParamsService:
     ) -> tuple[dict[str, Any], list[str]]:
         tx.execute("params.update_param" if exists else "params.insert_param", row)
         tx.execute("params.insert_version", row)
+        self.rt.quotas.charge_tx(tx, row["tenant"], "stored_bytes", len(row["value"]))  # 429 past the tenant's quota
         for label in labels:
             tx.execute(
                 "params.put_label",

@@ -613,6 +613,8 @@ class StepFlowService:
 
         def tx_fn(tx: Any) -> None:
             if insert is not None:
+                # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
+                self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
                 tx.execute("stepflow.insert_execution", insert)
             tx.execute("stepflow.checkpoint_execution", row)
             if event_rows:  # never past a hole left by a failed transaction of this run

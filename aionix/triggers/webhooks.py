@@ -26,9 +26,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from aionix import jsonutil
-from aionix.api.dispatch import parse_json
+from aionix.api.dispatch import error_response, parse_json
 from aionix.api.limits import TokenBuckets
 from aionix.errors import AionixError
+from aionix.iam.quotas import QuotaExceeded
 from aionix.triggers.delivery import Delivery, is_workflow
 from aionix.triggers.models import TriggersConfig, WebhookSpec
 from aionix.triggers.records import deliverable, fire_record, trigger_trn
@@ -116,6 +117,8 @@ class Webhooks:
         except WebhookRejected as exc:
             await self._reject(row, exc)
             return self._answer(exc, tenant, name)
+        except QuotaExceeded as exc:  # webhooks_per_minute: 429 with its reset and Retry-After
+            return error_response(exc)
 
     @staticmethod
     def _answer(exc: WebhookRejected, tenant: str, name: str) -> Response:
@@ -165,6 +168,8 @@ class Webhooks:
                 raise WebhookRejected(400, "bad_webhook_id", f"{ID_HEADER}: at most 256 characters")
         if not row["enabled"]:
             raise WebhookRejected(409, "trigger_disabled", f"trigger {row['name']!r} is disabled")
+        if row["tenant"] in self.rt.tenants.suspended:
+            raise WebhookRejected(403, "tenant_suspended", f"tenant {row['tenant']!r} is suspended")
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in spec.content_types:
             raise WebhookRejected(
@@ -187,6 +192,7 @@ class Webhooks:
             inserted = tx.fetch_one("triggers.insert_fire", record)
             if inserted is None:
                 return None
+            self.rt.quotas.charge_tx(tx, row["tenant"], "webhooks_per_minute", 1)  # 429 past the limit
             tx.execute("triggers.count_fired", {"id": row["id"], "now": now})
             return int(inserted["id"])
 

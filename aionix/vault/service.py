@@ -394,6 +394,7 @@ class VaultService:
                     },
                 )
                 tx.execute("vault.insert_version", self._version_params(tenant, name, 1, master_id, sealed, by, now))
+                self.rt.quotas.charge_tx(tx, tenant, "stored_bytes", len(sealed.ciphertext))  # the tenant's quota
                 return tx.fetch_one("vault.get_secret", {"tenant": tenant, "name": name})
 
             return fn
@@ -442,6 +443,7 @@ class VaultService:
                     tx.execute(
                         "vault.insert_version", self._version_params(tenant, name, version, master_id, sealed, by, now)
                     )
+                    self.rt.quotas.charge_tx(tx, tenant, "stored_bytes", len(sealed.ciphertext))  # the tenant's quota
                     row["latest_version"] = version
                     row["previous_version"] = row["current_version"]
                     row["current_version"] = version
