@@ -43,6 +43,7 @@ GROUPS = (
     ("param", "param"),
     ("profile", "profile"),
     ("modules", "module"),
+    ("tenant", "tenant"),
 )
 
 

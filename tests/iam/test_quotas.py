@@ -219,3 +219,20 @@ async def test_reservations_never_overshoot(tmp_path, quota: str, amount: float)
         assert sum(results) == 4
     finally:
         await rt.store.close()
+
+
+def test_config_toml_documents_every_quota_key() -> None:
+    from pathlib import Path
+
+    from aionix import config as configlib
+    from aionix.iam.quotas import QUOTAS, QuotasConfig
+
+    path = Path(__file__).parents[2] / "config.toml"
+    text = path.read_text()
+    assert "\n[quotas]\n" in text
+    section = text.split("\n[quotas]\n", 1)[1].split("\n[", 1)[0]
+    for key in QuotasConfig.model_fields:
+        assert f"\n{key} =" in "\n" + section, f"quotas.{key} is not documented in config.toml"
+    assert set(QUOTAS) <= set(QuotasConfig.model_fields)
+    defaults = configlib.load(path, env={}).service_section("quotas", QuotasConfig)
+    assert all(getattr(defaults, q) == 0 for q in QUOTAS)  # shipped unlimited: nothing changes until set
