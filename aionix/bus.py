@@ -21,6 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from aionix import telemetry
 from aionix import trn as trnlib
 from aionix.errors import AionixError, BadRequest, NotFound
 
@@ -145,6 +146,12 @@ class Bus:
             await self.loading.wait()  # its service is still loading (start-up)
             executor, parsed, kind = self._route(target, ctx)
         limit = timeout or ctx.timeout or self.default_timeout
+        tracing = telemetry.tracer
+        span = None
+        if tracing is not None:
+            span = tracing.start(
+                f"bus {kind}", trace_id=ctx.trace_id, attrs={"aionix.bus.target": target, "aionix.tenant": ctx.tenant}
+            ).activate()
         started = time.perf_counter()
         outcome = "error"
         deadline = asyncio.timeout(limit)
@@ -161,3 +168,15 @@ class Bus:
         finally:
             self._calls.labels(kind, outcome).inc()
             self._latency.labels(kind).observe(time.perf_counter() - started)
+            if span is not None:
+                span.close(None if outcome == "ok" else _failure(outcome))
+
+
+def _failure(outcome: str) -> str:
+    """A bus span's error status: the exception being handled, if any."""
+    import sys
+
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return outcome
+    return getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"[:500]

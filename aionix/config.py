@@ -72,12 +72,23 @@ class LimitsConfig(Section):
     bus_timeout_seconds: float = Field(300.0, gt=0)
 
 
+class TelemetryConfig(Section):
+    otlp_endpoint: str = ""
+    service_name: str = "aionix"
+    headers: dict[str, str] = {}
+    queue_size: int = Field(2048, ge=1, le=1_000_000)
+    batch_size: int = Field(512, ge=1, le=100_000)
+    export_interval_seconds: float = Field(2.0, gt=0, le=3600)
+    export_timeout_seconds: float = Field(10.0, gt=0, le=600)
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     database: DatabaseConfig = DatabaseConfig()
     logging: LoggingConfig = LoggingConfig()
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
     # Sections owned by the services: free-form here, validated by each service's own model.
     stepflow: dict[str, Any] = {}
     functions: dict[str, Any] = {}
@@ -112,7 +123,7 @@ class Config(Section):
             raise ConfigError(_describe(exc, prefix=name, sources={})) from None
 
 
-CORE_SECTIONS = ("server", "database", "logging", "security", "limits")
+CORE_SECTIONS = ("server", "database", "logging", "security", "limits", "telemetry")
 SERVICE_SECTIONS = (
     *("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules"),
     "quotas",

@@ -10,6 +10,7 @@ import sys
 import time
 
 from aionix.redact import PROCESS, REDACTED
+from aionix.telemetry import current_trace
 
 __all__ = ["REDACTED", "Redactor", "redactor", "setup"]
 
@@ -39,6 +40,18 @@ class Redactor(logging.Filter):
 redactor = Redactor()
 
 
+class TraceFilter(logging.Filter):
+    """Adds the trace id of the request, execution, invocation or delivery being served
+    (`aionix.telemetry.current_trace`) to the record: `trace_id` (None outside any) and
+    `trace` (` [<id>]`, or empty, for the text format)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trace_id = current_trace.get()
+        record.trace_id = trace_id
+        record.trace = f" [{trace_id}]" if trace_id else ""
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -47,6 +60,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            out["trace_id"] = trace_id
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         elif record.exc_text:
@@ -60,10 +76,11 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
         root.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(redactor)
+    handler.addFilter(TraceFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s%(trace)s: %(message)s")
         formatter.converter = time.gmtime
         handler.setFormatter(formatter)
     root.addHandler(handler)

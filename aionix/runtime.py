@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aionix import __version__, expr, jsonutil
+from aionix import __version__, expr, jsonutil, telemetry
 from aionix.api.auth import KeyAuthenticator, Principal, key_row, new_key
 from aionix.api.limits import FailureCounter, TokenBuckets
 from aionix.bus import Bus
@@ -62,6 +62,7 @@ class Runtime:
         self.bus = Bus(self.metrics.registry, default_timeout=config.limits.bus_timeout_seconds)
         self.store: Store = open_store(config)
         self.metrics.attach(self)  # commit latency from the store; levels read at each scrape
+        telemetry.register_metrics(self.metrics.registry)  # spans exported and dropped (tracing)
         self.authenticator = KeyAuthenticator(self.store)
         sec = config.security
         self.key_buckets = TokenBuckets(sec.rate_limit_per_key, sec.rate_limit_per_key_burst)
@@ -121,6 +122,7 @@ class Runtime:
             memory_mb=limits.expression_memory_mb,
             workers=limits.expression_workers,
         )
+        telemetry.configure(self.config.telemetry)  # off unless an endpoint is set (imports nothing then)
         await self.store.start()
         await self.tenants.start()
         # StepFlow and the services before it load first: executions resume (back to work within
@@ -176,6 +178,7 @@ class Runtime:
         await self.tenants.stop()
         await self.store.close()
         expr.shutdown()
+        await asyncio.to_thread(telemetry.shutdown)  # the spans still queued are exported
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from aionix import telemetry
 from aionix.ai.models import ProviderSpec
 from aionix.bus import BusError, CallContext
 from aionix.connectors.httpcall import guarded_client
@@ -199,13 +200,24 @@ class Provider:
             raise PrivacyViolation(f"provider {self.name} is an API provider; a local-only task cannot reach it")
         if not self.breaker.allow():
             raise ProviderFailure(f"provider {self.name}: circuit open (cooling down after failures)")
-        async with self.slots:
-            if self.spec.kind == "function":
-                async for item in self._function(messages, max_tokens, ctx):
+        # a client span while tracing is on (telemetry.py); its traceparent goes on the HTTP call
+        attrs = {"aionix.provider": self.name, "aionix.provider_kind": self.spec.kind, "gen_ai.request.model": model}
+        span = telemetry.span(f"ai {self.name}", kind=telemetry.CLIENT, trace_id=ctx.trace_id, attrs=attrs)
+        try:
+            async with self.slots:
+                if self.spec.kind == "function":
+                    async for item in self._function(messages, max_tokens, ctx):
+                        yield item
+                    return
+                async for item in self._http(model, messages, max_tokens, key, span.traceparent()):
                     yield item
-                return
-            async for item in self._http(model, messages, max_tokens, key):
-                yield item
+        except GeneratorExit:  # the caller stopped reading (enough tokens): not a failure
+            raise
+        except BaseException as exc:
+            span.fail(getattr(exc, "message", None) or type(exc).__name__)
+            raise
+        finally:
+            span.end()
 
     async def _function(
         self, messages: list[dict[str, Any]], max_tokens: int, ctx: CallContext
@@ -241,11 +253,18 @@ class Provider:
         )
 
     async def _http(
-        self, model: str, messages: list[dict[str, Any]], max_tokens: int, key: str | None
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        key: str | None,
+        traceparent: str | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
         assert self.client is not None
         spec = self.spec
         url, body, headers = self._request(model, messages, max_tokens, key)
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
         host = (urlsplit(url).hostname or "").lower()
         if host not in self._allowed_hosts:
             raise ProviderFailure(f"provider {self.name}: host {host!r} is not in its allow_hosts")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
-from aionix import jsonutil
+from aionix import jsonutil, telemetry
 from aionix.api.auth import Principal, extract_key, require_role
 from aionix.api.authaudit import failed_auth_log
 from aionix.api.endpoint import Call, Endpoint, check_path_params, check_store_ints
@@ -236,7 +236,22 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
     audit_this = endpoint.audit if endpoint.audit is not None else endpoint.mutating
 
     async def handle(request: Request) -> Response:
-        request.state.trace_id = request.headers.get("x-trace-id") or uuid.uuid4().hex
+        # one trace id: a W3C traceparent's, else X-Trace-Id, else a new one (telemetry.py)
+        remote = telemetry.parse_traceparent(request.headers.get("traceparent"))
+        trace_id = remote.trace_id if remote is not None else request.headers.get("x-trace-id") or uuid.uuid4().hex
+        request.state.trace_id = trace_id
+        tracing = telemetry.tracer
+        span = trace_token = None
+        if tracing is not None:
+            span = tracing.start(
+                f"{endpoint.method} {endpoint.path}",
+                kind=telemetry.SERVER,
+                trace_id=trace_id,
+                parent=remote,
+                attrs={"http.request.method": endpoint.method, "http.route": endpoint.path},
+            ).activate()
+        else:
+            trace_token = telemetry.current_trace.set(trace_id)  # for the log lines
         started = time.perf_counter()
         principal = None
         status = 500
@@ -270,6 +285,11 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                     await rt.audit(request, principal, f"{endpoint.method} {endpoint.path}", status=status)
                 except AionixError:
                     log.warning("audit write failed for %s %s", endpoint.method, endpoint.path)
+            if span is not None:
+                span.set("http.response.status_code", status)
+                span.close(f"HTTP {status}" if status >= 500 else None)
+            else:
+                telemetry.current_trace.reset(trace_token)
 
     async def _authenticate(request: Request, ip: str) -> Principal:
         """The request's principal. Only requests without a valid key are throttled by address

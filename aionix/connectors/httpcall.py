@@ -5,6 +5,7 @@ size limits and the `Http.*` error names."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,7 @@ import httpcore
 import httpx
 import orjson
 
-from aionix import jsonutil
+from aionix import jsonutil, telemetry
 from aionix.bus import BusError
 from aionix.errors import field_error
 from aionix.ssrf import (
@@ -113,7 +114,23 @@ def decode_body(raw: bytes, content_type: str, truncated: bool) -> tuple[Any, st
 
 async def send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
     """Send `req`, following redirects (each hop vetted again), and return
-    `{status, headers, body, truncated}`; raise `BusError` with `Http.*` names."""
+    `{status, headers, body, truncated}`; raise `BusError` with `Http.*` names. While tracing is
+    on (telemetry.py) the call is a client span and carries its W3C `traceparent` (unless the
+    request sets its own)."""
+    tracing = telemetry.tracer
+    if tracing is None:
+        return await _send(client, req)
+    method = req.method.upper()
+    attrs = {"http.request.method": method, "url.full": shown_url(check_url(req.url))}
+    with tracing.start(f"HTTP {method}", kind=telemetry.CLIENT, attrs=attrs) as span:
+        if not any(name.lower() == "traceparent" for name in req.headers):
+            req = dataclasses.replace(req, headers={**req.headers, "traceparent": span.traceparent()})
+        result = await _send(client, req)
+        span.set("http.response.status_code", result["status"])
+        return result
+
+
+async def _send(client: httpx.AsyncClient, req: HttpRequest) -> dict[str, Any]:
     url = check_url(req.url)
     method = req.method.upper()
     headers = dict(req.headers)

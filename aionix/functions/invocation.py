@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aionix import jsonutil
+from aionix import jsonutil, telemetry
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import BadRequest, NotFound
@@ -237,7 +237,7 @@ class Invocations:
                 permissions=self._permissions(config),
                 devices_env=gpulib.GpuScheduler.environment(gpu["vendor"], devices) if gpu else {},
             )
-            outcome = await self._runtime(target["runtime"]).invoke(spec, event, context)
+            outcome = await self._traced(target["runtime"], spec, event, context, record)
         except SecretProblem as exc:
             outcome = Outcome.failure("Function.SecretUnavailable", exc.message, name="Function.SecretUnavailable")
         except GrantRevoked as exc:
@@ -289,6 +289,44 @@ class Invocations:
         """Reserve memory (GB) x timeout of the tenant's GB-seconds (429 quota_exceeded when over)."""
         most = int(limits.get("memory_mb", 256)) / 1024 * float(limits.get("timeout_seconds", 3))
         return await self.rt.quotas.reserve(tenant, GB_SECONDS, most)
+
+    async def _traced(
+        self, runtime: str, spec: RunSpec, event: Any, context: dict[str, Any], record: dict[str, Any]
+    ) -> Outcome:
+        """Run the invocation in its runtime under a span (telemetry.py): the worker has no network,
+        so its side is recorded here as child spans from the timings its runtime measured over
+        the worker's channel (`init`, the cold start, and `handler`, the handler's run)."""
+        trace_id = record["trace_id"]
+        token = telemetry.current_trace.set(trace_id)  # the log lines of this invocation
+        try:
+            tracing = telemetry.tracer
+            if tracing is None:
+                return await self._runtime(runtime).invoke(spec, event, context)
+            attrs = {
+                "aionix.function": record["function"],
+                "aionix.function_version": record["version"],
+                "aionix.invocation_id": record["invocation_id"],
+                "aionix.runtime": runtime,
+            }
+            with tracing.start(f"function {record['function']}", trace_id=trace_id, attrs=attrs) as span:
+                outcome = await self._runtime(runtime).invoke(spec, event, context)
+                end = time.time_ns()
+                span.set("aionix.cold_start", outcome.cold)
+                if not outcome.ok:
+                    span.fail(outcome.error_name or "Function.Error")
+                run_ns = int((outcome.run_ms or 0) * 1e6)
+                if outcome.init_ms is not None:
+                    init_end = end - run_ns
+                    init = tracing.start("function init", parent=span, start_ns=init_end - int(outcome.init_ms * 1e6))
+                    init.end(init_end)
+                if outcome.run_ms is not None:
+                    handler = tracing.start("function handler", parent=span, start_ns=end - run_ns)
+                    if not outcome.ok:
+                        handler.fail(outcome.error_name or "Function.Error")
+                    handler.end(end)
+            return outcome
+        finally:
+            telemetry.current_trace.reset(token)
 
     async def invoke(
         self, tenant: str, name: str, qualifier: str | None, event: Any, ctx: CallContext, mode: str = "sync"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from aionix import expr, jsonutil
+from aionix import expr, jsonutil, telemetry
 from aionix.bus import BusError, CallContext, TargetTimeout
 from aionix.errors import AionixError
 from aionix.expr import UNDEFINED, Template
@@ -291,6 +291,13 @@ class Engine:
     # ------------------------------------------------------------------ running
     async def run(self, run: Run) -> None:
         """Drive `run` to a terminal status (or until cancelled by shutdown)."""
+        # this task's log lines and spans belong to the execution's trace (telemetry.py)
+        telemetry.current_trace.set(run.trace_id)
+        tracing = telemetry.tracer
+        span = None
+        if tracing is not None:
+            attrs = {"aionix.execution_id": run.id, "aionix.workflow": run.workflow, "aionix.tenant": run.tenant}
+            span = tracing.start(f"execution {run.workflow}", trace_id=run.trace_id, attrs=attrs).activate()
         try:
             await self._drive(run)
         except asyncio.CancelledError:
@@ -305,6 +312,9 @@ class Engine:
             await self.host.broken(run, exc)
         finally:
             run.done.set()
+            if span is not None:
+                span.set("aionix.status", run.status)
+                span.close(None if run.status in ("SUCCEEDED", "RUNNING") else f"{run.status}: {run.error}"[:500])
 
     async def _drive(self, run: Run) -> None:
         try:
@@ -348,6 +358,8 @@ class Engine:
     async def _frame(self, run: Run, frame: Frame) -> None:
         machine = run.plan.machine(frame.machine)
         breath = time.perf_counter()
+        tracing = telemetry.tracer  # None while tracing is off: then no span costs anything
+        span = None
         while True:
             if len(run.pending) >= _FLUSH_EVENTS and run.flushing is None:
                 # many pure states (a big map's items): commit in bounded transactions, not one
@@ -364,11 +376,19 @@ class Engine:
             if frame.phase == "enter" and not frame.retries:
                 run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
             entered = time.perf_counter()
+            if tracing is not None:
+                span = tracing.start(
+                    f"state {plan.name}",
+                    trace_id=run.trace_id,
+                    attrs={"aionix.state": plan.name, "aionix.state_type": plan.type, "aionix.frame": frame.id},
+                ).activate()
             try:
                 result = await self._state(run, frame, plan)
                 nxt, output = await self._leave(run, frame, plan, result)
             except Failure as failure:
                 self.observe_state(plan.type, time.perf_counter() - entered)
+                if span is not None:
+                    span.close(f"{failure.error}: {failure.cause}")
                 try:
                     recovered = await self._recover(run, frame, plan, failure)
                 except Failure as again:  # a catcher's output/assign could not be evaluated
@@ -378,7 +398,13 @@ class Engine:
                 frame.status, frame.error = "failed", failure.as_dict()
                 run.event("StateFailed", plan.name, frame.id, frame.error)
                 raise
+            except BaseException as exc:  # cancelled (abort, timeout, shutdown) or a store fault
+                if span is not None:
+                    span.close(f"{type(exc).__name__}: {exc}"[:500])
+                raise
             self.observe_state(plan.type, time.perf_counter() - entered)
+            if span is not None:
+                span.close()
             self._check_size(output, plan.name)
             run.event("StateExited", plan.name, frame.id, {"output": output})
             frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
@@ -848,8 +874,10 @@ class Engine:
         return Failure(error.error, error.cause)
 
     async def _child(self, run: Run, child: Frame) -> None:
+        span = telemetry.span("iteration", trace_id=run.trace_id, attrs={"aionix.frame": child.id})
         try:
-            await self._frame(run, child)
+            with span:  # a parallel branch or a map item: its states' parent (NOOP when off)
+                await self._frame(run, child)
         finally:
             if child.status in ("succeeded", "failed"):
                 self.items.finished(run, child)  # durable soon, so a resume does not run it again

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from aionix import expr, jsonutil
+from aionix import expr, jsonutil, telemetry
 from aionix import trn as trnlib
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, NotFound, TRNError, field_error
@@ -180,15 +181,27 @@ class Delivery:
             return Outcome("dead", error="Trigger.InputTransformFailed", cause=exc.message)
         target = fire["target"]
         key = idempotency_key(fire)
+        # the trace of the request (a webhook's traceparent) or execution that fired it, else a new one
+        trace_id = telemetry.current_trace.get() or uuid.uuid4().hex
         ctx = CallContext(
             tenant=fire["tenant"],
+            trace_id=trace_id,
             idempotency_key=key,
             extra={"trigger": trigger_trn(fire["tenant"], fire["trigger_name"]), "fire_id": fire["id"]},
             caller=trigger_trn(fire["tenant"], fire["trigger_name"]),
             secrets=SecretSet(),
         )
         body = {"input": data, "mode": mode, "idempotency_key": key} if is_workflow(target) else data
-        outcome = await self._call(target, body, ctx, retry, attempts, timeout)
+        attrs = {"aionix.trigger": fire["trigger_name"], "aionix.fire_id": fire["id"], "aionix.attempt": attempts}
+        token = telemetry.current_trace.set(trace_id)
+        try:
+            with telemetry.span(f"trigger {fire['trigger_name']}", trace_id=trace_id, attrs=attrs) as span:
+                outcome = await self._call(target, body, ctx, retry, attempts, timeout)
+                span.set("aionix.fire_status", outcome.status)
+                if outcome.status != "delivered":
+                    span.fail(f"{outcome.error}: {outcome.cause}")
+        finally:
+            telemetry.current_trace.reset(token)
         if ctx.secrets:  # a value the target resolved reaches neither the fire record nor a reply
             outcome = dataclasses.replace(
                 outcome, result=ctx.secrets.value(outcome.result), cause=ctx.secrets.text(outcome.cause)
