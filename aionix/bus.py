@@ -47,6 +47,9 @@ class CallContext:
     extra: dict[str, Any] = field(default_factory=dict)
     caller: str | None = None
     secrets: Any = None
+    #: the `Principal` the call is made on behalf of (an API request's caller; None for the
+    #: platform's own calls): the bus checks its policies before running the target
+    on_behalf_of: Any = None
 
     def child(self, **changes: Any) -> CallContext:
         return replace(self, **changes)
@@ -87,6 +90,9 @@ class Bus:
         #: set once every service is loaded; until then a call to a target whose service is not
         #: registered yet waits for it (executions resume before the later services load)
         self.loading: asyncio.Event | None = None
+        #: `async fn(ctx, target, parsed, payload)` raising when the principal of
+        #: `ctx.on_behalf_of` may not make this call (the runtime's policy engine)
+        self.authorize: Callable[[CallContext, str, Any, Any], Awaitable[None]] | None = None
         self._calls = Counter(
             "aionix_bus_calls_total", "Bus invocations", ["target_kind", "outcome"], registry=registry
         )
@@ -145,6 +151,8 @@ class Bus:
                 raise
             await self.loading.wait()  # its service is still loading (start-up)
             executor, parsed, kind = self._route(target, ctx)
+        if ctx.on_behalf_of is not None and self.authorize is not None:
+            await self.authorize(ctx, target, parsed, payload)
         limit = timeout or ctx.timeout or self.default_timeout
         tracing = telemetry.tracer
         span = None

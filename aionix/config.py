@@ -100,6 +100,7 @@ class Config(Section):
     agents: dict[str, Any] = {}
     modules: dict[str, Any] = {}
     quotas: dict[str, Any] = {}  # aionix/iam/quotas.py
+    audit: dict[str, Any] = {}  # aionix/iam/audit.py
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -127,6 +128,7 @@ CORE_SECTIONS = ("server", "database", "logging", "security", "limits", "telemet
 SERVICE_SECTIONS = (
     *("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules"),
     "quotas",
+    "audit",
 )
 
 

@@ -72,6 +72,13 @@ class Runtime:
 
         self.tenants = TenantControl(self)  # suspensions and quotas (aionix/iam/tenants.py)
         self.quotas = self.tenants.quotas
+        from aionix.iam.policy_engine import PolicyEngine
+
+        self.policies = PolicyEngine(self)  # policies on every call (aionix/iam/policy_engine.py)
+        self.bus.authorize = self.policies.authorize_bus  # bus calls made on behalf of a principal
+        from aionix.iam import audit as audit_chain
+
+        audit_chain.configure(audit_chain.audit_config(self))  # PII masks, before anything is written
         self.plugins: list[ServicePlugin] = []
         self.services: dict[str, Any] = {}
         self.resolvers: dict[tuple[str, str], Resolver] = {}
@@ -142,6 +149,9 @@ class Runtime:
         for event in held or ():
             await self.publish_event(*event)
         self._tasks.append(asyncio.create_task(self._prune_loop(), name="aionix-core-pruner"))
+        from aionix.iam.audit import maintain as audit_maintenance
+
+        self._tasks.append(asyncio.create_task(audit_maintenance(self), name="aionix-audit-chain"))
 
     async def _load_services(self, names: tuple[str, ...], off_loop: bool = False) -> None:
         """Import and create the plugins of `names` (in order), then start them (in order)."""
@@ -277,6 +287,10 @@ class Runtime:
         from aionix.iam.tenants import api as tenants_api
 
         out = list(core_api.endpoints) + list(tenants_api.endpoints)
+        from aionix.iam.audit_routes import api as audit_api
+        from aionix.iam.policy_routes import api as policy_api
+
+        out += policy_api.endpoints + audit_api.endpoints
         for plugin in self.plugins:
             if plugin.api is not None:
                 out.extend(plugin.api.endpoints)

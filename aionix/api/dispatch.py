@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
 from aionix import jsonutil, telemetry
-from aionix.api.auth import Principal, extract_key, require_role
+from aionix.api.auth import Principal, extract_key
 from aionix.api.authaudit import failed_auth_log
 from aionix.api.endpoint import Call, Endpoint, check_path_params, check_store_ints
 from aionix.api.idempotency import run_idempotent
@@ -30,6 +30,7 @@ from aionix.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from aionix.iam.policy import PolicyDenied
 
 if TYPE_CHECKING:
     from aionix.runtime import Runtime
@@ -255,6 +256,7 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
         started = time.perf_counter()
         principal = None
         status = 500
+        denied: PolicyDenied | None = None
         try:
             response, principal = await _handle(request)
             status = response.status_code
@@ -263,6 +265,8 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             status = exc.status
             if isinstance(exc, (Unauthorized, AuthThrottled)) or exc.status == 401:
                 await failed_auth.note(request, exc.message, exc.status)
+            if isinstance(exc, PolicyDenied):
+                denied = exc
             return error_response(exc)
         except Exception:
             log.exception("unhandled error in %s %s", endpoint.method, endpoint.path)
@@ -280,9 +284,19 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
         finally:
             rt.metrics.observe_request(endpoint.method, endpoint.path, status, time.perf_counter() - started)
             principal = principal or getattr(request.state, "principal", None)
-            if audit_this and principal is not None:
+            if principal is not None and (audit_this or (denied is not None and denied.audit)):
+                # a policy's denial names the action, resource and deciding statement
+                details = denied.decision.to_dict() if denied is not None else None
+                resource = denied.decision.resource if denied is not None else None
                 try:
-                    await rt.audit(request, principal, f"{endpoint.method} {endpoint.path}", status=status)
+                    await rt.audit(
+                        request,
+                        principal,
+                        f"{endpoint.method} {endpoint.path}",
+                        status=status,
+                        resource=resource,
+                        details=details,
+                    )
                 except AionixError:
                     log.warning("audit write failed for %s %s", endpoint.method, endpoint.path)
             if span is not None:
@@ -327,13 +341,15 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
         if "api_key" in request.query_params or "apikey" in request.query_params:
             raise BadRequest("API keys are never accepted in URLs; send Authorization: Bearer <key>")
         principal = None
+        deferred = False
         if endpoint.role is not None:
             principal = await _authenticate(request, ip)
             wait = rt.key_buckets.take(principal.key_id)
             if wait:
                 raise RateLimited("rate limit exceeded for this API key", retry_after=wait)
             request.state.principal = principal
-            require_role(principal, endpoint.role)
+            # the role's built-in policy and every attached one (aionix/iam/policy_engine.py)
+            deferred = await rt.policies.authorize_endpoint(endpoint, principal, request, request.path_params)
         call = Call(request=request, rt=rt, principal=principal, path=dict(request.path_params))
         if principal is not None:
             check_path_params(call.path)
@@ -355,6 +371,8 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
                 )
             parse_json(raw, limits.max_json_depth)
             call.body = validate_body(endpoint.body, raw)
+        if principal is not None and deferred:  # a statement's condition reads the body (intent)
+            await rt.policies.authorize_endpoint(endpoint, principal, request, call.path, call.body, final=True)
         idem_key = request.headers.get("idempotency-key")
         if idem_key and endpoint.mutating and endpoint.idempotent and principal is not None:
             return await run_idempotent(rt, call, endpoint.method, idem_key, raw, _invoke, error_response), principal

@@ -178,6 +178,7 @@ class Call:
             trace_id=self.trace_id,
             principal=self.principal.key_id if self.principal else None,
             extra=extra,
+            on_behalf_of=self.principal,
         )
 
     def service(self, name: str) -> Any:

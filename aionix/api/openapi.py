@@ -95,6 +95,8 @@ class _Schemas:
 
 
 def build(endpoints: list[Endpoint], *, title: str = "Aionix") -> dict[str, Any]:
+    from aionix.iam.policy import endpoint_action
+
     schemas = _Schemas()
     error_key = schemas.add(ErrorEnvelope, "serialization")
     keys: list[dict[str, Any]] = []
@@ -138,6 +140,7 @@ def build(endpoints: list[Endpoint], *, title: str = "Aionix") -> dict[str, Any]
         if ep.role is not None:
             op["security"] = [{"bearer": []}, {"apiKey": []}]
             op["x-aionix-role"] = ep.role
+            op["x-aionix-action"] = endpoint_action(ep)  # what a policy statement names (aionix/iam/policy.py)
         responses: dict[str, Any] = {}
         if ep.status == 204:
             responses["204"] = {"description": "No content"}

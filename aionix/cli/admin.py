@@ -6,6 +6,7 @@ import fcntl
 import os
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import typer
@@ -81,7 +82,13 @@ def restore(
         print(f"restored {file} into {db}")
 
 
-@app.command("audit")
+audit_app = typer.Typer(
+    help="The audit trail: list it (no subcommand), verify its hash chain, export it.", invoke_without_command=True
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback()
 def audit(
     ctx: typer.Context,
     action: str = typer.Option(None, "--action"),
@@ -89,7 +96,9 @@ def audit(
     limit: int = typer.Option(None, "--limit"),
     cursor: str = typer.Option(None, "--cursor"),
 ) -> None:
-    """The tenant's audit trail, newest first."""
+    """The tenant's audit trail, newest first (or a subcommand: verify, export)."""
+    if ctx.invoked_subcommand is not None:
+        return
     st = state(ctx)
     page = st.client.get("/api/v1/audit", params={"action": action, "since": since, "limit": limit, "cursor": cursor})
     st.emit(
@@ -137,3 +146,108 @@ def doctor(
     if report["problems"]:
         # (a CLIError: `run()` drives click with standalone_mode=False, where typer.Exit's code is lost)
         raise CLIError(f"doctor found {len(report['problems'])} problem(s)", EXIT_FAILED)
+
+
+@audit_app.command("verify")
+def audit_verify(ctx: typer.Context) -> None:
+    """Verify the audit hash chain (every tenant's, with a cross-tenant admin key): names each
+    edited, deleted or forged row; exit 1 when any is found."""
+    st = state(ctx)
+    result = st.client.get("/api/v1/audit/verify")
+    if st.output in ("json", "yaml") or st.quiet:
+        st.emit(result)
+    else:
+        for chain in result["chains"]:
+            print(
+                f"chain {chain['tenant'] or '(tenant-less)'}: {chain['rows']} rows, {chain['checkpoints']} checkpoints"
+            )
+        for p in result["problems"]:
+            print(f"PROBLEM {p['kind']} tenant={p['tenant'] or '-'} id={p['id']} seq={p['seq']}: {p['message']}")
+        if result["unchained_rows"]:
+            print(f"{result['unchained_rows']} rows predate the chain (not verifiable)")
+        print("OK: the audit trail verifies" if result["ok"] else "FAILED: the audit trail does not verify")
+    if not result["ok"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _when(value: str | None) -> float | None:
+    """Unix time, an ISO 8601 date/time (UTC unless it says), or a relative `7d`/`12h`."""
+    import datetime as dt
+    import re
+    import time
+
+    if value is None:
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value)
+    if m:
+        return time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CLIError(f"{value!r}: not a time (Unix time, ISO 8601 or 7d/12h)", EXIT_USAGE) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    since: str = typer.Option(None, "--since", help="Unix time, ISO 8601, or 7d / 12h ago"),
+    until: str = typer.Option(None, "--until", help="same forms; exclusive"),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv"),
+    to: str = typer.Option(None, "--to", help="a FILE, or s3://CONNECTION/prefix (default: stdout)"),
+    all_tenants: bool = typer.Option(False, "--all-tenants", help="cross-tenant admins: every tenant"),
+) -> None:
+    """Export the audit trail, oldest first, streamed: JSON Lines or CSV, to stdout, a file, or
+    S3 through a connection (the server writes objects of about 1 MiB under the prefix)."""
+    import csv
+    import json
+
+    if fmt not in ("jsonl", "csv"):
+        raise CLIError("--format must be jsonl or csv", EXIT_USAGE)
+    st = state(ctx)
+    params = {"since": _when(since), "until": _when(until), "all_tenants": all_tenants or None}
+    if to is not None and to.startswith("s3://"):
+        body = {
+            "to": to,
+            "format": fmt,
+            "all_tenants": all_tenants,
+            **{k: v for k, v in params.items() if v is not None},
+        }
+        st.emit(st.client.post("/api/v1/audit/export", body), columns=["key", "size"])
+        return
+    from aionix.iam.audit import EXPORT_FIELDS_CHAIN
+
+    out = open(to, "w", encoding="utf-8", newline="") if to else sys.stdout  # noqa: SIM115
+    rows = 0
+    try:
+        writer = csv.writer(out) if fmt == "csv" else None
+        if writer is not None:
+            writer.writerow(EXPORT_FIELDS_CHAIN)
+        query = {k: v for k, v in params.items() if v is not None}
+        with st.client.http.stream("GET", "/api/v1/audit/export", params=query, timeout=None) as response:
+            if response.status_code >= 400:
+                response.read()
+                st.client.request("GET", "/api/v1/audit/export", params=query)  # raises the CLI error
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                rows += 1
+                if writer is None:
+                    out.write(line + "\n")
+                else:
+                    row = json.loads(line)
+                    details = row.get("details")
+                    if details is not None and not isinstance(details, str):
+                        row["details"] = json.dumps(details, separators=(",", ":"))
+                    writer.writerow([row.get(f) for f in EXPORT_FIELDS_CHAIN])
+    finally:
+        if to:
+            out.close()
+    if to and not st.quiet:
+        print(f"exported {rows} rows to {to}", file=sys.stderr)

@@ -44,6 +44,7 @@ GROUPS = (
     ("profile", "profile"),
     ("modules", "module"),
     ("tenant", "tenant"),
+    ("policy", "policy"),
 )
 
 

@@ -130,6 +130,9 @@ class SQLiteStore:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA foreign_keys=ON")
+        from aionix.iam.audit import register_sql_functions  # the audit chain's hash and PII mask
+
+        register_sql_functions(conn)
         return conn
 
     async def start(self) -> None:

@@ -159,6 +159,9 @@ def test_every_named_query_compiles_against_the_schema(tmp_path):
     aio.run(s.start())
     aio.run(s.close())
     conn = sqlite3.connect(tmp_path / "q.db")
+    from aionix.iam.audit import register_sql_functions
+
+    register_sql_functions(conn)  # as on every store connection (the audit chain's insert uses them)
     for name, sql in load_queries("sqlite").items():
         try:
             conn.execute("EXPLAIN " + sql, {}) if ":" in sql else conn.execute("EXPLAIN " + sql)

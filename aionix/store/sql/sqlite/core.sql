@@ -36,8 +36,15 @@ ORDER BY id LIMIT :limit
 UPDATE api_keys SET revoked_at = :now WHERE id = :id AND tenant = :tenant AND revoked_at IS NULL
 
 -- name: insert_audit
-INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details)
-VALUES (:ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, :details)
+-- Chained (aionix/iam/audit.py): the row's hash covers the previous row's hash of its tenant's
+-- chain; details are PII-masked first. Both functions are registered on the writer connection.
+INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details, seq, prev_hash, hash)
+SELECT :ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, m.details,
+       coalesce(h.seq, 0) + 1, coalesce(h.hash, ''),
+       aionix_audit_hash(coalesce(h.hash, ''), coalesce(h.seq, 0) + 1, :ts, :tenant, :key_id, :ip, :method, :path,
+                         :action, :resource, :status, m.details)
+FROM (SELECT aionix_pii_mask(:details) AS details) AS m
+LEFT JOIN audit_heads AS h ON h.chain = coalesce(:tenant, '')
 
 -- name: list_audit
 SELECT id, ts, tenant, key_id, ip, method, path, action, resource, status, details
@@ -49,7 +56,8 @@ WHERE (tenant = :tenant OR (:include_global = 1 AND tenant IS NULL))
 ORDER BY id DESC LIMIT :limit
 
 -- name: prune_audit
-DELETE FROM audit WHERE ts < :before
+-- rows from before the chain only; chained rows are pruned by whole days behind a checkpoint
+DELETE FROM audit WHERE ts < :before AND hash IS NULL
 
 -- name: get_idempotency
 SELECT key_id, tenant, key, method, path, body_hash, state, status, response, media_type, created_at
@@ -73,8 +81,13 @@ DELETE FROM idempotency WHERE created_at < :before
 DELETE FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key
 
 -- name: insert_audit_returning
-INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details)
-VALUES (:ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, :details)
+INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details, seq, prev_hash, hash)
+SELECT :ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, m.details,
+       coalesce(h.seq, 0) + 1, coalesce(h.hash, ''),
+       aionix_audit_hash(coalesce(h.hash, ''), coalesce(h.seq, 0) + 1, :ts, :tenant, :key_id, :ip, :method, :path,
+                         :action, :resource, :status, m.details)
+FROM (SELECT aionix_pii_mask(:details) AS details) AS m
+LEFT JOIN audit_heads AS h ON h.chain = coalesce(:tenant, '')
 RETURNING id
 
 -- name: update_audit_details
