@@ -111,6 +111,7 @@ def reserved_source(source: str) -> bool:
     extra_responses={
         200: "sync reply: the workflow's output",
         401: "bad signature or token",
+        403: "the tenant is suspended",
         409: "replayed or disabled",
         413: "body too large",
         415: "content type",
