@@ -154,23 +154,39 @@ def pack(
 def sign(
     ctx: typer.Context,
     package: Path = typer.Argument(..., help="a package tar"),
-    key: Path = typer.Option(..., "--key", help="a private key (PEM, ECDSA P-256 or Ed25519)"),
+    key: Path = typer.Option(None, "--key", help="a private key (PEM, ECDSA P-256 or Ed25519)"),
     bundle: bool = typer.Option(
         False, "--bundle", help="a Sigstore bundle (v0.3, key-based) instead of a cosign signature"
     ),
     dsse: bool = typer.Option(False, "--dsse", help="--bundle: an in-toto statement in a DSSE envelope"),
+    attach_bundle: Path = typer.Option(
+        None,
+        "--attach-bundle",
+        help="instead of --key: attach a Sigstore bundle made elsewhere (keyless: `cosign sign-blob "
+        "--new-bundle-format --bundle B.json` over the package's manifest blob, see --print-manifest)",
+    ),
+    print_manifest: Path = typer.Option(
+        None, "--print-manifest", help="write the package's OCI manifest blob (what a bundle signs) to this file"
+    ),
 ) -> None:
-    """Add a signature over the package's manifest digest (rewrites the tar): cosign-style, or
-    a key-based Sigstore bundle as an OCI referrer."""
+    """Add a signature over the package's manifest digest (rewrites the tar): cosign-style, a
+    key-based Sigstore bundle, or an attached (e.g. keyless) Sigstore bundle, as an OCI referrer."""
     from aionix.modules import oci
 
+    if sum(x is not None for x in (key, attach_bundle, print_manifest)) != 1:
+        raise CLIError("give one of --key, --attach-bundle or --print-manifest", EXIT_USAGE)
     try:
         layout = oci.read_layout(package.read_bytes(), 1 << 32)
-        private = oci.load_private_key(key.read_bytes())
-        if bundle:
-            oci.sign_bundle(layout, private, dsse=dsse)
+        if print_manifest is not None:
+            print_manifest.write_bytes(layout.blobs[layout.manifest_digest])
+            state(ctx).emit({"manifest": str(print_manifest), "digest": layout.manifest_digest})
+            return
+        if attach_bundle is not None:
+            oci.attach_bundle(layout, attach_bundle.read_bytes())
+        elif bundle:
+            oci.sign_bundle(layout, oci.load_private_key(key.read_bytes()), dsse=dsse)
         else:
-            oci.sign(layout, private)
+            oci.sign(layout, oci.load_private_key(key.read_bytes()))
     except (oci.PackageError, ValueError, OSError) as exc:
         raise CLIError(str(exc), EXIT_USAGE) from None
     package.write_bytes(oci.layout_tar(layout))
@@ -280,6 +296,54 @@ def trust_add(
         raise CLIError(f"{key}: no such file", EXIT_USAGE)
     key_name = name or key.name.removesuffix(".pub").lower()
     st.emit(st.client.post("/api/v1/module-keys", {"name": key_name, "public_key": key.read_text()}))
+
+
+@trust_app.command("add-root")
+def trust_add_root(
+    ctx: typer.Context,
+    trusted_root: Path = typer.Argument(..., help="a Sigstore trusted_root.json (Fulcio CAs, Rekor log keys)"),
+    identity: list[str] = typer.Option(
+        ..., "--identity", help="a certificate identity (SAN email or URI) to accept; repeatable"
+    ),
+    issuer: list[str] = typer.Option(..., "--issuer", help="an OIDC issuer URL to accept; repeatable"),
+    name: str = typer.Option(None, "--name", help="default: the file name without .json"),
+) -> None:
+    """Trust a Sigstore root for keyless module signatures by these identities and issuers
+    (admin, audited); bundles are then verified offline against it."""
+    import json
+
+    st = state(ctx)
+    if not trusted_root.is_file():
+        raise CLIError(f"{trusted_root}: no such file", EXIT_USAGE)
+    try:
+        doc = json.loads(trusted_root.read_text())
+    except ValueError as exc:
+        raise CLIError(f"{trusted_root}: not JSON: {exc}", EXIT_USAGE) from None
+    root_name = name or trusted_root.name.removesuffix(".json").lower().replace("_", "-")
+    st.emit(
+        st.client.post(
+            "/api/v1/module-trust-roots",
+            {"name": root_name, "trusted_root": doc, "identities": identity, "issuers": issuer},
+        )
+    )
+
+
+@trust_app.command("roots")
+def trust_roots(ctx: typer.Context) -> None:
+    """The trusted Sigstore roots and the identities and issuers each accepts."""
+    st = state(ctx)
+    st.emit(
+        st.client.get("/api/v1/module-trust-roots"),
+        columns=["name", "identities", "issuers", "fingerprint", "created_at"],
+        id_field="name",
+    )
+
+
+@trust_app.command("remove-root")
+def trust_remove_root(ctx: typer.Context, name: str) -> None:
+    """Stop trusting a Sigstore root (admin, audited)."""
+    st = state(ctx)
+    st.emit(st.client.delete(f"/api/v1/module-trust-roots/{name}"))
 
 
 @trust_app.command("list")

@@ -214,6 +214,34 @@ class TrustKey(Strict):
     )
 
 
+class TrustRootBody(Strict):
+    name: str = Field(..., pattern=NAME)
+    trusted_root: dict[str, Any] = Field(
+        ...,
+        description="a Sigstore trusted_root.json (Fulcio CA certificates, Rekor and CT log public keys)",
+    )
+    identities: list[str] = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        description="the certificate identities (SAN email or URI, exact) whose keyless signatures are accepted",
+    )
+    issuers: list[str] = Field(
+        ...,
+        min_length=1,
+        max_length=16,
+        description="the OIDC issuers (Fulcio extension 1.3.6.1.4.1.57264.1.8 / .1.1, exact) accepted",
+    )
+
+    @field_validator("identities", "issuers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not 1 <= len(item) <= 512 or any(ord(c) < 33 for c in item):
+                raise ValueError(f"{item[:80]!r}: 1 to 512 characters, no spaces or control characters")
+        return value
+
+
 class ModuleQuery(Strict):
     version: str | None = Field(None, pattern=VERSION)
 

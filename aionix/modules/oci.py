@@ -496,6 +496,9 @@ def _bundle_signatures(layout: Layout, data: bytes) -> list[tuple[bytes, bytes]]
     out: list[tuple[bytes, bytes]] = []
     try:
         bundle = json.loads(data)
+        vm = bundle.get("verificationMaterial")
+        if isinstance(vm, dict) and ("certificate" in vm or "x509CertificateChain" in vm):
+            return []  # keyless: verified against trusted roots (`keyless_bundles`)
         manifest_bytes = layout.blobs[layout.manifest_digest]
         ms = bundle.get("messageSignature")
         if isinstance(ms, dict):
@@ -516,6 +519,65 @@ def _bundle_signatures(layout: Layout, data: bytes) -> list[tuple[bytes, bytes]]
     except (ValueError, KeyError, TypeError, AttributeError):
         return []
     return out
+
+
+def _referrer_bundles(layout: Layout) -> list[bytes]:
+    """The Sigstore bundle blobs of referrers whose subject is this artifact."""
+    out = []
+    for doc in layout.signature_manifests:
+        subject = (doc.get("subject") or {}).get("digest")
+        for layer in doc.get("layers") or []:
+            if not isinstance(layer, dict) or layer.get("mediaType") == COSIGN_LAYER:
+                continue
+            if not _signature_layer(layer.get("mediaType")):
+                continue
+            blob = layout.blobs.get(layer.get("digest", ""))
+            if (
+                blob is not None
+                and digest_of(blob) == layer.get("digest")
+                and subject in (None, layout.manifest_digest)
+            ):
+                out.append(blob)
+    return out
+
+
+def keyless_bundles(layout: Layout) -> list[dict[str, Any]]:
+    """Keyless Sigstore bundles (a Fulcio certificate, a Rekor entry) attached to this artifact."""
+    out = []
+    for blob in _referrer_bundles(layout):
+        try:
+            bundle = json.loads(blob)
+        except ValueError:
+            continue
+        vm = bundle.get("verificationMaterial") if isinstance(bundle, dict) else None
+        if isinstance(vm, dict) and ("certificate" in vm or "x509CertificateChain" in vm):
+            out.append(bundle)
+    return out
+
+
+def attach_bundle(layout: Layout, data: bytes) -> None:
+    """Attach a Sigstore bundle made elsewhere (e.g. `cosign sign-blob --bundle` over the
+    artifact's manifest blob) as an OCI referrer of the artifact."""
+    try:
+        bundle = json.loads(data)
+    except ValueError:
+        raise PackageError("bundle: not JSON", "bundle") from None
+    media = bundle.get("mediaType") if isinstance(bundle, dict) else None
+    if not (isinstance(media, str) and media.startswith(SIGSTORE_PREFIX)):
+        raise PackageError(f"bundle: not a Sigstore bundle (mediaType {SIGSTORE_PREFIX}…)", "bundle")
+    manifest_bytes = layout.blobs[layout.manifest_digest]
+    layout.blobs[digest_of(data)] = data
+    layout.blobs[digest_of(EMPTY_CONFIG)] = EMPTY_CONFIG
+    layout.signature_manifests.append(
+        {
+            "schemaVersion": 2,
+            "mediaType": IMAGE_MANIFEST,
+            "artifactType": SIGSTORE_BUNDLE,
+            "config": _desc(EMPTY_TYPE, EMPTY_CONFIG),
+            "layers": [_desc(SIGSTORE_BUNDLE, data)],
+            "subject": {"mediaType": IMAGE_MANIFEST, "digest": layout.manifest_digest, "size": len(manifest_bytes)},
+        }
+    )
 
 
 def signatures(layout: Layout) -> list[tuple[bytes, bytes]]:

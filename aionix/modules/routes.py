@@ -9,7 +9,7 @@ from aionix.api.dispatch import json_response, parse_json, read_body
 from aionix.api.endpoint import Api, Call
 from aionix.bus import BusError
 from aionix.errors import field_error
-from aionix.modules.models import ListQuery, ModuleQuery, QuarantineBody, RunQuery, TrustKey
+from aionix.modules.models import ListQuery, ModuleQuery, QuarantineBody, RunQuery, TrustKey, TrustRootBody
 from aionix.modules.service import ModulesService, _trn
 
 api = Api("modules")
@@ -65,6 +65,40 @@ async def untrust_key(call: Call) -> dict[str, Any]:
     out = await _svc(call).trust_remove(call.tenant, call.path["name"])
     await call.rt.audit(
         call.request, call.principal, "modules.trust.remove", status=200, resource=call.path["name"], details=out
+    )
+    return out
+
+
+@api.get("/api/v1/module-trust-roots", role="viewer")
+async def list_trust_roots(call: Call) -> dict[str, Any]:
+    """The Sigstore trusted roots keyless module signatures are verified against, with the
+    identities and OIDC issuers each accepts."""
+    return await _svc(call).root_list(call.tenant)
+
+
+@api.post("/api/v1/module-trust-roots", role="admin", body=TrustRootBody, status=201, audit=False)
+async def add_trust_root(call: Call) -> dict[str, Any]:
+    """Trust a Sigstore trusted_root.json (Fulcio CAs, Rekor keys) for keyless module signatures
+    by the listed identities and OIDC issuers; verified offline; audited."""
+    body: TrustRootBody = call.body
+    out = await _svc(call).root_add(call.tenant, body.name, body.trusted_root, body.identities, body.issuers, _by(call))
+    await call.rt.audit(
+        call.request,
+        call.principal,
+        "modules.trust.add_root",
+        status=201,
+        resource=body.name,
+        details={"fingerprint": out["fingerprint"], "identities": out["identities"], "issuers": out["issuers"]},
+    )
+    return out
+
+
+@api.delete("/api/v1/module-trust-roots/{name}", role="admin", audit=False)
+async def remove_trust_root(call: Call) -> dict[str, Any]:
+    """Stop trusting a Sigstore trusted root (installed modules keep their state); audited."""
+    out = await _svc(call).root_remove(call.tenant, call.path["name"])
+    await call.rt.audit(
+        call.request, call.principal, "modules.trust.remove_root", status=200, resource=call.path["name"], details=out
     )
     return out
 

@@ -8,6 +8,7 @@ are hashed again: a layer changed after install quarantines the module (`tampere
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from aionix.bus import BusError, CallContext
 from aionix.errors import BadRequest, Conflict, NotFound, Unavailable, ValidationFailed, field_error
 from aionix.functions import code as codelib
 from aionix.functions.runtimes.base import RunSpec
-from aionix.modules import oci
+from aionix.modules import oci, sigstore
 from aionix.modules.models import VERSION, Manifest, ModulesConfig, memory_mb
 
 log = logging.getLogger("aionix.modules")
@@ -235,6 +236,83 @@ class ModulesService:
         await self.store.execute("modules.delete_key", {"tenant": tenant, "name": name})
         return {"deleted": name, "fingerprint": row["fingerprint"]}
 
+    # ------------------------------------------------------------------ trusted roots (keyless)
+    async def root_add(
+        self, tenant: str, name: str, doc: dict[str, Any], ids: list[str], issuers: list[str], by: str | None
+    ) -> dict[str, Any]:
+        try:
+            await asyncio.to_thread(sigstore.parse_trusted_root, doc)
+        except ValueError as exc:
+            raise field_error("trusted_root", str(exc)) from None
+        if await self.store.fetch_one("modules.get_root", {"tenant": tenant, "name": name}):
+            raise Conflict(f"a trusted root named {name!r} exists", details=[{"field": "name", "message": "exists"}])
+        text = _js(doc)
+        row = {
+            "tenant": tenant,
+            "name": name,
+            "trusted_root": text,
+            "identities": _js(ids),
+            "issuers": _js(issuers),
+            "fingerprint": "sha256:" + hashlib.sha256(text.encode()).hexdigest(),
+            "now": time.time(),
+            "by": by,
+        }
+        await self.store.execute("modules.insert_root", row)
+        return await self._root_info(await self.store.fetch_one("modules.get_root", {"tenant": tenant, "name": name}))
+
+    @staticmethod
+    async def _root_info(row: Any) -> dict[str, Any]:
+        root = await asyncio.to_thread(sigstore.parse_trusted_root, jsonutil.loads(row["trusted_root"]))
+        return {
+            "name": row["name"],
+            "identities": jsonutil.loads(row["identities"]),
+            "issuers": jsonutil.loads(row["issuers"]),
+            "fingerprint": row["fingerprint"],
+            **root.summary(),
+            "created_at": row["created_at"],
+            "created_by": row["created_by"],
+        }
+
+    async def root_list(self, tenant: str) -> dict[str, Any]:
+        rows = await self.store.fetch_all("modules.list_roots", {"tenant": tenant})
+        return {"items": [await self._root_info(r) for r in rows]}
+
+    async def root_remove(self, tenant: str, name: str) -> dict[str, Any]:
+        row = await self.store.fetch_one("modules.get_root", {"tenant": tenant, "name": name})
+        if row is None:
+            raise NotFound(f"trusted root {name!r} not found")
+        await self.store.execute("modules.delete_root", {"tenant": tenant, "name": name})
+        return {"deleted": name, "fingerprint": row["fingerprint"]}
+
+    async def _verify_keyless(
+        self, tenant: str, layout: oci.Layout, bundles: list[dict[str, Any]]
+    ) -> tuple[str | None, list[str]]:
+        """(signer, reasons): the first bundle that verifies against a trusted root, or why none did."""
+        rows = await self.store.fetch_all("modules.list_roots", {"tenant": tenant})
+        if not rows:
+            return None, [
+                "signature: the keyless Sigstore bundle cannot be verified: no trusted roots are configured "
+                "(aio module trust add-root trusted_root.json)"
+            ]
+        artifact = layout.blobs[layout.manifest_digest]
+
+        def check() -> tuple[str | None, list[str]]:
+            problems: list[str] = []
+            for bundle in bundles[:8]:
+                for row in rows:
+                    root = sigstore.parse_trusted_root(jsonutil.loads(row["trusted_root"]))
+                    try:
+                        facts = sigstore.verify_keyless(
+                            bundle, artifact, root, jsonutil.loads(row["identities"]), jsonutil.loads(row["issuers"])
+                        )
+                    except sigstore.VerifyError as exc:
+                        problems.append(f"signature: keyless Sigstore bundle (trusted root {row['name']}): {exc}")
+                        continue
+                    return f"{facts['identity']} ({facts['issuer']}) via {row['name']}", []
+            return None, problems
+
+        return await asyncio.to_thread(check)
+
     # ------------------------------------------------------------------ install
     async def install(self, tenant: str, data: bytes, by: str | None, source: str = "upload") -> dict[str, Any]:
         if len(data) > self.max_bytes:
@@ -275,21 +353,31 @@ class ModulesService:
         # signatures, over the artifact's manifest digest, by a trusted key
         signer = None
         sigs = oci.signatures(layout)
+        keyless = oci.keyless_bundles(layout)
         keys = await self.store.fetch_all("modules.list_keys", {"tenant": tenant})
-        if not sigs:
-            reasons.append(
+        sig_reasons: list[str] = []
+        if not sigs and not keyless:
+            sig_reasons.append(
                 "signature: the package is not signed (no cosign signature or Sigstore bundle over its manifest digest)"
             )
-        elif not keys:
-            reasons.append("signature: no trusted keys are configured (aio module trust add KEY.pub)")
-        else:
+        elif sigs and not keys:
+            sig_reasons.append("signature: no trusted keys are configured (aio module trust add KEY.pub)")
+        elif sigs:
             for key_row in keys:
                 key, _, _ = oci.load_public_key(key_row["public_key"])
                 if any(oci.verify_signature(p, s, key) for p, s in sigs):
                     signer = key_row["name"]
                     break
             if signer is None:
-                reasons.append("signature: no signature verifies with a trusted key (wrong key or altered manifest)")
+                sig_reasons.append(
+                    "signature: no signature verifies with a trusted key (wrong key or altered manifest)"
+                )
+        if signer is None and keyless:
+            # keyless bundles: a Fulcio certificate and a Rekor entry, against the trusted roots
+            signer, problems = await self._verify_keyless(tenant, layout, keyless)
+            sig_reasons += problems
+        if signer is None:
+            reasons += sig_reasons
         # SBOM
         sbom_format = sbom_digest = None
         if sbom is None:

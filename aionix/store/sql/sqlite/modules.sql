@@ -46,3 +46,16 @@ WHERE tenant = :tenant AND name = :name
 
 -- name: delete_key
 DELETE FROM modules_keys WHERE tenant = :tenant AND name = :name
+
+-- name: insert_root
+INSERT INTO modules_trust_roots (tenant, name, trusted_root, identities, issuers, fingerprint, created_at, created_by)
+VALUES (:tenant, :name, :trusted_root, :identities, :issuers, :fingerprint, :now, :by)
+
+-- name: list_roots
+SELECT * FROM modules_trust_roots WHERE tenant = :tenant ORDER BY name
+
+-- name: get_root
+SELECT * FROM modules_trust_roots WHERE tenant = :tenant AND name = :name
+
+-- name: delete_root
+DELETE FROM modules_trust_roots WHERE tenant = :tenant AND name = :name
