@@ -416,7 +416,7 @@ class TriggerService:
     # ------------------------------------------------------------------ events
     async def platform_event(self, tenant: str, source: str, type: str, detail: Any) -> None:
         """The runtime's event sink: platform events go only where a trigger could match."""
-        if tenant in self._event_tenants:
+        if tenant in self._event_tenants and tenant not in self.rt.tenants.suspended:  # suspended: triggers stop
             await self.put_event(tenant, PutEvent(source=source, type=type, detail=detail))
 
     async def put_event(self, tenant: str, event: PutEvent) -> dict[str, Any]:

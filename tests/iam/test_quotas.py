@@ -236,3 +236,37 @@ def test_config_toml_documents_every_quota_key() -> None:
     assert set(QUOTAS) <= set(QuotasConfig.model_fields)
     defaults = configlib.load(path, env={}).service_section("quotas", QuotasConfig)
     assert all(getattr(defaults, q) == 0 for q in QUOTAS)  # shipped unlimited: nothing changes until set
+
+
+def test_function_gb_seconds_reserved_then_settled(server, admin) -> None:
+    """Each invocation reserves memory x timeout (0.25 GB x 2 s) and settles to memory x
+    duration: 30 concurrent invocations against 2 GB-s never pass it, and the use is what ran."""
+    tenant, key = tenant_with_key(admin, {"function_gb_seconds_per_day": 2.0})
+    source = "import time\ndef handler(event, context):\n    time.sleep(0.2)\n    return event\n"
+    with server.client(key, timeout=120) as c:
+        body = {
+            "name": "nap",
+            "runtime": "python",
+            "code": {"source": source},
+            "limits": {"timeout_seconds": 2, "memory_mb": 256},
+        }
+        r = c.post("/api/v1/functions", json=body)
+        assert r.status_code == 201, r.text
+
+    def invoke(i: int) -> httpx.Response:
+        return httpx.post(
+            f"{server.url}/api/v1/functions/nap/invoke",
+            json={"i": i},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=120,
+        )
+
+    answers = concurrently(30, invoke)
+    ok = [r for r in answers if r.status_code == 200]
+    assert len(ok) >= 4, sorted(r.status_code for r in answers)  # 2 GB-s hold at least 4 reservations
+    details = refused(next(r for r in answers if r.status_code == 429), "function_gb_seconds_per_day")
+    assert details["unit"] == "GB-seconds" and details["resets_at"].endswith("T00:00:00Z")
+    ran = sum(0.25 * r.json()["duration_ms"] / 1000 for r in ok)
+    with server.client(key) as c:
+        used = usage_of(c, tenant)["function_gb_seconds_per_day"]["used"]
+    assert used == pytest.approx(ran, rel=1e-3) and used <= 2.0
