@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/aionix --port $(PORT) --data-dir ./data
 
 ## Install what the suite needs (Debian packages and Python packages) and run all of it.
-test: system-deps $(STAMP) studio/node_modules vscode/node_modules
+test: system-deps $(STAMP) studio/node_modules vscode/node_modules tests/iam/oidc-provider/node_modules
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 system-deps:
@@ -82,6 +82,11 @@ vsix: vscode/node_modules
 vscode/node_modules: vscode/package-lock.json
 	cd vscode && npm ci --no-audit --no-fund
 	touch vscode/node_modules
+
+## The certified OpenID Connect provider (npm oidc-provider) the OIDC sign-in tests run on loopback.
+tests/iam/oidc-provider/node_modules: tests/iam/oidc-provider/package-lock.json
+	cd tests/iam/oidc-provider && npm ci --no-audit --no-fund
+	touch tests/iam/oidc-provider/node_modules
 
 ## Regenerate docs/screenshots/ with the real server and Debian's chromium.
 screenshots: $(STAMP) studio/node_modules

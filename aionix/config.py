@@ -101,6 +101,7 @@ class Config(Section):
     modules: dict[str, Any] = {}
     quotas: dict[str, Any] = {}  # aionix/iam/quotas.py
     audit: dict[str, Any] = {}  # aionix/iam/audit.py
+    auth: dict[str, Any] = {}  # aionix/iam/tokens.py (AuthConfig): tokens, local users, [auth.oidc]
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -129,6 +130,7 @@ SERVICE_SECTIONS = (
     *("stepflow", "functions", "triggers", "connectors", "vault", "params", "ai", "agents", "modules"),
     "quotas",
     "audit",
+    "auth",
 )
 
 

@@ -9,6 +9,7 @@ import logging
 import sys
 import time
 
+from aionix.iam.audit import PII
 from aionix.redact import PROCESS, REDACTED
 from aionix.telemetry import current_trace
 
@@ -34,6 +35,11 @@ class Redactor(logging.Filter):
             if record.exc_info and record.exc_info[1] is not None:
                 record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
+        if PII.enabled:  # emails, card and phone numbers ([audit] pii_patterns), before it is written
+            message = record.getMessage()
+            masked = PII.mask(message)
+            if masked is not message:
+                record.msg, record.args = masked, None
         return True
 
 

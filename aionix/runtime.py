@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("aionix")
 
 #: Service packages, started in this order; each has a `plugin.create(runtime)`.
-SERVICE_PACKAGES = ("vault", "params", "connectors", "functions", "stepflow", "triggers", "ai", "agents", "modules")
+SERVICE_PACKAGES = ("vault", "iam", "params", "connectors", "functions", "stepflow", "triggers", "ai", "agents", "modules")
 
 Resolver = Callable[[Any], Awaitable[dict[str, Any] | None]]
 

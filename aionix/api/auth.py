@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aionix.errors import BadRequest, Forbidden, Unauthorized
+from aionix.errors import BadRequest, Forbidden, Unauthorized, Unavailable
 from aionix.trn import TENANT_RE
 
 if TYPE_CHECKING:
@@ -94,11 +94,21 @@ class KeyAuthenticator:
         self._cache: dict[str, tuple[Principal | None, float]] = {}
         #: suspended tenants (kept by aionix.iam.tenants): their keys are refused
         self.suspended: set[str] | frozenset[str] = frozenset()
+        #: verifies short-lived access tokens (JWTs) sent as bearer credentials beside keys; set
+        #: by aionix.iam once its signing keys are loaded (aionix/iam/tokens.py)
+        self.tokens: Any = None
 
     def forget(self) -> None:
         self._cache.clear()
 
     async def authenticate(self, key: str, tenant_header: str | None) -> Principal:
+        if not key.startswith(KEY_PREFIX) and key.count(".") == 2:  # a JWT: an access token
+            if self.tokens is None:
+                raise Unavailable("access tokens are not accepted yet (the server is starting); retry")
+            principal: Principal = await self.tokens.authenticate(key, tenant_header)
+            if principal.home_tenant in self.suspended and not principal.cross_tenant:
+                raise Forbidden(f"tenant {principal.home_tenant!r} is suspended", code="tenant_suspended")
+            return principal
         digest = hash_key(key)
         cached = self._cache.get(digest)
         now = time.monotonic()

@@ -144,6 +144,12 @@ from aionix.cli import agents as _agents  # noqa: E402
 
 app.add_typer(_agents.runtime_app, name="runtime")
 app.add_typer(_agents.copilot_app, name="copilot")
+
+from aionix.cli import users as _users  # noqa: E402
+
+app.add_typer(_users.app, name="user")
+app.add_typer(_users.group_app, name="group")
+app.add_typer(_users.auth_app, name="auth")
 app.command("mcp")(_agents.mcp)
 
 from aionix.cli.complete import install as _install_completion  # noqa: E402

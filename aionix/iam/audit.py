@@ -166,7 +166,8 @@ def row_hash(
 ) -> str:
     if action in MUTABLE_DETAILS:
         details = None
-    body = orjson.dumps([prev, seq, ts, tenant, key_id, ip, method, path, action, resource, status, details])
+    # ts as a float: the REAL column gives back 1000.0 for an integer bound as 1000
+    body = orjson.dumps([prev, seq, float(ts), tenant, key_id, ip, method, path, action, resource, status, details])
     return hashlib.sha256(body).hexdigest()
 
 

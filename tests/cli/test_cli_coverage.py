@@ -121,6 +121,25 @@ COMMANDS = {
     "GET /api/v1/vault/master-key": "sec master-key",
     "POST /api/v1/vault/master-key/rotate": "sec rotate-master-key",
     "GET /api/v1/whoami": "whoami",
+    # users, groups, sign-in and tokens (aionix/iam)
+    "GET /api/v1/auth/config": "auth config",
+    "POST /api/v1/auth/login": "auth login",
+    "POST /api/v1/auth/token": "auth token",
+    "POST /api/v1/auth/refresh": "auth refresh",
+    "POST /api/v1/auth/logout": "auth logout",
+    "GET /api/v1/auth/jwks": "auth jwks",
+    "POST /api/v1/auth/signing-keys/rotate": "auth rotate-key",
+    "GET /api/v1/users": "user list",
+    "POST /api/v1/users": "user create",
+    "GET /api/v1/users/{name}": "user get",
+    "PUT /api/v1/users/{name}": "user update",
+    "DELETE /api/v1/users/{name}": "user delete",
+    "GET /api/v1/groups": "group list",
+    "POST /api/v1/groups": "group create",
+    "GET /api/v1/groups/{name}": "group get",
+    "DELETE /api/v1/groups/{name}": "group delete",
+    "POST /api/v1/groups/{name}/members": "group add",
+    "DELETE /api/v1/groups/{name}/members/{user}": "group remove",
     "GET /api/v1/workflows": "wf list",
     "POST /api/v1/workflows": "wf create",
     "GET /api/v1/workflows/schema": "wf schema",
@@ -156,7 +175,14 @@ COMMANDS = {
     "PUT /api/v1/usage/budget": "usage budget",
 }
 #: Not for a CLI: the browser lands on the OAuth2 callback; webhooks are called by senders.
-NOT_CLI = {"GET /api/v1/authflow/callback", "POST /hooks/{tenant}/{name}"}
+NOT_CLI = {
+    "GET /api/v1/authflow/callback",
+    "POST /hooks/{tenant}/{name}",
+    # the browser's OIDC sign-in (the Studio): redirects and the one-time handoff code
+    "GET /api/v1/auth/oidc/authorize",
+    "GET /api/v1/auth/oidc/callback",
+    "POST /api/v1/auth/oidc/exchange",
+}
 
 
 def command_paths():

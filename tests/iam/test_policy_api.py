@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from serverproc import ServerProcess  # noqa: E402
+from serverproc import ServerProcess
 
 PASS_WF = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
@@ -61,18 +61,31 @@ def test_billing_team_policy_end_to_end(srv):
         team = new_key(admin, "billing-team", "operator")
         doc = {
             "statements": [
-                {"sid": "start-billing", "effect": "allow", "actions": ["stepflow:StartExecution"],
-                 "resources": ["trn:stepflow:default:template/billing-*"]},
-                {"sid": "only-billing", "effect": "deny", "actions": ["stepflow:*"],
-                 "not_resources": ["trn:stepflow:default:template/billing-*", "trn:stepflow:default:execution/*",
-                                   "trn:stepflow:default:service"]},
+                {
+                    "sid": "start-billing",
+                    "effect": "allow",
+                    "actions": ["stepflow:StartExecution"],
+                    "resources": ["trn:stepflow:default:template/billing-*"],
+                },
+                {
+                    "sid": "only-billing",
+                    "effect": "deny",
+                    "actions": ["stepflow:*"],
+                    "not_resources": [
+                        "trn:stepflow:default:template/billing-*",
+                        "trn:stepflow:default:execution/*",
+                        "trn:stepflow:default:service",
+                    ],
+                },
                 {"sid": "no-deletes", "effect": "deny", "actions": ["*:Delete*"]},
             ]
         }
         r = admin.put("/api/v1/policies/billing-team", json={"description": "billing", "document": doc})
         assert r.status_code == 200, r.text
         assert r.json()["version"] == 1 and r.json()["builtin"] is False
-        r = admin.post("/api/v1/policies/billing-team/attach", json={"principal_kind": "key", "principal_id": team["id"]})
+        r = admin.post(
+            "/api/v1/policies/billing-team/attach", json={"principal_kind": "key", "principal_id": team["id"]}
+        )
         assert r.status_code == 200 and r.json()["items"][0]["principal_id"] == team["id"]
 
     with srv.client(team["key"]) as c:
@@ -81,8 +94,15 @@ def test_billing_team_policy_end_to_end(srv):
         denied = c.post("/api/v1/workflows/hr-payroll/executions", json={"input": {}})
         assert denied.status_code == 403
         err = denied.json()["error"]
-        assert "stepflow:StartExecution" in err["message"] and "trn:stepflow:default:template/hr-payroll" in err["message"]
-        assert err["details"]["statement"] == {"policy": "billing-team", "sid": "only-billing", "index": 1, "effect": "deny"}
+        assert (
+            "stepflow:StartExecution" in err["message"] and "trn:stepflow:default:template/hr-payroll" in err["message"]
+        )
+        assert err["details"]["statement"] == {
+            "policy": "billing-team",
+            "sid": "only-billing",
+            "index": 1,
+            "effect": "deny",
+        }
         assert c.get("/api/v1/workflows/hr-payroll").status_code == 403  # reads nothing else
         assert c.get("/api/v1/workflows/billing-run").status_code == 200
         r = c.delete("/api/v1/workflows/billing-run")
@@ -98,7 +118,9 @@ def test_billing_team_policy_end_to_end(srv):
         assert starts and starts[0]["details"]["action"] == "stepflow:StartExecution"
 
         # a change takes effect at once (the compiled set is invalidated)
-        r = admin.post("/api/v1/policies/billing-team/detach", json={"principal_kind": "key", "principal_id": team["id"]})
+        r = admin.post(
+            "/api/v1/policies/billing-team/detach", json={"principal_kind": "key", "principal_id": team["id"]}
+        )
         assert r.status_code == 200 and r.json()["items"] == []
     with srv.client(team["key"]) as c:
         assert c.get("/api/v1/workflows/hr-payroll").status_code == 200
@@ -121,13 +143,23 @@ def test_keys_without_policies_answer_as_before(srv):
 def test_source_ip_condition_and_groups_of_builtins(srv):
     with srv.client() as admin:
         op = new_key(admin, "loopback-blocked", "operator")
-        doc = {"statements": [{"sid": "office-only", "effect": "deny", "actions": ["*"],
-                               "conditions": {"source_ip": ["127.0.0.0/8", "::1/128"]}}]}
+        doc = {
+            "statements": [
+                {
+                    "sid": "office-only",
+                    "effect": "deny",
+                    "actions": ["*"],
+                    "conditions": {"source_ip": ["127.0.0.0/8", "::1/128"]},
+                }
+            ]
+        }
         assert admin.put("/api/v1/policies/office-only", json={"document": doc}).status_code == 200
         admin.post("/api/v1/policies/office-only/attach", json={"principal_kind": "key", "principal_id": op["id"]})
         # a built-in policy can be attached too: the viewer key gains the admin role's actions
         viewer = new_key(admin, "promoted", "viewer")
-        r = admin.post("/api/v1/policies/aionix-admin/attach", json={"principal_kind": "key", "principal_id": viewer["id"]})
+        r = admin.post(
+            "/api/v1/policies/aionix-admin/attach", json={"principal_kind": "key", "principal_id": viewer["id"]}
+        )
         assert r.status_code == 200
         assert admin.delete("/api/v1/policies/aionix-admin").status_code == 409
         assert admin.put("/api/v1/policies/aionix-mine", json={"document": doc}).status_code == 422
@@ -141,7 +173,9 @@ def test_source_ip_condition_and_groups_of_builtins(srv):
 def test_cross_tenant_admin_kept_out_of_one_tenant(srv):
     with srv.client() as admin:
         ops = new_key(admin, "ops-admin", "admin", cross_tenant=True)
-        doc = {"statements": [{"sid": "not-prod", "effect": "deny", "actions": ["*"], "conditions": {"tenant": ["prod"]}}]}
+        doc = {
+            "statements": [{"sid": "not-prod", "effect": "deny", "actions": ["*"], "conditions": {"tenant": ["prod"]}}]
+        }
         admin.put("/api/v1/policies/not-prod", json={"document": doc})
         admin.post("/api/v1/policies/not-prod/attach", json={"principal_kind": "key", "principal_id": ops["id"]})
     with srv.client(ops["key"]) as c:
@@ -153,7 +187,11 @@ def test_cross_tenant_admin_kept_out_of_one_tenant(srv):
 def test_simulate_and_aio_policy(srv, tmp_path):
     with srv.client() as admin:
         op = new_key(admin, "sim-op", "operator")
-        doc = {"statements": [{"sid": "no-reveal", "effect": "deny", "actions": ["credvault:Reveal*", "credvault:Resolve"]}]}
+        doc = {
+            "statements": [
+                {"sid": "no-reveal", "effect": "deny", "actions": ["credvault:Reveal*", "credvault:Resolve"]}
+            ]
+        }
         file = tmp_path / "p.json"
         file.write_text(json.dumps(doc))
         done = aio(srv, "policy", "put", "no-reveal", str(file), "--description", "guard")
@@ -164,18 +202,35 @@ def test_simulate_and_aio_policy(srv, tmp_path):
 
         r = admin.post(
             "/api/v1/policies/simulate",
-            json={"key_id": op["id"], "action": "stepflow:StartExecution", "resource": "trn:stepflow:default:template/x"},
+            json={
+                "key_id": op["id"],
+                "action": "stepflow:StartExecution",
+                "resource": "trn:stepflow:default:template/x",
+            },
         )
         assert r.json() | {"policies": None} == {
-            "decision": "allow", "reason": "allow", "action": "stepflow:StartExecution",
-            "resource": "trn:stepflow:default:template/x", "policies": None,
+            "decision": "allow",
+            "reason": "allow",
+            "action": "stepflow:StartExecution",
+            "resource": "trn:stepflow:default:template/x",
+            "policies": None,
             "statement": {"policy": "aionix-operator", "sid": "role-operator", "index": 0, "effect": "allow"},
         }
         assert r.json()["policies"] == ["aionix-operator", "no-reveal"]
         r = admin.post("/api/v1/policies/simulate", json={"key_id": "key_nope", "action": "a:B", "resource": "trn:x"})
         assert r.status_code == 422 and "key_id" in r.text
 
-    test = aio(srv, "policy", "test", "credvault:Resolve", "trn:credvault:default:credential/db", "--key", op["id"], "--via", "bus")
+    test = aio(
+        srv,
+        "policy",
+        "test",
+        "credvault:Resolve",
+        "trn:credvault:default:credential/db",
+        "--key",
+        op["id"],
+        "--via",
+        "bus",
+    )
     assert test.returncode == 1 and test.stdout.startswith("DENY") and "no-reveal" in test.stdout
     test = aio(srv, "policy", "test", "aionix:ListKeys", "trn:aionix:default:service", "--key", op["id"])
     assert test.returncode == 1 and "implicit_deny" in test.stdout
@@ -183,11 +238,18 @@ def test_simulate_and_aio_policy(srv, tmp_path):
     assert test.returncode == 0 and test.stdout.startswith("ALLOW")
     draft = tmp_path / "draft.json"
     draft.write_text(json.dumps({"statements": [{"effect": "allow", "actions": ["aionix:ListKeys"]}]}))
-    test = aio(srv, "policy", "test", "aionix:ListKeys", "trn:aionix:default:service", "--key", op["id"], "--with", str(draft))
+    test = aio(
+        srv, "policy", "test", "aionix:ListKeys", "trn:aionix:default:service", "--key", op["id"], "--with", str(draft)
+    )
     assert test.returncode == 0, test.stdout
     actions = json.loads(aio(srv, "-o", "json", "policy", "actions").stdout)["items"]
-    assert {"action": "stepflow:StartExecution", "method": "POST", "path": "/api/v1/workflows/{name}/executions",
-            "role": "operator", "resource": "trn:stepflow:{tenant}:template/{name}"} in actions
+    assert {
+        "action": "stepflow:StartExecution",
+        "method": "POST",
+        "path": "/api/v1/workflows/{name}/executions",
+        "role": "operator",
+        "resource": "trn:stepflow:{tenant}:template/{name}",
+    } in actions
     spec = httpx.get(srv.url + "/api/openapi.json").json()
     assert spec["paths"]["/api/v1/workflows/{name}/executions"]["post"]["x-aionix-action"] == "stepflow:StartExecution"
     assert spec["paths"]["/api/v1/policies/simulate"]["post"]["x-aionix-action"] == "iam:SimulatePolicy"
@@ -202,8 +264,16 @@ def test_bus_call_on_behalf_of_the_caller(srv):
         r = admin.put("/api/v1/params/app/db-pass", json={"type": "secret_ref", "value": "db-pass"})
         assert r.status_code in (200, 201), r.text
         boss = new_key(admin, "no-resolve-admin", "admin")
-        doc = {"statements": [{"sid": "no-bus-secrets", "effect": "deny", "actions": ["credvault:Resolve"],
-                               "conditions": {"via": ["bus"]}}]}
+        doc = {
+            "statements": [
+                {
+                    "sid": "no-bus-secrets",
+                    "effect": "deny",
+                    "actions": ["credvault:Resolve"],
+                    "conditions": {"via": ["bus"]},
+                }
+            ]
+        }
         admin.put("/api/v1/policies/no-bus-secrets", json={"document": doc})
         assert admin.get("/api/v1/params/app/db-pass", params={"evaluate": "true"}).status_code == 200
         admin.post("/api/v1/policies/no-bus-secrets/attach", json={"principal_kind": "key", "principal_id": boss["id"]})

@@ -91,7 +91,7 @@ LEFT JOIN audit_heads AS h ON h.chain = coalesce(:tenant, '')
 RETURNING id
 
 -- name: update_audit_details
-UPDATE audit SET details = :details WHERE id = :id
+UPDATE audit SET details = aionix_pii_mask(:details) WHERE id = :id
 
 -- name: active_cross_tenant_admins
 SELECT id FROM api_keys WHERE cross_tenant = 1 AND role = 'admin' AND revoked_at IS NULL
