@@ -149,7 +149,11 @@ def test_memory_cpu_timeout_and_errors(mc, trusted, tmp_path):
 
 
 def _cpu_quota_here(mc) -> bool:
+    """What /healthz says, and `aio admin doctor` agrees (a warning where there is no quota)."""
     conf = mc.get("/healthz").json().get("confinement") or {}
+    checks = mc.get("/api/v1/admin/doctor").json()["checks"]
+    found = [c for c in checks if c["check"] == "modules.cpu_quota"]
+    assert found and found[0]["status"] == ("ok" if conf.get("cpu_quota") else "warn"), (conf, found)
     return bool(conf.get("cpu_quota"))
 
 
