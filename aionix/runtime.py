@@ -37,7 +37,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("aionix")
 
 #: Service packages, started in this order; each has a `plugin.create(runtime)`.
-SERVICE_PACKAGES = ("vault", "iam", "params", "connectors", "functions", "stepflow", "triggers", "ai", "agents", "modules")
+SERVICE_PACKAGES = (
+    "vault",
+    "iam",
+    "params",
+    "connectors",
+    "functions",
+    "stepflow",
+    "triggers",
+    "ai",
+    "agents",
+    "modules",
+)
+#: Started before the server answers (`Runtime.start_core`); the others load while it serves.
+CORE_SERVICES = ("vault",)
 
 Resolver = Callable[[Any], Awaitable[dict[str, Any] | None]]
 
@@ -117,6 +130,12 @@ class Runtime:
         return data
 
     async def start(self, base_url: str = "") -> None:
+        await self.start_core(base_url)
+        await self.start_services()
+
+    async def start_core(self, base_url: str = "") -> None:
+        """What must work before the server answers anything: the data dir, the store and the
+        core services (the vault: a bad master key fails the start). `/healthz` needs no more."""
         self.base_url = base_url
         self.prepare_data_dir()
         limits = self.config.limits
@@ -132,17 +151,22 @@ class Runtime:
         telemetry.configure(self.config.telemetry)  # off unless an endpoint is set (imports nothing then)
         await self.store.start()
         await self.tenants.start()
-        # StepFlow and the services before it load first: executions resume (back to work within
-        # a second of a restart) while the later services import and start. Until every service
-        # is up, a call to one not loaded yet waits for it (`Bus.loading`) and platform events
-        # are held, then delivered in order.
+        # Until every service is up, a call to one not loaded yet waits for it (`Bus.loading`)
+        # and platform events are held, then delivered in order.
         self.bus.loading = asyncio.Event()
         self._held_events: list[tuple[str, str, str, Any]] | None = []
+        await self._load_services(CORE_SERVICES)
+
+    async def start_services(self) -> None:
+        """The other services, which the server loads while it already answers `/healthz`: StepFlow
+        and the services before it first (executions resume, back to work within a second of a
+        restart), then the later ones. Every module is imported off the loop, which meanwhile
+        serves requests and runs the resumed executions."""
+        rest = tuple(name for name in SERVICE_PACKAGES if name not in CORE_SERVICES)
         try:
-            split = SERVICE_PACKAGES.index("stepflow") + 1
-            await self._load_services(SERVICE_PACKAGES[:split])
-            # imported off the loop, which meanwhile runs the resumed executions
-            await self._load_services(SERVICE_PACKAGES[split:], off_loop=True)
+            split = rest.index("stepflow") + 1
+            await self._load_services(rest[:split], off_loop=True)
+            await self._load_services(rest[split:], off_loop=True)
         finally:
             self.bus.loading.set()
             held, self._held_events = self._held_events, None

@@ -290,13 +290,13 @@ async def _serve(cfg, port_file: str | None = None) -> int:
         rt = Runtime(cfg)
         rt.listen_port = port  # connectors refuse this port on this host's addresses (never self-SSRF)
         try:
-            await rt.start(base_url)
+            await rt.start_core(base_url)  # the store and the vault: what /healthz needs
         except BaseException:
             await _safe_stop(rt)
             raise
-        # the app (its routes, the MCP SDK: seconds of imports on a busy host) is built off the
-        # loop, so the executions that rt.start resumed take their first steps meanwhile
-        app = await asyncio.to_thread(_create_app, rt)
+        # The server answers from here on: /healthz at once; any other request waits until the
+        # other services have loaded and the app is built (`Gate`), which happens meanwhile.
+        app = Gate(rt)
         config = uvicorn.Config(
             app,
             host=host,
@@ -316,9 +316,31 @@ async def _serve(cfg, port_file: str | None = None) -> int:
 
             print(base_url, flush=True)  # the first line on standard output, for scripts and CI
             await rt.create_first_key(lambda key: deliver_first_key(cfg, base_url, key))
-            if port_file:
+            app.serving.set()  # /healthz answers 200 once the first key is in the user's hands
+            loading.append(asyncio.create_task(load_the_rest(), name="aionix-start-services"))
+
+        async def load_the_rest() -> None:
+            try:
+                await rt.start_services()
+                # the app (its routes, every service's endpoints) is built off the loop, so the
+                # executions that start_services resumed take their first steps meanwhile
+                app.app = await asyncio.to_thread(_create_app, rt)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                app.fail()
+                if isinstance(exc, ConfigError):
+                    print(f"aionix: {exc.message}", file=sys.stderr, flush=True)
+                    server.exit_code = 2
+                else:
+                    log.exception("the server could not finish starting")
+                server.failed = server.should_exit = True
+                return
+            app.ready.set()
+            if port_file:  # every service answers: what tests and scripts that wait for the file expect
                 write_port_file(port_file, port)
 
+        loading: list[asyncio.Task[None]] = []
         server = _server_class()(config, on_serving)
         # uvicorn re-raises the SIGTERM/SIGINT it shut down for, through the handlers it found: with
         # the defaults that kills the process before the runtime stops (services checkpoint, workers
@@ -329,11 +351,66 @@ async def _serve(cfg, port_file: str | None = None) -> int:
         try:
             await server.serve(sockets=[sock])
         finally:
+            for task in loading:  # a shutdown while the services still load
+                task.cancel()
+            await asyncio.gather(*loading, return_exceptions=True)
             await _safe_stop(rt)
             log.info("aionix stopped")
-        return 0 if server.started and not server.failed else 1
+        if server.started and not server.failed:
+            return 0
+        return server.exit_code
     finally:
         sock.close()
+
+
+class Gate:
+    """The ASGI app the server answers with from the moment the store is open: `GET /healthz`
+    at once (with `"starting": true` while the services load); any other request waits until
+    the full app is built, then goes to it (or, when the start failed, gets a 503)."""
+
+    def __init__(self, rt) -> None:
+        import asyncio
+
+        self.rt = rt
+        self.app = None
+        self.serving = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    def fail(self) -> None:
+        self.ready.set()
+
+    async def __call__(self, scope, receive, send) -> None:
+        app = self.app
+        if app is None:
+            if scope["type"] == "http" and scope["path"] == "/healthz" and scope["method"] in ("GET", "HEAD"):
+                await self._healthz(scope, send)
+                return
+            await self.ready.wait()
+            app = self.app
+            if app is None:
+                if scope["type"] == "http":
+                    from aionix.api.dispatch import error_response
+                    from aionix.errors import Unavailable
+
+                    await error_response(Unavailable("the server could not start"))(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    async def _healthz(self, scope, send) -> None:
+        await self.serving.wait()
+        ok = await self.rt.store.healthy()
+        body = {"status": "ok" if ok else "degraded", "store": "ok" if ok else "error", **self.rt.describe()}
+        body["starting"] = True
+        await self._reply(send, 200 if ok else 503, body, head=scope["method"] == "HEAD")
+
+    @staticmethod
+    async def _reply(send, status: int, body: dict, head: bool = False) -> None:
+        from aionix import jsonutil
+
+        data = jsonutil.dumps(body)
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else data})
 
 
 def _create_app(rt):
@@ -353,6 +430,7 @@ def _server_class():
             super().__init__(config)
             self.on_serving = on_serving
             self.failed = False
+            self.exit_code = 1
 
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets=sockets)

@@ -77,7 +77,6 @@ def create_app(rt: Runtime) -> Starlette:
 
     async def openapi_json(request: Request) -> Response:
         if "spec" not in spec_cache:
-
             spec_cache["spec"] = jsonutil.dumps(openapi.build(endpoints))
         return Response(spec_cache["spec"], media_type="application/json")
 
@@ -151,9 +150,7 @@ def create_app(rt: Runtime) -> Starlette:
             )
         )
     if mcp_hub is not None:
-        from aionix.agents.mcp_server import ChangeNotifier
-
-        middleware.append(Middleware(ChangeNotifier, hub=mcp_hub))
+        middleware.append(Middleware(_McpChanges, lazy=mcp_hub))
     app = Starlette(
         routes=routes,
         middleware=middleware,
@@ -165,17 +162,66 @@ def create_app(rt: Runtime) -> Starlette:
     return app
 
 
-def _mcp_hub(rt: Runtime) -> Any:
+def _mcp_hub(rt: Runtime) -> LazyMcp | None:
     """The MCP server, when the `mcp` SDK is installed (None otherwise: /mcp is then a 404)."""
-    try:
-        from aionix.agents.mcp_server import McpHub
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types", "httpx2"):
-            raise
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is None for name in ("mcp", "mcp_types")):
         return None
-    hub = McpHub(rt)
-    rt.mcp = hub  # type: ignore[attr-defined]
-    return hub
+    return LazyMcp(rt)
+
+
+class LazyMcp:
+    """`/mcp`: the MCP SDK (half a second of imports, a dozen MB) is imported, off the loop, by
+    the first MCP request rather than by every start (`rt.mcp` is the hub once it is loaded)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.app: Any = None  # the whole Starlette app, for the hub's in-process REST calls
+        self.hub: Any = None
+        self.change_notifier: Any = None
+        self._lock: Any = None
+
+    async def load(self) -> Any:
+        import asyncio
+        import importlib
+
+        if self.hub is None:
+            self._lock = self._lock or asyncio.Lock()
+            async with self._lock:
+                if self.hub is None:
+                    module = await asyncio.to_thread(importlib.import_module, "aionix.agents.mcp_server")
+                    hub = module.McpHub(self.rt)
+                    hub.app = self.app
+                    self.change_notifier = module.ChangeNotifier
+                    self.rt.mcp = hub  # type: ignore[attr-defined]
+                    self.hub = hub
+        return self.hub
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            hub = await self.load()
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in ("mcp", "mcp_types", "httpx2"):
+                raise
+            await error_response(NotFound(f"no route for {scope.get('method')} /mcp"))(scope, receive, send)
+            return
+        await hub(scope, receive, send)
+
+
+class _McpChanges:
+    """The MCP hub's change notices (`ChangeNotifier`), once an MCP client has loaded it."""
+
+    def __init__(self, app: Any, lazy: LazyMcp) -> None:
+        self.app = app
+        self.lazy = lazy
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        hub = self.lazy.hub
+        if hub is None or not hub.buses:
+            await self.app(scope, receive, send)
+            return
+        await self.lazy.change_notifier(self.app, hub)(scope, receive, send)
 
 
 def _by_method(handlers: dict[str, Any]) -> Any:
