@@ -185,7 +185,10 @@ def _parse_trusted_root(doc: Any) -> TrustedRoot:
     root.tlogs = _logs(doc.get("tlogs"), "tlogs")
     if not root.tlogs:
         raise ValueError("tlogs: at least one Rekor log key is required")
-    root.ctlogs = _logs(doc.get("ctlogs"), "ctlogs")
+    try:  # informational here (SCTs are not checked): a key type this parser lacks is no reason to refuse
+        root.ctlogs = _logs(doc.get("ctlogs"), "ctlogs")
+    except ValueError:
+        root.ctlogs = []
     return root
 
 
