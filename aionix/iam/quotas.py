@@ -8,6 +8,7 @@ instance without quotas behaves as before) and a per-tenant override
 quota                          period      charged
 =============================  ==========  =====================================================
 executions_per_day             UTC day     each execution start, in the transaction that inserts it
+                                           (while unlimited: counted in memory, written each second)
 concurrent_executions          (none)      the tenant's RUNNING executions, counted in that transaction
 stored_bytes                   (none)      measured from the tables every `measure_interval_seconds`,
                                            plus what parameter and secret writes add meanwhile
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -133,6 +135,7 @@ class Quotas:
         self.overrides: dict[str, dict[str, float]] = {}
         #: batched adjustments not written yet: (tenant, quota, period) -> amount
         self.pending: dict[tuple[str, str, int], float] = {}
+        self._pending_lock = threading.Lock()  # settled from the store's writer thread too
         self._flushing: asyncio.Lock | None = None
         self.exceeded: Any = None  # a Counter by quota, made by `metrics()`
 
@@ -179,7 +182,10 @@ class Quotas:
         if self.limit(tenant, "stored_bytes") is not None:
             row = tx.fetch_one("tenants.get_used", {"tenant": tenant, "quota": "stored_bytes", "period": 0})
             self.check_level_tx(tx, tenant, "stored_bytes", row["used"] if row else 0.0)
-        self.charge_tx(tx, tenant, "executions_per_day", 1, now)
+        if self.limit(tenant, "executions_per_day") is not None:
+            self.charge_tx(tx, tenant, "executions_per_day", 1, now)
+        else:  # unlimited: only counted, by the next flush (nothing more in the start's transaction)
+            self.settle(tenant, "executions_per_day", period_of("executions_per_day", now), 1)
 
     # ------------------------------------------------------------------ reservations
     async def reserve(self, tenant: str, quota: str, n: float) -> tuple[int, float]:
@@ -195,7 +201,8 @@ class Quotas:
         """Adjust a counter by `delta` (actual minus reserved), written by the next flush."""
         if delta:
             key = (tenant, quota, period)
-            self.pending[key] = self.pending.get(key, 0.0) + delta
+            with self._pending_lock:
+                self.pending[key] = self.pending.get(key, 0.0) + delta
 
     async def flush(self) -> None:
         if not self.pending:
@@ -203,7 +210,8 @@ class Quotas:
         if self._flushing is None:
             self._flushing = asyncio.Lock()
         async with self._flushing:
-            batch, self.pending = self.pending, {}
+            with self._pending_lock:
+                batch, self.pending = self.pending, {}
             rows = [{"tenant": t, "quota": q, "period": p, "n": n} for (t, q, p), n in batch.items()]
             if not rows:
                 return

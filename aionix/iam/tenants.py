@@ -276,8 +276,9 @@ async def put_tenant_quotas(call: Call) -> dict[str, Any]:
         assert row is not None
         return row
 
-    row = await call.rt.store.transaction(fn)
     control = _control(call)
+    await control.quotas.flush()  # counts kept in memory while unlimited are in the store before a limit applies
+    row = await call.rt.store.transaction(fn)
     if quotas:
         control.quotas.overrides[name] = _limits(row["quotas"])
     else:

@@ -270,3 +270,24 @@ def test_function_gb_seconds_reserved_then_settled(server, admin) -> None:
     with server.client(key) as c:
         used = usage_of(c, tenant)["function_gb_seconds_per_day"]["used"]
     assert used == pytest.approx(ran, rel=1e-3) and used <= 2.0
+
+
+def test_unlimited_tenants_are_counted_and_set_limits_take_the_count_into_account(server, admin) -> None:
+    tenant, key = tenant_with_key(admin, {})
+    with server.client(key) as c:
+        definition = {"entry": "S", "states": {"S": {"type": "set", "value": 1, "end": True}}}
+        assert c.post("/api/v1/workflows", json={"name": "w", "definition": definition}).status_code == 201
+        for i in range(3):
+            assert c.post("/api/v1/workflows/w/executions", json={"input": {"i": i}}).status_code < 300
+        day = usage_of(c, tenant)["executions_per_day"]
+        assert (day["used"], day["limit"], day["source"]) == (3, None, "default")
+    # a limit set now counts the day's starts made while unlimited
+    assert admin.put(f"/api/v1/tenants/{tenant}/quotas", json={"executions_per_day": 4}).status_code == 200
+    with server.client(key) as c:
+        assert c.post("/api/v1/workflows/w/executions", json={}).status_code < 300
+        refused(c.post("/api/v1/workflows/w/executions", json={}), "executions_per_day")
+    # back to the default (unlimited): starts are accepted again
+    assert admin.put(f"/api/v1/tenants/{tenant}/quotas", json={}).json()["quotas"] == {}
+    with server.client(key) as c:
+        assert c.post("/api/v1/workflows/w/executions", json={}).status_code < 300
+        assert usage_of(c, tenant)["executions_per_day"]["used"] == 5
