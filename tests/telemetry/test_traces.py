@@ -292,6 +292,16 @@ def test_off_by_default_nothing_is_exported(tmp_path, receiver):
     try:
         with proc.client() as api:
             assert api.get("/api/v1/whoami").status_code == 200
+            # the incoming traceparent still gives the execution its trace id (nothing is exported)
+            trace_id = uuid.uuid4().hex
+            wf = f"off-{uuid.uuid4().hex[:8]}"
+            assert api.post("/api/v1/workflows", json={"name": wf, "definition": _chain(2)}).status_code == 201
+            env = api.post(
+                f"/api/v1/workflows/{wf}/executions",
+                json={"input": {}, "mode": "sync", "wait_seconds": 30},
+                headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},
+            ).json()
+            assert env["status"] == "SUCCEEDED" and env["trace_id"] == trace_id
             text = api.get("/metrics").text
             assert "aionix_telemetry_spans_exported_total 0.0" in text
             assert "aionix_telemetry_queue_spans 0.0" in text
