@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("store", "stepflow", "distmap", "functions", "vault", "triggers", "connectors", "ai", "binary")
+BENCHES = ("store", "stepflow", "distmap", "functions", "vault", "triggers", "connectors", "ai", "binary", "policy")
 RESULTS = Path(__file__).parent / "results"
 
 

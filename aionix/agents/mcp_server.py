@@ -361,6 +361,8 @@ class McpHub:
         name = params.name
         args = dict(params.arguments or {})
         try:
+            # the MCP call itself (`mcp:CallTool` on the tool); the REST call behind it is checked too
+            await self._authorize_tool(principal, name)
             status, body = await self._dispatch(ctx, principal, name, args)
         except AionixError as exc:
             status, body = exc.status, exc.to_dict()
@@ -372,6 +374,19 @@ class McpHub:
             structured_content=structured,
             is_error=status >= 400,
         )
+
+    async def _authorize_tool(self, principal: Principal, name: str) -> None:
+        policies = getattr(self.rt, "policies", None)
+        if policies is None:
+            return
+        from aionix.iam.policy import PolicyDenied
+
+        resource = f"trn:agents:{principal.tenant}:tool/{name}"
+        decision = await policies.decide(principal, "mcp:CallTool", resource, via="mcp")
+        if not decision.allowed:
+            exc = PolicyDenied(decision)
+            await policies.audit_denial(None, principal, exc)
+            raise exc
 
     async def _dispatch(self, ctx: Any, principal: Principal, name: str, args: dict[str, Any]) -> tuple[int, Any]:
         def arg(key: str, kind: type = str) -> Any:

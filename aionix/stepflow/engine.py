@@ -184,6 +184,9 @@ class Run:
     token_adds: list[tuple[str, str]] = field(default_factory=list)
     #: every value CredVault resolved for this run (its redaction set, see aionix/redact.py)
     redaction: SecretSet = field(default_factory=SecretSet)
+    #: the principal that started it (an API caller): its policies apply to the run's bus calls.
+    #: Not persisted: a run resumed after a restart calls as the platform.
+    on_behalf_of: Any = None
     changes: int = 0
     durable: int = 0
     flushing: asyncio.Future[None] | None = None
@@ -569,7 +572,13 @@ class Engine:
         if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params:
             if refs.dynamic_params or refs.reads_all_secrets:
                 raise Failure(plan_mod.RUNTIME, f"state {plan.name!r}: $secret and $param need literal names")
-            ctx = CallContext(tenant=run.tenant, trace_id=run.trace_id, caller=run.caller_trn, secrets=run.redaction)
+            ctx = CallContext(
+                tenant=run.tenant,
+                trace_id=run.trace_id,
+                caller=run.caller_trn,
+                secrets=run.redaction,
+                on_behalf_of=run.on_behalf_of,
+            )
             reader = f"trn:stepflow:{run.tenant}:execution/{run.id}"
             for name in refs.secrets - run.secrets.keys():
                 try:
@@ -733,6 +742,7 @@ class Engine:
             extra={"execution_id": run.id, "state": qualified, "attempt": attempt, "budget_usd": run.plan.budget_usd},
             caller=run.caller_trn,
             secrets=run.redaction,
+            on_behalf_of=run.on_behalf_of,
         )
         waiter: asyncio.Future[Any] | None = None
         if frame.phase == "callback":

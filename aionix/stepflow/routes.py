@@ -111,6 +111,7 @@ async def start_execution(call: Call) -> Any:
         idempotency_key=call.request.headers.get("idempotency-key"),
         trace_id=call.trace_id,
         wait_seconds=b.wait_seconds,
+        on_behalf_of=call.principal,  # policies apply to its bus calls (aionix/iam/policy_engine.py)
     )
     return json_response(Envelope.model_validate(envelope).model_dump(mode="json"), 200 if finished else 202)
 

@@ -444,9 +444,11 @@ class StepFlowService:
         trace_id: str | None = None,
         wait_seconds: float | None = None,
         redaction: SecretSet | None = None,
+        on_behalf_of: Any = None,
     ) -> tuple[dict[str, Any], bool]:
         """Start an execution; returns (envelope, finished). `sync` waits up to the bound.
-        `redaction`: the set of the run or call that starts it (its input may hold their secrets)."""
+        `redaction`: the set of the run or call that starts it (its input may hold their secrets).
+        `on_behalf_of`: the principal starting it; its policies apply to the run's bus calls."""
         try:
             size = len(jsonutil.dumps(input))
         except TypeError as exc:
@@ -490,6 +492,7 @@ class StepFlowService:
             deadline=now + plan.root.timeout_seconds if plan.root.timeout_seconds else None,
         )
         run.idempotency_key = idempotency_key
+        run.on_behalf_of = on_behalf_of
         if redaction is not None:  # what the parent resolved is masked in the child's records too
             run.redaction = SecretSet.within(redaction)
         run.event("ExecutionStarted", detail={"input": input, "version": version, "parent_id": parent_id})

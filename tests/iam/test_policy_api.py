@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -285,3 +286,100 @@ def test_bus_call_on_behalf_of_the_caller(srv):
     with srv.client() as admin:
         rows = admin.get("/api/v1/audit", params={"action": "policy.denied", "limit": 5}).json()["items"]
         assert rows and rows[0]["key_id"] == boss["id"] and rows[0]["details"]["statement"]["sid"] == "no-bus-secrets"
+
+
+@asynccontextmanager
+async def mcp_client(url: str, key: str):
+    """The MCP SDK's own client over Streamable HTTP (as tests/mcp/conftest.py)."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    async with http, Client(streamable_http_client(url + "/mcp", http_client=http), cache=None) as client:
+        yield client
+
+
+async def test_mcp_tool_calls_are_checked(srv):
+    """`mcp:CallTool` on the tool is checked by the MCP server, and the REST call behind the tool
+    by the API: a deny of either ends the call with a 403 naming the action."""
+    with srv.client() as admin:
+        for name in ("mcp-a", "mcp-b", "mcp-c"):
+            assert admin.post("/api/v1/workflows", json={"name": name, "definition": PASS_WF}).status_code == 201
+        op = new_key(admin, "mcp-op", "operator")
+        doc = {
+            "statements": [
+                {
+                    "sid": "no-tool-b",
+                    "effect": "deny",
+                    "actions": ["mcp:CallTool"],
+                    "resources": ["trn:agents:default:tool/workflow.mcp-b"],
+                },
+                {
+                    "sid": "no-start-c",
+                    "effect": "deny",
+                    "actions": ["stepflow:StartExecution"],
+                    "resources": ["trn:stepflow:default:template/mcp-c"],
+                },
+            ]
+        }
+        assert admin.put("/api/v1/policies/mcp-guard", json={"document": doc}).status_code == 200
+        admin.post("/api/v1/policies/mcp-guard/attach", json={"principal_kind": "key", "principal_id": op["id"]})
+    async with mcp_client(srv.url, op["key"]) as client:
+        ok = await client.call_tool("workflow.mcp-a", {"input": {}, "mode": "sync"})
+        assert not ok.is_error, ok.content
+        tool_denied = await client.call_tool("workflow.mcp-b", {"input": {}, "mode": "sync"})
+        assert tool_denied.is_error
+        err = json.loads(tool_denied.content[0].text)["error"]
+        assert err["code"] == "forbidden" and err["details"]["statement"]["sid"] == "no-tool-b"
+        assert "mcp:CallTool" in err["message"]
+        rest_denied = await client.call_tool("workflow.mcp-c", {"input": {}, "mode": "sync"})
+        assert rest_denied.is_error
+        err = json.loads(rest_denied.content[0].text)["error"]
+        assert err["details"]["statement"]["sid"] == "no-start-c" and "stepflow:StartExecution" in err["message"]
+
+
+def test_a_workflows_bus_calls_carry_the_starter(srv):
+    """An execution started over the API makes its task calls on behalf of the caller: the
+    caller's deny of the action kind fails the task (audited), another caller's run succeeds."""
+    wf = {
+        "entry": "Calc",
+        "states": {
+            "Calc": {
+                "type": "task",
+                "action": "transform",
+                "parameters": {"expression": "a + 1", "data": {"a": 41}},
+                "end": True,
+            }
+        },
+    }
+    with srv.client() as admin:
+        r = admin.post("/api/v1/workflows", json={"name": "bus-calc", "definition": wf})
+        assert r.status_code == 201, r.text
+        limited = new_key(admin, "no-transform", "operator")
+        doc = {
+            "statements": [
+                {
+                    "sid": "no-transform",
+                    "effect": "deny",
+                    "actions": ["openact:Call"],
+                    "resources": ["trn:openact:default:kind/transform"],
+                    "conditions": {"via": ["bus"]},
+                }
+            ]
+        }
+        admin.put("/api/v1/policies/no-transform", json={"document": doc})
+        admin.post(
+            "/api/v1/policies/no-transform/attach", json={"principal_kind": "key", "principal_id": limited["id"]}
+        )
+        ok = admin.post("/api/v1/workflows/bus-calc/executions", json={"input": {}, "mode": "sync"}).json()
+        assert ok["status"] == "SUCCEEDED" and ok["output"] == 42, ok
+    with srv.client(limited["key"]) as c:
+        r = c.post("/api/v1/workflows/bus-calc/executions", json={"input": {}, "mode": "sync"})
+        assert r.status_code == 200, r.text  # starting is allowed; the task's bus call is not
+        env = r.json()
+        assert env["status"] == "FAILED", env
+        assert "openact:Call" in json.dumps(env["error"]) and "no-transform" in json.dumps(env["error"])
+    with srv.client() as admin:
+        rows = admin.get("/api/v1/audit", params={"action": "policy.denied", "limit": 5}).json()["items"]
+        assert any(r["key_id"] == limited["id"] and r["resource"] == "trn:openact:default:kind/transform" for r in rows)

@@ -345,7 +345,13 @@ class Fetcher:
 
     def ctx(self) -> CallContext:
         run = self.run
-        return CallContext(tenant=run.tenant, trace_id=run.trace_id, caller=run.caller_trn, secrets=run.redaction)
+        return CallContext(
+            tenant=run.tenant,
+            trace_id=run.trace_id,
+            caller=run.caller_trn,
+            secrets=run.redaction,
+            on_behalf_of=run.on_behalf_of,
+        )
 
     async def fetch(self, offset: int, size: int) -> tuple[bytes, int]:
         """(bytes from `offset`, at most `size`; the object's total size)."""
@@ -1249,6 +1255,7 @@ class MapRun:
                 trace_id=self.run.trace_id,
                 caller=self.run.caller_trn,
                 secrets=self.run.redaction,
+                on_behalf_of=self.run.on_behalf_of,
             )
             try:
                 await self.engine.bus.invoke(target, call, ctx)
