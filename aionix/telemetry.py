@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import random
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("aion
 tracer: Tracer | None = None
 
 _HEX = frozenset("0123456789abcdef")
+_bits = random.Random(os.urandom(16)).getrandbits
 _CURRENT: Any = object()  # "the current span" (default parent)
 
 
@@ -110,7 +112,7 @@ class Span:
     ) -> None:  # fmt: skip
         self.tracer = tracer
         self.trace_id = trace_id
-        self.span_id = os.urandom(8).hex()
+        self.span_id = f"{_bits(64) or 1:016x}"  # unique, not secret: no system call per span
         self.parent_id = parent_id
         self.name = name
         self.kind = kind
