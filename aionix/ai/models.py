@@ -181,6 +181,15 @@ class AiConfig(Strict):
     task_retention_seconds: float = Field(600.0, ge=1)
     max_tasks_in_memory: int = Field(10_000, ge=10)
     budgets: AiBudgets = AiBudgets()
+    # GET /api/v1/ws: per-connection send queue, how long it may stay full, keep-alive pings
+    ws_queue_size: int = Field(256, ge=1, le=100_000)
+    ws_slow_reader_seconds: float = Field(5.0, gt=0, le=3600)
+    ws_ping_seconds: float = Field(15.0, gt=0, le=3600)
+    # gRPC (aion.v1.AionTasks, extra aionix[grpc]): 0 = off
+    grpc_port: int = Field(0, ge=0, le=65535)
+    grpc_host: str = "127.0.0.1"
+    grpc_tls_cert: str = ""
+    grpc_tls_key: str = ""
 
 
 # ---------------------------------------------------------------------- API bodies

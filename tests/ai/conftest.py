@@ -186,6 +186,11 @@ def write_policy(policy_dir: Path, local: int, api: int, dead: int) -> None:
 
 @pytest.fixture(scope="module")
 def ai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AiEnv]:
+    yield from start_ai(tmp_path_factory, {})
+
+
+def start_ai(tmp_path_factory: pytest.TempPathFactory, extra_env: dict[str, str]) -> Iterator[AiEnv]:
+    """The AI server with the worked policy set (and `extra_env` on top of its environment)."""
     from serverproc import free_port
 
     root = tmp_path_factory.mktemp("ai-server")
@@ -198,6 +203,7 @@ def ai(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AiEnv]:
         "AIONIX_SECURITY_RATE_LIMIT_PER_KEY_BURST": "100000",
         "AIONIX_SECURITY_RATE_LIMIT_PER_IP": "100000",
         "AIONIX_SECURITY_RATE_LIMIT_PER_IP_BURST": "100000",
+        **extra_env,
     }
     server = ServerProcess(root, env=env).start()
     with server.client() as c:
