@@ -10,7 +10,7 @@ PORT ?= 53000
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,mysql,redis,smtp,deno,lsp,mcp,oras,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,mysql,redis,smtp,deno,lsp,mcp,oras,otel,grpc]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)
