@@ -202,28 +202,34 @@ async def _checkpoint_key(rt: Runtime) -> bytes | None:
 
 
 async def write_checkpoints(rt: Runtime, now: float | None = None) -> int:
-    """A signed checkpoint in every chain that has none for today (UTC) and has rows since its
-    last one. Returns how many were written."""
+    """Anchor the days that ended: in every chain with rows from before today (UTC) not yet
+    covered, a checkpoint signing the last of them (`through_seq`, `through_hash`; `day` is the
+    last day it covers). Returns how many were written."""
     key = await _checkpoint_key(rt)
     if key is None:
         return 0
     now = time.time() if now is None else now
-    today = _day(now)
+    today_start = now - now % DAY
 
     def fn(tx: Any) -> int:
         written = 0
         for head in tx.fetch_all("audit_chain.heads"):
-            last = tx.fetch_one("audit_chain.last_checkpoint", {"chain": head["chain"], "action": CHECKPOINT_ACTION})
+            chain = head["chain"]
+            through = tx.fetch_one("audit_chain.last_before", {"chain": chain, "before": today_start})
+            if through is None:
+                continue
+            last = tx.fetch_one("audit_chain.last_checkpoint", {"chain": chain, "action": CHECKPOINT_ACTION})
             if last is not None:
                 d = orjson.loads(last["details"])
-                if d.get("day") == today or last["seq"] == head["seq"]:
+                if int(d.get("through_seq", 0)) >= through["seq"]:
                     continue
+            day = _day(through["ts"])
             details = {
-                "day": today,
-                "through_seq": head["seq"],
-                "through_hash": head["hash"],
+                "day": day,
+                "through_seq": through["seq"],
+                "through_hash": through["hash"],
                 "kid": SYSTEM_KEY,
-                "sig": _sign(key, head["chain"], today, head["seq"], head["hash"]),
+                "sig": _sign(key, chain, day, through["seq"], through["hash"]),
             }
             tx.execute(
                 "core.insert_audit",
@@ -247,7 +253,7 @@ async def write_checkpoints(rt: Runtime, now: float | None = None) -> int:
 
 
 async def prune(rt: Runtime, now: float | None = None) -> int:
-    """Delete whole days behind a checkpoint: in each chain, every row up to the newest
+    """Delete whole days behind a checkpoint: in each chain, the rows signed by the newest
     checkpoint older than the retention (the checkpoint itself stays, as the anchor)."""
     cfg = audit_config(rt)
     days = cfg.retention_days if cfg.retention_days is not None else rt.config.security.audit_retention_days
@@ -263,7 +269,8 @@ async def prune(rt: Runtime, now: float | None = None) -> int:
             )
             if cp is None:
                 continue
-            deleted += tx.execute("audit_chain.delete_through", {"chain": head["chain"], "seq": cp["seq"] - 1})
+            through = int(orjson.loads(cp["details"])["through_seq"])
+            deleted += tx.execute("audit_chain.delete_through", {"chain": head["chain"], "seq": through})
         deleted += tx.execute("core.prune_audit", {"before": cutoff})
         return deleted
 
@@ -331,6 +338,7 @@ async def _verify_chain(rt: Runtime, chain: str, head: dict[str, Any] | None, ke
     anchors: dict[int, str] = {}  # through_seq -> through_hash of every signed checkpoint seen
     after = -1
     last_row: dict[str, Any] | None = None
+    first_row: dict[str, Any] | None = None
     while True:
         rows = await rt.store.fetch_all("audit_chain.page", {"chain": chain, "after": after, "limit": PAGE})
         if not rows:
@@ -343,11 +351,8 @@ async def _verify_chain(rt: Runtime, chain: str, head: dict[str, Any] | None, ke
                 _check_checkpoint(row, chain, key, anchors, problem)
             if first:
                 first = False
-                if row["seq"] != 1:
-                    # pruned: the first kept row is the checkpoint that signed the rows before it
-                    if anchors.get(row["seq"] - 1) != row["prev_hash"]:
-                        problem(row, "deleted", f"rows before seq {row['seq']} (id {row['id']}) are missing")
-                elif row["prev_hash"] != "":
+                first_row = row
+                if row["seq"] == 1 and row["prev_hash"] != "":
                     problem(row, "edited", f"row id {row['id']}: the first row of the chain has a predecessor hash")
             else:
                 if row["seq"] != (prev_seq or 0) + 1:
@@ -375,6 +380,9 @@ async def _verify_chain(rt: Runtime, chain: str, head: dict[str, Any] | None, ke
             if not hmac.compare_digest(expect, row["hash"] or ""):
                 problem(row, "edited", f"row id {row['id']} (seq {row['seq']}) was changed after it was written")
             prev_hash, prev_seq, last_row = row["hash"], row["seq"], row
+    if first_row is not None and first_row["seq"] != 1 and anchors.get(first_row["seq"] - 1) != first_row["prev_hash"]:
+        # pruned rows end where a signed checkpoint says: otherwise rows before this one are missing
+        problem(first_row, "deleted", f"rows before seq {first_row['seq']} (id {first_row['id']}) are missing")
     if head is not None and (last_row is None or last_row["seq"] != head["seq"] or last_row["hash"] != head["hash"]):
         problem(
             last_row,

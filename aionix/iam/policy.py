@@ -171,19 +171,72 @@ class PolicyDocument(BaseModel):
 _QUALIFIER = r"(?::[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?"
 
 
-def _glob(patterns: Iterable[str], *, ignore_case: bool, qualified: bool = False) -> re.Pattern[str] | None:
-    """One regex for a list of `*`/`?` patterns; None when one of them is a bare `*`. With
+_QUALIFIER_RE = re.compile(r":[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def _glob_match(p: str, s: str) -> bool:
+    """`*`/`?` glob matching without backtracking blow-up: O(len(p) * len(s)) at worst."""
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(s):
+        if i < len(p) and (p[i] == "?" or p[i] == s[j]):
+            i += 1
+            j += 1
+        elif i < len(p) and p[i] == "*":
+            star, mark = i, j
+            i += 1
+        elif star != -1:
+            i = star + 1
+            mark += 1
+            j = mark
+        else:
+            return False
+    while i < len(p) and p[i] == "*":
+        i += 1
+    return i == len(p)
+
+
+class _Glob:
+    """Patterns with at most one `*` in one regex (a single `.*` cannot backtrack badly); those
+    with several matched by `_glob_match`, so no pattern a tenant writes can make a check slow."""
+
+    __slots__ = ("fold", "qualified", "rx", "slow")
+
+    def __init__(self, rx: re.Pattern[str] | None, slow: tuple[str, ...], fold: bool, qualified: bool) -> None:
+        self.rx, self.slow, self.fold, self.qualified = rx, slow, fold, qualified
+
+    def match(self, value: str) -> bool | None:
+        if self.rx is not None and self.rx.match(value) is not None:
+            return True
+        if self.slow:
+            text = value.lower() if self.fold else value
+            bare = None
+            if self.qualified and (q := _QUALIFIER_RE.search(text)) is not None:
+                bare = text[: q.start()]
+            for p in self.slow:
+                if _glob_match(p, text) or (bare is not None and not p.endswith("*") and _glob_match(p, bare)):
+                    return True
+        return None
+
+
+def _glob(patterns: Iterable[str], *, ignore_case: bool, qualified: bool = False) -> _Glob | None:
+    """A matcher for a list of `*`/`?` patterns; None when one of them is a bare `*`. With
     `qualified` (resources), a pattern that does not end in `*` also matches the resource with
     any `:qualifier` (a function's alias or version)."""
     parts = []
+    slow = []
     for p in patterns:
         if p == "*":
             return None
+        if p.count("*") > 1:
+            slow.append(p.lower() if ignore_case else p)
+            continue
         rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
         if qualified and not p.endswith("*"):
             rx += _QUALIFIER
         parts.append(rx)
-    return re.compile("(?:" + "|".join(parts) + r")\Z", re.IGNORECASE if ignore_case else 0)
+    compiled = re.compile("(?:" + "|".join(parts) + r")\Z", re.IGNORECASE if ignore_case else 0) if parts else None
+    return _Glob(compiled, tuple(slow), ignore_case, qualified)
 
 
 class _Actions:
@@ -201,7 +254,7 @@ class _Actions:
             return True
         if action.lower() in self.literal:
             return True
-        return self.rx is not False and self.rx.match(action) is not None
+        return self.rx is not False and self.rx.match(action) is not None  # type: ignore[union-attr]
 
 
 def _minutes(hhmm: str | None) -> int | None:

@@ -148,21 +148,24 @@ def test_checkpoints_retention_and_a_rewritten_history(rt):
         for d in range(5):
             for i in range(3):
                 await insert(rt, "acme", t0 + d * DAY + i, d=d, i=i)
-            assert await audit.write_checkpoints(rt, now=t0 + d * DAY + 100) >= 1
-        assert await audit.write_checkpoints(rt, now=t0 + 4 * DAY + 200) == 0  # one a day
+            # just after midnight: the day that ended is signed
+            assert await audit.write_checkpoints(rt, now=t0 + (d + 1) * DAY + 50) == 1
+        assert await audit.write_checkpoints(rt, now=t0 + 5 * DAY + 200) == 0  # once a day
+        assert await audit.write_checkpoints(rt, now=t0 + 5 * DAY + 50) == 0
 
     run(rt, days())
     result = run(rt, audit.verify(rt, "acme"))
     assert result["ok"], result
     assert result["chains"] == [{"tenant": "acme", "rows": 20, "checkpoints": 5}]
 
-    # retention 6 days at day 9.5: whole days behind the day-3 checkpoint go; the rest verifies
+    # retention 6 days at day 9.5: the days behind the checkpoint written on day 3 (days 0-2)
+    # go, with the checkpoints among them; that checkpoint stays as the anchor and all verifies
     rt._audit_config = audit.AuditConfig(retention_days=6)
     deleted = run(rt, audit.prune(rt, now=t0 + 9.5 * DAY))
-    assert deleted == 3 * 4 + 3  # days 0-3's rows and the checkpoints of days 0-2
+    assert deleted == 3 * 3 + 2
     result = run(rt, audit.verify(rt, "acme"))
     assert result["ok"], result
-    assert result["chains"][0]["rows"] == 5  # day 3's checkpoint (the anchor), day 4's rows and checkpoint
+    assert result["chains"][0]["rows"] == 9 and result["chains"][0]["checkpoints"] == 3
 
     # an insider rewrites day 4 and recomputes every hash after it: the signed checkpoint no longer matches
     db = sqlite3.connect(rt.config.data_dir / "aionix.db")
@@ -195,6 +198,15 @@ def test_checkpoints_retention_and_a_rewritten_history(rt):
     db.close()
     result = run(rt, audit.verify(rt, "acme"))
     assert any(p["kind"] == "forged" and p["id"] == cp_id for p in result["problems"]), result
+
+    # the anchor deleted too: the first kept row is reported, rows before it are missing
+    db = sqlite3.connect(rt.config.data_dir / "aionix.db")
+    with db:
+        anchor_seq = db.execute("SELECT min(seq) FROM audit WHERE tenant = 'acme'").fetchone()[0]
+        db.execute("DELETE FROM audit WHERE tenant = 'acme' AND seq = ?", (anchor_seq,))
+    db.close()
+    result = run(rt, audit.verify(rt, "acme"))
+    assert any(f"rows before seq {anchor_seq + 1} " in p["message"] for p in result["problems"]), result
 
 
 def test_pii_is_masked_in_audit_details_and_log_lines(rt):

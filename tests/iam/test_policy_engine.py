@@ -438,3 +438,28 @@ def test_twenty_statement_evaluation_is_fast():
         pset.decide(req)
     per_call = (time.perf_counter() - started) / n
     assert per_call < 250e-6, per_call  # 5x the 50 µs p99 target
+
+
+@pytest.mark.parametrize(
+    ("pattern", "resource", "expected"),
+    [
+        ("trn:*:prod:*/billing-*", "trn:stepflow:prod:template/billing-1", True),
+        ("trn:*:prod:*/billing-*", "trn:stepflow:dev:template/billing-1", False),
+        ("trn:aionixfn:*:function/f*x", "trn:aionixfn:t:function/fooox:live", True),  # any qualifier
+        ("trn:aionixfn:*:function/f*x", "trn:aionixfn:t:function/foooy", False),
+        ("trn:?tepflow:*:template/*", "trn:stepflow:t:template/a", True),
+    ],
+)
+def test_patterns_with_several_wildcards(pattern, resource, expected):
+    pset = PolicySet([("p", doc(allow(["*"], [pattern])))])
+    assert pset.decide(Request("a:B", resource)).allowed is expected
+
+
+def test_wildcard_heavy_patterns_cannot_make_a_check_slow():
+    """A pattern of many `*` against a long resource that does not match: no regex
+    backtracking (it would take minutes); bounded loosely for shared machines."""
+    evil = "trn:" + "*a" * 60 + "*b"
+    pset = PolicySet([("p", doc(allow(["*"], [evil])))])
+    started = time.perf_counter()
+    assert not pset.decide(Request("a:B", "trn:" + "a" * 1000)).allowed
+    assert time.perf_counter() - started < 2.0

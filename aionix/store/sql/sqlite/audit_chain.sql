@@ -8,6 +8,11 @@ SELECT id, seq, details FROM audit
 WHERE coalesce(tenant, '') = :chain AND action = :action AND seq IS NOT NULL
 ORDER BY seq DESC LIMIT 1
 
+-- name: last_before
+SELECT seq, hash, ts FROM audit
+WHERE coalesce(tenant, '') = :chain AND seq IS NOT NULL AND ts < :before
+ORDER BY seq DESC LIMIT 1
+
 -- name: checkpoint_before
 SELECT id, seq, details FROM audit
 WHERE coalesce(tenant, '') = :chain AND action = :action AND seq IS NOT NULL AND ts < :before
