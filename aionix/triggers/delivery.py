@@ -181,8 +181,9 @@ class Delivery:
             return Outcome("dead", error="Trigger.InputTransformFailed", cause=exc.message)
         target = fire["target"]
         key = idempotency_key(fire)
-        # the trace of the request (a webhook's traceparent) or execution that fired it, else a new one
-        trace_id = telemetry.current_trace.get() or uuid.uuid4().hex
+        # the trace the fire was made in (a webhook's traceparent, the execution that published the
+        # event), else the one this runs in, else a new one
+        trace_id = fire.get("trace_id") or telemetry.current_trace.get() or uuid.uuid4().hex
         ctx = CallContext(
             tenant=fire["tenant"],
             trace_id=trace_id,

@@ -6,7 +6,7 @@ import hashlib
 import time
 from typing import Any
 
-from aionix import jsonutil
+from aionix import jsonutil, telemetry
 from aionix.triggers.schedule import iso
 
 
@@ -74,6 +74,8 @@ def fire_record(
         "error": error,
         "cause": cause,
         "now": now,
+        # the trace it is made in (telemetry.py): its deliveries, retries included, continue it
+        "trace_id": telemetry.current_trace.get(),
     }
 
 
@@ -92,4 +94,5 @@ def deliverable(fire_id: int, record: dict[str, Any], trigger: dict[str, Any]) -
         "input": trigger["input"],
         "retry": trigger["retry"],
         "kind": trigger["kind"],
+        "trace_id": record.get("trace_id"),
     }

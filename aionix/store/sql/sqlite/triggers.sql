@@ -61,9 +61,9 @@ VALUES (:id, :tenant, :source, :type, :detail, :matched, :now)
 
 -- name: insert_fire
 INSERT INTO trigger_fires (tenant, trigger_id, fire_key, origin, due_at, payload, payload_digest, status, attempts,
-                           next_attempt_at, claimed_at, error, cause, created_at, updated_at)
+                           next_attempt_at, claimed_at, error, cause, created_at, updated_at, trace_id)
 VALUES (:tenant, :trigger_id, :fire_key, :origin, :due_at, :payload, :payload_digest, :status, 0,
-        :next_attempt_at, :claimed_at, :error, :cause, :now, :now)
+        :next_attempt_at, :claimed_at, :error, :cause, :now, :now, :trace_id)
 ON CONFLICT (trigger_id, fire_key) DO NOTHING
 RETURNING id
 
