@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from aionix.errors import ConfigError
 
@@ -34,6 +34,11 @@ class DatabaseConfig(Section):
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
     reader_connections: int = Field(2, ge=1, le=32)
     group_commit_max: int = Field(512, ge=1, le=100_000)
+    url: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str = ""
+    pool_size: int = Field(4, ge=1, le=256)
+    connect_timeout_seconds: float = Field(10.0, gt=0, le=600)
 
 
 class LoggingConfig(Section):
@@ -210,6 +215,13 @@ def load(
         config = Config.model_validate(tree)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, sources=sources)) from None
+    if sources.get("database.password", "AIONIX_DATABASE_PASSWORD") != "AIONIX_DATABASE_PASSWORD" and (
+        config.database.password.get_secret_value()
+    ):
+        raise ConfigError(
+            f"config error: database.password: refused from {sources['database.password']}; give it in "
+            "AIONIX_DATABASE_PASSWORD or [database] password_file (never in clear in the config)"
+        )
     if path:
         config._config_file = Path(path).expanduser().resolve()
     return config

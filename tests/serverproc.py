@@ -58,6 +58,8 @@ class ServerProcess:
         self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_key: str | None = None
+        #: the PostgreSQL database of this server under AIONIX_TEST_STORE=postgres (tests/pgstore.py)
+        self.store_env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -68,6 +70,11 @@ class ServerProcess:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
         env["AIONIX_SECURITY_CREDENTIALS_FILE"] = str(self.credentials)
+        if self.store_env is None and "AIONIX_DATABASE_URL" not in self.extra_env:
+            import pgstore
+
+            self.store_env = pgstore.store_env()
+        env.update(self.store_env or {})
         env.update(self.extra_env)
         return env
 

@@ -13,11 +13,40 @@ if TYPE_CHECKING:
 __all__ = ["Params", "Row", "Store", "Tx", "open_store"]
 
 
-def open_store(config: Config) -> Store:
-    """The store for a configuration (SQLite in the data dir)."""
-    from aionix.store.sqlite import SQLiteStore
+def database_password(config: Config) -> str | None:
+    """The PostgreSQL password: AIONIX_DATABASE_PASSWORD, else `[database] password_file`."""
+    from pathlib import Path
+
+    from aionix.errors import ConfigError
 
     db = config.database
+    if db.password.get_secret_value():
+        return db.password.get_secret_value()
+    if db.password_file:
+        path = Path(db.password_file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"config error: database.password_file: cannot read {path}: {exc.strerror}") from None
+    return None
+
+
+def open_store(config: Config) -> Store:
+    """The store for a configuration: PostgreSQL when `[database] url` names one, else SQLite
+    in the data dir."""
+    db = config.database
+    if db.url and not db.url.startswith("sqlite:"):
+        from aionix.store.postgres import PostgresStore
+
+        return PostgresStore(
+            db.url,
+            password=database_password(config),
+            readers=db.pool_size,
+            group_commit_max=db.group_commit_max,
+            connect_timeout=db.connect_timeout_seconds,
+        )
+    from aionix.store.sqlite import SQLiteStore
+
     return SQLiteStore(
         config.data_dir / "aionix.db",
         synchronous=db.synchronous,

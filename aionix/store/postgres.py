@@ -1,0 +1,762 @@
+"""The PostgreSQL store (`[database] url = "postgresql://…"`), on asyncpg.
+
+The same interface and the same write semantics as the SQLite store (`aionix/store/sqlite.py`),
+so services see no difference:
+
+* Writes: one writer thread owns one connection (with its own event loop, driven statement by
+  statement: a transaction function is synchronous). `transaction(fn)` queues `fn`; the writer
+  takes everything queued (up to `group_commit_max`), opens one real transaction (READ
+  COMMITTED), runs each function inside its own SAVEPOINT (none for a group of one), commits
+  once — one WAL flush under `synchronous_commit=on` for the whole group — and wakes every
+  caller with its own result or exception. On one node the writers are therefore serialised as
+  on SQLite: a read-modify-write inside one transaction function is atomic against every other
+  write of the node. Across nodes (issue 17's later parts) the queries that need it take row
+  locks (`FOR UPDATE`) in their PostgreSQL text.
+* Reads: an asyncpg pool on the server's loop; a read sees every commit awaited before it.
+* Queries: the named queries of `sql/postgres/*.sql`, written with the same `:name` / `?`
+  parameters as SQLite's and turned into `$n` here. Parameters are coerced to the types
+  PostgreSQL inferred (an int bound where a float column is expected, a bool as 0/1), and
+  results come back as SQLite gives them: `numeric` aggregates as int/float, booleans as 0/1.
+* Migrations: `migrations/postgres/NNNN_*.sql`, the same numbers as SQLite's, applied under an
+  advisory lock (several nodes may start at once), each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import logging
+import queue
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aionix.errors import AionixError, ConfigError, StoreError
+from aionix.store.base import Params, Row
+from aionix.store.queries import UnknownQuery, load_migrations, load_queries
+from aionix.store.sqlite import UniqueViolation
+
+log = logging.getLogger("aionix.store")
+T = TypeVar("T")
+
+#: the advisory lock key under which migrations run ("aionix" as an int)
+MIGRATION_LOCK = 0x61696F6E6978
+
+
+# ---------------------------------------------------------------------------- query text
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A named query as PostgreSQL takes it: `$n` placeholders and how to fill them."""
+
+    sql: str
+    names: tuple[str, ...] | None  # named parameters in $n order; None: positional (`?`)
+    count: int
+    returning: bool
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def compile_query(text: str) -> Compiled:
+    """`:name` and `?` placeholders outside literals and comments become `$n` (one `$n` per
+    distinct name); `--` comments are dropped."""
+    out: list[str] = []
+    names: dict[str, int] = {}
+    positional = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "-" and text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c in "'\"":
+            j = i + 1
+            while j < n:
+                if text[j] == c:
+                    if j + 1 < n and text[j + 1] == c:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(text[i : j + 1])
+            i = j + 1
+            continue
+        if c == ":":
+            if text.startswith("::", i):
+                out.append("::")
+                i += 2
+                continue
+            m = _IDENT.match(text, i + 1)
+            if m:
+                name = m.group(0)
+                if name not in names:
+                    names[name] = len(names) + 1
+                out.append(f"${names[name]}")
+                i = m.end()
+                continue
+        if c == "?":
+            positional += 1
+            out.append(f"${positional}")
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    if names and positional:
+        raise ValueError("a query mixes :named and ? parameters")
+    sql = "".join(out).strip()
+    ordered = tuple(sorted(names, key=names.__getitem__)) if names else None
+    return Compiled(sql, ordered, len(names) or positional, bool(re.search(r"\bRETURNING\b", sql, re.I)))
+
+
+def _args(q: Compiled, name: str, params: Params) -> list[Any]:
+    if params is None:
+        params = ()
+    if q.names is not None:
+        if not isinstance(params, Mapping):
+            if len(params) != q.count:
+                raise StoreError(f"query {name}: {q.count} parameters expected, {len(params)} given")
+            return list(params)
+        try:
+            return [params[k] for k in q.names]
+        except KeyError as exc:
+            raise StoreError(f"query {name}: no value for parameter :{exc.args[0]}") from None
+    if isinstance(params, Mapping):
+        raise StoreError(f"query {name} takes positional parameters")
+    if len(params) != q.count:
+        raise StoreError(f"query {name}: {q.count} parameters expected, {len(params)} given")
+    return list(params)
+
+
+def _to_int(v: Any) -> Any:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _to_float(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, bool):
+        return float(v)
+    return v
+
+
+def _to_text(v: Any) -> Any:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return bytes(v).decode("utf-8", "replace")
+    return v
+
+
+def _to_bytes(v: Any) -> Any:
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode()
+    return v
+
+
+def _to_bool(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return bool(v)
+    return v
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "int2": _to_int,
+    "int4": _to_int,
+    "int8": _to_int,
+    "float4": _to_float,
+    "float8": _to_float,
+    "numeric": _to_float,
+    "text": _to_text,
+    "varchar": _to_text,
+    "bpchar": _to_text,
+    "bytea": _to_bytes,
+    "bool": _to_bool,
+}
+
+
+def _coercers(types: Iterable[Any]) -> tuple[Callable[[Any], Any] | None, ...]:
+    return tuple(_COERCE.get(t.name) for t in types)
+
+
+def _coerce(args: list[Any], coercers: tuple[Callable[[Any], Any] | None, ...]) -> list[Any]:
+    return [v if f is None or v is None else f(v) for v, f in zip(args, coercers, strict=False)]
+
+
+def _row(record: Any) -> Row:
+    row = dict(record.items())
+    for k, v in row.items():
+        if isinstance(v, bool):
+            row[k] = int(v)
+        elif isinstance(v, decimal.Decimal):
+            row[k] = int(v) if v == v.to_integral_value() else float(v)
+    return row
+
+
+def _status_count(status: str | None) -> int:
+    if not status:
+        return 0
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+def _translate(exc: BaseException) -> AionixError:
+    import asyncpg
+
+    text = str(exc)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation("a resource with this identity already exists", details={"reason": text})
+    return StoreError(f"store error: {text}", details={"reason": text})
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError))
+
+
+# ---------------------------------------------------------------------------- url and password
+def parse_url(url: str, password: str | None) -> dict[str, Any]:
+    """asyncpg connect arguments from `[database] url`; a password inside the URL is refused
+    (it belongs in AIONIX_DATABASE_PASSWORD or `[database] password_file`)."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError("database.url: the scheme must be postgresql://", details={"field": "database.url"})
+    if parts.password is not None:
+        raise ConfigError(
+            "database.url: a password in the URL is refused; give it in AIONIX_DATABASE_PASSWORD or "
+            "[database] password_file",
+            details={"field": "database.url"},
+        )
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = unquote(parts.hostname or "") or query.pop("host", None) or "127.0.0.1"
+    out: dict[str, Any] = {
+        "host": host,
+        "port": parts.port or int(query.pop("port", 5432)),
+        "user": unquote(parts.username or "") or None,
+        "database": unquote(parts.path.lstrip("/")) or None,
+        "password": password,
+    }
+    sslmode = query.pop("sslmode", None)
+    if sslmode:
+        out["ssl"] = sslmode
+    return out
+
+
+def redacted(url: str) -> str:
+    return url  # a URL with a password is refused, so nothing to hide
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[Any], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+# ---------------------------------------------------------------------------- Python in SQL
+# SQLite's audit insert calls two functions registered from Python (the chain hash and the PII
+# mask). PostgreSQL cannot call the server's Python, so for these queries the store computes
+# those values first and passes them as parameters (the PostgreSQL text takes them).
+def _masked(params: Mapping[str, Any]) -> dict[str, Any]:
+    from aionix.iam.audit import PII
+
+    out = dict(params)
+    details = out.get("details")
+    if isinstance(details, str):
+        out["details"] = PII.mask(details)
+    return out
+
+
+def _chained(tx: _Tx, params: Params) -> dict[str, Any]:
+    from aionix.iam.audit import row_hash
+
+    assert isinstance(params, Mapping)
+    p = _masked(params)
+    head = tx.fetch_one("core.pg_audit_head", {"tenant": p.get("tenant")})
+    prev = head["hash"] if head else ""
+    seq = (head["seq"] if head else 0) + 1
+    p["seq"], p["prev_hash"] = seq, prev
+    p["hash"] = row_hash(
+        prev, seq, p["ts"], p.get("tenant"), p.get("key_id"), p.get("ip"), p.get("method"), p.get("path"),
+        p["action"], p.get("resource"), p.get("status"), p.get("details"),
+    )  # fmt: skip
+    return p
+
+
+_PREPARE: dict[str, Callable[[Any, Params], Params]] = {
+    "core.insert_audit": _chained,
+    "core.insert_audit_returning": _chained,
+    "core.update_audit_details": lambda tx, p: _masked(p),  # type: ignore[arg-type]
+}
+
+
+class _Tx:
+    """The `Tx` handed to transaction functions; runs in the writer thread, statement by
+    statement on the writer's own event loop."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+
+    def _run(self, query: str, params: Params) -> tuple[Any, list[Any]]:
+        st = self._store
+        hook = _PREPARE.get(query)
+        if hook is not None:
+            params = hook(self, params)
+        stmt = st._writer_stmt(query)
+        q = st._compiled(query)
+        return stmt, _coerce(_args(q, query, params), st._coercer_cache[query])
+
+    def execute(self, query: str, params: Params = None) -> int:
+        stmt, args = self._run(query, params)
+        self._store._wait(stmt.fetch(*args))
+        return _status_count(stmt.get_statusmsg())
+
+    def insert(self, query: str, params: Params = None) -> int:
+        stmt, args = self._run(query, params)
+        rows = self._store._wait(stmt.fetch(*args))
+        if rows and len(rows[0]):
+            return int(rows[0][0] or 0)
+        return 0
+
+    def executemany(self, query: str, rows: Iterable[Params]) -> None:
+        st = self._store
+        stmt = st._writer_stmt(query)
+        q = st._compiled(query)
+        co = st._coercer_cache[query]
+        batch = [_coerce(_args(q, query, p), co) for p in rows]
+        if batch:
+            st._wait(stmt.executemany(batch))
+
+    def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        stmt, args = self._run(query, params)
+        rows = self._store._wait(stmt.fetch(*args))
+        return _row(rows[0]) if rows else None
+
+    def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        stmt, args = self._run(query, params)
+        return [_row(r) for r in self._store._wait(stmt.fetch(*args))]
+
+
+_STOP = object()
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database. See the module docstring."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        readers: int = 4,
+        group_commit_max: int = 512,
+        connect_timeout: float = 10.0,
+        statement_timeout_ms: int = 0,
+    ) -> None:
+        self.url = url
+        self.connect_args = parse_url(url, password)
+        self.reader_count = readers
+        self.group_commit_max = group_commit_max
+        self.connect_timeout = connect_timeout
+        self.statement_timeout_ms = statement_timeout_ms
+        self.queries: dict[str, str] = {}
+        self._compiled_queries: dict[str, Compiled] = {}
+        self._coercer_cache: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._wloop: asyncio.AbstractEventLoop | None = None
+        self._wconn: Any = None
+        self._wstmts: dict[str, Any] = {}
+        self._pool: Any = None
+        self._endpoints: list[tuple[str, int]] = []
+        self.stats = {"transactions": 0, "commits": 0}
+        #: Test hook: called before each group commit; may raise.
+        self.fault_hook: Callable[[], None] | None = None
+        #: Metrics hook: (seconds the COMMIT took, transactions in the group), in the writer thread.
+        self.observe_commit: Callable[[float, int], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _server_settings(self) -> dict[str, str]:
+        s = {"application_name": "aionix", "synchronous_commit": "on", "TimeZone": "UTC"}
+        if self.statement_timeout_ms:
+            s["statement_timeout"] = str(int(self.statement_timeout_ms))
+        return s
+
+    async def _connect(self) -> Any:
+        import asyncpg
+
+        args = {k: v for k, v in self.connect_args.items() if v is not None}
+        return await asyncpg.connect(
+            **args,
+            timeout=self.connect_timeout,
+            server_settings=self._server_settings(),
+            statement_cache_size=0,
+        )
+
+    async def start(self) -> None:
+        try:
+            import asyncpg
+        except ImportError:  # pragma: no cover - the postgres extra is missing
+            raise ConfigError(
+                "database.url: a PostgreSQL store needs asyncpg (pip install 'aionix[postgres]')",
+                details={"field": "database.url"},
+            ) from None
+        self.queries = load_queries(self.dialect)
+        self._compiled_queries = {k: compile_query(v) for k, v in self.queries.items()}
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+
+        def opened(exc: BaseException | None) -> None:
+            if ready.done():
+                return
+            if exc is None:
+                ready.set_result(None)
+            else:
+                ready.set_exception(exc)
+
+        self._thread = threading.Thread(
+            target=self._writer_main, args=(loop, opened), name="aionix-store-writer", daemon=True
+        )
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._thread.join()
+            self._thread = None
+            raise
+        args = {k: v for k, v in self.connect_args.items() if v is not None}
+        try:
+            self._pool = await asyncpg.create_pool(
+                **args,
+                min_size=1,
+                max_size=self.reader_count,
+                timeout=self.connect_timeout,
+                server_settings=self._server_settings(),
+                statement_cache_size=1024,
+            )
+        except Exception as exc:
+            await self.close()
+            raise StoreError(f"cannot open the PostgreSQL read pool: {exc}") from None
+        self._endpoints = await asyncio.to_thread(self._resolve_endpoints)
+        a = self.connect_args
+        log.info("store: PostgreSQL at %s:%s, database %s", a["host"], a["port"], a["database"])
+
+    def _resolve_endpoints(self) -> list[tuple[str, int]]:
+        host, port = str(self.connect_args["host"]), int(self.connect_args["port"])
+        if host.startswith("/"):
+            return []  # a unix socket: nothing on the network to guard
+        found: set[str] = set()
+        try:
+            for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+                found.add(str(info[4][0]).split("%", 1)[0])
+        except OSError:
+            pass
+        return [(h, port) for h in sorted(found)]
+
+    def network_endpoints(self) -> list[tuple[str, int]]:
+        """(address, port) of the database server, which connections may never reach."""
+        return list(self._endpoints)
+
+    def _writer_main(self, owner: asyncio.AbstractEventLoop, opened: Callable[[BaseException | None], None]) -> None:
+        loop = asyncio.new_event_loop()
+        self._wloop = loop
+        try:
+            try:
+                self._wconn = loop.run_until_complete(self._connect())
+                loop.run_until_complete(self._migrate(self._wconn))
+                self._load_types(loop)
+            except BaseException as exc:
+                err = exc if isinstance(exc, AionixError) else StoreError(f"cannot open the PostgreSQL store: {exc}")
+                owner.call_soon_threadsafe(opened, err)
+                if self._wconn is not None:
+                    loop.run_until_complete(self._wconn.close())
+                return
+            owner.call_soon_threadsafe(opened, None)
+            self._writer_loop()
+        finally:
+            if self._wconn is not None and not self._wconn.is_closed():
+                try:
+                    loop.run_until_complete(self._wconn.close(timeout=5))
+                except Exception:
+                    self._wconn.terminate()
+            loop.close()
+
+    def _load_types(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Prepare every named query once (which checks it against the schema) and keep the
+        parameter types PostgreSQL inferred."""
+        for name, q in self._compiled_queries.items():
+            try:
+                stmt = loop.run_until_complete(self._wconn.prepare(q.sql))
+            except Exception as exc:
+                raise StoreError(f"query {name} does not prepare on PostgreSQL: {exc}") from None
+            self._wstmts[name] = stmt
+            self._coercer_cache[name] = _coercers(stmt.get_parameters())
+
+    async def _migrate(self, conn: Any) -> None:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_version")}
+            for migration in load_migrations(self.dialect):
+                if migration.version in applied:
+                    continue
+                log.info("applying migration %04d_%s", migration.version, migration.name)
+                async with conn.transaction():
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_version(version, name, applied_at) VALUES ($1, $2, $3)",
+                        migration.version,
+                        migration.name,
+                        time.time(),
+                    )
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), 10)
+            except Exception:
+                self._pool.terminate()
+            self._pool = None
+
+    # ------------------------------------------------------------------ writer thread
+    def _wait(self, coro: Any) -> Any:
+        assert self._wloop is not None
+        return self._wloop.run_until_complete(coro)
+
+    def _compiled(self, name: str) -> Compiled:
+        try:
+            return self._compiled_queries[name]
+        except KeyError:
+            raise UnknownQuery(name) from None
+
+    def _writer_stmt(self, name: str) -> Any:
+        stmt = self._wstmts.get(name)
+        if stmt is None:
+            q = self._compiled(name)
+            stmt = self._wait(self._wconn.prepare(q.sql))
+            self._wstmts[name] = stmt
+            self._coercer_cache[name] = _coercers(stmt.get_parameters())
+        return stmt
+
+    def _reconnect(self) -> None:
+        """A fresh writer connection after the old one broke (the database restarted)."""
+        try:
+            if self._wconn is not None:
+                self._wconn.terminate()
+        except Exception:
+            pass
+        self._wstmts = {}
+        self._wconn = self._wait(self._connect())
+
+    def _writer_loop(self) -> None:
+        tx = _Tx(self)
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Job] = [first]
+            while len(batch) < self.group_commit_max:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                batch.append(job)
+            if self._wconn is None or self._wconn.is_closed():
+                try:
+                    self._reconnect()
+                except Exception as exc:
+                    self._deliver(batch, [(False, StoreError(f"the database is unreachable: {exc}"))] * len(batch))
+                    continue
+            self._run_batch(tx, batch)
+
+    def _run_batch(self, tx: _Tx, batch: list[_Job]) -> None:
+        conn = self._wconn
+        single = len(batch) == 1
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            self._wait(conn.execute("BEGIN"))
+        except Exception as exc:
+            self._deliver(batch, [(False, _translate(exc))] * len(batch))
+            return
+        broken: BaseException | None = None
+        for job in batch:
+            if broken is not None:
+                outcomes.append((False, _translate(broken)))
+                continue
+            try:
+                if not single:
+                    self._wait(conn.execute("SAVEPOINT job"))
+                result = job.fn(tx)
+            except BaseException as exc:
+                if single:
+                    outcomes.append((False, _translate(exc) if _is_db_error(exc) else exc))
+                    broken = exc
+                    continue
+                try:
+                    self._wait(conn.execute("ROLLBACK TO SAVEPOINT job"))
+                    self._wait(conn.execute("RELEASE SAVEPOINT job"))
+                except Exception as fatal:
+                    broken = fatal
+                outcomes.append((False, _translate(exc) if _is_db_error(exc) else exc))
+                continue
+            if not single:
+                try:
+                    self._wait(conn.execute("RELEASE SAVEPOINT job"))
+                except Exception as exc:
+                    broken = exc
+                    outcomes.append((False, _translate(exc)))
+                    continue
+            outcomes.append((True, result))
+        try:
+            if broken is not None:
+                if single:
+                    self._rollback()
+                    self._deliver(batch, outcomes)
+                    return
+                raise broken
+            if self.fault_hook is not None:
+                self.fault_hook()
+            committing = time.perf_counter()
+            self._wait(conn.execute("COMMIT"))
+            if self.observe_commit is not None:
+                self.observe_commit(time.perf_counter() - committing, len(batch))
+        except BaseException as exc:
+            self._rollback()
+            self._deliver(batch, [(False, _translate(exc) if _is_db_error(exc) else exc)] * len(batch))
+            return
+        self.stats["transactions"] += len(batch)
+        self.stats["commits"] += 1
+        self._deliver(batch, outcomes)
+
+    def _rollback(self) -> None:
+        conn = self._wconn
+        if conn is None or conn.is_closed():
+            return
+        try:
+            if conn.is_in_transaction():
+                self._wait(conn.execute("ROLLBACK"))
+        except Exception:
+            log.exception("rollback failed; reconnecting")
+            try:
+                conn.terminate()
+            except Exception:
+                pass
+
+    @staticmethod
+    def _deliver(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, tuple[bool, Any]]]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append((job, outcome))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:
+                pass
+
+    # ------------------------------------------------------------------ writes
+    async def transaction(self, fn: Callable[[Any], T]) -> T:
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+        if self._thread is None:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return future
+
+    async def execute(self, query: str, params: Params = None) -> int:
+        return await self.transaction(lambda tx: tx.execute(query, params))
+
+    # ------------------------------------------------------------------ reads
+    async def _read(self, query: str, params: Params) -> list[Any]:
+        q = self._compiled(query)
+        args = _args(q, query, params)
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        co = self._coercer_cache.get(query)
+        try:
+            async with self._pool.acquire() as conn:
+                if co is None:
+                    stmt = await conn.prepare(q.sql)
+                    co = self._coercer_cache[query] = _coercers(stmt.get_parameters())
+                return await conn.fetch(q.sql, *_coerce(args, co))
+        except AionixError:
+            raise
+        except Exception as exc:
+            if _is_db_error(exc):
+                raise _translate(exc) from None
+            raise
+
+    async def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        rows = await self._read(query, params)
+        return _row(rows[0]) if rows else None
+
+    async def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        return [_row(r) for r in await self._read(query, params)]
+
+    # ------------------------------------------------------------------ maintenance
+    async def backup(self, target: Path) -> None:
+        raise StoreError(
+            "online backup is not applicable to a PostgreSQL store: use pg_dump or the database's own "
+            "backups (point-in-time recovery)"
+        )
+
+    async def healthy(self) -> bool:
+        try:
+            return (await self.fetch_one("core.ping")) is not None
+        except AionixError:
+            return False
+
+    async def server_info(self) -> dict[str, Any]:
+        """What `aio admin doctor` shows about the database server."""
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT version() AS version, current_setting('synchronous_commit') AS synchronous_commit, "
+                "pg_database_size(current_database()) AS size"
+            )
+        return dict(row.items())
+
+
+def _settle(items: list[tuple[_Job, tuple[bool, Any]]]) -> None:
+    for job, (ok, value) in items:
+        if job.future.done():
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)

@@ -1,0 +1,53 @@
+"""Which store the tests run on: SQLite (default) or PostgreSQL with `AIONIX_TEST_STORE=postgres`
+(`make test-postgres`). On PostgreSQL one real server from Debian's package is started per
+pytest process (tests/connectors/services.py) on first use and stopped at exit; every server
+process or in-process runtime gets a fresh database of its own on it, so tests stay isolated as
+with their own SQLite file."""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_server: Any = None
+_names = itertools.count()
+
+
+def kind() -> str:
+    return os.environ.get("AIONIX_TEST_STORE", "sqlite").strip().lower() or "sqlite"
+
+
+def on_postgres() -> bool:
+    return kind() in ("postgres", "postgresql", "pg")
+
+
+def server() -> Any:
+    """The per-process PostgreSQL server (started on first use)."""
+    global _server
+    with _lock:
+        if _server is None:
+            from connectors.services import start_postgres
+
+            _server = start_postgres()
+            atexit.register(_server.stop)
+        return _server
+
+
+def new_database(prefix: str = "t") -> tuple[str, str]:
+    """A fresh empty database: (url without password, password)."""
+    pg = server()
+    name = f"{prefix}_{os.getpid()}_{next(_names)}"
+    pg.psql(f'CREATE DATABASE "{name}"', database="postgres")
+    return f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{name}", pg.password
+
+
+def store_env() -> dict[str, str]:
+    """`AIONIX_DATABASE_*` for a server on a fresh PostgreSQL database; {} on SQLite."""
+    if not on_postgres():
+        return {}
+    url, password = new_database()
+    return {"AIONIX_DATABASE_URL": url, "AIONIX_DATABASE_PASSWORD": password}
