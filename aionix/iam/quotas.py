@@ -172,13 +172,17 @@ class Quotas:
         if limit is not None and used >= limit:
             raise self._refuse(tenant, quota, limit, used, 0)
 
+    def check_running_tx(self, tx: Any, tenant: str) -> None:
+        """The concurrent_executions level, when limited (a start or a redrive, in its transaction)."""
+        if self.limit(tenant, "concurrent_executions") is not None:
+            row = tx.fetch_one("tenants.running_of", {"tenant": tenant})
+            self.check_level_tx(tx, tenant, "concurrent_executions", row["n"] if row else 0)
+
     def on_start_tx(self, tx: Any, tenant: str, now: float) -> None:
         """An execution start, in the transaction that inserts it: the concurrent and stored
         levels (only when limited: a count of the tenant's RUNNING executions by index), then
         the day's counter."""
-        if self.limit(tenant, "concurrent_executions") is not None:
-            row = tx.fetch_one("tenants.running_of", {"tenant": tenant})
-            self.check_level_tx(tx, tenant, "concurrent_executions", row["n"] if row else 0)
+        self.check_running_tx(tx, tenant)
         if self.limit(tenant, "stored_bytes") is not None:
             row = tx.fetch_one("tenants.get_used", {"tenant": tenant, "quota": "stored_bytes", "period": 0})
             self.check_level_tx(tx, tenant, "stored_bytes", row["used"] if row else 0.0)

@@ -619,6 +619,9 @@ class StepFlowService:
                 # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
                 self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
                 tx.execute("stepflow.insert_execution", insert)
+            elif getattr(run, "quota_recheck", False):  # a redrive: RUNNING again, within the tenant's quota
+                run.quota_recheck = False  # type: ignore[attr-defined]
+                self.rt.quotas.check_running_tx(tx, run.tenant)
             tx.execute("stepflow.checkpoint_execution", row)
             if event_rows:  # never past a hole left by a failed transaction of this run
                 follows(tx, run.id, event_rows[0][1])
@@ -813,6 +816,7 @@ class StepFlowService:
         if run.plan.root.timeout_seconds:
             run.deadline = time.time() + run.plan.root.timeout_seconds
         run.event("ExecutionRedriven", detail={"redrive_count": run.redrive_count})
+        run.quota_recheck = True  # type: ignore[attr-defined]  # concurrent_executions, in the checkpoint
         self.runs[run.id] = run
         try:
             await self.engine.checkpoint(run)

@@ -99,6 +99,10 @@ def test_concurrent_executions_count_running_ones(server, admin) -> None:
     definition = {"entry": "W", "states": {"W": {"type": "wait", "seconds": 120, "end": True}}}
     with server.client(key) as c:
         assert c.post("/api/v1/workflows", json={"name": wf, "definition": definition}).status_code == 201
+        failing = {"entry": "F", "states": {"F": {"type": "fail", "error": "Boom", "cause": "x"}}}
+        assert c.post("/api/v1/workflows", json={"name": "boom", "definition": failing}).status_code == 201
+        failed = c.post("/api/v1/workflows/boom/executions", json={"mode": "sync"}).json()
+        assert failed["status"] == "FAILED", failed
 
     def start(i: int) -> httpx.Response:
         return httpx.post(
@@ -116,6 +120,8 @@ def test_concurrent_executions_count_running_ones(server, admin) -> None:
     assert "Retry-After" not in next(r for r in answers if r.status_code == 429).headers
     with server.client(key) as c:
         assert usage_of(c, tenant)["concurrent_executions"]["used"] == 10
+        # a redrive makes an execution RUNNING again: within the same quota
+        refused(c.post(f"/api/v1/executions/{failed['execution_id']}/redrive"), "concurrent_executions")
         # one ends: one more may start
         eid = accepted[0].json()["execution_id"]
         assert c.post(f"/api/v1/executions/{eid}/cancel").status_code == 200
