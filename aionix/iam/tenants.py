@@ -48,6 +48,8 @@ class TenantControl:
         rt.authenticator.suspended = self.suspended
         self.quotas.metrics(rt.metrics.registry)
         self._task: asyncio.Task[Any] | None = None
+        #: bumped by each local change, so that a refresh read before it does not undo it
+        self.generation = 0
 
     async def start(self) -> None:
         await self.refresh()
@@ -64,12 +66,15 @@ class TenantControl:
             await self.quotas.flush()
 
     async def refresh(self) -> None:
+        generation = self.generation
         rows = await self.rt.store.fetch_all("tenants.suspended_tenants")
+        overrides = await self.rt.store.fetch_all("tenants.overrides")
+        if generation != self.generation:  # changed here meanwhile: the next refresh reads it
+            return
         names = {r["name"] for r in rows}
         if names != self.suspended:
             self.suspended.clear()
             self.suspended.update(names)
-        overrides = await self.rt.store.fetch_all("tenants.overrides")
         self.quotas.overrides = {r["name"]: _limits(r["quotas"]) for r in overrides}
 
     async def _loop(self) -> None:
@@ -241,6 +246,7 @@ async def _set_status(call: Call, status: str) -> dict[str, Any]:
 
     row = await call.rt.store.transaction(fn)
     control = _control(call)
+    control.generation += 1
     if status == "suspended":
         control.suspended.add(name)
     else:
@@ -279,6 +285,7 @@ async def put_tenant_quotas(call: Call) -> dict[str, Any]:
     control = _control(call)
     await control.quotas.flush()  # counts kept in memory while unlimited are in the store before a limit applies
     row = await call.rt.store.transaction(fn)
+    control.generation += 1
     if quotas:
         control.quotas.overrides[name] = _limits(row["quotas"])
     else:
