@@ -1,7 +1,7 @@
 // End-to-end tests of the Studio in a real browser against a real server.
 // Usage: node e2e/run.mjs <server-url> <admin-key> [--screenshots DIR]
 // Prints one line per step and "N passed, N failed"; exits non-zero when a step failed.
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { launch } from "./browser.mjs";
 
@@ -20,8 +20,13 @@ const WF = `order-processing-${suffix}`;
 const TIMEOUT = 20_000;
 const results = [];
 const consoleErrors = [];
-// statuses the tests provoke on purpose (a wrong key, an invalid save); anything else is a failure
-const EXPECTED = /Failed to load resource: the server responded with a status of (401|422)/;
+// statuses the tests provoke on purpose (a wrong key, an invalid save, the Copilot's own key
+// applying its draft, a task before any AI policy is loaded); anything else is a failure
+const EXPECTED = /Failed to load resource: the server responded with a status of (401|403|409|422)/;
+// from tests/studio/e2e_seed.py: where the AI policy goes (missing at start: no policy is loaded)
+// and the port of a stand-in model server
+const POLICY_DIR = process.env.AIONIX_E2E_POLICY_DIR;
+const STANDIN_PORT = process.env.AIONIX_E2E_STANDIN_PORT;
 
 const { context, close } = await launch();
 context.setDefaultTimeout(TIMEOUT);
@@ -30,7 +35,11 @@ page.on("console", (m) => m.type() === "error" && !EXPECTED.test(m.text()) && co
 page.on("pageerror", (e) => consoleErrors.push(`page error: ${e.message}`));
 page.on("response", (r) => r.status() >= 400 && console.log(`    (${r.request().method()} ${r.url().replace(url, "")} → ${r.status()})`));
 
+// AIONIX_E2E_ONLY=regex runs only the matching steps (plus loading and signing in): for working on a few
+const ONLY = process.env.AIONIX_E2E_ONLY ? new RegExp(process.env.AIONIX_E2E_ONLY) : null;
+
 async function step(name, fn) {
+  if (ONLY && !ONLY.test(name) && !/loads from the server|signing in shows|no console errors/.test(name)) return;
   const started = Date.now();
   try {
     await fn();
@@ -593,6 +602,8 @@ const pages = [
   ["/connections", "Connections and actions"],
   ["/secrets", "Secrets"],
   ["/params", "Parameters"],
+  ["/tasks", "Tasks"],
+  ["/modules", "Modules"],
   ["/keys", "API keys"],
   ["/audit", "Audit"],
 ];
@@ -714,6 +725,176 @@ await step("params: put a value and find it in the tree", async () => {
   await shot("page-params");
 });
 
+// ---------------------------------------------------------------- Copilot, modules, tasks
+const CP_WF = `copilot-${suffix}`;
+await step("Copilot: suggestions, the simulation, step-by-step edits with undo, apply by a reviewer's operator key", async () => {
+  const definition = {
+    entry: "Fetch",
+    states: {
+      Fetch: { type: "task", action: "http", parameters: { url: "http://127.0.0.1:9/a" }, next: "Shape" },
+      Shape: { type: "task", action: "transform", parameters: { expression: "1", data: "{% input %}" }, next: "One" },
+      One: { type: "task", action: "http", parameters: { url: "{% 'http://127.0.0.1:9/' & input.x %}" }, retry: [{ errors: ["States.ALL"] }], next: "Two" },
+      Two: { type: "task", action: "http", parameters: { url: "http://127.0.0.1:9/c" }, retry: [{ errors: ["States.ALL"] }], end: true },
+    },
+  };
+  const created = await api("POST", "/api/v1/workflows", { name: CP_WF, definition });
+  check(created.status === 201, `create: ${created.status} ${JSON.stringify(created.body)}`);
+  const reviewer = await api("POST", "/api/v1/keys", { name: `reviewer-${suffix}`, role: "operator" });
+  check(reviewer.status === 201, `reviewer key: ${reviewer.status}`);
+  await go(`/workflows/${CP_WF}`);
+  await node("Two").waitFor();
+  await page.getByTestId("copilot-toggle").click();
+  const panel = page.getByRole("complementary", { name: "Copilot" });
+  await panel.getByTestId("suggestion-parallelize").waitFor();
+  await panel.getByTestId("suggestion-missing_retry").waitFor();
+  // no model configured: the panel says so and the request box is off
+  const said = await panel.getByTestId("copilot-model").innerText();
+  check(said.includes("No model is configured") && said.includes("copilot.suggest"), `model status: ${said}`);
+  check(await panel.getByLabel("Request in your words").isDisabled(), "the request box is on without a model");
+  // the simulation of the open draft: cost, duration p50/p95, risks
+  await panel.getByTestId("copilot-simulation").waitFor();
+  check((await panel.getByTestId("sim-feasible").innerText()) !== "", "no feasibility");
+  check(/\/ /.test(await panel.getByTestId("sim-duration").innerText()), "no p50 / p95");
+  check((await panel.getByTestId("sim-risks").innerText()).toLowerCase().includes("fetch"), "no risk names Fetch (a network call without retry)");
+  // step through the parallelize suggestion on the canvas
+  await panel.getByTestId("suggestion-parallelize").getByRole("button", { name: /Step through/ }).click();
+  const next = panel.getByRole("button", { name: "Apply next step" });
+  await next.click();
+  await panel.getByRole("status").filter({ hasText: "Step 1 of 3 applied" }).waitFor();
+  await node("One_Two_parallel").waitFor();
+  await next.click();
+  await panel.getByRole("status").filter({ hasText: "Step 2 of 3 applied" }).waitFor();
+  await next.click();
+  await panel.getByRole("status").filter({ hasText: "Step 3 of 3 applied" }).waitFor();
+  check((await page.locator('[data-testid="node-One"]').count()) === 1, "One is drawn inside the parallel branch");
+  await shot("editor-copilot");
+  // undo the last step: the canvas and the server's draft go back one step
+  await panel.getByRole("button", { name: "Undo step" }).click();
+  await panel.getByRole("status").filter({ hasText: "Undone: delete One" }).waitFor();
+  check((await page.locator('[data-testid="node-One"]').count()) === 2, "the undone step left One inside the branch only");
+  await next.click();
+  await panel.getByRole("status").filter({ hasText: "Step 3 of 3 applied" }).waitFor();
+  // the key that ran the steps cannot publish them; the reviewer's operator key can
+  await panel.getByRole("button", { name: "Apply as new version…" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.getByLabel("Reviewer's operator key").fill(adminKey);
+  await dialog.getByRole("button", { name: "Apply as new version" }).click();
+  await dialog.getByRole("alert").filter({ hasText: "did not edit it" }).waitFor();
+  await dialog.getByLabel("Reviewer's operator key").fill(reviewer.body.key);
+  await dialog.getByRole("button", { name: "Apply as new version" }).click();
+  await panel.getByRole("status").filter({ hasText: "Published as version 2" }).waitFor();
+  const stored = (await api("GET", `/api/v1/workflows/${CP_WF}`)).body;
+  check(stored.version === 2 && stored.definition.states.One_Two_parallel?.type === "parallel", `stored: ${JSON.stringify(stored).slice(0, 300)}`);
+  check(!(await page.content()).includes(reviewer.body.key), "the reviewer's key stayed in the page");
+  await panel.getByRole("button", { name: "Close Copilot" }).click();
+  await inspector().waitFor();
+});
+
+await step("modules: verification state and reason, SBOM, permissions; approve, quarantine and remove", async () => {
+  await go("/modules");
+  await page.getByRole("heading", { level: 1, name: "Modules" }).waitFor();
+  const table = page.getByRole("table", { name: "Modules" });
+  const cell = (name) => table.getByRole("cell", { name, exact: true });
+  const row = (name) => table.getByRole("row").filter({ has: page.getByRole("cell", { name, exact: true }) });
+  await row("unsigned-e2e").getByTestId("module-state").filter({ hasText: "quarantined" }).waitFor();
+  await row("summarize-e2e").getByTestId("module-state").filter({ hasText: "verified" }).waitFor();
+  // the quarantined one: its reason, then an explicit approval
+  await cell("unsigned-e2e").click();
+  const detail = page.locator(".detail");
+  const reason = await detail.getByTestId("module-state-text").innerText();
+  check(reason.startsWith("quarantined: ") && reason.toLowerCase().includes("signature"), `reason: ${reason}`);
+  await detail.getByRole("button", { name: "Approve…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Approve module" }).click();
+  await detail.getByTestId("module-state").filter({ hasText: "approved" }).waitFor();
+  // the verified one: permissions, invocations, SBOM; then quarantine it with a reason
+  await cell("summarize-e2e").click();
+  await detail.getByRole("heading", { name: /summarize-e2e/ }).waitFor();
+  check((await detail.getByTestId("module-permissions").innerText()).includes("network: deny"), "permissions not shown");
+  check((await detail.getByTestId("module-invocations").innerText()).includes("0 calls"), "invocations not shown");
+  await detail.getByRole("button", { name: /Show SBOM/ }).click();
+  await detail.getByLabel("SBOM components").getByRole("cell", { name: "summarize-e2e", exact: true }).waitFor();
+  await shot("page-modules");
+  await detail.getByLabel("Reason", { exact: true }).fill(`e2e ${suffix}`);
+  await detail.getByRole("button", { name: "Quarantine", exact: true }).click();
+  await detail.getByTestId("module-state").filter({ hasText: "quarantined" }).waitFor();
+  check((await detail.getByTestId("module-state-text").innerText()).includes(`e2e ${suffix}`), "the admin's reason is not shown");
+  await detail.getByRole("button", { name: "Remove…" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove module" }).click();
+  await cell("summarize-e2e").waitFor({ state: "detached" });
+  check((await api("GET", "/api/v1/modules/summarize-e2e")).status === 404, "the module is still installed");
+});
+
+await step("tasks: the 409 of a server with no AI policy, then live tokens, cancel, the envelope", async () => {
+  check(POLICY_DIR && STANDIN_PORT, "AIONIX_E2E_POLICY_DIR and AIONIX_E2E_STANDIN_PORT are not set");
+  await go("/tasks");
+  const form = page.getByRole("form", { name: "Submit a task" });
+  await form.getByLabel("Intent", { exact: true }).fill("summarize");
+  await form.getByLabel("Params (JSON)").fill('{"text": "Aionix runs workflows."}');
+  await form.getByRole("button", { name: "Submit task" }).click();
+  await page.getByTestId("no-policy").filter({ hasText: "No AI policy is loaded" }).waitFor();
+  // an admin loads a policy whose provider is the stand-in (OpenAI-compatible streaming)
+  const models = [
+    "providers:",
+    "  standin:",
+    "    kind: openai",
+    "    location: local",
+    `    base_url: http://127.0.0.1:${STANDIN_PORT}/v1`,
+    "    allow_hosts: [127.0.0.1]",
+    "    breaker_failures: 1000",
+    "models:",
+    "  standin-ok: {provider: standin, tier: tier0, model: ok}",
+    "  standin-hang: {provider: standin, tier: tier0, model: hang}",
+  ].join("\n");
+  mkdirSync(POLICY_DIR, { recursive: true });
+  writeFileSync(join(POLICY_DIR, "models.yml"), models + "\n");
+  writeFileSync(
+    join(POLICY_DIR, "intents.yml"),
+    "intents:\n  summarize:\n    privacy: local-only\n    candidates: [standin-ok]\n    prompt: 'Summarize: {text}'\n" +
+      "  slow-summary:\n    privacy: local-only\n    candidates: [standin-hang]\n    prompt: 'Summarize: {text}'\n" +
+      "  copilot.suggest:\n    privacy: local-only\n    candidates: [standin-ok]\n    prompt: '{input}'\n",
+  );
+  writeFileSync(join(POLICY_DIR, "policies.yml"), "budget: {default_usd: 0.02, hard_cap_usd: 0.20}\nlatency_ms: {local: 60000, api: 2000, hybrid: 2300}\nfallback_order: [tier0, tier1, tier2]\n");
+  writeFileSync(join(POLICY_DIR, "modules.yml"), "modules: []\n");
+  const reload = await api("POST", "/api/v1/router/policy/reload", {});
+  check(reload.status === 200, `reload: ${reload.status} ${JSON.stringify(reload.body)}`);
+  // a task that streams one token and then waits: shown live, then canceled
+  await form.getByLabel("Intent", { exact: true }).fill("slow-summary");
+  await form.getByRole("button", { name: "Submit task" }).click();
+  const detail = page.getByLabel("Task details");
+  await detail.getByTestId("task-live").waitFor();
+  await detail.getByTestId("task-output").filter({ hasText: "first" }).waitFor();
+  check((await detail.getByTestId("task-status").innerText()) === "RUNNING", "the streaming task is not RUNNING");
+  await detail.getByRole("button", { name: "Cancel task" }).click();
+  await detail.getByTestId("task-status").filter({ hasText: "CANCELED" }).waitFor();
+  // a task that finishes: the tokens, the engine the router chose and why, the usage
+  await form.getByLabel("Intent", { exact: true }).fill("summarize");
+  await form.getByRole("button", { name: "Submit task" }).click();
+  await detail.getByTestId("task-status").filter({ hasText: "OK" }).waitFor();
+  await detail.getByTestId("task-output").filter({ hasText: "Hello from stand-in" }).waitFor();
+  check((await detail.getByTestId("engine-provider").innerText()) === "standin", "engine provider not shown");
+  check((await detail.getByTestId("engine-route").innerText()) === "local", "engine route not shown");
+  check((await detail.getByTestId("engine-reason").innerText()).length > 3, "no reason for the route");
+  check((await detail.getByTestId("usage-tokens").innerText()).includes("12 / 3"), "usage tokens not shown");
+  await page.getByRole("row").filter({ hasText: "CANCELED" }).first().waitFor();
+  await shot("page-tasks");
+  // the key never appears in a URL the page requested: the stream went with the Authorization header
+  check(!page.url().includes(adminKey), "the key is in the URL");
+});
+
+await step("Copilot with a model configured: a request in words goes to the model (a stand-in) and its answer is checked", async () => {
+  await go(`/workflows/${CP_WF}`);
+  await node("Fetch").waitFor();
+  await page.getByTestId("copilot-toggle").click();
+  const panel = page.getByRole("complementary", { name: "Copilot" });
+  await panel.getByTestId("copilot-model").filter({ hasText: "A model is configured" }).waitFor();
+  const box = panel.getByLabel("Request in your words");
+  await box.fill("add a retry to Fetch");
+  await panel.getByRole("button", { name: "Send request" }).click();
+  // the stand-in answers prose, not operations: nothing is proposed, and the panel says so
+  await panel.getByRole("status").filter({ hasText: "held no operations" }).waitFor();
+  await panel.getByRole("button", { name: "Close Copilot" }).click();
+});
+
 // ---------------------------------------------------------------- Step Functions (ASL)
 const ASL_WF = `asl-${suffix}`;
 const aslText = readFileSync(join(import.meta.dirname, "..", "..", "examples", "workflows", "order-fulfilment.asl.json"), "utf8");
@@ -829,7 +1010,7 @@ await step("audit shows the reveal", async () => {
 
 await step("every control on the main screens has an accessible name", async () => {
   const problems = [];
-  for (const path of [`/workflows/${WF}`, "/functions", "/secrets", "/params", "/keys", "/audit", "/executions"]) {
+  for (const path of [`/workflows/${WF}`, "/functions", "/secrets", "/params", "/tasks", "/modules", "/keys", "/audit", "/executions"]) {
     await go(path);
     await page.waitForTimeout(300);
     if (path.startsWith("/workflows/")) {

@@ -14,6 +14,8 @@ import { SecretsPage } from "./pages/Secrets";
 import { ParamsPage } from "./pages/Params";
 import { KeysPage } from "./pages/Keys";
 import { AuditPage } from "./pages/Audit";
+import { TasksPage } from "./pages/Tasks";
+import { ModulesPage } from "./pages/Modules";
 
 const NAV: { path: string; label: string; admin?: boolean }[] = [
   { path: "/workflows", label: "Workflows" },
@@ -23,6 +25,8 @@ const NAV: { path: string; label: string; admin?: boolean }[] = [
   { path: "/connections", label: "Connections" },
   { path: "/secrets", label: "Secrets" },
   { path: "/params", label: "Parameters" },
+  { path: "/tasks", label: "Tasks" },
+  { path: "/modules", label: "Modules" },
   { path: "/keys", label: "API keys", admin: true },
   { path: "/audit", label: "Audit", admin: true },
 ];
@@ -75,6 +79,10 @@ function route(path: string): ReactNode {
       return <SecretsPage />;
     case "params":
       return <ParamsPage />;
+    case "tasks":
+      return <TasksPage />;
+    case "modules":
+      return <ModulesPage />;
     case "keys":
       return (
         <AdminOnly>

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from e2e_seed import ai_env, seed_modules
 from serverproc import ServerProcess
 from studio_node import ROOT, ensure_node_modules, run_node
 
@@ -33,6 +34,9 @@ KEEP = [
     "page-connections",
     "page-secrets",
     "page-params",
+    "editor-copilot",
+    "page-tasks",
+    "page-modules",
     "page-keys",
     "page-audit",
 ]
@@ -40,16 +44,18 @@ KEEP = [
 
 def main(target: Path) -> int:
     ensure_node_modules()
-    with tempfile.TemporaryDirectory(prefix="aionix-shots-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="aionix-shots-") as tmp, ai_env(Path(tmp)) as (server_env, e2e_env):
         files = Path(tmp) / "files"
         files.mkdir()
-        server = ServerProcess(Path(tmp) / "server", env={"AIONIX_CONNECTORS_FS_ROOTS": str(files)}).start()
+        env = {"AIONIX_CONNECTORS_FS_ROOTS": str(files), **server_env}
+        server = ServerProcess(Path(tmp) / "server", env=env).start()
         try:
+            seed_modules(server, Path(tmp))
             shots = Path(tmp) / "shots"
             proc = run_node(
                 ["e2e/run.mjs", server.url, server.admin_key or "", "--screenshots", str(shots)],
                 timeout=600,
-                env={"AIONIX_E2E_FS_ROOT": str(files)},
+                env={"AIONIX_E2E_FS_ROOT": str(files), **e2e_env},
             )
             print(proc.stdout[-4000:], proc.stderr[-2000:])
             if proc.returncode != 0:

@@ -13,6 +13,7 @@ import { navigate } from "../router";
 import { AslInspector } from "./AslInspector";
 import { Canvas, DND_TYPE } from "./Canvas";
 import { CodeView } from "./CodeView";
+import { CopilotPanel } from "./CopilotPanel";
 import { Inspector } from "./Inspector";
 import { pretty, useEditor } from "./store";
 
@@ -278,6 +279,7 @@ export function EditorPage({ name }: { name: string | null }) {
   const [loadError, setLoadError] = useState<unknown>(null);
   const [newName, setNewName] = useState("");
   const [dialog, setDialog] = useState<"versions" | "run" | "delete" | null>(null);
+  const [copilotOpen, setCopilotOpen] = useState(false);
   const action = useAction();
   const file = useRef<HTMLInputElement>(null);
   const asl = isAsl(ed.snapshot.doc);
@@ -439,6 +441,15 @@ export function EditorPage({ name }: { name: string | null }) {
         <button type="button" className="danger" onClick={() => setDialog("delete")} disabled={!ed.name || readOnly}>
           Delete
         </button>
+        <button
+          type="button"
+          aria-pressed={copilotOpen}
+          onClick={() => (setCopilotOpen(!copilotOpen), setTab("design"))}
+          title="suggestions, simulation and step-by-step edits of a draft"
+          data-testid="copilot-toggle"
+        >
+          Copilot
+        </button>
         <div className="tabs" role="tablist" aria-label="View">
           <button role="tab" aria-selected={tab === "design"} onClick={() => setTab("design")}>
             Design
@@ -462,7 +473,7 @@ export function EditorPage({ name }: { name: string | null }) {
         </div>
       )}
       {tab === "design" ? (
-        <div className="editor-body">
+        <div className={copilotOpen ? "editor-body with-copilot" : "editor-body"}>
           <Palette readOnly={readOnly || asl} />
           <ReactFlowProvider>
             <Canvas
@@ -479,7 +490,9 @@ export function EditorPage({ name }: { name: string | null }) {
               onDropState={(path, type, at) => ed.addState(path, type, at)}
             />
           </ReactFlowProvider>
-          {asl ? <AslInspector doc={doc} selected={ed.selected} problems={allProblems} onEditCode={() => setTab("code")} /> : <Inspector readOnly={readOnly} />}
+          {copilotOpen ? (
+            <CopilotPanel name={ed.name} readOnly={readOnly} asl={asl} onClose={() => setCopilotOpen(false)} />
+          ) : asl ? <AslInspector doc={doc} selected={ed.selected} problems={allProblems} onEditCode={() => setTab("code")} /> : <Inspector readOnly={readOnly} />}
         </div>
       ) : (
         <div className="editor-code">
