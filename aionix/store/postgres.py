@@ -647,14 +647,18 @@ class PostgresStore:
                     return
                 raise broken
             if self.fault_hook is not None:
-                self.fault_hook()
+                try:
+                    self.fault_hook()
+                except Exception as exc:  # an injected commit failure, whatever its type
+                    raise StoreError(f"store error: {exc}", details={"reason": str(exc)}) from None
             committing = time.perf_counter()
             self._wait(conn.execute("COMMIT"))
             if self.observe_commit is not None:
                 self.observe_commit(time.perf_counter() - committing, len(batch))
         except BaseException as exc:
             self._rollback()
-            self._deliver(batch, [(False, _translate(exc) if _is_db_error(exc) else exc)] * len(batch))
+            err = exc if isinstance(exc, AionixError) else _translate(exc) if _is_db_error(exc) else exc
+            self._deliver(batch, [(False, err)] * len(batch))
             return
         self.stats["transactions"] += len(batch)
         self.stats["commits"] += 1

@@ -9,8 +9,26 @@ from aionix.store.queries import load_migrations, load_queries
 from aionix.store.sqlite import SQLiteStore, UniqueViolation
 
 
+def _pg_store():
+    import pgstore
+
+    from aionix.store.postgres import PostgresStore
+
+    url, password = pgstore.new_database("store")
+    return PostgresStore(url, password=password)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request, tmp_path):
+    """Each store-level test runs on both stores (PostgreSQL: a real server, fresh database)."""
+    s = SQLiteStore(tmp_path / "t.db") if request.param == "sqlite" else _pg_store()
+    await s.start()
+    yield s
+    await s.close()
+
+
 @pytest.fixture
-async def store(tmp_path):
+async def sqlite_store(tmp_path):
     s = SQLiteStore(tmp_path / "t.db")
     await s.start()
     yield s
@@ -21,7 +39,8 @@ def meta(key, value="v"):
     return {"key": key, "value": value}
 
 
-async def test_settings_wal_full_foreign_keys(store):
+async def test_settings_wal_full_foreign_keys(sqlite_store):
+    store = sqlite_store
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
@@ -130,10 +149,12 @@ async def test_injected_commit_faults_never_half_apply(store):
         a = await store.fetch_one("core.get_meta", {"key": f"a{i}"})
         b = await store.fetch_one("core.get_meta", {"key": f"b{i}"})
         assert (a is None) == (b is None) == (i in failed)
-    assert store._writer.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if store.dialect == "sqlite":
+        assert store._writer.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-async def test_online_backup_is_consistent(store, tmp_path):
+async def test_online_backup_is_consistent(sqlite_store, tmp_path):
+    store = sqlite_store
     await asyncio.gather(*(store.execute("core.put_meta", meta(f"k{i}")) for i in range(100)))
     target = tmp_path / "backup.db"
     await store.backup(target)
@@ -143,8 +164,9 @@ async def test_online_backup_is_consistent(store, tmp_path):
     conn.close()
 
 
-async def test_closed_store_refuses_writes(tmp_path):
-    s = SQLiteStore(tmp_path / "c.db")
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_closed_store_refuses_writes(tmp_path, kind):
+    s = SQLiteStore(tmp_path / "c.db") if kind == "sqlite" else _pg_store()
     await s.start()
     await s.close()
     with pytest.raises(StoreError):

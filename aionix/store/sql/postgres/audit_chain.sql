@@ -34,3 +34,8 @@ WHERE (:all = 1 OR tenant = :tenant)
   AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR ts < :until)
   AND id > :after
 ORDER BY id LIMIT :limit
+
+-- name: last_before
+SELECT seq, hash, ts FROM audit
+WHERE coalesce(tenant, '') = :chain AND seq IS NOT NULL AND ts < :before
+ORDER BY seq DESC LIMIT 1
