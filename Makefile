@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 53000
 
-.PHONY: run test lint format bench chaos conformance binary studio screenshots system-deps venv clean vsix modules
+.PHONY: run test lint format bench chaos conformance binary binary-dir studio screenshots system-deps venv clean vsix modules
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,14 +57,31 @@ clean:
 ## Build dist/aionix, the one executable (PyInstaller, aionix.spec): server, CLI and function worker.
 ## Skipped when the hash of its inputs (aionix/, studio_dist/, aionix.spec, pyproject.toml, config.toml) matches the last build's.
 BINARY_INPUTS_STAMP := dist/.aionix.inputs
+BINARY_INPUTS_HASH = { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml config.toml; } | sha1sum | cut -c1-16
 binary: $(STAMP)
-	@hash=$$( { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml config.toml; } | sha1sum | cut -c1-16 ); \
+	@hash=$$( $(BINARY_INPUTS_HASH) ); \
 	if [ -x dist/aionix ] && [ "$$(cat $(BINARY_INPUTS_STAMP) 2>/dev/null)" = "$$hash" ]; then \
 		echo "dist/aionix is up to date (inputs $$hash)"; \
 	else \
 		rm -f $(BINARY_INPUTS_STAMP) && \
 		$(BIN)/pyinstaller --noconfirm --log-level WARN aionix.spec && \
 		echo "$$hash" > $(BINARY_INPUTS_STAMP) && ls -l dist/aionix; \
+	fi
+
+## The same program as one directory, which starts without unpacking anything (README: which to
+## pick): dist/onedir/aionix/ (the executable `aionix`, an `aio` link, _internal/) and its tarball
+## dist/aionix-onedir.tar.gz. Skipped like `binary` when its inputs are unchanged.
+BINARY_DIR_STAMP := dist/.aionix-onedir.inputs
+binary-dir: $(STAMP)
+	@hash=$$( $(BINARY_INPUTS_HASH) ); \
+	if [ -x dist/onedir/aionix/aionix ] && [ -f dist/aionix-onedir.tar.gz ] && [ "$$(cat $(BINARY_DIR_STAMP) 2>/dev/null)" = "$$hash" ]; then \
+		echo "dist/onedir/aionix is up to date (inputs $$hash)"; \
+	else \
+		rm -f $(BINARY_DIR_STAMP) && \
+		AIONIX_BUILD=onedir $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist/onedir --workpath build/onedir aionix.spec && \
+		ln -sfn aionix dist/onedir/aionix/aio && \
+		tar -C dist/onedir -czf dist/aionix-onedir.tar.gz aionix && \
+		echo "$$hash" > $(BINARY_DIR_STAMP) && ls -l dist/aionix-onedir.tar.gz; \
 	fi
 
 ## Build the Studio (studio/) into studio_dist/, which is committed: users and the binary need no Node.

@@ -43,9 +43,11 @@ class _SkipModules:
 def skip_unused_imports() -> None:
     """For the server process only: `import httpx` also imports its command-line client
     (`httpx._main`: click, rich, pygments; ~0.1–0.3 s) unless that import fails, which httpx
-    handles. The CLI (`aio`), which uses rich, does not call this."""
+    handles; `import uvicorn` imports its `--reload` watcher (watchfiles, when installed) unless
+    that fails, which uvicorn handles too. The CLI (`aio`), which uses rich, does not call this."""
     if not any(isinstance(finder, _SkipModules) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _SkipModules(frozenset({"httpx._main"})))
+        skipped = frozenset({"httpx._main", "uvicorn.supervisors.watchfilesreload"})
+        sys.meta_path.insert(0, _SkipModules(skipped))
 
 
 def worker_env() -> dict[str, str]:

@@ -9,7 +9,19 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("store", "stepflow", "distmap", "functions", "vault", "triggers", "connectors", "ai", "binary", "policy")
+BENCHES = (
+    "store",
+    "stepflow",
+    "distmap",
+    "functions",
+    "vault",
+    "triggers",
+    "connectors",
+    "ai",
+    "binary",
+    "start",
+    "policy",
+)
 RESULTS = Path(__file__).parent / "results"
 
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field
 
 from aionix import jsonutil
@@ -288,6 +287,8 @@ class VaultService:
                 raise field_error("rotation.target", f"must be in your tenant ({tenant})")
         next_at = None
         if rotation.schedule is not None:
+            from croniter import croniter  # only for rotation schedules: not imported at start
+
             if not croniter.is_valid(rotation.schedule):
                 raise field_error("rotation.schedule", "not a valid cron expression")
             if rotation.target is None:
@@ -884,6 +885,8 @@ class VaultService:
 
 
 def _next_fire(schedule: str, after: float) -> float | None:
+    from croniter import CroniterError, croniter
+
     try:
         return croniter(schedule, after).get_next(float)
     except (CroniterError, ValueError, KeyError):
