@@ -45,9 +45,18 @@ def new_database(prefix: str = "t") -> tuple[str, str]:
     return f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{name}", pg.password
 
 
-def store_env() -> dict[str, str]:
-    """`AIONIX_DATABASE_*` for a server on a fresh PostgreSQL database; {} on SQLite."""
+_by_key: dict[str, dict[str, str]] = {}
+
+
+def store_env(key: str | None = None) -> dict[str, str]:
+    """`AIONIX_DATABASE_*` for a server on a fresh PostgreSQL database; {} on SQLite. The same
+    `key` (a data dir) gets the same database again, as a restart finds its SQLite file."""
     if not on_postgres():
         return {}
+    if key is not None and key in _by_key:
+        return dict(_by_key[key])
     url, password = new_database()
-    return {"AIONIX_DATABASE_URL": url, "AIONIX_DATABASE_PASSWORD": password}
+    env = {"AIONIX_DATABASE_URL": url, "AIONIX_DATABASE_PASSWORD": password}
+    if key is not None:
+        _by_key[key] = env
+    return dict(env)

@@ -7,6 +7,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pgstore
+
 from aionix import config as configlib
 from aionix.bus import BusError
 from aionix.runtime import Runtime
@@ -17,7 +19,7 @@ _names = itertools.count()
 
 class Harness:
     def __init__(self, root: Path, **stepflow: Any) -> None:
-        cfg = configlib.load(env={}, overrides={"database.data_path": str(root)})
+        cfg = configlib.load(env=pgstore.store_env(str(root)), overrides={"database.data_path": str(root)})
         cfg.stepflow = stepflow
         self.rt = Runtime(cfg)
         self.svc: StepFlowService | None = None

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pgstore
 import pytest
 
 from aionix import config as configlib
@@ -43,7 +44,7 @@ class Instance:
     """One 'process': a runtime on the data dir and the service, with a settable clock."""
 
     def __init__(self, root: Path, probe: Probe, now: float) -> None:
-        cfg = configlib.load(env={}, overrides={"database.data_path": str(root)})
+        cfg = configlib.load(env=pgstore.store_env(str(root)), overrides={"database.data_path": str(root)})
         self.rt = Runtime(cfg)
         self.rt.bus.register_kind("probe", probe)
         self.now = now
