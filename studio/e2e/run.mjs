@@ -887,6 +887,10 @@ await step("Copilot with a model configured: a request in words goes to the mode
   await page.getByTestId("copilot-toggle").click();
   const panel = page.getByRole("complementary", { name: "Copilot" });
   await panel.getByTestId("copilot-model").filter({ hasText: "A model is configured" }).waitFor();
+  // suggest_optimization asked the model too: its prose answer is no proposal, rejected with the reason
+  await panel.getByTestId("copilot-rejected").filter({ hasText: "1 proposal of the model rejected" }).waitFor();
+  await panel.getByTestId("copilot-rejected").locator("summary").click();
+  await panel.getByTestId("copilot-rejected").getByText("not JSON").waitFor();
   const box = panel.getByLabel("Request in your words");
   await box.fill("add a retry to Fetch");
   await panel.getByRole("button", { name: "Send request" }).click();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { modelStatus, ms, nlInput, opLabel, proposalsOf, stable, usd } from "../src/api/copilot";
+import { modelStatus, modelSuggestions, ms, nlInput, opLabel, proposalsOf, stable, usd } from "../src/api/copilot";
 
 describe("Copilot panel helpers", () => {
   it("names each operation in words for the step list", () => {
@@ -31,6 +31,23 @@ describe("Copilot panel helpers", () => {
     expect(proposalsOf(proposals)).toHaveLength(1);
     expect(proposalsOf("not json")).toEqual([]);
     expect(proposalsOf(null)).toEqual([]);
+  });
+
+  it("shows the model proposals the server accepted, and why it rejected the others", () => {
+    const out = modelSuggestions({
+      used: true,
+      accepted: [{ proposal: { title: "retry the call", operations: [{ op: "update_node", name: "Fetch", patch: { retry: [] } }] } }],
+      rejected: [
+        { proposal: { title: "jump nowhere", operations: [] }, reason: "no operations" },
+        { proposal: "Hello from stand-in", reason: "not JSON" },
+      ],
+    });
+    expect(out.accepted).toEqual([expect.objectContaining({ message: "retry the call", source: "model", valid: true })]);
+    expect(out.rejected).toEqual([
+      { title: "jump nowhere", reason: "no operations" },
+      { title: "Hello from stand-in", reason: "not JSON" },
+    ]);
+    expect(modelSuggestions({ used: false, reason: "none" })).toEqual({ accepted: [], rejected: [] });
   });
 
   it("sends a request with the draft it is about as the intent's one input", () => {

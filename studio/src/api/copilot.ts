@@ -155,3 +155,15 @@ export function stable(v: unknown): string {
 export function nlInput(request: string, draft: unknown): string {
   return `Request: ${request}\n\nWorkflow draft (StepFlow DSL JSON):\n${JSON.stringify(draft)}\n\nAnswer {"proposals": [{"title": ..., "operations": [...]}]} with Copilot operations.`;
 }
+
+/** The model-based part of suggest_optimization: proposals the server validated on a copy of the
+ * draft (accepted, shown as suggestions) and those it rejected, with the reason. */
+export function modelSuggestions(model: ModelInfo | null | undefined): { accepted: Suggestion[]; rejected: { title: string; reason: string }[] } {
+  const accepted = (model?.accepted ?? []).flatMap((a) => proposalsOf([a.proposal]).map((s) => ({ ...s, valid: true })));
+  const rejected = (model?.rejected ?? []).map((r) => {
+    const p = r.proposal as { title?: unknown } | string | null;
+    const title = typeof p === "string" ? p : typeof p?.title === "string" ? p.title : JSON.stringify(p);
+    return { title: title.length > 120 ? `${title.slice(0, 117)}…` : title, reason: r.reason ?? "rejected" };
+  });
+  return { accepted, rejected };
+}

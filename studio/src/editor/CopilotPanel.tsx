@@ -4,7 +4,7 @@
  * canvas with undo, and Apply: the draft published as a new version by a reviewer's operator key. */
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
-import { copilot, modelStatus, nlInput, stable, ms, opLabel, proposalsOf, usd, type CopilotOp, type CopilotSession, type ModelInfo, type Simulation, type Suggestion, type Validation } from "../api/copilot";
+import { copilot, modelStatus, modelSuggestions, nlInput, stable, ms, opLabel, proposalsOf, usd, type CopilotOp, type CopilotSession, type ModelInfo, type Simulation, type Suggestion, type Validation } from "../api/copilot";
 import type { TaskEnvelope } from "../api/tasks";
 import { ActionResult, Dialog, ErrorBox, errorText, JsonField, parseJsonField, plural, useAction } from "../components/common";
 import type { Workflow } from "../dsl/types";
@@ -141,6 +141,7 @@ export function CopilotPanel({ name, readOnly, asl, onClose }: { name: string | 
   const [validation, setValidation] = useState<Validation | null>(null);
   const [suggestions, setSuggestions] = useState<Suggestion[]>([]);
   const [model, setModel] = useState<ModelInfo | null>(null);
+  const [rejected, setRejected] = useState<{ title: string; reason: string }[]>([]);
   const [plan, setPlan] = useState<{ s: Suggestion; next: number } | null>(null);
   const [steps, setSteps] = useState<Step[]>([]);
   const [sim, setSim] = useState<Simulation | null>(null);
@@ -164,7 +165,9 @@ export function CopilotPanel({ name, readOnly, asl, onClose }: { name: string | 
   const suggest = async (sid: string) => {
     const r = await copilot.operate(sid, { op: "suggest_optimization" });
     const result = r.result as { suggestions?: Suggestion[]; model?: ModelInfo };
-    setSuggestions((result.suggestions ?? []).map((s) => ({ ...s, source: "rules" })));
+    const fromModel = modelSuggestions(result.model);
+    setSuggestions([...(result.suggestions ?? []).map((s) => ({ ...s, source: "rules" as const })), ...fromModel.accepted]);
+    setRejected(fromModel.rejected);
     setModel(result.model ?? null);
   };
 
@@ -298,6 +301,18 @@ export function CopilotPanel({ name, readOnly, asl, onClose }: { name: string | 
             </li>
           ))}
         </ul>
+        {rejected.length > 0 && (
+          <details data-testid="copilot-rejected">
+            <summary>{plural(rejected.length, "proposal")} of the model rejected by validation</summary>
+            <ul className="problem-list">
+              {rejected.map((r, i) => (
+                <li key={i} className="warning">
+                  {r.title}: {r.reason}
+                </li>
+              ))}
+            </ul>
+          </details>
+        )}
         {plan && (
           <div className="copilot-plan" aria-label="Steps">
             <ol>
