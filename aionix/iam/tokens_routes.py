@@ -89,17 +89,18 @@ class Rotated(BaseModel):
 class AuthorizeQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    return_to: str | None = Field(None, max_length=2048, description="a path of this server to come back to")
+    return_to: str | None = Field(None, max_length=512, description="a path of this server to come back to")
 
 
 class CallbackQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    code: str | None = Field(None, max_length=4096)
-    state: str | None = Field(None, max_length=512)
-    iss: str | None = Field(None, max_length=2048)
-    error: str | None = Field(None, max_length=256)
-    error_description: str | None = Field(None, max_length=2048)
+    # bounded so that the longest URL stays well within what the HTTP server parses
+    code: str | None = Field(None, max_length=1024)
+    state: str | None = Field(None, max_length=128)
+    iss: str | None = Field(None, max_length=512)
+    error: str | None = Field(None, max_length=128)
+    error_description: str | None = Field(None, max_length=512)
 
 
 def _iam(call: Call) -> Any:
