@@ -296,7 +296,7 @@ async def wal_check(rt: Any) -> list[dict[str, Any]]:
     frames it cannot copy back are held by a reader's old snapshot."""
     path = _sqlite_path(rt)
     if path is None:
-        return [finding("wal", "ok", "the store is not SQLite: no WAL to check")]
+        return await _postgres_wal(rt)
     wal = Path(str(path) + "-wal")
 
     def checkpoint() -> tuple[int, int, int]:
@@ -362,10 +362,39 @@ async def wal_check(rt: Any) -> list[dict[str, Any]]:
     return out
 
 
+async def _postgres_wal(rt: Any) -> list[dict[str, Any]]:
+    """The PostgreSQL equivalent: the server answers and commits are durable (synchronous_commit)."""
+    info = getattr(rt.store, "server_info", None)
+    if info is None:
+        return [finding("wal", "ok", "not applicable: the store is not SQLite")]
+    row = await info()
+    details = {"server": row["version"], "synchronous_commit": row["synchronous_commit"], "size_bytes": row["size"]}
+    if row["synchronous_commit"] in ("off", "local"):
+        return [
+            finding(
+                "wal",
+                "warn",
+                f"PostgreSQL runs with synchronous_commit={row['synchronous_commit']}: an acknowledged write can be "
+                "lost in a crash",
+                "set synchronous_commit = on (the store asks for it per session; a server or role setting overrides)",
+                details=details,
+            )
+        ]
+    return [
+        finding(
+            "wal",
+            "ok",
+            f"PostgreSQL store ({str(row['version']).split(' on ')[0]}, synchronous_commit="
+            f"{row['synchronous_commit']}, {int(row['size']) >> 20} MiB): its WAL is the server's",
+            details=details,
+        )
+    ]
+
+
 async def integrity_check(rt: Any) -> list[dict[str, Any]]:
     path = _sqlite_path(rt)
     if path is None:
-        return [finding("quick-check", "ok", "the store is not SQLite")]
+        return [finding("quick-check", "ok", "not applicable: the store is PostgreSQL (its server checks its pages)")]
 
     def quick_check() -> list[str]:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
@@ -398,6 +427,15 @@ async def record_backup(rt: Any, principal: Any) -> None:
 
 
 async def backup_check(rt: Any) -> list[dict[str, Any]]:
+    if _sqlite_path(rt) is None:
+        return [
+            finding(
+                "backup",
+                "ok",
+                "not applicable: the store is PostgreSQL; back it up with pg_dump or the server's own "
+                "backups (point-in-time recovery), and keep the master key beside them",
+            )
+        ]
     row = await rt.store.fetch_one("core.get_meta", {"key": BACKUP_META})
     fix = "take one: `aio admin backup FILE` (a cross-tenant admin key), for example from cron every night"
     if row is None:

@@ -21,6 +21,7 @@ BENCHES = (
     "binary",
     "start",
     "policy",
+    "pgstore",
 )
 RESULTS = Path(__file__).parent / "results"
 

@@ -232,6 +232,11 @@ async def backup(call: Call) -> FileResponse:
     """A consistent online copy of the whole database (SQLite backup API), as a file."""
     if call.principal is None or not call.principal.cross_tenant:
         raise Forbidden("a backup holds every tenant: it needs a cross-tenant admin key")
+    if call.rt.store.dialect != "sqlite":
+        raise Conflict(
+            "online backup is not applicable to a PostgreSQL store: use pg_dump or the database's own backups "
+            "(point-in-time recovery)"
+        )
     folder = Path(tempfile.mkdtemp(prefix="aionix-backup-"))
     target = folder / "aionix-backup.db"
     await call.rt.store.backup(target)

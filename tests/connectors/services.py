@@ -83,7 +83,9 @@ def pg_bin(name: str) -> str:
     return shutil.which(name) or name
 
 
-def start_postgres() -> Postgres:
+def start_postgres(*, fsync: bool = False) -> Postgres:
+    """A private PostgreSQL server; `fsync=False` (tests) skips the disk flushes, `fsync=True`
+    (benchmarks) is a durable server as shipped."""
     root = Path(tempfile.mkdtemp(prefix="aionix-pg-"))
     _chown(root, "postgres")
     pw = root / "pw"
@@ -111,7 +113,7 @@ def start_postgres() -> Postgres:
         capture_output=True,
         timeout=120,
     )
-    opts = f"-p {pg.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+    opts = f"-p {pg.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync={'on' if fsync else 'off'}"
     subprocess.run(
         _as(
             "postgres",
