@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PORT ?= 53000
 
-.PHONY: run test lint format bench chaos conformance binary binary-dir studio screenshots system-deps venv clean vsix modules
+.PHONY: run test test-postgres lint format bench chaos conformance binary binary-dir studio screenshots system-deps venv clean vsix modules
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: $(STAMP)
 ## Install what the suite needs (Debian packages and Python packages) and run all of it.
 test: system-deps $(STAMP) studio/node_modules vscode/node_modules tests/iam/oidc-provider/node_modules
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## The suite's server and engine tests on the PostgreSQL store (a real server from Debian's package).
+test-postgres: system-deps $(STAMP)
+	AIONIX_TEST_STORE=postgres $(BIN)/python -m pytest -q -p no:cacheprovider
 
 system-deps:
 	bash scripts/system-deps.sh
