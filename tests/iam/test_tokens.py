@@ -196,3 +196,33 @@ def test_concurrent_refreshes_of_one_token_let_one_through(srv):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: refresh(srv, s["refresh_token"]).status_code, range(8)))
     assert codes.count(200) <= 1 and set(codes) <= {200, 401}
+
+
+def test_keys_rotate_by_age_and_survive_a_restart(tmp_path):
+    """`[auth] signing_key_rotation_days` makes a new key when the current one is that old; the
+    keys are in the store (sealed by the master key), so tokens outlive a restart."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from serverproc import ServerProcess
+
+    # 0.0001 days = 8.6 s: the housekeeping loop checks every quarter of that
+    proc = ServerProcess(tmp_path / "rotating", env={"AIONIX_AUTH_SIGNING_KEY_ROTATION_DAYS": "0.0001"}).start()
+    try:
+        wait_ready(proc)
+        token = exchange(proc)["access_token"]
+        first = _header(token)["kid"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            kids = [k["kid"] for k in httpx.get(proc.url + "/api/v1/auth/jwks").json()["keys"]]
+            if len(kids) > 1:
+                break
+            time.sleep(0.5)
+        assert len(kids) > 1 and first in kids, kids
+        assert _header(exchange(proc)["access_token"])["kid"] != first
+        proc.restart()  # SIGKILL, then start again: the keys come back from the store
+        wait_ready(proc)
+        assert whoami(proc, token).status_code == 200  # the default 15-minute TTL
+    finally:
+        proc.stop()
