@@ -180,6 +180,15 @@ async def _throughput(client: httpx.AsyncClient, pid: int) -> dict[str, float]:
 
     async def worker(n: int) -> None:
         nonlocal done, failed
+        # one client (one kept-alive connection) per worker, as 50 separate clients would be: a
+        # shared httpx pool of 50 connections costs the bench process O(connections²) per
+        # request (httpcore), CPU taken from the server on this 2-core machine
+        mine = httpx.AsyncClient(base_url=str(client.base_url), headers=client.headers, timeout=60)
+        async with mine:
+            await one(mine, n)
+
+    async def one(client: httpx.AsyncClient, n: int) -> None:
+        nonlocal done, failed
         for _ in range(n):
             t = time.perf_counter()
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -34,6 +35,8 @@ from aionix.connectors.httpcall import guarded_client
 from aionix.errors import AionixError, RateLimited
 from aionix.ssrf import AllowList, Refused
 
+#: connections per HTTP client of a provider (see Provider._shard)
+POOL_SHARD = 8
 #: set while a local-only task runs: every `api` provider's client refuses to send
 LOCAL_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("aionix_ai_local_only", default=False)
 
@@ -56,6 +59,17 @@ class ProviderFailure(Exception):
         super().__init__(message)
         self.timeout = timeout
         self.retryable = retryable
+
+
+_TLS: list[ssl.SSLContext] = []
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every provider client (building one loads the CA bundle:
+    tens of milliseconds, on the event loop, for each new client otherwise)."""
+    if not _TLS:
+        _TLS.append(httpx.create_ssl_context())
+    return _TLS[0]
 
 
 def estimate_tokens(text: str) -> int:
@@ -128,13 +142,32 @@ class Provider:
         self.slots = asyncio.Semaphore(spec.max_concurrency)
         self.pending = 0  # reserved: running + waiting
         self.latencies: dict[str, deque[float]] = {}
-        self.client: httpx.AsyncClient | None = None
-        if spec.kind != "function":
-            client = guarded_client(AllowList.parse(spec.allow_hosts), pool_size=min(spec.max_concurrency, 16))
-            if spec.location == "api":
-                client._transport = PrivacyTransport(client._transport, name)
-            self.client = client
+        # HTTP clients, each with a pool of at most POOL_SHARD connections, made as concurrency
+        # needs them: httpcore's pool does O(connections²) work on every request and closes an
+        # idle connection whenever it holds more connections than its keep-alive limit, so one
+        # big pool spends milliseconds per call and reconnects under load; small pools whose
+        # callers never exceed their keep-alive limit keep every connection and stay cheap.
+        self._shards: list[list[Any]] = []  # [client, calls in flight]
+        self._allow = AllowList.parse(spec.allow_hosts) if spec.kind != "function" else None
+        self.client: httpx.AsyncClient | None = self._shard()[0] if spec.kind != "function" else None
         self._allowed_hosts = {h.lower().strip("[]") for h in spec.allow_hosts}
+
+    def _shard(self) -> list[Any]:
+        """The least busy client with a free connection (a new one when all are full)."""
+        best = None
+        for shard in self._shards:
+            if shard[1] < POOL_SHARD and (best is None or shard[1] < best[1]):
+                best = shard
+                if shard[1] == 0:
+                    break
+        if best is None:
+            assert self._allow is not None
+            client = guarded_client(self._allow, verify=_tls_context(), pool_size=POOL_SHARD)  # type: ignore[arg-type]
+            if self.spec.location == "api":
+                client._transport = PrivacyTransport(client._transport, self.name)
+            best = [client, 0]
+            self._shards.append(best)
+        return best
 
     # ------------------------------------------------------------------ capacity
     @property
@@ -165,8 +198,8 @@ class Provider:
         return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
+        for client, _ in self._shards:
+            await client.aclose()
 
     # ------------------------------------------------------------------ calls
     def _request(
@@ -260,7 +293,27 @@ class Provider:
         key: str | None,
         traceparent: str | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        assert self.client is not None
+        shard = self._shard()
+        shard[1] += 1
+        gen = self._http_on(shard[0], model, messages, max_tokens, key, traceparent)
+        try:
+            async for item in gen:
+                yield item
+        finally:
+            try:
+                await gen.aclose()  # at once (the response closes), not when collected
+            finally:
+                shard[1] -= 1
+
+    async def _http_on(
+        self,
+        client: httpx.AsyncClient,
+        model: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        key: str | None,
+        traceparent: str | None,
+    ) -> AsyncIterator[tuple[Any, ...]]:
         spec = self.spec
         url, body, headers = self._request(model, messages, max_tokens, key)
         if traceparent is not None:
@@ -274,10 +327,10 @@ class Provider:
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(
+                request = client.build_request(
                     "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout
                 )
-                response = await self.client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             except PrivacyViolation:
                 raise
             except Refused as exc:

@@ -37,6 +37,7 @@ from aionix.redact import SecretSet
 log = logging.getLogger("aionix.ai")
 EVENT_SOURCE = "aionix.router"
 TERMINAL = {"OK", "ERROR", "TIMEOUT", "CANCELED"}
+BUDGET_CACHE_SECONDS = 5.0
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -121,6 +122,7 @@ class AiService:
         self._retired: list[Provider] = []
         self.runs: OrderedDict[str, TaskRun] = OrderedDict()
         self.inflight: dict[str, float] = {}
+        self._budget_rows: dict[str, tuple[Any, float]] = {}
         reg = rt.metrics.registry
         self.m_tokens = Counter("aionix_ai_tokens_total", "AI tokens", ["provider", "model", "direction"], registry=reg)
         self.m_cost = Counter("aionix_ai_cost_usd_total", "AI cost charged (USD)", ["provider", "model"], registry=reg)
@@ -255,9 +257,19 @@ class AiService:
         return self.policy
 
     # ------------------------------------------------------------------ budgets
-    async def tenant_budget(self, tenant: str) -> dict[str, Any]:
+    async def tenant_budget(self, tenant: str, *, cached: bool = False) -> dict[str, Any]:
+        """The tenant's limits; `cached`: as read at most BUDGET_CACHE_SECONDS ago (the task path:
+        a change by PUT /api/v1/usage/budget applies here at once, on other nodes within that)."""
         b = self.config.budgets
-        row = await self.store.fetch_one("ai.get_budget", {"tenant": tenant})
+        now = time.monotonic()
+        hit = self._budget_rows.get(tenant) if cached else None
+        if hit is not None and hit[1] > now:
+            row = hit[0]
+        else:
+            row = await self.store.fetch_one("ai.get_budget", {"tenant": tenant})
+            if len(self._budget_rows) > 10_000:
+                self._budget_rows.clear()
+            self._budget_rows[tenant] = (row, now + BUDGET_CACHE_SECONDS)
         daily = row["daily_usd"] if row and row["daily_usd"] is not None else b.tenant_daily_usd
         monthly = row["monthly_usd"] if row and row["monthly_usd"] is not None else b.tenant_monthly_usd
         return {"tenant": tenant, "daily_usd": daily, "monthly_usd": monthly}
@@ -266,6 +278,7 @@ class AiService:
         await self.store.execute(
             "ai.put_budget", {"tenant": tenant, "daily_usd": daily, "monthly_usd": monthly, "now": time.time()}
         )
+        self._budget_rows.pop(tenant, None)
         return await self.tenant_budget(tenant)
 
     def _scopes(self, tenant: str, key_id: str | None) -> list[str]:
@@ -284,16 +297,18 @@ class AiService:
     async def check_budgets(self, tenant: str, key_id: str | None, estimate: float) -> None:
         """Raise LedgerBudgetExceeded when spent + the estimates of running tasks (this one's
         included, already held) would pass a daily/monthly limit."""
+        limits = await self.tenant_budget(tenant, cached=True)
+        b = self.config.budgets
+        checks = [("tenant", "ai.spent_tenant", {"tenant": tenant}, limits["daily_usd"], limits["monthly_usd"])]
+        if key_id is not None:
+            checks.append(("key", "ai.spent_key", {"key_id": key_id}, b.key_daily_usd, b.key_monthly_usd))
+        if not any(c[3] or c[4] for c in checks):
+            return  # no limit applies: nothing to read
         now = time.time()
         day, month = _day(now)
         d = datetime.fromtimestamp(now, UTC)
         next_day = (d + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         next_month = (d.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        limits = await self.tenant_budget(tenant)
-        b = self.config.budgets
-        checks = [("tenant", "ai.spent_tenant", {"tenant": tenant}, limits["daily_usd"], limits["monthly_usd"])]
-        if key_id is not None:
-            checks.append(("key", "ai.spent_key", {"key_id": key_id}, b.key_daily_usd, b.key_monthly_usd))
         for who, query, args, daily, monthly in checks:
             if not daily and not monthly:
                 continue
