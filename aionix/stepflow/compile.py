@@ -72,6 +72,11 @@ def _matches(names: tuple[str, ...], error: str) -> bool:
     return ALL in names and error not in TERMINAL_ERRORS
 
 
+#: built-in actions that only compute (no I/O, no effect outside the engine): a `transform`
+#: is a JSONata expression, as pure as a `set` state's value (Step Functions' Pass)
+PURE_ACTIONS = frozenset({"transform"})
+
+
 @dataclass(slots=True)
 class RoutePlan:
     condition: Template
@@ -137,6 +142,15 @@ class StatePlan:
     def acts(self) -> bool:
         """True when entering the state has an effect outside the engine (a checkpoint first)."""
         return self.type in {"task", "wait", "parallel", "map"}
+
+    @property
+    def pure_task(self) -> bool:
+        """A task calling a built-in action without side effects (`PURE_ACTIONS`, a literal
+        action, not a callback): like a `set` state it needs no checkpoint before its call;
+        after a crash it is simply called again (with the same idempotency key)."""
+        if self.type != "task" or self.mode == "callback" or self.action is None or not self.action.is_static:
+            return False
+        return self.action.evaluate() in PURE_ACTIONS
 
 
 @dataclass(slots=True)

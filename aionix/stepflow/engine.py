@@ -6,7 +6,8 @@ and its phase inside the state (entered, task in flight, waiting, children runni
 transition appends history events; `Run.checkpoint()` commits the events, the frame tree
 (the snapshot) and the timer/token rows in **one** transaction. A checkpoint is taken before
 anything acts outside the engine (a task call, a wait, children starting) and at the end, so
-consecutive pure states (set, router, succeed…) cost no commit of their own. After a crash
+consecutive pure states (set, router, succeed…, and tasks of a pure built-in action such as
+`transform`) cost no commit of their own. After a crash
 the last snapshot is the resume point: pure states are re-run identically and at most the
 in-flight task is called again, with the same `execution_id:state:attempt` key.
 """
@@ -721,7 +722,8 @@ class Engine:
             run.event(
                 "TaskScheduled", plan.name, frame.id, {"attempt": attempt, "key": f"{run.id}:{qualified}:{attempt}"}
             )
-            await self.checkpoint(run)
+            if not plan.pure_task:  # a pure action (transform) is re-run after a crash, like `set`
+                await self.checkpoint(run)
             resumed = False
         else:
             resumed = True
