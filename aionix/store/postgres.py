@@ -57,9 +57,12 @@ class Compiled:
     names: tuple[str, ...] | None  # named parameters in $n order; None: positional (`?`)
     count: int
     returning: bool
+    #: the text run inside a transaction function: with its `/*tx: …*/` clauses (row locks)
+    tx_sql: str = ""
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TX_CLAUSE = re.compile(r"/\*tx:(.*?)\*/", re.S)
 
 
 def compile_query(text: str) -> Compiled:
@@ -111,7 +114,11 @@ def compile_query(text: str) -> Compiled:
         raise ValueError("a query mixes :named and ? parameters")
     sql = "".join(out).strip()
     ordered = tuple(sorted(names, key=names.__getitem__)) if names else None
-    return Compiled(sql, ordered, len(names) or positional, bool(re.search(r"\bRETURNING\b", sql, re.I)))
+    returning = bool(re.search(r"\bRETURNING\b", sql, re.I))
+    # `/*tx: FOR UPDATE*/`: a row lock taken only when the query runs inside a transaction
+    # function (a read-modify-write, atomic across nodes); plain reads on the pool never lock
+    tx_sql = _TX_CLAUSE.sub(lambda m: m.group(1).strip(), sql).strip()
+    return Compiled(_TX_CLAUSE.sub("", sql).strip(), ordered, len(names) or positional, returning, tx_sql)
 
 
 def _args(q: Compiled, name: str, params: Params) -> list[Any]:
@@ -505,7 +512,7 @@ class PostgresStore:
         parameter types PostgreSQL inferred."""
         for name, q in self._compiled_queries.items():
             try:
-                stmt = loop.run_until_complete(self._wconn.prepare(q.sql))
+                stmt = loop.run_until_complete(self._wconn.prepare(q.tx_sql))
             except Exception as exc:
                 raise StoreError(f"query {name} does not prepare on PostgreSQL: {exc}") from None
             self._wstmts[name] = stmt
@@ -561,7 +568,7 @@ class PostgresStore:
         stmt = self._wstmts.get(name)
         if stmt is None:
             q = self._compiled(name)
-            stmt = self._wait(self._wconn.prepare(q.sql))
+            stmt = self._wait(self._wconn.prepare(q.tx_sql))
             self._wstmts[name] = stmt
             self._coercer_cache[name] = _coercers(stmt.get_parameters())
         return stmt

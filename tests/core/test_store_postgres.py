@@ -54,6 +54,8 @@ def test_placeholders_skip_literals_comments_and_casts():
     assert q.sql == "SELECT ':no', x::text, $1, $2, $1 FROM t WHERE y = '?'"
     assert q.names == ("a", "b")
     assert compile_query("INSERT INTO t VALUES (?, ?)").sql == "INSERT INTO t VALUES ($1, $2)"
+    locked = compile_query("SELECT a FROM t WHERE k = :k /*tx: FOR UPDATE*/")
+    assert locked.sql == "SELECT a FROM t WHERE k = $1" and locked.tx_sql == "SELECT a FROM t WHERE k = $1 FOR UPDATE"
 
 
 def test_a_password_in_the_url_is_refused_naming_the_field(tmp_path, monkeypatch):
@@ -88,8 +90,17 @@ async def pg():
 
 
 async def test_every_query_prepares_and_the_endpoint_is_reported(pg):
-    # start() prepared every named query against the migrated schema (it fails otherwise)
+    # start() prepared every named query (its transaction text, row locks included) against the
+    # migrated schema (it fails otherwise); here the text plain reads run
     assert set(pg._coercer_cache) >= set(load_queries("postgres"))
+    async with pg._pool.acquire() as conn:
+        for name, sql in load_queries("postgres").items():
+            q = compile_query(sql)
+            try:
+                await conn.prepare(q.sql)
+            except asyncpg.PostgresError as exc:
+                raise AssertionError(f"{name}: {exc}") from None
+            assert "FOR UPDATE" not in q.sql or name == "core.pg_audit_head", name
     port = pg.connect_args["port"]
     assert ("127.0.0.1", port) in pg.network_endpoints()
 

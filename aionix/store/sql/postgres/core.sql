@@ -24,7 +24,7 @@ FROM api_keys WHERE hash = :hash
 
 -- name: get_key
 SELECT id, tenant, name, role, prefix, cross_tenant, created_at, created_by, revoked_at
-FROM api_keys WHERE id = :id AND tenant = :tenant
+FROM api_keys WHERE id = :id AND tenant = :tenant /*tx: FOR UPDATE*/
 
 -- name: list_keys
 SELECT id, tenant, name, role, prefix, cross_tenant, created_at, created_by, revoked_at
@@ -60,7 +60,7 @@ DELETE FROM audit WHERE ts < :before AND hash IS NULL
 
 -- name: get_idempotency
 SELECT key_id, tenant, key, method, path, body_hash, state, status, response, media_type, created_at
-FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key
+FROM idempotency WHERE key_id = :key_id AND tenant = :tenant AND key = :key /*tx: FOR UPDATE*/
 
 -- name: reserve_idempotency
 INSERT INTO idempotency (key_id, tenant, key, method, path, body_hash, state, created_at)

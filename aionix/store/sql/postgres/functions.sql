@@ -12,7 +12,7 @@ UPDATE functions SET latest_version = :version, updated_at = :now WHERE tenant =
 
 -- name: get_function
 SELECT tenant, name, runtime, handler, description, config, code, code_sha256, latest_version, created_at, updated_at
-FROM functions WHERE tenant = :tenant AND name = :name
+FROM functions WHERE tenant = :tenant AND name = :name /*tx: FOR UPDATE*/
 
 -- name: get_function_meta
 SELECT tenant, name, runtime, handler, description, config, code_sha256, length(code) AS code_size, latest_version, created_at, updated_at

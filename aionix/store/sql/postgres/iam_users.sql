@@ -4,7 +4,7 @@ VALUES (:id, :tenant, :name, :email, :role, :source, :subject, :password_hash, 0
 
 -- name: get_user
 SELECT id, tenant, name, email, role, source, subject, password_hash, disabled, created_at, updated_at, last_login_at
-FROM iam_users WHERE tenant = :tenant AND name = :name
+FROM iam_users WHERE tenant = :tenant AND name = :name /*tx: FOR UPDATE*/
 
 -- name: get_user_by_id
 SELECT id, tenant, name, email, role, source, subject, password_hash, disabled, created_at, updated_at, last_login_at
@@ -95,7 +95,7 @@ VALUES (:id, :family, :hash, :tenant, :subject_kind, :subject_id, :now, :expires
 
 -- name: refresh_by_hash
 SELECT id, family, hash, tenant, subject_kind, subject_id, created_at, expires_at, used_at, revoked_at
-FROM iam_refresh_tokens WHERE hash = :hash
+FROM iam_refresh_tokens WHERE hash = :hash /*tx: FOR UPDATE*/
 
 -- name: use_refresh
 UPDATE iam_refresh_tokens SET used_at = :now WHERE id = :id AND used_at IS NULL AND revoked_at IS NULL

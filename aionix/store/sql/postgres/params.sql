@@ -1,6 +1,6 @@
 -- name: get_param
 SELECT tenant, path, version, type, value, dynamic, description, schema, pattern, created_at, updated_at, updated_by
-FROM params WHERE tenant = :tenant AND path = :path
+FROM params WHERE tenant = :tenant AND path = :path /*tx: FOR UPDATE*/
 
 -- name: get_version
 SELECT tenant, path, version, type, value, dynamic, description, schema, pattern, note, created_at, created_by

@@ -6,7 +6,7 @@ WHERE t.tenant = :tenant AND t.name = :name
 
 -- name: get_template_head
 SELECT tenant, name, latest_version, description, created_at, updated_at FROM sf_templates
-WHERE tenant = :tenant AND name = :name
+WHERE tenant = :tenant AND name = :name /*tx: FOR UPDATE*/
 
 -- name: get_version
 SELECT tenant, name, version, definition, description, created_at FROM sf_template_versions
@@ -100,7 +100,7 @@ INSERT INTO sf_tokens (token, execution_id, tenant, frame, created_at) VALUES (?
 ON CONFLICT (token) DO NOTHING
 
 -- name: get_token
-SELECT token, execution_id, tenant, frame, created_at, status, output, error, cause, settled_at FROM sf_tokens WHERE token = :token
+SELECT token, execution_id, tenant, frame, created_at, status, output, error, cause, settled_at FROM sf_tokens WHERE token = :token /*tx: FOR UPDATE*/
 
 -- name: settle_token
 UPDATE sf_tokens SET status = :status, output = :output, error = :error, cause = :cause, settled_at = :now

@@ -50,7 +50,7 @@ INSERT INTO quota_usage (tenant, quota, period, used) VALUES (:tenant, :quota, :
 ON CONFLICT (tenant, quota, period) DO UPDATE SET used = excluded.used
 
 -- name: get_used
-SELECT used FROM quota_usage WHERE tenant = :tenant AND quota = :quota AND period = :period
+SELECT used FROM quota_usage WHERE tenant = :tenant AND quota = :quota AND period = :period /*tx: FOR UPDATE*/
 
 -- name: usage_of
 SELECT quota, period, used FROM quota_usage WHERE tenant = :tenant

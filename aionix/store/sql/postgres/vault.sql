@@ -1,5 +1,5 @@
 -- name: get_master
-SELECT master_id, source, salt, check_nonce, check_value, created_at, rotated_at FROM vault_master WHERE id = 1
+SELECT master_id, source, salt, check_nonce, check_value, created_at, rotated_at FROM vault_master WHERE id = 1 /*tx: FOR UPDATE*/
 
 -- name: insert_master
 INSERT INTO vault_master (id, master_id, source, salt, check_nonce, check_value, created_at)
@@ -15,7 +15,7 @@ WHERE id = 1 AND master_id = :old_master_id
 SELECT tenant, name, type, description, labels, rotation, latest_version, current_version,
        previous_version, pending_version, created_at, created_by, updated_at, rotated_at,
        next_rotation_at, deleted_at, purge_after, readers
-FROM vault_secrets WHERE tenant = :tenant AND name = :name
+FROM vault_secrets WHERE tenant = :tenant AND name = :name /*tx: FOR UPDATE*/
 
 -- name: list_secrets
 SELECT tenant, name, type, description, labels, rotation, latest_version, current_version,
@@ -71,7 +71,7 @@ VALUES (:tenant, :name, :version, :master_id, :key_nonce, :wrapped_key, :nonce, 
 
 -- name: get_version
 SELECT tenant, name, version, master_id, key_nonce, wrapped_key, nonce, ciphertext, created_at, created_by
-FROM vault_versions WHERE tenant = :tenant AND name = :name AND version = :version
+FROM vault_versions WHERE tenant = :tenant AND name = :name AND version = :version /*tx: FOR UPDATE*/
 
 -- name: list_versions
 SELECT version, master_id, created_at, created_by
