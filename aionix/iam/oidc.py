@@ -12,8 +12,10 @@ claim mapped to Aionix groups (`group_map`). The browser then goes back to the S
 one-time *handoff* code (60 s), which the Studio exchanges (`POST /api/v1/auth/oidc/exchange`)
 for its access and refresh tokens — the tokens never appear in a URL.
 
-Pending sign-ins and handoff codes live in this process's memory (a sign-in starts and ends on
-the same node; behind a load balancer, keep `/api/v1/auth/oidc/*` sticky).
+Sign-ins in progress and handoff codes are kept in the store (`iam_oidc_flows`,
+`iam_oidc_handoffs`: hashes of the state and code; the PKCE verifier and the tokens sealed under
+the system key `iam-oidc`), so a sign-in may start on one node and end on another; each is
+taken once, in a transaction.
 
 The OIDC client is written here on `httpx` and PyJWT rather than pulled from a larger library
 (authlib): discovery, one token request and an ID-token check are all it needs.
@@ -28,15 +30,15 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
 import jwt
+import orjson
 
 from aionix.api.auth import Principal
-from aionix.errors import AionixError, BadRequest, NotFound, Unauthorized
+from aionix.errors import AionixError, NotFound, Unauthorized, Unavailable
 from aionix.iam.tokens import client_secret
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aionix.iam")
 
+SYSTEM_KEY = "iam-oidc"
 CALLBACK_PATH = "/api/v1/auth/oidc/callback"
 COOKIE = "aionix_oidc_state"
 HANDOFF_SECONDS = 60.0
@@ -62,13 +65,8 @@ class IssuerError(AionixError):
     code = "oidc_issuer_error"
 
 
-@dataclass
-class _Pending:
-    verifier: str
-    nonce: str
-    redirect_uri: str
-    return_to: str
-    created: float
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _b64(data: bytes) -> str:
@@ -88,8 +86,7 @@ class OidcFlow:
         self.cfg = cfg
         self.users = users
         self.tokens = tokens
-        self._pending: dict[str, _Pending] = {}
-        self._handoffs: dict[str, tuple[dict[str, Any], float]] = {}
+        self._swept = 0.0
         self._discovery: tuple[dict[str, Any], float] | None = None
         self._jwks: jwt.PyJWKSet | None = None
         self._jwks_at = 0.0
@@ -142,24 +139,52 @@ class OidcFlow:
             self._jwks_at = time.monotonic()
         return self._jwks
 
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        for state in [s for s, p in self._pending.items() if now - p.created > self.cfg.login_timeout_seconds]:
-            del self._pending[state]
-        for code in [c for c, (_, t) in self._handoffs.items() if now - t > HANDOFF_SECONDS]:
-            del self._handoffs[code]
+    async def _sweep(self) -> None:
+        """Drop expired sign-ins and handoff codes (at most every 10 s)."""
+        if time.monotonic() - self._swept < 10.0:
+            return
+        self._swept = time.monotonic()
+        now = time.time()
+        await self.rt.store.execute("iam_users.prune_oidc_flows", {"before": now - self.cfg.login_timeout_seconds})
+        await self.rt.store.execute("iam_users.prune_oidc_handoffs", {"before": now - HANDOFF_SECONDS})
+
+    async def _box(self) -> Any:
+        return await self.rt.services["vault"].system_keys.box(SYSTEM_KEY)
+
+    async def _take(self, get: str, delete: str, params: dict[str, Any]) -> Any:
+        """Read and delete one row in a transaction: the one caller that deletes it gets it."""
+
+        def fn(tx: Any) -> Any:
+            row = tx.fetch_one(get, params)
+            if row is None or tx.execute(delete, params) != 1:
+                return None
+            return dict(row)
+
+        return await self.rt.store.transaction(fn)
 
     # ------------------------------------------------------------------ the flow
     async def authorize_url(self, base_url: str, return_to: str | None) -> tuple[str, str]:
         """(the issuer's authorization URL, the state for the browser's cookie)."""
         self._require()
         doc = await self.discovery()
-        self._sweep()
-        if len(self._pending) >= MAX_PENDING:
-            raise BadRequest("too many sign-ins in progress; try again in a minute")
+        await self._sweep()
+        count = await self.rt.store.fetch_one("iam_users.count_oidc_flows")
+        if count is not None and count["n"] >= MAX_PENDING:
+            raise Unavailable("too many sign-ins in progress; try again in a minute")
         state, nonce, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48)
         redirect_uri = self.cfg.redirect_url or base_url.rstrip("/") + CALLBACK_PATH
-        self._pending[state] = _Pending(verifier, nonce, redirect_uri, safe_return_to(return_to), time.monotonic())
+        state_hash = _digest(state)
+        await self.rt.store.execute(
+            "iam_users.insert_oidc_flow",
+            {
+                "state_hash": state_hash,
+                "nonce": nonce,
+                "verifier_sealed": (await self._box()).seal(verifier, f"oidc-verifier:{state_hash}"),
+                "redirect_uri": redirect_uri,
+                "return_to": safe_return_to(return_to),
+                "now": time.time(),
+            },
+        )
         challenge = _b64(hashlib.sha256(verifier.encode()).digest())
         params = {
             "response_type": "code",
@@ -177,10 +202,12 @@ class OidcFlow:
     async def callback(self, state: str, code: str, cookie_state: str | None, iss: str | None) -> tuple[str, str]:
         """(the handoff code, the path to return to) once the sign-in checks out."""
         self._require()
-        self._sweep()
-        pending = self._pending.pop(state, None)
-        if pending is None:
+        await self._sweep()
+        state_hash = _digest(state)
+        pending = await self._take("iam_users.get_oidc_flow", "iam_users.delete_oidc_flow", {"state_hash": state_hash})
+        if pending is None or time.time() - pending["created_at"] > self.cfg.login_timeout_seconds:
             raise Unauthorized("unknown, used or expired sign-in state; start the sign-in again")
+        verifier = (await self._box()).open(pending["verifier_sealed"], f"oidc-verifier:{state_hash}")
         if not cookie_state or not hmac.compare_digest(cookie_state, state):
             raise Unauthorized("the sign-in was started in another browser (state cookie mismatch)")
         if iss is not None and iss.rstrip("/") != self.cfg.issuer.rstrip("/"):
@@ -189,9 +216,9 @@ class OidcFlow:
         form = {
             "grant_type": "authorization_code",
             "code": code,
-            "redirect_uri": pending.redirect_uri,
+            "redirect_uri": pending["redirect_uri"],
             "client_id": self.cfg.client_id,
-            "code_verifier": pending.verifier,
+            "code_verifier": verifier,
         }
         secret = client_secret(self.cfg)
         if secret:
@@ -208,11 +235,15 @@ class OidcFlow:
         if response.status_code != 200 or not isinstance(answer, dict) or "id_token" not in answer:
             reason = answer.get("error", response.status_code) if isinstance(answer, dict) else response.status_code
             raise Unauthorized(f"the OIDC issuer refused the code exchange ({reason})")
-        claims = await self.verify_id_token(str(answer["id_token"]), pending.nonce, doc)
+        claims = await self.verify_id_token(str(answer["id_token"]), pending["nonce"], doc)
         session = await self._sign_in(claims)
         handoff = secrets.token_urlsafe(32)
-        self._handoffs[hashlib.sha256(handoff.encode()).hexdigest()] = (session, time.monotonic())
-        return handoff, pending.return_to
+        code_hash = _digest(handoff)
+        sealed = (await self._box()).seal(orjson.dumps(session).decode(), f"oidc-handoff:{code_hash}")
+        await self.rt.store.execute(
+            "iam_users.insert_oidc_handoff", {"code_hash": code_hash, "session_sealed": sealed, "now": time.time()}
+        )
+        return handoff, pending["return_to"]
 
     async def verify_id_token(self, token: str, nonce: str, doc: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -302,9 +333,12 @@ class OidcFlow:
         )
         return {"user": user, **session}
 
-    def exchange(self, handoff: str) -> dict[str, Any]:
-        self._sweep()
-        found = self._handoffs.pop(hashlib.sha256(handoff.encode()).hexdigest(), None)
-        if found is None:
+    async def exchange(self, handoff: str) -> dict[str, Any]:
+        await self._sweep()
+        code_hash = _digest(handoff)
+        found = await self._take(
+            "iam_users.get_oidc_handoff", "iam_users.delete_oidc_handoff", {"code_hash": code_hash}
+        )
+        if found is None or time.time() - found["created_at"] > HANDOFF_SECONDS:
             raise Unauthorized("unknown, used or expired sign-in code; sign in again")
-        return found[0]
+        return orjson.loads((await self._box()).open(found["session_sealed"], f"oidc-handoff:{code_hash}"))

@@ -306,7 +306,4 @@ async def oidc_exchange(call: Call) -> dict[str, Any]:
     body: HandoffBody = call.body
     oidc = _iam(call).oidc
 
-    async def run() -> dict[str, Any]:
-        return oidc.exchange(body.handoff)
-
-    return _user(await _counted(call, run()))
+    return _user(await _counted(call, oidc.exchange(body.handoff)))
