@@ -459,6 +459,7 @@ class PostgresStore:
                 timeout=self.connect_timeout,
                 server_settings=self._server_settings(),
                 statement_cache_size=1024,
+                reset=_keep_session,
             )
         except Exception as exc:
             await self.close()
@@ -761,6 +762,11 @@ class PostgresStore:
                 "pg_database_size(current_database()) AS size"
             )
         return dict(row.items())
+
+
+async def _keep_session(conn: Any) -> None:
+    """Pool release without asyncpg's reset query (a round trip per read): reads change no
+    session state (no advisory locks, cursors, LISTEN or SET on pool connections)."""
 
 
 def _settle(items: list[tuple[_Job, tuple[bool, Any]]]) -> None:

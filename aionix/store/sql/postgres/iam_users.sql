@@ -108,3 +108,31 @@ UPDATE iam_refresh_tokens SET revoked_at = :now WHERE subject_kind = :subject_ki
 
 -- name: prune_refresh
 DELETE FROM iam_refresh_tokens WHERE expires_at < :before
+
+-- name: insert_oidc_flow
+INSERT INTO iam_oidc_flows (state_hash, nonce, verifier_sealed, redirect_uri, return_to, created_at)
+VALUES (:state_hash, :nonce, :verifier_sealed, :redirect_uri, :return_to, :now)
+
+-- name: get_oidc_flow
+SELECT state_hash, nonce, verifier_sealed, redirect_uri, return_to, created_at FROM iam_oidc_flows WHERE state_hash = :state_hash
+
+-- name: delete_oidc_flow
+DELETE FROM iam_oidc_flows WHERE state_hash = :state_hash
+
+-- name: count_oidc_flows
+SELECT count(*) AS n FROM iam_oidc_flows
+
+-- name: prune_oidc_flows
+DELETE FROM iam_oidc_flows WHERE created_at < :before
+
+-- name: insert_oidc_handoff
+INSERT INTO iam_oidc_handoffs (code_hash, session_sealed, created_at) VALUES (:code_hash, :session_sealed, :now)
+
+-- name: get_oidc_handoff
+SELECT code_hash, session_sealed, created_at FROM iam_oidc_handoffs WHERE code_hash = :code_hash
+
+-- name: delete_oidc_handoff
+DELETE FROM iam_oidc_handoffs WHERE code_hash = :code_hash
+
+-- name: prune_oidc_handoffs
+DELETE FROM iam_oidc_handoffs WHERE created_at < :before
