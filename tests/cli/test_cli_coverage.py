@@ -190,8 +190,9 @@ def command_paths():
 
     def walk(cmd, path):
         subs = getattr(cmd, "commands", None)
+        if not subs or getattr(cmd, "invoke_without_command", False):
+            paths.add(path)  # a command, or a group that also runs on its own (`aio admin audit` lists)
         if not subs:
-            paths.add(path)
             return
         for name, sub in subs.items():
             walk(sub, f"{path} {name}".strip())

@@ -262,7 +262,7 @@ def test_bus_call_on_behalf_of_the_caller(srv):
     with srv.client() as admin:
         r = admin.post("/api/v1/secrets", json={"name": "db-pass", "type": "password", "value": "s3cr3t-value"})
         assert r.status_code == 201, r.text
-        r = admin.put("/api/v1/params/app/db-pass", json={"type": "secret_ref", "value": "db-pass"})
+        r = admin.put("/api/v1/params/app-db-pass", json={"type": "secret_ref", "value": "db-pass"})
         assert r.status_code in (200, 201), r.text
         boss = new_key(admin, "no-resolve-admin", "admin")
         doc = {
@@ -276,13 +276,13 @@ def test_bus_call_on_behalf_of_the_caller(srv):
             ]
         }
         admin.put("/api/v1/policies/no-bus-secrets", json={"document": doc})
-        assert admin.get("/api/v1/params/app/db-pass", params={"evaluate": "true"}).status_code == 200
+        assert admin.get("/api/v1/params/app-db-pass", params={"evaluate": "true"}).status_code == 200
         admin.post("/api/v1/policies/no-bus-secrets/attach", json={"principal_kind": "key", "principal_id": boss["id"]})
     with srv.client(boss["key"]) as c:
-        r = c.get("/api/v1/params/app/db-pass", params={"evaluate": "true"})
+        r = c.get("/api/v1/params/app-db-pass", params={"evaluate": "true"})
         assert r.status_code == 403, r.text
         assert "credvault:Resolve" in r.text and "s3cr3t-value" not in r.text
-        assert c.get("/api/v1/params/app/db-pass").status_code == 200  # unevaluated: no bus call
+        assert c.get("/api/v1/params/app-db-pass").status_code == 200  # unevaluated: no bus call
     with srv.client() as admin:
         rows = admin.get("/api/v1/audit", params={"action": "policy.denied", "limit": 5}).json()["items"]
         assert rows and rows[0]["key_id"] == boss["id"] and rows[0]["details"]["statement"]["sid"] == "no-bus-secrets"
