@@ -16,7 +16,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from aionix import jsonutil
-from aionix.api import openapi
+from aionix.api import openapi, routeindex
 from aionix.api.dispatch import error_response, json_response, make_handler
 from aionix.errors import AionixError, MethodNotAllowed, NotFound
 
@@ -157,6 +157,7 @@ def create_app(rt: Runtime) -> Starlette:
         exception_handlers={HTTPException: http_error, AionixError: aionix_error},
     )
     app.state.runtime = rt
+    routeindex.install(app.router)  # only the routes that can match are tried (routeindex.py)
     if mcp_hub is not None:
         mcp_hub.app = app
     return app
