@@ -93,6 +93,11 @@ class StepFlowService:
         self.engine.observe_state = rt.metrics.observe_state  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
+        #: (tenant, name) -> latest version, for starts without a version: only with the SQLite
+        #: store, whose file this process alone writes (every template write goes through this
+        #: service, which forgets the entry once it committed: `_forget_head`)
+        self._heads: dict[tuple[str, str], int] | None = {} if getattr(rt.store, "dialect", None) == "sqlite" else None
+        self._heads_generation = 0
         self._stopping = False
         self.stats: dict[str, int] = {"running": 0, "started": 0}
 
@@ -309,6 +314,7 @@ class StepFlowService:
             )
 
         await self.store.transaction(tx_fn)
+        self._forget_head(tenant, name)
         return await self.get_template(tenant, name)
 
     async def update_template(
@@ -339,6 +345,7 @@ class StepFlowService:
             )
 
         await self.store.transaction(tx_fn)
+        self._forget_head(tenant, name)
         return await self.get_template(tenant, name)
 
     async def get_template(self, tenant: str, name: str, version: int | None = None) -> dict[str, Any]:
@@ -397,9 +404,34 @@ class StepFlowService:
 
         now = time.time()
         await self.store.transaction(tx_fn)
+        self._forget_head(tenant, name)
         for key in [k for k in self._plans if k[0] == tenant and k[1] == name]:
             del self._plans[key]
         return out
+
+    def _forget_head(self, tenant: str, name: str) -> None:
+        """A template write committed: the next start reads its latest version again (and a
+        read begun before this commit does not fill the cache with what it saw)."""
+        if self._heads is not None:
+            self._heads.pop((tenant, name), None)
+            self._heads_generation += 1
+
+    async def _latest_version(self, tenant: str, name: str) -> int:
+        heads = self._heads
+        if heads is not None:
+            version = heads.get((tenant, name))
+            if version is not None:
+                return version
+        generation = self._heads_generation
+        head = await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
+        if head is None:
+            raise NotFound(f"workflow {name!r} not found")
+        version = head["latest_version"]
+        if heads is not None and generation == self._heads_generation:
+            if len(heads) >= 4 * self.config.plan_cache_size:
+                heads.clear()
+            heads[(tenant, name)] = version
+        return version
 
     async def execution_definition(self, tenant: str, envelope: dict[str, Any]) -> dict[str, Any]:
         """The definition an execution ran, also once its workflow was deleted (or created again)."""
@@ -465,10 +497,7 @@ class StepFlowService:
                 ],
             )
         if version is None:
-            head = await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
-            if head is None:
-                raise NotFound(f"workflow {name!r} not found")
-            version = head["latest_version"]
+            version = await self._latest_version(tenant, name)
         if idempotency_key is not None:
             found = await self.store.fetch_one(
                 "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
