@@ -15,6 +15,7 @@ provider refuses work (503 + Retry-After) instead of queueing without bound.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import math
 import ssl
@@ -35,6 +36,8 @@ from aionix.connectors.httpcall import guarded_client
 from aionix.errors import AionixError, RateLimited
 from aionix.ssrf import AllowList, Refused
 
+#: latency samples kept per model (the router's p95)
+LATENCY_SAMPLES = 200
 #: connections per HTTP client of a provider (see Provider._shard)
 POOL_SHARD = 8
 #: set while a local-only task runs: every `api` provider's client refuses to send
@@ -142,6 +145,7 @@ class Provider:
         self.slots = asyncio.Semaphore(spec.max_concurrency)
         self.pending = 0  # reserved: running + waiting
         self.latencies: dict[str, deque[float]] = {}
+        self._ordered: dict[str, list[float]] = {}  # the same samples, sorted
         # HTTP clients, each with a pool of at most POOL_SHARD connections, made as concurrency
         # needs them: httpcore's pool does O(connections²) work on every request and closes an
         # idle connection whenever it holds more connections than its keep-alive limit, so one
@@ -187,14 +191,19 @@ class Provider:
         self.pending = max(0, self.pending - 1)
 
     def observe(self, model: str, latency_ms: float) -> None:
-        samples = self.latencies.setdefault(model, deque(maxlen=200))
+        samples = self.latencies.setdefault(model, deque(maxlen=LATENCY_SAMPLES))
+        ordered = self._ordered.setdefault(model, [])
+        if len(samples) == samples.maxlen:  # the oldest sample leaves both
+            del ordered[bisect.bisect_left(ordered, samples[0])]
         samples.append(latency_ms)
+        bisect.insort(ordered, latency_ms)
 
     def p95(self, model: str, min_samples: int) -> float | None:
-        samples = self.latencies.get(model)
-        if not samples or len(samples) < min_samples:
+        """The p95 of the recent samples, from a list kept sorted as they come (the router asks
+        for every candidate of every task: no sort per decision)."""
+        ordered = self._ordered.get(model)
+        if not ordered or len(ordered) < min_samples:
             return None
-        ordered = sorted(samples)
         return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import re
 import time
 from collections import OrderedDict
@@ -50,8 +51,13 @@ class LedgerBudgetExceeded(RateLimited):
     code = "budget_exceeded"
 
 
+#: ids need to be unique, not secret (every read checks the tenant): a PRNG seeded from the OS
+#: instead of a getrandom() system call per task
+_ids = random.Random(os.urandom(32))
+
+
 def _task_id() -> str:
-    return f"{int(time.time() * 1000):013x}{os.urandom(6).hex()}"
+    return f"{int(time.time() * 1000):013x}{_ids.getrandbits(48):012x}"
 
 
 def _day(ts: float) -> tuple[str, str]:
@@ -643,7 +649,7 @@ class AiService:
         began = time.perf_counter()
         ctx = CallContext(
             tenant=run.tenant,
-            trace_id=run.trace_id or os.urandom(16).hex(),
+            trace_id=run.trace_id or f"{_ids.getrandbits(128):032x}",
             caller=f"trn:ai:{run.tenant}:intent/{run.intent}",
             secrets=secrets,
         )
