@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -239,7 +239,7 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
     async def handle(request: Request) -> Response:
         # one trace id: a W3C traceparent's, else X-Trace-Id, else a new one (telemetry.py)
         remote = telemetry.parse_traceparent(request.headers.get("traceparent"))
-        trace_id = remote.trace_id if remote is not None else request.headers.get("x-trace-id") or uuid.uuid4().hex
+        trace_id = remote.trace_id if remote is not None else request.headers.get("x-trace-id") or os.urandom(16).hex()
         request.state.trace_id = trace_id
         tracing = telemetry.tracer
         span = trace_token = None
@@ -338,7 +338,9 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
             wait = rt.ip_buckets.take(ip)
             if wait:
                 raise RateLimited("too many requests from this address", retry_after=wait)
-        if "api_key" in request.query_params or "apikey" in request.query_params:
+        if request.scope.get("query_string") and (
+            "api_key" in request.query_params or "apikey" in request.query_params
+        ):
             raise BadRequest("API keys are never accepted in URLs; send Authorization: Bearer <key>")
         principal = None
         deferred = False

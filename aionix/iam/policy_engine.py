@@ -203,8 +203,11 @@ class PolicyEngine:
             now=time.time(),
             intent=getattr(body, "intent", None) if body is not None else None,
             provider=getattr(body, "provider", None) if body is not None else None,
-            route=f"{ep.method} {request.url.path}",
-            via="mcp" if request.headers.get("user-agent") == "aionix-mcp" else "api",
+            # read only when a statement's condition needs it (building the URL is not free)
+            route=f"{ep.method} {request.url.path}" if "route" in pset.needs else None,
+            via=("mcp" if request.headers.get("user-agent") == "aionix-mcp" else "api")
+            if "via" in pset.needs
+            else "api",
         )
         if "tags" in pset.needs:
             req = Request(**{**_fields(req), "tags": await self._tags(resource, principal.tenant)})
