@@ -103,6 +103,9 @@ class Bus:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        #: labelled metric children by (kind, outcome) and kind (a label lookup takes a lock)
+        self._call_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[str, Any] = {}
 
     def register_trn(self, service: str, type: str, executor: Executor) -> None:
         if type not in trnlib.SERVICES.get(service, ()):
@@ -174,8 +177,14 @@ class Bus:
             outcome = "timeout"
             raise TargetTimeout(f"{target} did not answer within {limit:g} s") from None
         finally:
-            self._calls.labels(kind, outcome).inc()
-            self._latency.labels(kind).observe(time.perf_counter() - started)
+            calls = self._call_children.get((kind, outcome))
+            if calls is None:
+                calls = self._call_children[(kind, outcome)] = self._calls.labels(kind, outcome)
+            calls.inc()
+            latency = self._latency_children.get(kind)
+            if latency is None:
+                latency = self._latency_children[kind] = self._latency.labels(kind)
+            latency.observe(time.perf_counter() - started)
             if span is not None:
                 span.close(None if outcome == "ok" else _failure(outcome))
 

@@ -63,6 +63,8 @@ class Metrics:
             buckets=_STATES,
         )
         self._state_children: dict[str, Any] = {}
+        #: (method, route, status) -> the labelled children (looking labels up takes a lock)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.timers_pending = Gauge("aionix_stepflow_timers_pending", "Armed wait/retry timers (scraped)", registry=r)
         # ------------------------------------------------------------ store
         self.commit_seconds = Histogram(
@@ -114,8 +116,14 @@ class Metrics:
             rt.store.observe_commit = self.observe_commit
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        children = self._request_children.get((method, route, status))
+        if children is None:  # routes and statuses are a bounded set
+            children = self._request_children[(method, route, status)] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_state(self, kind: str, seconds: float) -> None:
         child = self._state_children.get(kind)
