@@ -546,9 +546,10 @@ class StepFlowService:
         if run is None:
             envelope = await self.envelope_by_id(execution_id)
             return envelope, envelope["status"] in TERMINAL
-        if mode == "sync":
-            try:
-                await asyncio.wait_for(run.done.wait(), wait_seconds or self.config.sync_wait_seconds)
+        if mode == "sync" and not run.done.is_set():
+            try:  # (a timeout scope, not wait_for: no task of its own per request)
+                async with asyncio.timeout(wait_seconds or self.config.sync_wait_seconds):
+                    await run.done.wait()
             except TimeoutError:
                 pass
         envelope = self.envelope_of(run)
