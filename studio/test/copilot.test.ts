@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { modelStatus, modelSuggestions, ms, nlInput, opLabel, proposalsOf, stable, usd } from "../src/api/copilot";
+import { checkProposal, modelStatus, modelSuggestions, ms, nlInput, opLabel, proposalsOf, stable, usd } from "../src/api/copilot";
 
 describe("Copilot panel helpers", () => {
   it("names each operation in words for the step list", () => {
@@ -48,6 +48,26 @@ describe("Copilot panel helpers", () => {
       { title: "Hello from stand-in", reason: "not JSON" },
     ]);
     expect(modelSuggestions({ used: false, reason: "none" })).toEqual({ accepted: [], rejected: [] });
+  });
+
+  it("checks a proposal on a scratch session: replayed steps, then its operations; a new problem or a refused operation rejects it", async () => {
+    const calls: string[] = [];
+    const validation = (n: number) => ({ valid: n === 0, errors: Array.from({ length: n }, (_, i) => ({ pointer: `/states/X${i}`, message: "bad" })) });
+    const fake = (errorsAfter: Record<string, number>, refuse?: string) => ({
+      open: async (wf: string) => (calls.push(`open ${wf}`), { session_id: "s1", workflow: wf, base_version: 1, status: "open" as const, draft: { entry: "A", states: {} }, validation: validation(0) }),
+      operate: async (_id: string, op: { op: string; name?: string }) => {
+        calls.push(`${op.op} ${op.name}`);
+        if (op.name === refuse) throw new Error("no state 'Z'");
+        return { session_id: "s1", operation: op.op, draft: { entry: "A", states: {} }, validation: validation(errorsAfter[op.name ?? ""] ?? 0), diff: [] };
+      },
+    });
+    const step = { op: "update_node", name: "A", patch: { retry: [] } };
+    const proposal = [{ op: "update_node", name: "B", patch: { x: 1 } }];
+    expect(await checkProposal("wf", [step], proposal, fake({}))).toBeNull();
+    expect(calls).toEqual(["open wf", "update_node A", "update_node B"]);
+    expect(await checkProposal("wf", [], proposal, fake({ B: 1 }))).toBe("/states/X0: bad");
+    expect(await checkProposal("wf", [], proposal, fake({}, "B"))).toBe("set x on B: no state 'Z'");
+    expect(await checkProposal("wf", [], [{ op: "simulate_execution" }], fake({}))).toBe("simulate_execution is not an edit");
   });
 
   it("sends a request with the draft it is about as the intent's one input", () => {

@@ -167,3 +167,35 @@ export function modelSuggestions(model: ModelInfo | null | undefined): { accepte
   });
   return { accepted, rejected };
 }
+
+/** Check a proposal the way the server checks the model's proposals in suggest_optimization: on
+ * a scratch session of the same workflow (the steps applied so far replayed), every operation
+ * must apply and the draft must not gain a problem. Null when it passes, else the reason. */
+export async function checkProposal(
+  workflow: string,
+  applied: CopilotOp[],
+  operations: CopilotOp[],
+  api: { open: (workflow: string) => Promise<CopilotSession>; operate: (id: string, op: CopilotOp) => Promise<OperationResult> } = copilot,
+): Promise<string | null> {
+  const EDITS = new Set(["create_node", "update_node", "delete_node", "connect_nodes"]);
+  const bad = operations.find((op) => !EDITS.has(op.op));
+  if (bad) return `${bad.op} is not an edit`;
+  const scratch = await api.open(workflow);
+  let errors = scratch.validation.errors.length;
+  for (const op of applied) errors = (await api.operate(scratch.session_id, op)).validation.errors.length;
+  let last: OperationResult | null = null;
+  for (const op of operations) {
+    try {
+      last = await api.operate(scratch.session_id, op);
+    } catch (e) {
+      return `${opLabel(op)}: ${(e as Error).message}`;
+    }
+  }
+  if (last && (last.validation.errors.length > errors || (errors === 0 && !last.validation.valid))) {
+    return last.validation.errors
+      .slice(0, 3)
+      .map((p) => `${p.pointer ?? ""}: ${p.message ?? ""}`)
+      .join("; ");
+  }
+  return null;
+}

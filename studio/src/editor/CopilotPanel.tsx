@@ -4,7 +4,7 @@
  * canvas with undo, and Apply: the draft published as a new version by a reviewer's operator key. */
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
-import { copilot, modelStatus, modelSuggestions, nlInput, stable, ms, opLabel, proposalsOf, usd, type CopilotOp, type CopilotSession, type ModelInfo, type Simulation, type Suggestion, type Validation } from "../api/copilot";
+import { checkProposal, copilot, modelStatus, modelSuggestions, nlInput, stable, ms, opLabel, proposalsOf, usd, type CopilotOp, type CopilotSession, type ModelInfo, type Simulation, type Suggestion, type Validation } from "../api/copilot";
 import type { TaskEnvelope } from "../api/tasks";
 import { ActionResult, Dialog, ErrorBox, errorText, JsonField, parseJsonField, plural, useAction } from "../components/common";
 import type { Workflow } from "../dsl/types";
@@ -249,9 +249,21 @@ export function CopilotPanel({ name, readOnly, asl, onClose }: { name: string | 
         stream: false,
       });
       if (env.status !== "OK") throw new Error(`the model did not answer (${env.status}): ${errorText(env.error ?? "no result")}`);
+      // validated like any other before they are shown: on a scratch copy of this draft
       const found = proposalsOf(env.result);
-      setSuggestions((s) => [...s.filter((x) => x.source !== "model"), ...found]);
-      return found.length ? `The model proposed ${plural(found.length, "change")}; each step is validated by the server when applied.` : { warning: "The model's answer held no operations." };
+      const ok: Suggestion[] = [];
+      const refused: { title: string; reason: string }[] = [];
+      for (const p of found) {
+        const why = name ? await checkProposal(name, steps.map((x) => x.op), p.operations ?? []) : "the workflow is not saved";
+        if (why) refused.push({ title: p.message, reason: why });
+        else ok.push({ ...p, valid: true });
+      }
+      setSuggestions((s) => [...s.filter((x) => x.source !== "model"), ...ok]);
+      setRejected(refused);
+      if (!found.length) return { warning: "The model's answer held no operations." };
+      return refused.length
+        ? { warning: `The model proposed ${plural(found.length, "change")}; ${refused.length} failed validation (listed with the reason).` }
+        : `The model proposed ${plural(found.length, "change")}, each checked on a copy of the draft.`;
     });
 
   const status = modelStatus(model);
