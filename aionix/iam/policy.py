@@ -408,10 +408,14 @@ class Decision:
         }
 
 
+#: decisions a condition-free policy set keeps (then it starts over)
+MEMO_SIZE = 2048
+
+
 class PolicySet:
     """The compiled statements of one principal: denies first, then allows."""
 
-    __slots__ = ("allows", "builtin_only", "denies", "names", "needs")
+    __slots__ = ("_memo", "allows", "builtin_only", "denies", "names", "needs")
 
     def __init__(self, policies: list[tuple[str, PolicyDocument]], *, builtin_only: bool = False) -> None:
         denies: list[_Compiled] = []
@@ -424,8 +428,24 @@ class PolicySet:
         self.names = tuple(name for name, _ in policies)
         self.needs = frozenset().union(*(s.needs for s in denies + allows)) if denies or allows else frozenset()
         self.builtin_only = builtin_only
+        #: without any condition a decision depends on the action and the resource alone: kept
+        #: (every API call and task call of a key asks the same few questions again)
+        self._memo: dict[tuple[str, str], Decision] | None = {} if not any(st.conds for st in denies + allows) else None
 
     def decide(self, r: Request) -> Decision:
+        memo = self._memo
+        if memo is not None:
+            known = memo.get((r.action, r.resource))
+            if known is not None:
+                return known
+        decision = self._decide(r)
+        if memo is not None:
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[(r.action, r.resource)] = decision
+        return decision
+
+    def _decide(self, r: Request) -> Decision:
         for st in self.denies:
             if st.matches(r):
                 return Decision(False, "explicit_deny", r.action, r.resource, st.describe())
