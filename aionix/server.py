@@ -304,6 +304,7 @@ async def _serve(cfg, port_file: str | None = None) -> int:
             loop="none",
             http="httptools",
             ws="websockets-sansio",  # GET /api/v1/ws (AI task events)
+            ws_max_size=64 * 1024,  # a client message over 64 KiB closes the socket (1009), never buffered
             lifespan="off",
             access_log=False,
             log_config=None,

@@ -188,6 +188,15 @@ def test_slow_reader_is_dropped_with_4008(aiw):
         assert c.get("/healthz").status_code == 200
 
 
+def test_oversized_message_closes_1009(aiw):
+    with open_ws(aiw) as ws:
+        ws.send(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                ws.recv(timeout=30)
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
 def test_plain_http_get_is_not_a_websocket(aiw):
     r = httpx.get(aiw.server.url + "/api/v1/ws", headers={"Authorization": f"Bearer {aiw.server.admin_key}"})
     assert r.status_code in (400, 404, 405, 426)
