@@ -13,7 +13,6 @@ import sys
 import time
 
 import pgstore
-from serverproc import ServerProcess
 
 WF = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}}
 
@@ -36,8 +35,8 @@ def wait_done(c, execution_id: str) -> dict:
     raise AssertionError("the execution did not finish")
 
 
-def test_sqlite_to_postgres_and_back(tmp_path):
-    server = ServerProcess(tmp_path / "a", env={"AIONIX_DATABASE_URL": ""}).start()  # SQLite
+def test_sqlite_to_postgres_and_back(tmp_path, make_server):
+    server = make_server(env={"AIONIX_DATABASE_URL": ""}).start()  # SQLite
     with server.client() as c:
         assert (
             c.post("/api/v1/secrets", json={"name": "db-pw", "type": "password", "value": "s3cr3t"}).status_code == 201
@@ -74,19 +73,16 @@ def test_sqlite_to_postgres_and_back(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["rows"]["sf_executions"] == 2
     shutil.copy2(server.data_dir / "master.key", back / "master.key")  # the key lives beside the store
-    again = ServerProcess(tmp_path / "b", env={"AIONIX_DATABASE_URL": ""}, args=[])
+    again = make_server(env={"AIONIX_DATABASE_URL": ""})
     again.data_dir = back
     again.credentials = server.credentials
     again.admin_key = server.admin_key
     again.start()
-    try:
-        with again.client() as c:
-            assert c.post("/api/v1/secrets/db-pw/reveal").json()["value"] == "s3cr3t"
-            assert c.post("/api/v1/secrets/pg-born/reveal").json()["value"] == "v2"
-            listed = c.get("/api/v1/executions", params={"workflow": "wf"}).json()
-            items = listed.get("items", listed) if isinstance(listed, dict) else listed
-            assert len(items) == 2
-            ex3 = c.post("/api/v1/workflows/wf/executions", json={"input": {"n": 3}})
-            assert wait_done(c, ex3.json()["execution_id"])["status"] == "SUCCEEDED"
-    finally:
-        again.stop()
+    with again.client() as c:
+        assert c.post("/api/v1/secrets/db-pw/reveal").json()["value"] == "s3cr3t"
+        assert c.post("/api/v1/secrets/pg-born/reveal").json()["value"] == "v2"
+        listed = c.get("/api/v1/executions", params={"workflow": "wf"}).json()
+        items = listed.get("items", listed) if isinstance(listed, dict) else listed
+        assert len(items) == 2
+        ex3 = c.post("/api/v1/workflows/wf/executions", json={"input": {"n": 3}})
+        assert wait_done(c, ex3.json()["execution_id"])["status"] == "SUCCEEDED"
