@@ -192,3 +192,43 @@ async def test_the_audit_chain_is_computed_as_on_sqlite(pg, tmp_path):
         prev = r["hash"]
     head = await pg.fetch_all("audit_chain.heads")
     assert [(h["chain"], h["seq"]) for h in head] == [("t", 3)]
+
+
+async def test_audit_details_updates_are_masked_row_by_row(pg):
+    """The batched details update (executemany, as the auth audit flushes it) masks PII like
+    SQLite's aionix_pii_mask does in its SQL."""
+    row = {
+        "ts": 1.0, "tenant": "t", "key_id": "k", "ip": None, "method": "GET", "path": "/x",
+        "action": "a.b", "resource": None, "status": 200, "details": "{}",
+    }  # fmt: skip
+    rid = await pg.transaction(lambda tx: tx.fetch_one("core.insert_audit_returning", row))
+    await pg.transaction(
+        lambda tx: tx.executemany(
+            "core.update_audit_details", [{"id": rid["id"], "details": '{"who": "bob@example.com"}'}]
+        )
+    )
+    rows = await pg.fetch_all("audit_chain.page", {"chain": "t", "after": -1, "limit": 10})
+    assert "bob@example.com" not in rows[0]["details"], rows[0]["details"]
+
+
+def test_connections_cannot_reach_the_store_database(make_server):
+    """The store's own host:port is reserved in the SSRF guard like the server's API port: an
+    allow list that lets loopback through still refuses it."""
+    from connectors.support import error_name, make_connection, make_secret, run_action
+
+    url, password = pgstore.new_database("ssrf")
+    server = make_server(
+        env={
+            "AIONIX_DATABASE_URL": url,
+            "AIONIX_DATABASE_PASSWORD": password,
+            "AIONIX_CONNECTORS_ALLOW_HOSTS": "127.0.0.1",
+        }
+    ).start()
+    pg = pgstore.server()
+    with server.client() as api:
+        secret = make_secret(api, pg.password)
+        config = {"driver": "postgres", "host": "127.0.0.1", "port": pg.port, "user": pg.user}
+        conn = make_connection(api, "sql", {**config, "database": url.rsplit("/", 1)[1], "password_secret": secret})
+        r = run_action(api, "sql", {"sql": "SELECT 1"}, connection=conn)
+        assert error_name(r) == "Sql.Refused", r.text
+        assert "SSRF" in r.text
