@@ -343,6 +343,10 @@ class _Tx:
         return 0
 
     def executemany(self, query: str, rows: Iterable[Params]) -> None:
+        if query in _PREPARE:  # values computed per row, each from the rows before it (the chain)
+            for params in rows:
+                self.execute(query, params)
+            return
         st = self._store
         stmt = st._writer_stmt(query)
         q = st._compiled(query)
