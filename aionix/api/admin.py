@@ -92,6 +92,9 @@ class WhoAmI(BaseModel):
     role: str
     cross_tenant: bool
     version: str
+    user_id: str | None = Field(None, description="the signed-in user (null for an API key)")
+    groups: list[str] = Field(default_factory=list, description="the user's groups (policies attach to them)")
+    source: str = Field("key", description="how the request authenticated: 'key' (API key) or 'token' (access token)")
 
 
 def _key_info(row: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +216,8 @@ async def resolve(call: Call) -> dict[str, Any]:
 
 @api.get("/api/v1/whoami", role="viewer", response=WhoAmI)
 async def whoami(call: Call) -> dict[str, Any]:
-    """The calling key's identity."""
+    """The caller's identity: its key (or token), tenant and role, and the signed-in user and
+    groups when it authenticated with an access token."""
     from aionix import __version__
 
     p = call.principal
@@ -224,6 +228,9 @@ async def whoami(call: Call) -> dict[str, Any]:
         "role": p.role,
         "cross_tenant": p.cross_tenant,
         "version": __version__,
+        "user_id": p.user_id,
+        "groups": list(p.groups),
+        "source": p.source,
     }
 
 

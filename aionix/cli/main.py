@@ -72,6 +72,8 @@ def status(ctx: typer.Context) -> None:
     health = st.client.get("/healthz")
     me = st.client.get("/api/v1/whoami")
     data = {"url": st.client.url, **health, "tenant": me["tenant"], "role": me["role"], "key_id": me["key_id"]}
+    if me.get("user_id"):  # signed in with an access token: who, and how
+        data.update(user_id=me["user_id"], groups=me.get("groups") or [], source=me.get("source"))
     st.emit(data)
 
 

@@ -114,6 +114,27 @@ def test_local_login_and_the_principal_of_its_token(srv):
     assert any(r["details"]["user"] == "grace" for r in rows)
 
 
+def test_whoami_and_aio_status_name_the_signed_in_user(srv, tmp_path):
+    with srv.client() as c:
+        c.post("/api/v1/groups", json={"name": "auditors"})
+        r = c.post(
+            "/api/v1/users", json={"name": "hopper", "role": "viewer", "password": PASSWORD, "groups": ["auditors"]}
+        )
+        assert r.status_code == 201, r.text
+        me = c.get("/api/v1/whoami").json()
+        assert me["user_id"] is None and me["groups"] == [] and me["source"] == "key"
+    s = login(srv, "hopper").json()
+    with srv.client(s["access_token"]) as c:
+        me = c.get("/api/v1/whoami").json()
+    assert me["user_id"] == s["user"]["id"] and me["groups"] == ["auditors"] and me["source"] == "token"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
+    env.update({"AIONIX_URL": srv.url, "AIONIX_API_KEY": s["access_token"], "HOME": str(tmp_path)})
+    aio = str(Path(sys.executable).parent / "aio")
+    r = subprocess.run([aio, "-o", "json", "status"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert '"user_id": "' + s["user"]["id"] + '"' in r.stdout.replace('":"', '": "') and "auditors" in r.stdout
+
+
 def test_role_change_and_disable_take_effect_on_live_tokens(srv):
     with srv.client() as c:
         c.post("/api/v1/users", json={"name": "linus", "role": "viewer", "password": PASSWORD})
