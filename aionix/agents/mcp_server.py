@@ -10,7 +10,9 @@ REST audit rows are exactly the REST API's; on top of that each MCP call writes 
 Tools are generated per tenant and role from what the tenant has: `workflow.<name>` (start),
 `function.<name>` (invoke), `action.<name>` (execute), `ai.submit` (when intents exist),
 `execution.get`, `execution.cancel`, `resources.list`, `resource.describe`,
-`runtime.capabilities`, `runtime.simulate`. A viewer key sees the read-only ones only.
+`runtime.capabilities`, `runtime.simulate`. A viewer key sees the read-only ones only, and
+`tools/list` leaves out a tool the caller's policies would refuse (`mcp:CallTool` on the tool, or
+the action of the REST call behind it).
 
 List changes: a `subscriptions/listen` stream (protocol 2026-07-28) per tenant gets
 `notifications/tools/list_changed` and `notifications/resources/list_changed` when a workflow,
@@ -350,9 +352,71 @@ class McpHub:
             )
         return tools
 
+    #: the REST call behind each tool (a static tool's resource varies per call: `*` stands for it)
+    _TOOL_CALLS = {
+        "execution.get": ("GET", "/api/v1/executions/*"),
+        "execution.cancel": ("POST", "/api/v1/executions/*/cancel"),
+        "runtime.capabilities": ("GET", "/api/v1/runtime/capabilities"),
+        "runtime.simulate": ("POST", "/api/v1/runtime/simulate"),
+        "ai.submit": ("POST", "/api/v1/tasks"),
+        "workflow": ("POST", "/api/v1/workflows/{}/executions"),
+        "function": ("POST", "/api/v1/functions/{}/invoke"),
+        "action": ("POST", "/api/v1/actions/{}/execute"),
+    }
+
+    def _route_of(self, method: str, path: str) -> tuple[Any, dict[str, str]] | None:
+        """The endpoint a REST call lands on, and its path parameters (templates compiled once
+        per set of loaded services)."""
+        loaded = len(self.rt.plugins)
+        if getattr(self, "_routes_for", -1) != loaded:
+            routes = []
+            for ep in self.rt.endpoints():
+                rx = re.sub(r"\\\{([A-Za-z_]\w*)(?::[^}]*)?\\\}", r"(?P<\1>[^/]+)", re.escape(ep.path))
+                routes.append((ep.method, re.compile(rx + r"\Z"), ep))
+            self._routes, self._routes_for = routes, loaded
+        for m, rx, ep in self._routes:
+            if m == method and (hit := rx.match(path)) is not None:
+                return ep, hit.groupdict()
+        return None
+
+    async def visible(self, principal: Principal, tools: list[types.Tool]) -> list[types.Tool]:
+        """The tools the principal's policies let it call: `mcp:CallTool` on the tool and the
+        action of the REST call behind it on its resource (via `mcp`; a static tool whose target
+        varies per call is checked on `…/*`, so only a statement covering every target hides it)."""
+        policies = getattr(self.rt, "policies", None)
+        if policies is None:
+            return tools
+        from aionix.iam.policy import resource_for
+
+        pset = await policies.policy_set(principal)
+        if pset.builtin_only:  # the role alone: tools_for already applied it
+            return tools
+        out = []
+        for tool in tools:
+            name = tool.name
+            d = await policies.decide(
+                principal, "mcp:CallTool", f"trn:agents:{principal.tenant}:tool/{name}", via="mcp"
+            )
+            if not d.allowed:
+                continue
+            kind, _, target = name.partition(".")
+            call = self._TOOL_CALLS.get(name) or self._TOOL_CALLS.get(kind)
+            if call is not None:
+                method, path = call[0], call[1].replace("{}", quote(target, safe=""))
+                found = self._route_of(method, path)
+                if found is not None:
+                    ep, params = found
+                    action, template = policies.endpoint_meta(ep)
+                    resource = resource_for(template, principal.tenant, params)
+                    d = await policies.decide(principal, action, resource, via="mcp", route=f"{method} {path}")
+                    if not d.allowed:
+                        continue
+            out.append(tool)
+        return out
+
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         principal = await self._principal(ctx)
-        tools = await self.tools_for(ctx, principal)
+        tools = await self.visible(principal, await self.tools_for(ctx, principal))
         await self._audit(principal, "mcp tools/list", None, 200, {"count": len(tools)})
         return types.ListToolsResult(tools=tools)
 
