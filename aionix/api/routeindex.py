@@ -1,8 +1,9 @@
 """Route lookup without trying every route: Starlette's router matches a request against each
 of its ~100 routes in turn (a regex each, about a tenth of an API call's CPU). `RouteIndex` gives
 it only the routes that can match: a `Route` whose first segments are literal can match only
-paths with the same segment count and those segments; every other route (a `{x:path}`, a
-mount, a parameter early in the path) stays a candidate for every path. The candidates keep
+paths with the same segment count and those segments; every other route (a `{x:path}` or any
+other convertor that may match a "/", a mount, a parameter early in the path) stays a candidate
+for every path. The candidates keep
 the router's order, so the first full match, the 405 partial match and the fallbacks are
 exactly what Starlette's loop gives."""
 
@@ -10,14 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.convertors import FloatConvertor, IntegerConvertor, StringConvertor, UUIDConvertor
 from starlette.routing import Match, Route, Router, get_route_path
 
 #: literal leading segments that key a route (`/api/v1/workflows/...` -> "api", "v1", "workflows")
 _KEY_SEGMENTS = 3
 
 
+#: convertors whose match never spans a "/" (a custom one, like `{x:path}`, may)
+_ONE_SEGMENT = (StringConvertor, IntegerConvertor, FloatConvertor, UUIDConvertor)
+
+
 def _key(route: Any) -> tuple[Any, ...] | None:
-    if type(route) is not Route or ":path}" in route.path:
+    if type(route) is not Route:
+        return None
+    if not all(type(c) in _ONE_SEGMENT for c in route.param_convertors.values()):
         return None
     parts = route.path.split("/")
     if len(parts) <= _KEY_SEGMENTS or any("{" in p for p in parts[1 : _KEY_SEGMENTS + 1]):

@@ -7,11 +7,27 @@ from __future__ import annotations
 import itertools
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from aionix.api import routeindex
+
+
+class _Slashed(Convertor):
+    """A custom convertor whose match spans segments (like the params API's `parampath`)."""
+
+    regex = r"[a-z]+(?:/[a-z]+)*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("slashed_test", _Slashed())
 
 
 def _endpoint(label: str):
@@ -33,6 +49,7 @@ def _app(indexed: bool) -> Starlette:
         Route("/api/v1/executions/{id}", _endpoint("exec"), methods=["GET"]),
         Route("/api/{tenant}/x/y", _endpoint("early-param"), methods=["GET"]),
         Route("/api/v1/files/{p:path}", _endpoint("files"), methods=["GET"]),
+        Route("/api/v1/params/{p:slashed_test}", _endpoint("params"), methods=["GET", "PUT"]),
         Route("/api/{rest:path}", _endpoint("catch-all"), methods=["GET", "POST", "PUT", "DELETE"]),
         Mount("/", app=sub),
     ]
@@ -59,6 +76,8 @@ PATHS = [
     "/api/t1/x/y",
     "/api/v1/x/y",
     "/api/v1/files/a/b/c.txt",
+    "/api/v1/params/a",
+    "/api/v1/params/a/b/c",
     "/api/v2/workflows",
     "/api",
     "/other/path",
