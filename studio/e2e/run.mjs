@@ -827,6 +827,15 @@ await step("a viewer key sees the editor read-only and no admin pages", async ()
   await node("Approved").waitFor();
   check(await page.getByRole("button", { name: "Save new version" }).isDisabled(), "viewer can save");
   check(await page.locator("[data-testid=palette-task]").isDisabled(), "viewer can add states");
+  // Tasks and Modules read-only: no submit form, no approve/quarantine/remove
+  await go("/tasks");
+  await page.getByRole("heading", { level: 1, name: "Tasks" }).waitFor();
+  check((await page.getByRole("form", { name: "Submit a task" }).count()) === 0, "viewer can submit tasks");
+  await go("/modules");
+  await page.getByRole("table", { name: "Modules" }).getByRole("cell", { name: "unsigned-e2e", exact: true }).click();
+  await page.locator(".detail").getByTestId("module-state-text").waitFor();
+  check((await page.locator(".detail").getByRole("button", { name: /Approve|Remove|Quarantine/ }).count()) === 0, "viewer gets module admin actions");
+  check(await page.locator(".detail").getByRole("button", { name: "Verify layers" }).isDisabled(), "viewer can verify modules");
   await signOut();
   await signIn(adminKey);
 });
