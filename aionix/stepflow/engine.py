@@ -186,7 +186,7 @@ class Run:
     #: every value CredVault resolved for this run (its redaction set, see aionix/redact.py)
     redaction: SecretSet = field(default_factory=SecretSet)
     #: the principal that started it (an API caller): its policies apply to the run's bus calls.
-    #: Not persisted: a run resumed after a restart calls as the platform.
+    #: Kept in the checkpoint's snapshot (identifiers only) and restored when the run resumes.
     on_behalf_of: Any = None
     changes: int = 0
     durable: int = 0

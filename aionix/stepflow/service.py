@@ -61,6 +61,35 @@ def _loads(text: str | None) -> Any:
     return None if text is None else jsonutil.loads(text)
 
 
+def principal_record(p: Any) -> dict[str, Any]:
+    """What a run keeps of the principal that started it (identifiers, never a key or token)."""
+    return {
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "role": p.role,
+        "cross_tenant": bool(getattr(p, "cross_tenant", False)),
+        "home_tenant": getattr(p, "home_tenant", ""),
+        "user_id": getattr(p, "user_id", None),
+        "groups": list(getattr(p, "groups", ())),
+        "source": getattr(p, "source", "key"),
+    }
+
+
+def principal_from_record(rec: dict[str, Any]) -> Any:
+    from aionix.api.auth import Principal
+
+    return Principal(
+        rec["key_id"],
+        rec["tenant"],
+        rec["role"],
+        bool(rec.get("cross_tenant")),
+        rec.get("home_tenant") or "",
+        rec.get("user_id"),
+        tuple(rec.get("groups") or ()),
+        rec.get("source") or "key",
+    )
+
+
 _last_id = [0, 0]
 
 
@@ -195,6 +224,8 @@ class StepFlowService:
             parent_id=row["parent_id"],
             inserted=True,
         )
+        if snap.get("principal"):  # the run keeps calling on behalf of whoever started it
+            run.on_behalf_of = principal_from_record(snap["principal"])
         run.first_durable.set_result(None)
         if run.status == "RUNNING":
             # map items and parallel branches that finished after the snapshot stay finished
@@ -577,7 +608,10 @@ class StepFlowService:
         )
 
     def _snapshot(self, run: Run) -> str:
-        return self._redact_text(run, _dumps({"root": run.root.to_dict()}))
+        snap: dict[str, Any] = {"root": run.root.to_dict()}
+        if run.on_behalf_of is not None:  # who started it: restored on resume (no secret in it)
+            snap["principal"] = principal_record(run.on_behalf_of)
+        return self._redact_text(run, _dumps(snap))
 
     def _event_rows(
         self, run: Run, events: list[tuple[int, float, str, str | None, str | None, Any]]
@@ -939,6 +973,7 @@ class StepFlowService:
                 parent_id=parent.id,
                 trace_id=parent.trace_id,
                 redaction=parent.redaction,
+                on_behalf_of=parent.on_behalf_of,  # a child calls as its parent's starter
             )
         except AionixError as exc:
             raise Failure(plan_mod.TASK_FAILED, exc.message) from None
@@ -994,6 +1029,7 @@ class StepFlowService:
             idempotency_key=payload.get("idempotency_key") or ctx.idempotency_key,
             trace_id=ctx.trace_id,
             redaction=ctx.secrets,
+            on_behalf_of=ctx.on_behalf_of,
         )
         return envelope
 
