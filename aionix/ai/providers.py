@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 import orjson
 
@@ -34,7 +35,7 @@ from aionix.ai.models import ProviderSpec
 from aionix.bus import BusError, CallContext
 from aionix.connectors.httpcall import guarded_client
 from aionix.errors import AionixError, RateLimited
-from aionix.ssrf import AllowList, Refused
+from aionix.ssrf import AllowList, GuardedBackend, Refused
 
 #: latency samples kept per model (the router's p95)
 LATENCY_SAMPLES = 200
@@ -62,6 +63,89 @@ class ProviderFailure(Exception):
         super().__init__(message)
         self.timeout = timeout
         self.retryable = retryable
+
+
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    """A plain-TCP connection on asyncio's own streams, for providers reached over `http://`
+    (local models: Ollama, vLLM, llama.cpp). httpcore's default AnyIO stream costs, per read and
+    write, a cancel scope, a sniffio lookup and — each time the pool checks an idle connection —
+    a dict of socket attributes and a poll() system call; here the check reads the buffered
+    state asyncio already has."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc)) from exc
+        except (OSError, RuntimeError) as exc:  # RuntimeError: the transport is closed
+            raise httpcore.WriteError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        self._writer.close()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("TLS is not used on this plain-HTTP provider connection")
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # a server that closed an idle kept-alive connection (EOF) or sent bytes nobody asked for
+            transport = self._writer.transport
+            return self._reader.at_eof() or transport.is_closing() or bool(self._reader._buffer)  # type: ignore[attr-defined]
+        if info == "client_addr":
+            return self._writer.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._writer.get_extra_info("peername")
+        if info == "socket":
+            return self._writer.get_extra_info("socket")
+        return None
+
+
+class _AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, local_addr=local, limit=1 << 20)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = writer.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return _AsyncioStream(reader, writer)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 _TLS: list[ssl.SSLContext] = []
@@ -167,6 +251,9 @@ class Provider:
         if best is None:
             assert self._allow is not None
             client = guarded_client(self._allow, verify=_tls_context(), pool_size=POOL_SHARD)  # type: ignore[arg-type]
+            if (self.spec.base_url or "").lower().startswith("http://"):
+                # the same SSRF guard (every address vetted), over asyncio's streams
+                client._transport._pool._network_backend = GuardedBackend(client.guard, _AsyncioBackend())  # type: ignore[attr-defined]
             if self.spec.location == "api":
                 client._transport = PrivacyTransport(client._transport, self.name)
             best = [client, 0]
