@@ -340,6 +340,7 @@ async def _serve(cfg, port_file: str | None = None) -> int:
             app.ready.set()
             if port_file:  # every service answers: what tests and scripts that wait for the file expect
                 write_port_file(port_file, port)
+            await asyncio.to_thread(_release_start_memory)
 
         loading: list[asyncio.Task[None]] = []
         server = _server_class()(config, on_serving)
@@ -412,6 +413,19 @@ class Gate:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else data})
+
+
+def _release_start_memory() -> None:
+    """Once started: hand the memory that the imports (in several threads, each with its own
+    malloc arena) used and freed back to the system — a few MB less idle RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _create_app(rt):

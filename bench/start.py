@@ -54,7 +54,7 @@ def _install(variant: str, into: Path) -> list[str]:
         return ["PYTHONPATH=" + str(REPO), str(Path(sys.executable).parent / "aionix")]
     if variant == "onefile":
         shutil.copy2(REPO / "dist" / "aionix", into / "aionix")
-        return ["./aionix"]
+        return [str(into / "aionix")]
     with tarfile.open(ONEDIR_TARBALL) as tar:
         tar.extractall(into / "opt", filter="tar")
     return [str(into / "opt" / "aionix" / "aionix")]
