@@ -60,3 +60,35 @@ def store_env(key: str | None = None) -> dict[str, str]:
     if key is not None:
         _by_key[key] = env
     return dict(env)
+
+
+def database_of(data_dir: object) -> dict[str, str] | None:
+    """The database a server or runtime with this data dir uses (None: it is on SQLite)."""
+    return _by_key.get(str(data_dir)) if on_postgres() else None
+
+
+def run_sql(data_dir: object, sql: str, params: tuple = (), *, write: bool = False) -> list[tuple]:
+    """Run raw SQL (SQLite's `?` placeholders) on the PostgreSQL database of a data dir: what
+    tests that inspect or tamper with the SQLite file do, on the PostgreSQL store."""
+    import asyncio
+
+    import asyncpg
+
+    from aionix.store.postgres import compile_query, parse_url
+
+    env = database_of(data_dir)
+    assert env is not None, f"{data_dir} has no PostgreSQL database"
+    args = {k: v for k, v in parse_url(env["AIONIX_DATABASE_URL"], env["AIONIX_DATABASE_PASSWORD"]).items() if v}
+
+    async def go() -> list[tuple]:
+        conn = await asyncpg.connect(**args)
+        try:
+            q = compile_query(sql)
+            if write:
+                await conn.execute(q.sql, *params)
+                return []
+            return [tuple(r.values()) for r in await conn.fetch(q.sql, *params)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())

@@ -73,7 +73,7 @@ class ServerProcess:
         if self.store_env is None and "AIONIX_DATABASE_URL" not in self.extra_env:
             import pgstore
 
-            self.store_env = pgstore.store_env()
+            self.store_env = pgstore.store_env(str(self.data_dir))
         env.update(self.store_env or {})
         env.update(self.extra_env)
         return env

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pgstore
 from serverproc import ServerProcess
 
 
@@ -32,6 +33,8 @@ def reveal(client: httpx.Client, name: str, **params: object) -> httpx.Response:
 
 
 def db_rows(data_dir: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    if pgstore.database_of(data_dir):  # AIONIX_TEST_STORE=postgres
+        return pgstore.run_sql(data_dir, sql, params)
     conn = sqlite3.connect(data_dir / "aionix.db")
     try:
         return conn.execute(sql, params).fetchall()
@@ -40,6 +43,9 @@ def db_rows(data_dir: Path, sql: str, params: tuple = ()) -> list[tuple]:
 
 
 def db_execute(data_dir: Path, sql: str, params: tuple = ()) -> None:
+    if pgstore.database_of(data_dir):
+        pgstore.run_sql(data_dir, sql, params, write=True)
+        return
     conn = sqlite3.connect(data_dir / "aionix.db")
     try:
         conn.execute(sql, params)
