@@ -12,6 +12,7 @@ from pathlib import Path
 BENCHES = (
     "store",
     "stepflow",
+    "throughput",
     "distmap",
     "functions",
     "vault",
