@@ -20,6 +20,9 @@ reader that leaves it full for `[ai] ws_slow_reader_seconds` is dropped with clo
 ("slow reader") — nothing is buffered without bound (a finished task's events stay available:
 subscribe again with `after`).
 
+No cookie or ambient credential is involved (the key is sent explicitly), so a page of another
+origin gains nothing by opening the socket: there is no Origin check.
+
 Close codes: 4400 bad request (key in the URL), 1009 message over 64 KiB, 4401 no/invalid/revoked key,
 4403 forbidden (X-Aionix-Tenant), 4429 too many failed authentications, 4008 slow reader,
 1001 server shutting down.

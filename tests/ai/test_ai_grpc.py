@@ -104,6 +104,14 @@ def test_bad_input_names_the_field(g):
     with pytest.raises(grpc.RpcError) as info:
         g.stub.StatusById(pb.StatusRequest(task_id="nope"), metadata=g.md())
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    # a task budget that no candidate fits: refused before any provider call
+    calls = len(g.env.api.requests)
+    with pytest.raises(grpc.RpcError) as info:
+        g.stub.Submit(
+            pb.SubmitRequest(intent="premium", params={"text": "x" * 4000}, budget_usd=0.0001), metadata=g.md()
+        )
+    assert info.value.details().startswith("budget_exceeded")
+    assert len(g.env.api.requests) == calls
 
 
 def test_tenant_isolation(g):
