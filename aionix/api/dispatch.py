@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -98,6 +99,28 @@ async def _while_key_valid(
         closer = getattr(source, "aclose", None)
         if closer is not None:
             await closer()
+
+
+class _Headers(Headers):
+    """A request's headers with lookups from a dict built once (Starlette's scan the raw list and
+    raise a KeyError inside for each absent header; a call asks for about ten): the first value of
+    each name, as Starlette's `get` and `[]` give."""
+
+    def __init__(self, scope: Any) -> None:
+        super().__init__(scope=scope)
+        first: dict[str, str] = {}
+        for key, value in self._list:
+            first.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+        self._first = first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._first.get(key.lower(), default)
+
+    def __getitem__(self, key: str) -> str:
+        return self._first[key.lower()]
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower() in self._first
 
 
 def client_ip(request: Request) -> str:
@@ -237,6 +260,7 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
     audit_this = endpoint.audit if endpoint.audit is not None else endpoint.mutating
 
     async def handle(request: Request) -> Response:
+        request._headers = _Headers(request.scope)  # what `request.headers` gives from here on
         # one trace id: a W3C traceparent's, else X-Trace-Id, else a new one (telemetry.py)
         remote = telemetry.parse_traceparent(request.headers.get("traceparent"))
         trace_id = remote.trace_id if remote is not None else request.headers.get("x-trace-id") or os.urandom(16).hex()
