@@ -123,7 +123,7 @@ class _Servicer:
             trace = request.trace_id.lower()
             if not (len(trace) == 32 and all(c in "0123456789abcdef" for c in trace)):
                 trace = None
-            run = await self.svc.submit(principal.tenant, principal.key_id, task, trace_id=trace)
+            run = await self.svc.submit(principal.tenant, principal.key_id, task, trace_id=trace, principal=principal)
             if request.wait:
                 await self.svc.wait(run, self.svc.config.sync_wait_seconds)
             return envelope_message(run.envelope())

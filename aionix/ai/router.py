@@ -1,7 +1,8 @@
 """The policy router: `decide()` picks `{route, tier, provider, model, reason}` for one task.
 
 Order (each step only removes candidates): privacy (the strictest of the intent's and the
-task's; `local-only` keeps only `local` providers), provider allow/deny lists, tiers allowed,
+task's; `local-only` keeps only `local` providers), provider allow/deny lists, the caller's
+policies (`ai:SubmitTask` with the candidate's `provider` in the request context), tiers allowed,
 the circuit breaker, budget (estimated cost = prompt tokens x input price + max_tokens x
 output price; `max_tokens` is capped so the estimate never exceeds the budget, itself never
 above the hard cap; a model that cannot fit even 1 output token is dropped), latency (observed
@@ -12,6 +13,7 @@ local fails, times out or answers below the intent's `min_confidence`."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +103,11 @@ def decide(
     max_tokens: int | None,
     hint: RouterAnswer | None = None,
     hint_problem: str | None = None,
+    permit: Callable[[str, str], Any] | None = None,
 ) -> Decision:
+    """`permit(provider, route)`: the caller's policies on this task with that provider (None
+    when they allow it, else the deciding iam `Decision`): a denied provider is skipped, and
+    when nothing else fits the task is refused with 403 naming the statement."""
     pol = policy.policies
     priv = effective_privacy(intent, privacy)
     chosen_by = "override" if privacy is not None and privacy != intent.privacy else "policy"
@@ -128,6 +134,7 @@ def decide(
     wanted = max_tokens or intent.max_tokens
     tin = estimate_tokens(prompt)
     skipped: list[dict[str, str]] = []
+    denials: list[Any] = []
     fits: list[Choice] = []
     target = latency_ms or getattr(pol.latency_ms, route)
     slow: list[tuple[float, Choice]] = []
@@ -150,6 +157,14 @@ def decide(
         if spec.provider in pol.providers.deny or (pol.providers.allow and spec.provider not in pol.providers.allow):
             skip("provider not allowed")
             continue
+        if permit is not None:
+            denial = permit(spec.provider, route)
+            if denial is not None:
+                st = denial.statement
+                label = f"{st['policy']} ({st['sid'] or 'statement ' + str(st['index'])})" if st else "no allow"
+                skip(f"policy: denied by {label}")
+                denials.append(denial)
+                continue
         if spec.tier not in intent.tiers_allowed:
             skip(f"{spec.tier} not allowed")
             continue
@@ -193,6 +208,19 @@ def decide(
         fits = [slow[0][1]]
         reason_extra = "; every candidate over the latency target, the fastest kept"
     if not fits:
+        if denials:  # the caller's policies left nothing: 403 naming the (first) deciding statement
+            from aionix.iam.policy import PolicyDenied
+
+            d = denials[0]
+            raise PolicyDenied(
+                d,
+                f"not allowed: {d.action} on {d.resource} with any provider that fits intent {intent_name} "
+                + (
+                    f"(denied by policy {d.statement['policy']}, {d.statement['sid'] or 'statement ' + str(d.statement['index'])})"
+                    if d.statement
+                    else "(no policy allows it)"
+                ),
+            )
         if any(s["why"].startswith("budget") for s in skipped):
             raise BudgetExceeded(
                 f"intent {intent_name}: no candidate fits the budget of {budget:g} USD "

@@ -35,7 +35,12 @@ async def submit_task(call: Call) -> Response:
     svc = _svc(call)
     body: SubmitTask = call.body
     run = await svc.submit(
-        call.tenant, call.principal.key_id if call.principal else None, body, trace_id=_traceparent(call)
+        call.tenant,
+        call.principal.key_id if call.principal else None,
+        body,
+        trace_id=_traceparent(call),
+        principal=call.principal,  # its policies on each candidate provider
+        route=f"POST {call.request.scope['path']}",
     )
     if not body.stream:
         await svc.wait(run, svc.config.sync_wait_seconds)

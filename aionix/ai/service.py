@@ -18,6 +18,7 @@ import random
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from aionix.ai.providers import LOCAL_ONLY, PrivacyViolation, Provider, Provider
 from aionix.ai.router import BudgetExceeded, Choice, Decision, decide
 from aionix.bus import BusError, CallContext
 from aionix.errors import AionixError, Conflict, NotFound, RateLimited, field_error
+from aionix.iam.policy import PolicyDenied
 from aionix.redact import SecretSet
 
 log = logging.getLogger("aionix.ai")
@@ -375,7 +377,13 @@ class AiService:
         execution_id: str | None = None,
         secrets: SecretSet | None = None,
         execution_budget: float | None = None,
+        principal: Any = None,
+        via: str = "api",
+        route: str | None = None,
     ) -> TaskRun:
+        """`principal`: the caller (API, WebSocket, gRPC) or whoever a bus call is made on behalf
+        of; when its policies have a `provider` condition, each candidate provider is checked
+        (`ai:SubmitTask` with the provider, the task's intent, `route` and `via` in the context)."""
         ps = self.active()
         spec = ps.intents.intents.get(body.intent)
         if spec is None:
@@ -391,6 +399,7 @@ class AiService:
         budget = body.budget_usd
         if execution_budget is not None:
             budget = execution_budget if budget is None else min(budget, execution_budget)
+        permit = await self._permit(principal, tenant, body.intent, via, route) if principal is not None else None
         decision = decide(
             ps,
             self.providers,
@@ -403,6 +412,7 @@ class AiService:
             max_tokens=body.max_tokens,
             hint=hint,
             hint_problem=hint_problem,
+            permit=permit,
         )
         self.m_decide.observe(time.perf_counter() - started)
         scopes = self._scopes(tenant, key_id)
@@ -435,6 +445,42 @@ class AiService:
             self._run(run, decision, spec, messages, secrets or SecretSet()), name=f"ai-task-{run.id}"
         )
         return run
+
+    async def _permit(
+        self, principal: Any, tenant: str, intent: str, via: str, route: str | None
+    ) -> Callable[[str, str], Any] | None:
+        """The per-provider policy check for the router (None when no statement of the principal
+        reads `provider`: the call's own check already decided, nothing varies per candidate)."""
+        policies = getattr(self.rt, "policies", None)
+        if policies is None:
+            return None
+        pset = await policies.policy_set(principal)
+        if "provider" not in pset.needs:
+            return None
+        from aionix.iam.policy import Request
+
+        # the resource the call itself was checked on: the service (API) or the intent (bus)
+        resource = f"trn:ai:{tenant}:intent/{intent}" if via == "bus" else f"trn:ai:{tenant}:service"
+        now = time.time()
+        seen: dict[str, Any] = {}
+
+        def permit(provider: str, ai_route: str) -> Any:
+            if provider not in seen:
+                req = Request(
+                    action="ai:SubmitTask",
+                    resource=resource,
+                    tenant=tenant,
+                    now=now,
+                    intent=intent,
+                    route=route,
+                    provider=provider,
+                    via=via,
+                )
+                d = pset.decide(req)
+                seen[provider] = None if d.allowed else d
+            return seen[provider]
+
+        return permit
 
     async def _ask_router(
         self, ps: PolicySet, spec: Any, intent: str, prompt: str, tenant: str
@@ -836,7 +882,12 @@ class AiService:
                 execution_id=execution_id,
                 secrets=ctx.secrets,
                 execution_budget=budget,
+                principal=ctx.on_behalf_of,
+                via="bus",
             )
+        except PolicyDenied as exc:  # no provider the starter's policies allow: as a bus denial
+            await self.rt.policies.audit_denial(None, ctx.on_behalf_of, exc, trace_id=ctx.trace_id)
+            raise
         except BudgetExceeded as exc:
             raise BusError("Ai.BudgetExceeded", exc.message) from None
         except LedgerBudgetExceeded as exc:
