@@ -406,6 +406,8 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
 
     async def _invoke(call: Call) -> Response:
         result = await endpoint.handler(call)
+        if endpoint.mutating and call.principal is not None:  # its tags (aionix/iam/tags.py)
+            await rt.policies.after_write(endpoint, call.tenant, call.path)
         if isinstance(result, StreamingResponse) and call.principal is not None:
             result.body_iterator = _while_key_valid(rt, call.request, result.body_iterator, result.media_type)
         if isinstance(result, Response):

@@ -113,6 +113,39 @@ def detach(
     _attach(ctx, "detach", name, key, user, group)
 
 
+@app.command("tags")
+def tags(ctx: typer.Context, trn: str = typer.Argument(..., help="the resource's TRN")) -> None:
+    """The tags of a resource (read by the `tags` condition of policies)."""
+    st = state(ctx)
+    st.emit(st.client.get("/api/v1/tags", params={"trn": trn}))
+
+
+@app.command("tag")
+def tag(
+    ctx: typer.Context,
+    trn: str = typer.Argument(..., help="the resource's TRN (a workflow, function, secret, parameter, …)"),
+    pairs: list[str] = typer.Argument(..., help="KEY=VALUE tags; they replace the resource's tags"),
+) -> None:
+    """Set the tags of a resource: `aio policy tag trn:stepflow:prod:template/pay team=billing`."""
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"{pair!r}: tags are KEY=VALUE", EXIT_USAGE)
+        values[key] = value
+    st = state(ctx)
+    st.emit(st.client.put("/api/v1/tags", {"trn": trn, "tags": values}))
+
+
+@app.command("untag")
+def untag(ctx: typer.Context, trn: str = typer.Argument(..., help="the resource's TRN")) -> None:
+    """Remove every tag of a resource."""
+    st = state(ctx)
+    st.client.delete("/api/v1/tags", params={"trn": trn})
+    if not st.quiet:
+        print(f"removed the tags of {trn}")
+
+
 @app.command("actions")
 def actions(ctx: typer.Context) -> None:
     """Every action a statement can name, with its route, least role and resource."""

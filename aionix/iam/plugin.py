@@ -51,6 +51,9 @@ class IamService:
 
 
 def create(rt: Runtime) -> ServicePlugin:
+    from aionix.iam import tags
+
+    tags.register(rt)  # the tags policies' `tags` condition reads (aionix/iam/tags.py)
     svc = IamService(rt)
     api = Api("iam")
     api.endpoints = [*auth_api.endpoints, *users_api.endpoints]

@@ -8,6 +8,7 @@ action, resource, …)` and `rt.policies.invalidate()` (after a user's groups ch
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from aionix.bus import CallContext
     from aionix.runtime import Runtime
 
+log = logging.getLogger("aionix.iam")
 CACHE_SECONDS = 5.0
 MAX_CACHED = 10_000
 PRINCIPAL_KINDS = ("key", "user", "group")
@@ -59,6 +61,9 @@ class PolicyEngine:
         self._cache: dict[tuple[Any, ...], tuple[PolicySet, float]] = {}
         #: (service, type) -> `async fn(tenant, trn) -> tags`: the tags `conditions.tags` reads
         self.tag_resolvers: dict[tuple[str, str], TagResolver] = {}
+        #: resource TRN -> (its tags, until): read only for principals whose statements have a
+        #: `tags` condition; forgotten after a write through the API on the resource
+        self.tag_cache: dict[str, tuple[dict[str, str], float]] = {}
         self.generation = 0
 
     # ------------------------------------------------------------------ built-ins
@@ -159,12 +164,50 @@ class PolicyEngine:
         return pset
 
     async def _tags(self, resource: str, tenant: str) -> dict[str, str] | None:
+        """The resource's tags (a qualified TRN, a function's alias, has its function's), from
+        the resolver its service registered; kept CACHE_SECONDS."""
+        now = time.monotonic()
+        hit = self.tag_cache.get(resource)
+        if hit is not None and hit[1] > now:
+            return hit[0]
         try:
             parsed = trnlib.parse(resource)
         except Exception:
             return None
         resolver = self.tag_resolvers.get((parsed.service, parsed.type))
-        return await resolver(tenant, resource) if resolver is not None else None
+        if resolver is None:
+            return None
+        bare = str(parsed.with_qualifier(None)) if parsed.qualifier else resource
+        if bare is not resource and (hit := self.tag_cache.get(bare)) is not None and hit[1] > now:
+            return hit[0]
+        tags = await resolver(parsed.tenant or tenant, bare)
+        # a missing resource is not kept (it may be created with tags the next moment)
+        if tags is not None:
+            if len(self.tag_cache) >= MAX_CACHED:
+                self.tag_cache.clear()
+            self.tag_cache[bare] = (tags, now + CACHE_SECONDS)
+        return tags
+
+    async def after_write(self, ep: Any, tenant: str, path: dict[str, Any]) -> None:
+        """After a successful write through `ep`: the resource's tags may have changed (a
+        secret's labels), and a deleted resource's tags go with it."""
+        if ep.method not in ("PUT", "PATCH", "DELETE"):  # (starting an execution changes no tags)
+            return
+        _, template = self.endpoint_meta(ep)
+        if template[2] is None or (template[0], template[1]) not in self.tag_resolvers:
+            return
+        resource = resource_for((*template[:3], None), tenant, path)
+        self.tag_cache.pop(resource, None)
+        # a deleted secret can be restored: its tags stay
+        if ep.method == "DELETE" and ep.path.endswith("}") and template[3] is None and template[0] != "credvault":
+            last = ep.path.rsplit("/", 1)[-1]
+            if last[1:-1].split(":")[0] == template[2]:  # the resource itself, not a part of it
+                from aionix.iam import tags
+
+                try:
+                    await tags.forget_deleted(self.rt, tenant, resource)
+                except Exception:  # the delete stands (`DELETE /api/v1/tags` drops them)
+                    log.exception("could not drop the tags of %s", resource)
 
     async def decide(self, principal: Principal, action: str, resource: str, **context: Any) -> Decision:
         """May `principal` do `action` on `resource`? (context: source_ip, now, intent, route,

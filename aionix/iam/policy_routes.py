@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aionix.api.auth import Principal
 from aionix.api.endpoint import Api, Call, Page, PageQuery
+from aionix.iam import tags as tagslib
 from aionix.iam.policy import PolicyDocument, PolicySet, Request
+from aionix.iam.policy_engine import _fields
 
 api = Api("policies")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -197,7 +199,10 @@ async def simulate_policy(call: Call) -> dict[str, Any]:
         via=ctx.via,
         tags=ctx.tags,
     )
-    decision = PolicySet(policies).decide(req)
+    pset = PolicySet(policies)
+    if ctx.tags is None and "tags" in pset.needs:  # the resource's own tags (aionix/iam/tags.py)
+        req = Request(**{**_fields(req), "tags": await engine._tags(body.resource, tenant)})
+    decision = pset.decide(req)
     return {**decision.to_dict(), "policies": [name for name, _ in policies]}
 
 
@@ -205,3 +210,50 @@ async def simulate_policy(call: Call) -> dict[str, Any]:
 async def list_policy_actions(call: Call) -> dict[str, Any]:
     """Every action a policy can name, with its route, least role and resource pattern."""
     return {"items": call.rt.policies.actions()}
+
+
+# ---------------------------------------------------------------------------- tags on resources
+TRN_FIELD = Field(..., min_length=4, max_length=1024, pattern=r"^trn:", description="the resource's TRN")
+
+
+class TagsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trn: str = TRN_FIELD
+
+
+class TagsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trn: str = TRN_FIELD
+    tags: dict[str, str] = Field(..., max_length=tagslib.MAX_TAGS, description="replaces every tag of the resource")
+
+
+class TagsView(BaseModel):
+    trn: str
+    tags: dict[str, str]
+    updated_at: float | None = None
+    updated_by: str | None = None
+
+
+@api.get("/api/v1/tags", role="viewer", query=TagsQuery, response=TagsView)
+async def get_tags(call: Call) -> dict[str, Any]:
+    """The tags of a resource (the `tags` condition of policies reads them; a secret's labels
+    count as its tags too, shown on the secret)."""
+    return await tagslib.get(call.rt, call.tenant, call.query.trn)
+
+
+@api.put("/api/v1/tags", role="admin", body=TagsBody, response=TagsView)
+async def put_tags(call: Call) -> dict[str, Any]:
+    """Set the tags of a resource of the tenant (a workflow, function, secret, parameter,
+    trigger, connection or saved action), replacing those it had."""
+    body: TagsBody = call.body
+    return await tagslib.put(
+        call.rt, call.tenant, body.trn, body.tags, call.principal.key_id if call.principal else None
+    )
+
+
+@api.delete("/api/v1/tags", role="admin", query=TagsQuery, status=204)
+async def delete_tags(call: Call) -> None:
+    """Remove every tag of a resource."""
+    await tagslib.delete(call.rt, call.tenant, call.query.trn)
