@@ -156,6 +156,38 @@ async def _latency(port: int, key: str, workflow: str, runs: int) -> list[float]
     return lat
 
 
+async def _commits(port: int, key: str) -> tuple[float, float, float]:
+    """(group commits, transactions, seconds spent committing) so far, from /metrics."""
+    conn = Conn(port, key)
+    try:
+        conn_head = f"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n"
+        await conn.request("GET", "/healthz")  # opens the connection
+        assert conn.writer is not None and conn.reader is not None
+        conn.writer.write(conn_head.encode())
+        await conn.reader.readline()
+        length = 0
+        while (line := await conn.reader.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        text = (await conn.reader.readexactly(length)).decode()
+    finally:
+        conn.close()
+    values = {}
+    for line in text.splitlines():
+        for name in (
+            "aionix_store_commit_seconds_count",
+            "aionix_store_commit_seconds_sum",
+            "aionix_store_commit_transactions_sum",
+        ):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    return (
+        values.get("aionix_store_commit_seconds_count", 0.0),
+        values.get("aionix_store_commit_transactions_sum", 0.0),
+        values.get("aionix_store_commit_seconds_sum", 0.0),
+    )
+
+
 async def _wait_idle(port: int, key: str) -> None:
     """Until the async starts have finished (no RUNNING execution left)."""
     conn = Conn(port, key)
@@ -230,9 +262,14 @@ async def _bench(server: Server, seconds: float, only: set[str] | None) -> dict[
     await _latency(port, key, "parallel3", 20)
 
     if want("chain10_sync"):
+        k0 = await _commits(port, key)
         c0 = server.cpu()
         n, elapsed = await _closed_loop(port, key, "chain10", "sync", seconds)
         cpu = server.cpu() - c0
+        k1 = await _commits(port, key)
+        figures["chain10_sync_commits_per_execution"] = round((k1[0] - k0[0]) / n, 3)
+        figures["chain10_sync_transactions_per_execution"] = round((k1[1] - k0[1]) / n, 2)
+        figures["chain10_sync_commit_busy_share"] = round((k1[2] - k0[2]) / elapsed, 2)
         figures["chain10_sync_transitions_per_s"] = round(n * 10 / elapsed)
         figures["chain10_sync_executions_per_s"] = round(n / elapsed)
         figures["chain10_sync_cpu_us_per_transition"] = round(cpu * 1e6 / (n * 10), 1)
