@@ -227,6 +227,22 @@ def _translate(exc: BaseException) -> AionixError:
     return StoreError(f"store error: {text}", details={"reason": text})
 
 
+def _is_connection_lost(exc: BaseException) -> bool:
+    import asyncpg
+
+    return isinstance(
+        exc,
+        (
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.InterfaceError,
+            asyncpg.AdminShutdownError,
+            asyncpg.CannotConnectNowError,
+            ConnectionError,
+            OSError,
+        ),
+    )
+
+
 def _is_db_error(exc: BaseException) -> bool:
     import asyncpg
 
@@ -629,8 +645,18 @@ class PostgresStore:
         single = len(batch) == 1
         last = len(batch) - 1
         outcomes: list[tuple[bool, Any]] = []
+        begin = "BEGIN" if single else "BEGIN; SAVEPOINT job"
         try:
-            self._wait(conn.execute("BEGIN" if single else "BEGIN; SAVEPOINT job"))
+            try:
+                self._wait(conn.execute(begin))
+            except Exception as exc:
+                if not _is_connection_lost(exc):
+                    raise
+                # the connection died while idle (the database restarted): nothing of this
+                # group ran yet, so a fresh connection can take it
+                self._reconnect()
+                conn = self._wconn
+                self._wait(conn.execute(begin))
         except Exception as exc:
             self._rollback()
             self._deliver(batch, [(False, _translate(exc))] * len(batch))

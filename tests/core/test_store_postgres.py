@@ -232,3 +232,30 @@ def test_connections_cannot_reach_the_store_database(make_server):
         r = run_action(api, "sql", {"sql": "SELECT 1"}, connection=conn)
         assert error_name(r) == "Sql.Refused", r.text
         assert "SSRF" in r.text
+
+
+async def test_the_store_reconnects_after_the_database_restarts():
+    """A restart of PostgreSQL (its own server here) between writes: the next write and read
+    succeed on fresh connections; nothing committed before is lost."""
+    import subprocess
+
+    from connectors.services import _as, pg_bin, start_postgres
+
+    own = start_postgres()
+    try:
+        s = PostgresStore(f"postgresql://{own.user}@127.0.0.1:{own.port}/{own.database}", password=own.password)
+        await s.start()
+        try:
+            await s.execute("core.put_meta", {"key": "before", "value": "1"})
+            opts = f"-p {own.port} -k {own.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            argv = [pg_bin("pg_ctl"), "-D", str(own.root / "data"), "-l", str(own.root / "log"), "-m", "fast"]
+            await asyncio.to_thread(
+                subprocess.run, _as("postgres", [*argv, "-w", "-o", opts, "restart"]), check=True, timeout=120
+            )
+            await s.execute("core.put_meta", {"key": "after", "value": "2"})
+            assert await s.fetch_one("core.get_meta", {"key": "before"}) == {"value": "1"}
+            assert await s.fetch_one("core.get_meta", {"key": "after"}) == {"value": "2"}
+        finally:
+            await s.close()
+    finally:
+        own.stop()
