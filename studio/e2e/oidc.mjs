@@ -33,6 +33,12 @@ function check(cond, message) {
   if (!cond) throw new Error(message);
 }
 
+/** Sign out through the account menu in the header. */
+async function signOut() {
+  await page.click("[data-testid=whoami]");
+  await page.getByRole("button", { name: "Sign out" }).click();
+}
+
 await step("the sign-in page offers single sign-on", async () => {
   await page.goto(url + "/workflows");
   await page.waitForSelector("[data-testid=sso-signin]");
@@ -54,6 +60,9 @@ await step("OIDC sign-in: the provider's login page, then back in the Studio", a
   await page.waitForSelector("[data-testid=whoami]");
   const who = await page.textContent("[data-testid=whoami]");
   check(who.includes("role admin"), `whoami says ${who}`); // the mapped group gives the admin role
+  // the header names the user, not a key
+  const name = (await page.textContent("[data-testid=whoami-name]")).trim();
+  check(name && !name.startsWith("key "), `the header names ${name}`);
 });
 
 await step("the one-time code left the URL and the page came back to where it started", async () => {
@@ -72,7 +81,7 @@ await step("a reload keeps the session (the refresh token renews it)", async () 
 
 await step("sign out ends the session", async () => {
   const refresh = await page.evaluate(() => sessionStorage.getItem("aionix.refresh"));
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await signOut();
   await page.waitForSelector("#api-key");
   // the server revoked it: using it now fails
   let status = 0;
@@ -98,10 +107,12 @@ await step("a local user signs in with a password", async () => {
   await page.waitForSelector("[data-testid=whoami]");
   const who = await page.textContent("[data-testid=whoami]");
   check(who.includes("role operator"), `whoami says ${who}`);
+  const name = (await page.textContent("[data-testid=whoami-name]")).trim();
+  check(name === localUser, `the header names ${name}, not ${localUser}`);
 });
 
 await step("a failed single sign-on says why", async () => {
-  await page.getByRole("button", { name: "Sign out" }).click();
+  await signOut();
   await page.waitForSelector("#api-key");
   await page.goto(url + "/api/v1/auth/oidc/callback?code=x&state=made-up");
   await page.waitForSelector("text=Single sign-on failed");

@@ -76,6 +76,8 @@ async function signIn(key) {
 }
 
 async function signOut() {
+  // through the account menu in the header
+  await page.click("[data-testid=whoami]");
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForSelector("#api-key");
 }
@@ -153,6 +155,15 @@ await step("signing in shows tenant and role; the key stays out of the URL", asy
   await signIn(adminKey);
   const who = await page.locator("[data-testid=whoami]").innerText();
   check(/role admin/.test(who), `whoami shows ${who}`);
+  // a key session: the header names the key by its prefix (never the whole key); the menu has its id
+  const name = await page.getByTestId("whoami-name").innerText();
+  check(name.trim() === `key ${adminKey.slice(0, 10)}…`, `the header names ${name}`);
+  check(!who.includes(adminKey), "the whole key is in the header");
+  await page.click("[data-testid=whoami]");
+  const menu = page.locator("#account-menu");
+  await menu.getByText("key id").waitFor();
+  await page.keyboard.press("Escape");
+  await menu.waitFor({ state: "detached" });
   check(!page.url().includes(adminKey), "the key is in the URL");
   const stored = await page.evaluate(() => sessionStorage.getItem("aionix.key"));
   check(stored === adminKey, "the key is not in session storage");
@@ -1009,6 +1020,23 @@ await step("tasks: the 409 of a server with no AI policy, then live tokens, canc
   await shot("page-tasks");
   // the key never appears in a URL the page requested: the stream went with the Authorization header
   check(!page.url().includes(adminKey), "the key is in the URL");
+});
+
+await step("tasks: the list follows a running task by itself (polled while one runs and the page is visible)", async () => {
+  // submitted from outside the page, canceled from outside: only the list's polling can show it
+  const sub = await api("POST", "/api/v1/tasks", { schema_version: "1.0", intent: "slow-summary", params: { text: "poll" }, stream: true });
+  check(sub.status === 202 && sub.body?.task_id, `submit: ${sub.status} ${JSON.stringify(sub.body)}`);
+  const id = sub.body.task_id;
+  await go("/workflows");
+  await go("/tasks");
+  const row = page.getByRole("row").filter({ hasText: id });
+  await row.filter({ hasText: "RUNNING" }).waitFor();
+  await page.getByTestId("tasks-polling").waitFor();
+  const cancel = await api("POST", `/api/v1/tasks/${id}/cancel`, {});
+  check(cancel.status === 200, `cancel: ${cancel.status} ${JSON.stringify(cancel.body)}`);
+  await row.filter({ hasText: "CANCELED" }).waitFor();
+  // nothing runs any more: the polling stops
+  await page.getByTestId("tasks-polling").waitFor({ state: "detached" });
 });
 
 await step("Copilot with a model configured: its proposals are validated before they are shown; a request in words goes to it", async () => {

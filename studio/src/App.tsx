@@ -1,6 +1,7 @@
 /** The shell: sign-in, the navigation and the page for the current path. */
-import { useEffect, type ReactNode } from "react";
-import { atLeast, useSession } from "./api/session";
+import { useEffect, useRef, useState, type ReactNode } from "react";
+import { storedKey } from "./api/client";
+import { atLeast, identity, useSession, type WhoAmI } from "./api/session";
 import { navigate, usePath } from "./router";
 import { SignIn } from "./pages/SignIn";
 import { WorkflowsPage } from "./pages/Workflows";
@@ -107,6 +108,65 @@ function route(path: string): ReactNode {
   }
 }
 
+/** Who is signed in (a user's name, or an API key's prefix), the tenant and role; the menu
+ * holds the details and Sign out. Closes on Escape, on a click elsewhere and on leaving it by
+ * keyboard. */
+function AccountMenu({ who, signOut }: { who: WhoAmI; signOut: () => void }) {
+  const [open, setOpen] = useState(false);
+  const box = useRef<HTMLDivElement>(null);
+  const me = identity(who, storedKey());
+  useEffect(() => {
+    if (!open) return;
+    const away = (e: MouseEvent) => box.current && !box.current.contains(e.target as Node) && setOpen(false);
+    document.addEventListener("mousedown", away);
+    return () => document.removeEventListener("mousedown", away);
+  }, [open]);
+  return (
+    <div
+      className="account"
+      ref={box}
+      onKeyDown={(e) => e.key === "Escape" && setOpen(false)}
+      onBlur={(e) => !e.currentTarget.contains(e.relatedTarget as Node | null) && setOpen(false)}
+    >
+      <button
+        type="button"
+        className="ghost who"
+        aria-haspopup="true"
+        aria-expanded={open}
+        aria-controls="account-menu"
+        data-testid="whoami"
+        onClick={() => setOpen(!open)}
+      >
+        <span className="who-name" data-testid="whoami-name">
+          {me.kind === "user" ? "" : "key "}
+          <b>{me.name}</b>
+        </span>{" "}
+        · tenant <b>{me.tenant}</b> · role <b>{me.role}</b>
+        {me.role === "viewer" && <span className="tag">read-only</span>} <span aria-hidden="true">▾</span>
+      </button>
+      {open && (
+        <div className="account-menu" id="account-menu" aria-label="Account">
+          <dl className="props">
+            <div>
+              <dt>{me.kind === "user" ? "user" : "API key"}</dt>
+              <dd>{me.name}</dd>
+            </div>
+            {me.details.map(([k, v]) => (
+              <div key={k}>
+                <dt>{k}</dt>
+                <dd>{v}</dd>
+              </div>
+            ))}
+          </dl>
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
 export function App() {
   const { who, checking, restore, signOut } = useSession();
   const path = usePath();
@@ -127,13 +187,7 @@ export function App() {
         <Link to="/workflows" className="brand">
           Aionix Studio
         </Link>
-        <span className="who" data-testid="whoami">
-          tenant <b>{who.tenant}</b> · role <b>{who.role}</b>
-          {who.role === "viewer" && <span className="tag">read-only</span>}
-        </span>
-        <button className="ghost" onClick={signOut}>
-          Sign out
-        </button>
+        <AccountMenu who={who} signOut={signOut} />
       </header>
       <nav className="sidebar" aria-label="Main">
         <ul>

@@ -98,10 +98,14 @@ export interface SseEvent {
 }
 
 /** Read a Server-Sent Events stream with fetch (EventSource cannot send the Authorization
- * header). Calls `onEvent` per event until the stream ends or `signal` aborts. */
-export async function streamEvents(path: string, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
+ * header). Calls `onEvent` per event until the stream ends or `signal` aborts. `lastEventId`
+ * resumes a dropped stream: sent as `Last-Event-ID`, the server replays only the later events. */
+export async function streamEvents(path: string, onEvent: (e: SseEvent) => void, signal: AbortSignal, lastEventId?: string | null): Promise<void> {
   const key = storedKey();
-  const response = await fetch(path, { headers: { Accept: "text/event-stream", ...(key ? { Authorization: `Bearer ${key}` } : {}) }, signal });
+  const headers: Record<string, string> = { Accept: "text/event-stream" };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+  const response = await fetch(path, { headers, signal });
   if (!response.ok || !response.body) {
     let env: { error?: { code?: string; message?: string } } = {};
     try {

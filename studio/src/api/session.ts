@@ -16,8 +16,43 @@ export interface WhoAmI {
   role: Role;
   cross_tenant: boolean;
   version: string;
-  /** the signed-in user's name (user sessions only) */
+  /** the signed-in user's name (user sessions only; kept from the sign-in) */
   user?: string;
+  /** newer servers: the signed-in user's id (null for an API key), groups and how the call
+   * authenticated ("key" or "token"); older ones leave them out */
+  user_id?: string | null;
+  groups?: string[];
+  source?: string;
+}
+
+/** What the header says about who is signed in. */
+export interface Identity {
+  kind: "user" | "key";
+  /** the user's name, or the API key's prefix (never the key itself) */
+  name: string;
+  tenant: string;
+  role: Role;
+  /** further lines for the account menu */
+  details: [string, string][];
+}
+
+/** A user session (OIDC or a local user) shows the user's name; an API key its prefix (the
+ * part the Keys page shows) and id. Works with both shapes of whoami (with or without
+ * user_id/groups/source). */
+export function identity(who: WhoAmI, key: string | null): Identity {
+  const isUser = !!who.user || !!who.user_id;
+  const details: [string, string][] = [];
+  if (isUser) {
+    if (who.user_id) details.push(["user id", who.user_id]);
+    if (who.groups?.length) details.push(["groups", who.groups.join(", ")]);
+    details.push(["signed in with", "a short-lived token (renewed while this tab is open)"]);
+    return { kind: "user", name: who.user || who.user_id || who.key_id, tenant: who.tenant, role: who.role, details };
+  }
+  const prefix = key && key.startsWith("aio_") ? `${key.slice(0, 10)}…` : null;
+  details.push(["key id", who.key_id]);
+  if (who.source === "token") details.push(["signed in with", "a short-lived token for this key"]);
+  if (who.cross_tenant) details.push(["scope", "cross-tenant admin"]);
+  return { kind: "key", name: prefix ?? who.key_id, tenant: who.tenant, role: who.role, details };
 }
 
 export interface AuthInfo {

@@ -1,6 +1,6 @@
 /** AI tasks (issue 18): the envelope, and folding the SSE stream (`token`, `partial`, `done`,
  * `error`) into the text shown live. */
-import { ApiError, type SseEvent } from "./client";
+import { ApiError, streamEvents, type SseEvent } from "./client";
 
 export interface TaskEnvelope {
   schema_version?: string;
@@ -82,3 +82,82 @@ export function submitBody(intent: string, paramsText: string, opts: { stream?: 
   }
   return body;
 }
+
+type StreamFn = (path: string, onEvent: (e: SseEvent) => void, signal: AbortSignal, lastEventId?: string | null) => Promise<void>;
+
+export interface FollowOptions {
+  /** reconnections in a row without a new event before giving up */
+  retries?: number;
+  /** the wait before the n-th reconnection (0-based), in ms */
+  backoff?: (attempt: number) => number;
+  /** told each time the stream dropped and is about to be resumed */
+  onRetry?: (attempt: number, lastEventId: string | null) => void;
+  /** for tests: the SSE reader */
+  stream?: StreamFn;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+export const retryBackoff = (attempt: number): number => Math.min(5000, 500 * 2 ** attempt);
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((done) => {
+    const t = setTimeout(done, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), done()), { once: true });
+  });
+}
+
+/** Whether a stream failure is worth a reconnection: a dropped connection or a server error,
+ * not an answer that will not change (a task not found, a key no longer accepted). */
+export function retryable(e: unknown): boolean {
+  if (e instanceof ApiError) return e.status === 0 || e.status === 429 || e.status >= 500;
+  return !(e instanceof DOMException && e.name === "AbortError");
+}
+
+/** Follow a task's SSE stream to its end (`done` or `error`), resuming a dropped connection
+ * with `Last-Event-ID` (the id of the last event seen) so no token is lost or shown twice.
+ * Resolves with whether the stream reached its end; rejects with a failure that is not retryable
+ * or after `retries` reconnections in a row that brought no new event. */
+export async function followTask(id: string, onEvent: (e: SseEvent) => void, signal: AbortSignal, opts: FollowOptions = {}): Promise<boolean> {
+  const read = opts.stream ?? streamEvents;
+  const sleep = opts.sleep ?? pause;
+  const retries = opts.retries ?? 5;
+  const backoff = opts.backoff ?? retryBackoff;
+  let last: string | null = null;
+  let ended = false;
+  let attempt = 0;
+  for (;;) {
+    let fresh = false;
+    let failure: unknown = null;
+    try {
+      await read(
+        `/api/v1/tasks/${encodeURIComponent(id)}/stream`,
+        (ev) => {
+          fresh = true;
+          if (ev.id) last = ev.id;
+          if (ev.event === "done" || ev.event === "error") ended = true;
+          onEvent(ev);
+        },
+        signal,
+        last,
+      );
+    } catch (e) {
+      failure = e;
+    }
+    if (ended || signal.aborted) return ended;
+    if (failure !== null && !retryable(failure)) throw failure;
+    if (fresh) attempt = 0;
+    if (attempt >= retries) throw failure ?? new ApiError(0, "stream", "the task's stream ended before the task did", null);
+    opts.onRetry?.(attempt, last);
+    await sleep(backoff(attempt), signal);
+    attempt += 1;
+    if (signal.aborted) return false;
+  }
+}
+
+/** Whether the tasks list should be refreshed now: something in it is still running and the
+ * page is being looked at (a hidden tab polls nothing). */
+export function shouldPoll(rows: { status: string }[], visible: boolean): boolean {
+  return visible && rows.some((r) => r.status === "RUNNING");
+}
+
+export const POLL_MS = 3000;

@@ -74,6 +74,7 @@ export function usePagedList<T>(path: string, query: Record<string, string | num
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(true);
+  const pages = useRef(0);
   const q = JSON.stringify(query);
   const load = useCallback(
     async (after?: string | null) => {
@@ -82,6 +83,7 @@ export function usePagedList<T>(path: string, query: Record<string, string | num
         const page = await api.get<Page<T>>(path, { ...JSON.parse(q), limit: 50, cursor: after ?? undefined });
         setItems((prev) => (after ? [...prev, ...(page.items ?? [])] : (page.items ?? [])));
         setCursor(page.next_cursor ?? null);
+        pages.current = after ? pages.current + 1 : 1;
         setError(null);
       } catch (e) {
         setError(e);
@@ -92,10 +94,35 @@ export function usePagedList<T>(path: string, query: Record<string, string | num
     },
     [path, q],
   );
+  /** The first page again, quietly (no "Loading…"), keeping the further pages already loaded. */
+  const refresh = useCallback(
+    async (keyOf: (row: T) => string) => {
+      try {
+        const page = await api.get<Page<T>>(path, { ...JSON.parse(q), limit: 50 });
+        if (pages.current > 1) setItems((prev) => mergeFirstPage(prev, page.items ?? [], keyOf));
+        else {
+          setItems(page.items ?? []);
+          setCursor(page.next_cursor ?? null);
+        }
+        setError(null);
+      } catch {
+        /* a failed refresh keeps what is shown; the next one may succeed */
+      }
+    },
+    [path, q],
+  );
   useEffect(() => {
     void load();
   }, [load]);
-  return { items, error, loading, more: cursor ? () => load(cursor) : null, reload: () => load() };
+  return { items, error, loading, more: cursor ? () => load(cursor) : null, reload: () => load(), refresh };
+}
+
+/** A list's fresh first page followed by the rows loaded before that it does not hold (newest
+ * first: rows pushed off the first page by newer ones stay, in order, and the cursor still
+ * points after the last of them). */
+export function mergeFirstPage<T>(prev: T[], first: T[], keyOf: (row: T) => string): T[] {
+  const seen = new Set(first.map(keyOf));
+  return [...first, ...prev.filter((r) => !seen.has(keyOf(r)))];
 }
 
 export interface Column<T> {

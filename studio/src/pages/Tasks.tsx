@@ -2,9 +2,21 @@
  * envelope (the engine the router chose and why, usage) and follow its tokens live over SSE
  * (fetch with the key in the Authorization header, never in the URL); cancel a running one. */
 import { useEffect, useState } from "react";
-import { api, enc, streamEvents } from "../api/client";
+import { api, enc } from "../api/client";
 import { atLeast, useSession } from "../api/session";
-import { emptyStream, foldStream, noPolicy, resultText, submitBody, TASK_FINAL, type StreamState, type TaskEnvelope } from "../api/tasks";
+import {
+  emptyStream,
+  followTask,
+  foldStream,
+  noPolicy,
+  POLL_MS,
+  resultText,
+  shouldPoll,
+  submitBody,
+  TASK_FINAL,
+  type StreamState,
+  type TaskEnvelope,
+} from "../api/tasks";
 import { ActionResult, DataTable, ErrorBox, JsonField, JsonView, useAction, usePagedList } from "../components/common";
 
 export function statusClass(status: string): string {
@@ -25,6 +37,7 @@ function TaskDetail({ id, onChange }: { id: string; onChange: () => void }) {
   const [env, setEnv] = useState<TaskEnvelope | null>(null);
   const [stream, setStream] = useState<StreamState>(emptyStream);
   const [live, setLive] = useState(false);
+  const [resuming, setResuming] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const act = useAction();
   useEffect(() => {
@@ -41,14 +54,17 @@ function TaskDetail({ id, onChange }: { id: string; onChange: () => void }) {
         if (TASK_FINAL.has(first.status)) return;
         setLive(true);
         let state = emptyStream;
-        await streamEvents(
-          `/api/v1/tasks/${enc(id)}/stream`,
+        // a dropped connection is resumed with Last-Event-ID: the tokens go on where they stopped
+        await followTask(
+          id,
           (ev) => {
+            setResuming(false);
             state = foldStream(state, ev);
             setStream(state);
             if (state.envelope) setEnv(state.envelope);
           },
           ctrl.signal,
+          { onRetry: () => !stop && setResuming(true) },
         );
         if (!stop) {
           setEnv(await api.get<TaskEnvelope>(`/api/v1/tasks/${enc(id)}`));
@@ -57,7 +73,10 @@ function TaskDetail({ id, onChange }: { id: string; onChange: () => void }) {
       } catch (e) {
         if (!stop) setError(e);
       } finally {
-        if (!stop) setLive(false);
+        if (!stop) {
+          setLive(false);
+          setResuming(false);
+        }
       }
     })();
     return () => {
@@ -84,6 +103,11 @@ function TaskDetail({ id, onChange }: { id: string; onChange: () => void }) {
             {live && (
               <span className="tag" data-testid="task-live">
                 live
+              </span>
+            )}
+            {resuming && (
+              <span className="tag" data-testid="task-resuming">
+                reconnecting…
               </span>
             )}
           </p>
@@ -152,6 +176,17 @@ function TaskDetail({ id, onChange }: { id: string; onChange: () => void }) {
   );
 }
 
+/** Whether the page is visible (not a background tab or a minimised window). */
+function useVisible(): boolean {
+  const [visible, setVisible] = useState(() => document.visibilityState === "visible");
+  useEffect(() => {
+    const on = () => setVisible(document.visibilityState === "visible");
+    document.addEventListener("visibilitychange", on);
+    return () => document.removeEventListener("visibilitychange", on);
+  }, []);
+  return visible;
+}
+
 export function TasksPage() {
   const who = useSession((s) => s.who);
   const list = usePagedList<TaskEnvelope>("/api/v1/tasks");
@@ -162,6 +197,15 @@ export function TasksPage() {
   const [budget, setBudget] = useState("");
   const [policyError, setPolicyError] = useState<unknown>(null);
   const act = useAction();
+  const visible = useVisible();
+  const poll = shouldPoll(list.items, visible);
+  const { refresh } = list;
+  useEffect(() => {
+    // while a task runs and the page is visible, the list follows the status changes
+    if (!poll) return;
+    const t = setInterval(() => void refresh((r) => r.task_id), POLL_MS);
+    return () => clearInterval(t);
+  }, [poll, refresh]);
   const submit = () =>
     act.run(async () => {
       try {
@@ -219,6 +263,11 @@ export function TasksPage() {
         </form>
       )}
       <ErrorBox error={list.error} />
+      {poll && (
+        <p className="muted" data-testid="tasks-polling">
+          Tasks are running: this list refreshes every {POLL_MS / 1000} s.
+        </p>
+      )}
       {!list.error && (
         <div className="master-detail">
           <DataTable
