@@ -122,8 +122,8 @@ def compile_query(text: str) -> Compiled:
 
 
 def _args(q: Compiled, name: str, params: Params) -> list[Any]:
-    if params is None:
-        params = ()
+    if params is None or q.count == 0:  # SQLite ignores what a query without parameters is given
+        return []
     if q.names is not None:
         if not isinstance(params, Mapping):
             if len(params) != q.count:

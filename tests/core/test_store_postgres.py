@@ -54,6 +54,10 @@ def test_placeholders_skip_literals_comments_and_casts():
     assert q.sql == "SELECT ':no', x::text, $1, $2, $1 FROM t WHERE y = '?'"
     assert q.names == ("a", "b")
     assert compile_query("INSERT INTO t VALUES (?, ?)").sql == "INSERT INTO t VALUES ($1, $2)"
+    from aionix.store.postgres import _args
+
+    assert _args(compile_query("SELECT 1"), "q", {"unused": 1}) == []  # as SQLite: ignored
+    assert _args(compile_query("SELECT :a"), "q", {"a": 1, "extra": 2}) == [1]
     locked = compile_query("SELECT a FROM t WHERE k = :k /*tx: FOR UPDATE*/")
     assert locked.sql == "SELECT a FROM t WHERE k = $1" and locked.tx_sql == "SELECT a FROM t WHERE k = $1 FOR UPDATE"
 
