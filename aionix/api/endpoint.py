@@ -134,6 +134,8 @@ def check_store_ints(value: Any, where: str = "", annotation: Any = Any) -> None
     One rule for every query and body model, applied by the dispatcher after validation; the
     OpenAPI document states the same bounds (`minimum`/`maximum` on every integer). Free-form JSON
     (`Any` fields: a parameter value, a workflow input) keeps integers of any size exactly."""
+    if annotation is Any and not isinstance(value, BaseModel):
+        return  # free-form JSON: nothing in it is an integer field (no walk over a big input)
     if isinstance(value, BaseModel):
         for name, info in type(value).model_fields.items():
             loc = info.alias or name
