@@ -1039,6 +1039,39 @@ await step("tasks: the list follows a running task by itself (polled while one r
   await page.getByTestId("tasks-polling").waitFor({ state: "detached" });
 });
 
+await step("tasks: a dropped stream resumes with Last-Event-ID (no token lost or shown twice)", async () => {
+  // the first connection to the stream is answered here with the task's first event (as the
+  // server sends it: id 1, the stand-in's token "first ") and then ends, as a dropped connection
+  // would; the page reconnects to the real server, which replays only what came after id 1
+  const resumed = [];
+  let first = true;
+  await page.route(/\/api\/v1\/tasks\/[^/]+\/stream$/, async (route) => {
+    if (first) {
+      first = false;
+      return route.fulfill({ status: 200, contentType: "text/event-stream", body: 'id: 1\nevent: token\ndata: {"text": "first "}\n\n' });
+    }
+    resumed.push(route.request().headers()["last-event-id"] ?? null);
+    return route.continue();
+  });
+  try {
+    await go("/tasks");
+    const form = page.getByRole("form", { name: "Submit a task" });
+    await form.getByLabel("Intent", { exact: true }).fill("slow-summary");
+    await form.getByRole("button", { name: "Submit task" }).click();
+    const detail = page.getByLabel("Task details");
+    await detail.getByTestId("task-output").filter({ hasText: "first" }).waitFor();
+    for (let i = 0; i < 100 && !resumed.length; i++) await page.waitForTimeout(100);
+    check(resumed[0] === "1", `the reconnection sent Last-Event-ID ${resumed[0]}`);
+    await detail.getByTestId("task-live").waitFor();
+    await detail.getByRole("button", { name: "Cancel task" }).click();
+    await detail.getByTestId("task-status").filter({ hasText: "CANCELED" }).waitFor();
+    const out = (await detail.getByTestId("task-output").innerText()).trim();
+    check(out === "first", `the output after the resume is ${JSON.stringify(out)}`);
+  } finally {
+    await page.unroute(/\/api\/v1\/tasks\/[^/]+\/stream$/);
+  }
+});
+
 await step("Copilot with a model configured: its proposals are validated before they are shown; a request in words goes to it", async () => {
   // the model (a stand-in: a function) proposes one valid change and one that names a missing state
   const source = [
