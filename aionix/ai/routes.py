@@ -41,6 +41,7 @@ async def submit_task(call: Call) -> Response:
         trace_id=_traceparent(call),
         principal=call.principal,  # its policies on each candidate provider
         route=f"POST {call.request.scope['path']}",
+        via="mcp" if call.request.headers.get("user-agent") == "aionix-mcp" else "api",  # as the call's own check
     )
     if not body.stream:
         await svc.wait(run, svc.config.sync_wait_seconds)
