@@ -87,7 +87,6 @@ class TaskRun:
         self._wake = asyncio.Event()
         self.trace_id: str | None = None
         self.execution_id: str | None = None
-        self.recorded: asyncio.Future[Any] | None = None
         self.held: tuple[list[str], float] | None = None
         self.quota: tuple[int, float] | None = None  # the ai_usd_per_day reservation (period, USD)
 
@@ -120,6 +119,34 @@ class TaskRun:
         }
 
 
+class _Write:
+    """A task's queued row write: its decisions, its usage (once finished), who waits."""
+
+    __slots__ = ("decisions", "done", "run", "usage")
+
+    def __init__(self, run: TaskRun) -> None:
+        self.run = run
+        self.decisions: list[dict[str, Any]] = []
+        self.usage: dict[str, Any] | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+
+_DECIDED = ("task_id", "intent", "policy_version", "route", "provider", "model", "tier", "chosen_by", "reason")
+
+
+def _decided(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in _DECIDED}
+
+
+def _write_rows(tx: Any, rows: list[tuple[_Write, dict[str, Any]]]) -> None:
+    for w, task_row in rows:
+        if w.usage is not None:
+            tx.execute("ai.insert_usage", w.usage)
+        tx.execute("ai.upsert_task", task_row)
+        for d in w.decisions:
+            tx.execute("ai.insert_decision", d)
+
+
 class AiService:
     def __init__(self, rt: Any) -> None:
         self.rt = rt
@@ -131,6 +158,8 @@ class AiService:
         self.runs: OrderedDict[str, TaskRun] = OrderedDict()
         self.inflight: dict[str, float] = {}
         self._budget_rows: dict[str, tuple[Any, float]] = {}
+        self._writes: dict[str, _Write] = {}  # queued row writes, by task id
+        self._flusher: asyncio.Task[None] | None = None
         reg = rt.metrics.registry
         self.m_tokens = Counter("aionix_ai_tokens_total", "AI tokens", ["provider", "model", "direction"], registry=reg)
         self.m_cost = Counter("aionix_ai_cost_usd_total", "AI cost charged (USD)", ["provider", "model"], registry=reg)
@@ -439,8 +468,8 @@ class AiService:
         self.runs[run.id] = run
         self._evict()
         # the RUNNING row and the decision are written while the provider is called (the task
-        # is served from memory meanwhile); the final write waits for them, so rows keep order
-        run.recorded = asyncio.ensure_future(self._record_decision(run, decision, ps.version))
+        # is served from memory meanwhile), grouped with other tasks' writes; rows keep order
+        self._write(run, decision_row=self._decision_row(run, decision, ps.version))
         run.task = asyncio.get_running_loop().create_task(
             self._run(run, decision, spec, messages, secrets or SecretSet()), name=f"ai-task-{run.id}"
         )
@@ -553,41 +582,53 @@ class AiService:
             **engine,
         }
 
-    async def _persist(
+    def _write(
         self, run: TaskRun, decision_row: dict[str, Any] | None = None, usage_row: dict[str, Any] | None = None
-    ) -> None:
-        """The task's row, with its decision or its usage, in one transaction (one commit)."""
-        task_row = self._task_row(run)
-
-        def write(tx: Any) -> None:
-            if usage_row is not None:
-                tx.execute("ai.insert_usage", usage_row)
-            tx.execute("ai.upsert_task", task_row)
-            if decision_row is not None:
-                tx.execute("ai.insert_decision", decision_row)
-
-        await self.store.transaction(write)
+    ) -> asyncio.Future[None]:
+        """Queue the task's row (as it is when written), with a decision or its usage: the queued
+        writes of all tasks go in one transaction, and a task that finishes before its RUNNING row
+        was taken is written once (decision, usage and final row together). The future settles
+        once committed."""
+        w = self._writes.get(run.id)
+        if w is None:
+            w = self._writes[run.id] = _Write(run)
         if decision_row is not None:
-            detail = {
-                k: decision_row[k]
-                for k in (
-                    "task_id",
-                    "intent",
-                    "policy_version",
-                    "route",
-                    "provider",
-                    "model",
-                    "tier",
-                    "chosen_by",
-                    "reason",
-                )
-            }
-            await self.rt.publish_event(run.tenant, EVENT_SOURCE, "Route Decided", detail)
+            w.decisions.append(decision_row)
+        if usage_row is not None:
+            w.usage = usage_row
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="ai-task-writer")
+        return w.done
 
-    async def _record_decision(
-        self, run: TaskRun, decision: Decision, version: int, choice: Choice | None = None
-    ) -> None:
-        await self._persist(run, decision_row=self._decision_row(run, decision, version, choice))
+    async def _flush(self) -> None:
+        """Write what is queued, one transaction at a time, until nothing is (rows keep order)."""
+        try:
+            while self._writes:
+                batch = list(self._writes.values())
+                self._writes = {}
+                rows = [(w, self._task_row(w.run)) for w in batch]
+                try:
+                    await self.store.transaction(lambda tx, rows=rows: _write_rows(tx, rows))
+                    outcomes: list[BaseException | None] = [None] * len(rows)
+                except AionixError:  # one by one: a write that fails fails alone
+                    outcomes = []
+                    for one in rows:
+                        try:
+                            await self.store.transaction(lambda tx, one=one: _write_rows(tx, [one]))
+                            outcomes.append(None)
+                        except AionixError as exc:
+                            outcomes.append(exc)
+                for (w, _), exc in zip(rows, outcomes, strict=True):
+                    if exc is not None:
+                        w.done.set_exception(exc)
+                        w.done.exception()  # retrieved: a RUNNING row's write has nobody waiting
+                        log.warning("AI task %s: writing its row failed: %s", w.run.id, getattr(exc, "message", exc))
+                        continue
+                    w.done.set_result(None)
+                    for d in w.decisions:
+                        await self.rt.publish_event(w.run.tenant, EVENT_SOURCE, "Route Decided", _decided(d))
+        finally:
+            self._flusher = None
 
     async def _key(self, provider: Provider, run: TaskRun, secrets: SecretSet) -> str | None:
         ref = provider.spec.api_key_ref
@@ -624,7 +665,8 @@ class AiService:
                 if index > 0:
                     run.engine = decision.engine(choice)
                     run.engine["reason"] = f"escalated after: {failures[-1]}"
-                    await self._record_decision(run, decision, self.policy.version if self.policy else 0, choice)
+                    version = self.policy.version if self.policy else 0
+                    self._write(run, decision_row=self._decision_row(run, decision, version, choice))
                     run.emit("partial", {"text": "", "reset": True, "reason": run.engine["reason"]})
                 limit = None
                 if decision.route == "hybrid" and choice.location == "local":
@@ -761,12 +803,10 @@ class AiService:
             if run.execution_id:
                 ai_usage.add(run.execution_id, run.usage["tokens_in"] + run.usage["tokens_out"], run.usage["cost_usd"])
         self.m_tasks.labels(run.intent, status).inc()
-        if run.recorded is not None:
-            try:
-                await asyncio.shield(run.recorded)
-            except AionixError as exc:
-                log.warning("AI task %s: recording its decision failed: %s", run.id, exc.message)
-        await self._persist(run, usage_row=usage_row)
+        try:
+            await asyncio.shield(self._write(run, usage_row=usage_row))
+        except AionixError:
+            pass  # logged by the writer; the task's answer stands (served from memory)
         if run.held is not None:
             self._hold(run.held[0], -run.held[1])
             run.held = None
