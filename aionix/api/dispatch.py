@@ -58,23 +58,44 @@ class AuthThrottled(RateLimited):
 STREAM_KEY_CHECK_SECONDS = 1.0
 
 
+_END = object()
+_NOTHING = object()
+
+
 async def _while_key_valid(
     rt: Runtime, request: Request, inner: AsyncIterator[Any], media_type: str | None
 ) -> AsyncIterator[Any]:
     """Pass a streaming body through while the request's API key stays valid: a stream whose
     key is revoked (or whose tenant access ends) ends within `STREAM_KEY_CHECK_SECONDS`, with a
-    final SSE `error` event saying why."""
+    final SSE `error` event saying why. The body is read by one task for the whole stream
+    through a small queue (not a task per chunk)."""
     key = extract_key(request.headers) or ""
     tenant = request.headers.get("x-aionix-tenant")
     source = inner.__aiter__()
-    pending: asyncio.Future[Any] | None = None
+    chunks: asyncio.Queue[Any] = asyncio.Queue(16)
+    failed: list[BaseException] = []
+
+    async def pump() -> None:
+        try:
+            async for chunk in source:
+                await chunks.put(chunk)
+        except Exception as exc:
+            failed.append(exc)
+        await chunks.put(_END)
+
+    reader = asyncio.get_running_loop().create_task(pump())
     checked = time.monotonic()
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(source.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=STREAM_KEY_CHECK_SECONDS)
-            if not done or time.monotonic() - checked >= STREAM_KEY_CHECK_SECONDS:
+            try:
+                chunk = chunks.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    async with asyncio.timeout(max(0.0, STREAM_KEY_CHECK_SECONDS - (time.monotonic() - checked))):
+                        chunk = await chunks.get()
+                except TimeoutError:
+                    chunk = _NOTHING
+            if time.monotonic() - checked >= STREAM_KEY_CHECK_SECONDS:
                 checked = time.monotonic()
                 try:
                     await rt.authenticator.authenticate(key, tenant)
@@ -83,19 +104,17 @@ async def _while_key_valid(
                         error = {"error": {"code": exc.code, "message": f"{exc.message}: the stream is closed"}}
                         yield f"event: error\ndata: {orjson.dumps(error).decode()}\n\n"
                     return
-                if not done:
-                    continue
-            try:
-                chunk = pending.result()
-            except StopAsyncIteration:
-                pending = None
+            if chunk is _NOTHING:
+                continue
+            if chunk is _END:
+                if failed:
+                    raise failed[0]
                 return
-            pending = None
             yield chunk
     finally:
-        if pending is not None and not pending.done():
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
+        if not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
         closer = getattr(source, "aclose", None)
         if closer is not None:
             await closer()
