@@ -155,7 +155,7 @@ class _Servicer:
         checked = time.monotonic()
         while True:
             while len(run.events) > after:
-                seq, kind, data = run.events[after]
+                seq, kind, data = run.event(after)
                 after = seq
                 yield event_message(task_id, seq, kind, data)
                 if kind in ("done", "error"):

@@ -96,7 +96,7 @@ async def task_stream(call: Call) -> Response:
         idle = 0
         while True:
             while len(run.events) > after:
-                seq, kind, data = run.events[after]
+                seq, kind, data = run.event(after)
                 after = seq
                 yield f"id: {seq}\nevent: {kind}\ndata: {jsonutil.dumps(data).decode()}\n\n"
                 if kind in ("done", "error"):

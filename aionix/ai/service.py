@@ -67,6 +67,37 @@ def _day(ts: float) -> tuple[str, str]:
     return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m")
 
 
+class _Text:
+    """One provider call's output so far: its token texts, and the last prefix joined (a
+    stream that sends the partials in order joins each token once)."""
+
+    __slots__ = ("_n", "_text", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self._n = 0
+        self._text = ""
+
+    def upto(self, n: int) -> str:
+        if n < self._n:
+            return "".join(self.parts[:n])
+        if n > self._n:
+            self._text += "".join(self.parts[self._n : n])
+            self._n = n
+        return self._text
+
+
+class _Partial:
+    """A stored `partial` event: the output's first `n` tokens, the text made when sent (the
+    events hold each token once, not every prefix: no quadratic growth)."""
+
+    __slots__ = ("n", "out")
+
+    def __init__(self, out: _Text, n: int) -> None:
+        self.out = out
+        self.n = n
+
+
 class TaskRun:
     def __init__(self, task_id: str, tenant: str, key_id: str | None, intent: str) -> None:
         self.id = task_id
@@ -78,7 +109,7 @@ class TaskRun:
         self.result: Any = None
         self.error: dict[str, Any] | None = None
         self.usage = {"latency_ms": 0.0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
-        self.events: list[tuple[int, str, Any]] = []
+        self.events: list[tuple[int, str, Any]] = []  # as stored: read them with `event()`
         self.started = time.perf_counter()
         self.created_at = time.time()
         self.finished_at: float | None = None
@@ -94,6 +125,15 @@ class TaskRun:
         self.events.append((len(self.events) + 1, event, data))
         self._wake.set()
         self._wake = asyncio.Event()
+
+    def event(self, index: int) -> tuple[int, str, Any]:
+        """The event at `index` (0-based; its seq is index + 1) as sent: `(seq, kind, data)`."""
+        seq, kind, data = self.events[index]
+        if type(data) is str:  # a token: its text
+            data = {"text": data}
+        elif type(data) is _Partial:
+            data = {"text": data.out.upto(data.n)}
+        return seq, kind, data
 
     async def wait_event(self, after: int, timeout: float) -> None:
         if len(self.events) > after or self.done.is_set():
@@ -730,7 +770,8 @@ class AiService:
         limit: float | None,
     ) -> tuple[str, int, int, float | None, bool]:
         key = await self._key(provider, run, secrets)
-        parts: list[str] = []
+        out = _Text()
+        parts = out.parts
         tin = tout = 0
         confidence = None
         cut = False
@@ -749,10 +790,10 @@ class AiService:
                     async for item in gen:
                         if item[0] == "token":
                             parts.append(item[1])
-                            run.emit("token", {"text": item[1]})
+                            run.emit("token", item[1])
                             counted += estimate_tokens(item[1]) if len(item[1]) > 4 else 1
                             if len(parts) % 16 == 0:
-                                run.emit("partial", {"text": "".join(parts)})
+                                run.emit("partial", _Partial(out, len(parts)))
                             if counted > choice.max_tokens:
                                 cut = True
                                 break

@@ -213,7 +213,7 @@ class _Connection:
             return
         while True:
             while len(run.events) > after:
-                seq, kind, data = run.events[after]
+                seq, kind, data = run.event(after)
                 after = seq
                 await self.put({"type": "event", "task_id": task_id, "id": seq, "event": kind, "data": data})
                 if kind in ("done", "error"):

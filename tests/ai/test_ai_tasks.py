@@ -85,6 +85,27 @@ def test_sse_stream_tokens_done_and_resume(ai):
         assert c.get(f"/v1/stream/{task_id}").status_code == 200
 
 
+def test_partials_hold_the_text_so_far_and_resume(ai):
+    """Every 16th token a `partial` event carries the whole text so far (stored as a count of
+    tokens, made when sent); a stream resumed with Last-Event-ID sends the same partials."""
+    with ai.server.client() as c:
+        task_id = submit(c, "api-flood", stream=True, max_tokens=100).json()["task_id"]
+        events = sse(c, task_id)
+        assert events[-1][1] == "done"
+        text = ""
+        partials = []
+        for ident, kind, data in events:
+            if kind == "token":
+                text += data["text"]
+            elif kind == "partial":
+                assert data["text"] == text
+                partials.append((ident, data["text"]))
+        assert len(partials) >= 3 and events[-1][2]["result"]["text"].startswith(partials[-1][1])
+        cut = next(i for i, e in enumerate(events) if e[0] == partials[1][0]) - 1
+        resumed = sse(c, task_id, last=events[cut][0])
+        assert resumed == events[cut + 1 :]
+
+
 def test_retry_after_429_then_ok(ai):
     with ai.server.client() as c:
         before = len(ai.api.requests)
