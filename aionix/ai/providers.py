@@ -148,6 +148,194 @@ class _AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
+KEEPALIVE_SECONDS = 30.0
+
+
+class _PlainResponse:
+    """The answer of a `_PlainHTTP` POST: status, headers, and the body read as it comes
+    (Content-Length, chunked, or until the connection closes)."""
+
+    def __init__(
+        self,
+        pool: _PlainHTTP,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        status: int,
+        headers: dict[str, str],
+        keep: bool,
+        read_timeout: float,
+    ) -> None:
+        self._pool = pool
+        self._reader = reader
+        self._writer: asyncio.StreamWriter | None = writer
+        self.status_code = status
+        self.headers = headers
+        self._keep = keep
+        self._timeout = read_timeout
+        self._complete = False
+
+    async def _read(self, op: Any) -> bytes:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await op
+        except TimeoutError:
+            raise httpx.ReadTimeout("the provider sent nothing in time") from None
+        except asyncio.IncompleteReadError:
+            raise httpx.RemoteProtocolError("the provider closed the connection inside the body") from None
+        except asyncio.LimitOverrunError:
+            raise httpx.RemoteProtocolError("a chunk header is too long") from None
+        except OSError as exc:
+            raise httpx.ReadError(str(exc)) from None
+
+    async def _blocks(self) -> AsyncIterator[bytes]:
+        reader = self._reader
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            while True:
+                line = await self._read(reader.readuntil(b"\r\n"))
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise httpx.RemoteProtocolError("a bad chunk size") from None
+                if size == 0:
+                    while await self._read(reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                    break
+                yield (await self._read(reader.readexactly(size + 2)))[:-2]
+        elif "content-length" in self.headers:
+            try:
+                left = int(self.headers["content-length"])
+            except ValueError:
+                raise httpx.RemoteProtocolError("a bad Content-Length") from None
+            while left > 0:
+                data = await self._read(reader.read(min(left, 65536)))
+                if not data:
+                    raise httpx.RemoteProtocolError("the provider closed the connection inside the body")
+                left -= len(data)
+                yield data
+        else:  # until the provider closes the connection
+            while data := await self._read(reader.read(65536)):
+                yield data
+        self._complete = True
+
+    async def aiter_lines(self) -> AsyncIterator[str]:
+        rest = b""
+        async for data in self._blocks():
+            *lines, rest = (rest + data).split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", "replace")
+        if rest:
+            yield rest.decode("utf-8", "replace")
+
+    async def aread(self) -> bytes:
+        return b"".join([data async for data in self._blocks()])
+
+    async def aclose(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            if self._complete and self._keep:
+                self._pool.put(self._reader, writer)
+            else:
+                writer.close()
+
+
+class _PlainHTTP:
+    """A small HTTP/1.1 client for providers reached over `http://` (local models: Ollama,
+    vLLM, llama.cpp): a POST whose answer is read as lines, over asyncio's streams, its
+    kept-alive connections reused. httpx with httpcore spent about a third of the server's CPU
+    per task here (request and response models, the pool's bookkeeping, h11's state machine).
+    The same SSRF guard vets every address it connects to."""
+
+    def __init__(self, guard: Any) -> None:
+        self._backend = GuardedBackend(guard, _AsyncioBackend())
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    def put(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._idle.append((reader, writer, time.monotonic() + KEEPALIVE_SECONDS))
+
+    def close(self) -> None:
+        for _, writer, _ in self._idle:
+            writer.close()
+        self._idle.clear()
+
+    async def _connect(
+        self, host: str, port: int, timeout: float, pooled: bool
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        now = time.monotonic()
+        while pooled and self._idle:
+            reader, writer, expires = self._idle.pop()
+            # a connection the provider closed (EOF), one with bytes nobody asked for, or too old
+            if expires < now or reader.at_eof() or writer.transport.is_closing() or reader._buffer:  # type: ignore[attr-defined]
+                writer.close()
+                continue
+            return reader, writer, True
+        try:
+            stream = await self._backend.connect_tcp(host, port, timeout=timeout)
+        except httpcore.TimeoutException as exc:
+            raise httpx.ConnectTimeout(str(exc)) from None
+        except httpcore.NetworkError as exc:
+            raise httpx.ConnectError(str(exc)) from None
+        assert isinstance(stream, _AsyncioStream)
+        return stream._reader, stream._writer, False
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float, connect: float, read: float
+    ) -> _PlainResponse:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or 80
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept: */*", "Accept-Encoding: identity"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        if any("\r" in line or "\n" in line for line in lines):
+            raise httpx.LocalProtocolError("a header holds a line break")
+        head = "\r\n".join(lines)
+        try:
+            request = head.encode("latin-1") + b"\r\n\r\n" + body
+        except UnicodeEncodeError:
+            raise httpx.LocalProtocolError("a header holds a character outside Latin-1") from None
+        for fresh in (False, True):
+            reader, writer, reused = await self._connect(host, port, connect, not fresh)
+            try:
+                writer.write(request)
+                async with asyncio.timeout(timeout):
+                    await writer.drain()
+                async with asyncio.timeout(read):
+                    raw = await reader.readuntil(b"\r\n\r\n")
+            except TimeoutError:
+                writer.close()
+                raise httpx.ReadTimeout("the provider sent nothing in time") from None
+            except (asyncio.IncompleteReadError, OSError, RuntimeError) as exc:
+                writer.close()
+                if reused and not fresh:
+                    continue  # a kept-alive connection the provider had closed: once more on a new one
+                raise httpx.RemoteProtocolError(f"the provider closed the connection: {exc}") from None
+            except asyncio.LimitOverrunError:
+                writer.close()
+                raise httpx.RemoteProtocolError("the answer's headers are too long") from None
+            except BaseException:
+                writer.close()
+                raise
+            break
+        status_line, *fields = raw[:-4].split(b"\r\n")
+        version, _, rest = status_line.partition(b" ")
+        try:
+            status = int(rest[:3])
+        except ValueError:
+            writer.close()
+            raise httpx.RemoteProtocolError(f"not an HTTP answer: {status_line[:40]!r}") from None
+        got: dict[str, str] = {}
+        for field in fields:
+            name, _, value = field.partition(b":")
+            got[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        keep = (
+            version == b"HTTP/1.1"
+            and "close" not in got.get("connection", "").lower()
+            and ("content-length" in got or "chunked" in got.get("transfer-encoding", "").lower())
+        )
+        return _PlainResponse(self, reader, writer, status, got, keep, read)
+
+
 _TLS: list[ssl.SSLContext] = []
 
 
@@ -239,6 +427,11 @@ class Provider:
         self._allow = AllowList.parse(spec.allow_hosts) if spec.kind != "function" else None
         self.client: httpx.AsyncClient | None = self._shard()[0] if spec.kind != "function" else None
         self._allowed_hosts = {h.lower().strip("[]") for h in spec.allow_hosts}
+        self._plain = (
+            _PlainHTTP(self.client.guard)  # type: ignore[union-attr]
+            if self.client is not None and (spec.base_url or "").lower().startswith("http://")
+            else None
+        )
 
     def _shard(self) -> list[Any]:
         """The least busy client with a free connection (a new one when all are full)."""
@@ -294,6 +487,8 @@ class Provider:
         return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
     async def close(self) -> None:
+        if self._plain is not None:
+            self._plain.close()
         for client, _ in self._shards:
             await client.aclose()
 
@@ -389,6 +584,14 @@ class Provider:
         key: str | None,
         traceparent: str | None = None,
     ) -> AsyncIterator[tuple[Any, ...]]:
+        if self._plain is not None:  # http://: no client shard
+            gen = self._http_on(None, model, messages, max_tokens, key, traceparent)
+            try:
+                async for item in gen:
+                    yield item
+            finally:
+                await gen.aclose()
+            return
         shard = self._shard()
         shard[1] += 1
         gen = self._http_on(shard[0], model, messages, max_tokens, key, traceparent)
@@ -403,7 +606,7 @@ class Provider:
 
     async def _http_on(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         model: str,
         messages: list[dict[str, Any]],
         max_tokens: int,
@@ -423,10 +626,26 @@ class Provider:
         attempt = 0
         while True:
             try:
-                request = client.build_request(
-                    "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout
-                )
-                response = await client.send(request, stream=True)
+                response: Any
+                if self._plain is not None:
+                    if spec.location == "api" and LOCAL_ONLY.get():  # as PrivacyTransport
+                        raise PrivacyViolation(
+                            f"provider {self.name} is an API provider; a local-only task cannot reach it"
+                        )
+                    response = await self._plain.post(
+                        url,
+                        orjson.dumps(body),
+                        headers,
+                        spec.timeout_s,
+                        min(spec.timeout_s, spec.first_byte_timeout_s),
+                        spec.first_byte_timeout_s,
+                    )
+                else:
+                    assert client is not None
+                    request = client.build_request(
+                        "POST", url, content=orjson.dumps(body), headers=headers, timeout=timeout
+                    )
+                    response = await client.send(request, stream=True)
             except PrivacyViolation:
                 raise
             except Refused as exc:
