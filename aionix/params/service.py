@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aionix import expr, jsonutil
@@ -160,6 +159,8 @@ class ParamsService:
             except re.error as exc:
                 raise field_error("pattern", f"not a valid regular expression: {exc}") from None
         if body.json_schema is not None:
+            import jsonschema  # imported on use: ~2.5 MB less idle memory
+
             try:
                 jsonschema.validators.validator_for(body.json_schema).check_schema(body.json_schema)
             except jsonschema.SchemaError as exc:
@@ -213,6 +214,8 @@ class ParamsService:
         if pattern is not None and isinstance(value, str) and re.fullmatch(pattern, value) is None:
             raise field_error(where, f"does not match the pattern {pattern!r}")
         if schema is not None:
+            import jsonschema
+
             try:
                 error = jsonschema.exceptions.best_match(
                     jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
