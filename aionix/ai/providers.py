@@ -298,8 +298,9 @@ class _PlainHTTP:
             reader, writer, reused = await self._connect(host, port, connect, not fresh)
             try:
                 writer.write(request)
-                async with asyncio.timeout(timeout):
-                    await writer.drain()
+                if writer.transport.get_write_buffer_size():  # not all sent at once: wait for it
+                    async with asyncio.timeout(timeout):
+                        await writer.drain()
                 async with asyncio.timeout(read):
                     raw = await reader.readuntil(b"\r\n\r\n")
             except TimeoutError:
