@@ -174,8 +174,12 @@ class _PlainResponse:
         self._timeout = read_timeout
         self._complete = False
 
-    async def _read(self, op: Any) -> bytes:
+    async def _read(self, op: Any, any_bytes: bool = False) -> bytes:
+        """`op`'s bytes within the read timeout (`any_bytes`: a `read()`, which returns what is
+        already buffered at once: no timer then)."""
         try:
+            if any_bytes and self._reader._buffer:  # type: ignore[attr-defined]
+                return await op
             async with asyncio.timeout(self._timeout):
                 return await op
         except TimeoutError:
@@ -207,13 +211,13 @@ class _PlainResponse:
             except ValueError:
                 raise httpx.RemoteProtocolError("a bad Content-Length") from None
             while left > 0:
-                data = await self._read(reader.read(min(left, 65536)))
+                data = await self._read(reader.read(min(left, 65536)), True)
                 if not data:
                     raise httpx.RemoteProtocolError("the provider closed the connection inside the body")
                 left -= len(data)
                 yield data
         else:  # until the provider closes the connection
-            while data := await self._read(reader.read(65536)):
+            while data := await self._read(reader.read(65536), True):
                 yield data
         self._complete = True
 
