@@ -58,18 +58,24 @@ modules: $(STAMP)
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
 
-## Build dist/aionix, the one executable (PyInstaller, aionix.spec): server, CLI and function worker.
-## Skipped when the hash of its inputs (aionix/, studio_dist/, aionix.spec, pyproject.toml, config.toml) matches the last build's.
+## Build dist/aionix, the one executable: server, CLI and function worker. It is a small POSIX sh
+## stub (scripts/onefile-stub.sh) followed by the tarball of `make binary-dir` (PyInstaller onedir,
+## aionix.spec): the first start unpacks it once into ~/.cache/aionix/<payload hash>/, later starts
+## exec the program there. Skipped when the payload and the stub are unchanged.
 BINARY_INPUTS_STAMP := dist/.aionix.inputs
 BINARY_INPUTS_HASH = { find aionix studio_dist -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha1sum; sha1sum aionix.spec pyproject.toml config.toml; } | sha1sum | cut -c1-16
-binary: $(STAMP)
-	@hash=$$( $(BINARY_INPUTS_HASH) ); \
-	if [ -x dist/aionix ] && [ "$$(cat $(BINARY_INPUTS_STAMP) 2>/dev/null)" = "$$hash" ]; then \
-		echo "dist/aionix is up to date (inputs $$hash)"; \
+binary: binary-dir
+	@payload=$$(sha256sum dist/aionix-onedir.tar.gz | cut -c1-16); \
+	stamp="$$payload $$(sha1sum scripts/onefile-stub.sh | cut -c1-16)"; \
+	if [ -x dist/aionix ] && [ "$$(cat $(BINARY_INPUTS_STAMP) 2>/dev/null)" = "$$stamp" ]; then \
+		echo "dist/aionix is up to date (payload $$payload)"; \
 	else \
-		rm -f $(BINARY_INPUTS_STAMP) && \
-		$(BIN)/pyinstaller --noconfirm --log-level WARN aionix.spec && \
-		echo "$$hash" > $(BINARY_INPUTS_STAMP) && ls -l dist/aionix; \
+		rm -f $(BINARY_INPUTS_STAMP) dist/.aionix.tmp && \
+		line=$$(( $$(wc -l < scripts/onefile-stub.sh) + 1 )) && \
+		sed -e "s/@PAYLOAD_HASH@/$$payload/" -e "s/@PAYLOAD_LINE@/$$line/" scripts/onefile-stub.sh > dist/.aionix.tmp && \
+		cat dist/aionix-onedir.tar.gz >> dist/.aionix.tmp && chmod 0755 dist/.aionix.tmp && \
+		mv -f dist/.aionix.tmp dist/aionix && \
+		echo "$$stamp" > $(BINARY_INPUTS_STAMP) && ls -l dist/aionix; \
 	fi
 
 ## The same program as one directory, which starts without unpacking anything (README: which to

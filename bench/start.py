@@ -10,6 +10,9 @@ restarts on an existing data dir (and of N first starts on a fresh one) of:
   start, much less sensitive than the wall time to what else the machine is running;
 - the resident memory of the server process 3 s after the start (idle).
 
+A "fresh" start of the one file is also its first start in that HOME: it includes unpacking the
+program into the user's cache (~/.cache/aionix/<hash>/), which restarts reuse.
+
 Every start runs under `env -i` in its own directory, as on an offline machine. The machine's
 load average is recorded with each variant: on a shared machine, compare figures taken at a
 similar load. `AIONIX_BENCH_START_RUNS` sets N (default 7); `AIONIX_BENCH_START_ONLY` a comma
@@ -88,7 +91,7 @@ def _start(cmd: list[str], home: Path) -> dict[str, float]:
             api = time.perf_counter() - started
             api_cpu = _cpu_seconds(_tree(proc.pid))
         time.sleep(3)
-        rss = _rss_mb(max(_tree(proc.pid)))  # the Python process (the onefile's bootloader is its parent)
+        rss = max(_rss_mb(pid) for pid in _tree(proc.pid))  # the server (the one file's stub execs it: same pid)
         return {"healthz_s": healthz, "healthz_cpu_s": healthz_cpu, "api_s": api, "api_cpu_s": api_cpu, "rss_mb": rss}
     finally:
         _stop(proc)
