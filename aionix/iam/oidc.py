@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
-import jwt
 import orjson
 
 from aionix.api.auth import Principal
@@ -42,6 +41,8 @@ from aionix.errors import AionixError, NotFound, Unauthorized, Unavailable
 from aionix.iam.tokens import client_secret
 
 if TYPE_CHECKING:
+    import jwt
+
     from aionix.iam.tokens import OidcConfig, TokenService
     from aionix.iam.users import UsersService
     from aionix.runtime import Runtime
@@ -129,6 +130,8 @@ class OidcFlow:
         return doc
 
     async def _keys(self, force: bool = False) -> jwt.PyJWKSet:
+        import jwt  # PyJWT: imported by the first sign-in (1.2 MB of idle memory otherwise)
+
         if self._jwks is None or (force and time.monotonic() - self._jwks_at > 5.0):
             doc = await self.discovery()
             data = await self._get(doc["jwks_uri"])
@@ -246,6 +249,8 @@ class OidcFlow:
         return handoff, pending["return_to"]
 
     async def verify_id_token(self, token: str, nonce: str, doc: dict[str, Any]) -> dict[str, Any]:
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

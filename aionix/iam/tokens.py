@@ -19,6 +19,7 @@ stop, and the user signs in again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import logging
@@ -28,7 +29,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import jwt
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,6 +50,27 @@ REFRESH_PREFIX = "aior_"
 SYSTEM_KEY = "iam-token-signing"
 _CACHE_SECONDS = 5.0
 _LEEWAY = 5.0
+
+
+def _b64(n: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+
+def _jwk_of(public: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    """The public JWK of a P-256 key (RFC 7518 6.2.1), as PyJWT's `ECAlgorithm.to_jwk` writes it:
+    signing keys are loaded at start without importing PyJWT."""
+    numbers = public.public_numbers()
+    return {"kty": "EC", "crv": "P-256", "x": _b64(numbers.x), "y": _b64(numbers.y)}
+
+
+def _public_from_jwk(jwk: dict[str, Any]) -> ec.EllipticCurvePublicKey:
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+        raise ValueError("not a P-256 public key")
+
+    def number(text: str) -> int:
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+    return ec.EllipticCurvePublicNumbers(number(jwk["x"]), number(jwk["y"]), ec.SECP256R1()).public_key()
 
 
 class OidcConfig(BaseModel):
@@ -132,7 +153,7 @@ class TokenService:
         signing = None
         for row in rows:
             known = self._keys.get(row["kid"])
-            public = known.public if known else jwt.PyJWK(orjson.loads(row["public_jwk"]), ALG).key
+            public = known.public if known else _public_from_jwk(orjson.loads(row["public_jwk"]))
             key = _Key(row["kid"], public, row["created_at"], row["retired_at"], known.private if known else None)
             keys[key.kid] = key
             if key.retired_at is None and (signing is None or key.created_at > signing.created_at):
@@ -156,7 +177,7 @@ class TokenService:
         pem = private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
-        jwk = orjson.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
+        jwk = _jwk_of(private.public_key())
         jwk.update({"kid": kid, "alg": ALG, "use": "sig"})
         box = await self._box()
         row = {
@@ -217,11 +238,15 @@ class TokenService:
             "jti": secrets.token_urlsafe(12),
             **(extra or {}),
         }
+        import jwt  # PyJWT: imported by the first token (1.2 MB of idle memory otherwise)
+
         token = jwt.encode(claims, signing.private, algorithm=ALG, headers={"kid": signing.kid})
         return token, ttl
 
     def decode(self, token: str) -> dict[str, Any]:
         """The verified claims (signature, kid, expiry, audience, issuer), or Unauthorized."""
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
