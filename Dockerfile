@@ -22,6 +22,9 @@ RUN groupadd --system --gid "${AIONIX_UID}" aionix \
 COPY dist/aionix /usr/local/bin/aionix
 
 ENV AIONIX_SECURITY_CREDENTIALS_FILE=/data/credentials
+# the executable unpacks itself once per container into this private cache (not the /data
+# volume); where it cannot, it runs from a temporary directory
+ENV XDG_CACHE_HOME=/tmp/aionix-cache
 USER aionix
 WORKDIR /data
 VOLUME ["/data"]

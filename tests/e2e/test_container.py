@@ -141,11 +141,14 @@ def _serve_as_in_the_container(d: dict[str, list[str]], uid: int, root: Path, tm
     data = root / "data"
     data.mkdir(mode=0o700)
     os.chown(data, uid, uid)
+    (root / "tmp").mkdir()
+    (root / "tmp").chmod(0o1777)
     port = free_port()
     env = {"HOME": str(data), "PATH": "/usr/bin:/bin"}
     for spec in d["ENV"]:
         key, _, value = spec.partition("=")
-        env[key] = value.replace("/data", str(data))
+        # the image's paths, here under `root` (removed afterwards): /data, the unpacking cache in /tmp
+        env[key] = f"{root}{value}" if value.startswith("/tmp/") else value.replace("/data", str(data))
     argv = [str(binary), *exec_form(d["CMD"][0])]
     argv = [
         str(data) if a == "/data" else str(port) if a == "53000" else "127.0.0.1" if a == "0.0.0.0" else a for a in argv
@@ -165,6 +168,8 @@ def _serve_as_in_the_container(d: dict[str, list[str]], uid: int, root: Path, tm
             time.sleep(0.2)
         else:
             raise AssertionError("the HEALTHCHECK never passed:\n" + (tmp_path / "server.log").read_text())
+        # the executable unpacked itself into the image's cache (XDG_CACHE_HOME) and runs from there
+        assert Path(f"/proc/{proc.pid}/exe").resolve().is_relative_to(root / "tmp" / "aionix-cache")
         status = Path(f"/proc/{proc.pid}/status").read_text()
         assert f"Uid:\t{uid}\t{uid}" in status
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
