@@ -253,6 +253,8 @@ class AiService:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._flusher is not None:  # the rows of the tasks just ended, before the store closes
+            await asyncio.gather(self._flusher, return_exceptions=True)
         for p in list(self.providers.values()) + self._retired:
             await p.close()
 
