@@ -139,7 +139,8 @@ class TaskRun:
             return
         wake = self._wake
         try:
-            await asyncio.wait_for(wake.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: no task per wait
+                await wake.wait()
         except TimeoutError:
             pass
 
@@ -891,8 +892,11 @@ class AiService:
         return run.envelope()
 
     async def wait(self, run: TaskRun, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout)
+        if run.done.is_set():
+            return
+        try:  # a timeout or a cancel here leaves the run alone (only this wait ends)
+            async with asyncio.timeout(timeout):
+                await run.done.wait()
         except TimeoutError:
             pass
 
