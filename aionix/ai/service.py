@@ -61,9 +61,19 @@ def _task_id() -> str:
     return f"{int(time.time() * 1000):013x}{_ids.getrandbits(48):012x}"
 
 
+_DAYS: dict[int, tuple[str, str]] = {}
+
+
 def _day(ts: float) -> tuple[str, str]:
-    d = datetime.fromtimestamp(ts, UTC)
-    return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m")
+    """The UTC day and month of `ts` (cached by day number: Unix days are 86,400 s long)."""
+    number = int(ts // 86400)
+    hit = _DAYS.get(number)
+    if hit is None:
+        d = datetime.fromtimestamp(number * 86400, UTC)
+        if len(_DAYS) > 64:
+            _DAYS.clear()
+        hit = _DAYS[number] = (d.strftime("%Y-%m-%d"), d.strftime("%Y-%m"))
+    return hit
 
 
 class _Text:
