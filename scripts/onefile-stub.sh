@@ -79,17 +79,22 @@ if ! unpack "$tmp"; then
     echo "aionix: could not unpack the program into $tmp" >&2
     exit 70
 fi
+prog=$(program "$tmp")
 exec 3<&0
-"$(program "$tmp")" "$@" <&3 3<&- &
+(
+    trap - EXIT
+    exec "$prog" "$@" <&3 3<&- # the child is the program itself: signals reach it
+) &
 child=$!
 exec 3<&-
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-trap 'kill -HUP "$child" 2>/dev/null' HUP
+trap 'signalled=1; kill -TERM "$child" 2>/dev/null' TERM INT
+trap 'signalled=1; kill -HUP "$child" 2>/dev/null' HUP
 while :; do
+    signalled=
     wait "$child"
     rc=$?
-    if [ "$rc" -gt 128 ] && kill -0 "$child" 2>/dev/null; then
-        continue # a signal interrupted the wait; the program still runs
+    if [ -n "$signalled" ] && [ "$rc" -gt 128 ]; then
+        continue # a signal interrupted the wait, not the program's end: wait for that
     fi
     break
 done

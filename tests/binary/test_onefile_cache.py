@@ -139,3 +139,46 @@ def test_the_cli_name_and_exit_status_pass_through(binary: Path, tmp_path: Path)
         assert ok.returncode == 0 and "Usage: aio" in ok.stdout, ok.stderr
         bad = subprocess.run([str(aio), "no-such-command"], env=environ, capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2, bad.stderr
+
+
+def test_a_server_run_from_the_temporary_directory_stops_on_sigterm_and_cleans_up(binary: Path, tmp_path: Path) -> None:
+    """Without a cache the stub stays as the program's parent: SIGTERM to it (what a container
+    runtime or a service manager sends) reaches the server, which stops cleanly, and the
+    temporary directory is removed."""
+    import signal
+    import time
+
+    import httpx
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    (tmp_path / "file").write_text("")
+    port_file = tmp_path / "port"
+    environ = {
+        "HOME": str(tmp_path / "file"),
+        "TMPDIR": str(tmpdir),
+        "PATH": "/usr/bin:/bin",
+        "AIONIX_SECURITY_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+    }
+    command = [str(binary), "--port", "0", "--port-file", str(port_file), "--data-dir", str(tmp_path / "data")]
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen(command, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_file.is_file() or not port_file.read_text().endswith("\n"):
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        port = int(port_file.read_text())
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        [unpacked] = [p for p in tmpdir.iterdir() if p.name.startswith("aionix.")]
+        assert (unpacked / "aionix" / "aionix").is_file()
+        proc.send_signal(signal.SIGTERM)  # to the stub, not to the group
+        assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+    assert "aionix stopped" in (tmp_path / "server.log").read_text()
+    # the unpacked program is gone (the functions service's own aionix-fn-* sandbox directory in
+    # TMPDIR is its business: removed by the next start when left behind)
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("aionix.")] == []
