@@ -294,7 +294,8 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     blocker.write_text("not a dir")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIONIX_")}
     proc = subprocess.run(
-        [sys.executable, "-m", "aionix", "--data-dir", str(blocker / "data")],
+        # port 0: the server binds before it touches the data dir, and 53000 may be taken here
+        [sys.executable, "-m", "aionix", "--port", "0", "--data-dir", str(blocker / "data")],
         capture_output=True,
         text=True,
         timeout=60,
