@@ -26,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import h11
 import httpcore
 import httpx
 import orjson
@@ -149,76 +150,60 @@ class _AsyncioBackend(httpcore.AsyncNetworkBackend):
 
 
 KEEPALIVE_SECONDS = 30.0
+MAX_HEAD_BYTES = 1 << 20  # an answer's status line and headers (and a chunk's size line)
 
 
 class _PlainResponse:
-    """The answer of a `_PlainHTTP` POST: status, headers, and the body read as it comes
-    (Content-Length, chunked, or until the connection closes)."""
+    """The answer of a `_PlainHTTP` POST: status, headers, and the body read as it comes (h11
+    parses it: Content-Length, chunked, or until the connection closes)."""
 
     def __init__(
         self,
         pool: _PlainHTTP,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        conn: h11.Connection,
         status: int,
         headers: dict[str, str],
-        keep: bool,
         read_timeout: float,
     ) -> None:
         self._pool = pool
         self._reader = reader
         self._writer: asyncio.StreamWriter | None = writer
+        self._conn = conn
         self.status_code = status
         self.headers = headers
-        self._keep = keep
         self._timeout = read_timeout
         self._complete = False
 
-    async def _read(self, op: Any, any_bytes: bool = False) -> bytes:
-        """`op`'s bytes within the read timeout (`any_bytes`: a `read()`, which returns what is
-        already buffered at once: no timer then)."""
+    async def _read(self) -> bytes:
+        """The next bytes within the read timeout (none buffered: a `read()` returns what is
+        already buffered at once, no timer then)."""
+        reader = self._reader
         try:
-            if any_bytes and self._reader._buffer:  # type: ignore[attr-defined]
-                return await op
+            if reader._buffer:  # type: ignore[attr-defined]
+                return await reader.read(65536)
             async with asyncio.timeout(self._timeout):
-                return await op
+                return await reader.read(65536)
         except TimeoutError:
             raise httpx.ReadTimeout("the provider sent nothing in time") from None
-        except asyncio.IncompleteReadError:
-            raise httpx.RemoteProtocolError("the provider closed the connection inside the body") from None
-        except asyncio.LimitOverrunError:
-            raise httpx.RemoteProtocolError("a chunk header is too long") from None
         except OSError as exc:
             raise httpx.ReadError(str(exc)) from None
 
     async def _blocks(self) -> AsyncIterator[bytes]:
-        reader = self._reader
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            while True:
-                line = await self._read(reader.readuntil(b"\r\n"))
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise httpx.RemoteProtocolError("a bad chunk size") from None
-                if size == 0:
-                    while await self._read(reader.readuntil(b"\r\n")) != b"\r\n":
-                        pass  # trailers
-                    break
-                yield (await self._read(reader.readexactly(size + 2)))[:-2]
-        elif "content-length" in self.headers:
+        conn = self._conn
+        while True:
             try:
-                left = int(self.headers["content-length"])
-            except ValueError:
-                raise httpx.RemoteProtocolError("a bad Content-Length") from None
-            while left > 0:
-                data = await self._read(reader.read(min(left, 65536)), True)
-                if not data:
-                    raise httpx.RemoteProtocolError("the provider closed the connection inside the body")
-                left -= len(data)
-                yield data
-        else:  # until the provider closes the connection
-            while data := await self._read(reader.read(65536), True):
-                yield data
+                event = conn.next_event()
+                while event is h11.NEED_DATA:
+                    conn.receive_data(await self._read())
+                    event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(f"the provider's answer: {exc}") from None
+            if type(event) is h11.Data:
+                yield bytes(event.data)
+            elif type(event) is h11.EndOfMessage:
+                break
         self._complete = True
 
     async def aiter_lines(self) -> AsyncIterator[str]:
@@ -236,42 +221,51 @@ class _PlainResponse:
     async def aclose(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
-            if self._complete and self._keep:
-                self._pool.put(self._reader, writer)
+            conn = self._conn
+            # reused only when both sides may go on (h11: keep-alive, the body read to its end)
+            # and nothing came after the answer
+            if (
+                self._complete
+                and conn.our_state is h11.DONE
+                and conn.their_state is h11.DONE
+                and not conn.trailing_data[0]
+            ):
+                conn.start_next_cycle()
+                self._pool.put(self._reader, writer, conn)
             else:
                 writer.close()
 
 
 class _PlainHTTP:
-    """A small HTTP/1.1 client for providers reached over `http://` (local models: Ollama,
-    vLLM, llama.cpp): a POST whose answer is read as lines, over asyncio's streams, its
+    """An HTTP/1.1 client for providers reached over `http://` (local models: Ollama, vLLM,
+    llama.cpp): a POST whose answer is read as lines, h11 (sans-I/O) over asyncio's streams, its
     kept-alive connections reused. httpx with httpcore spent about a third of the server's CPU
-    per task here (request and response models, the pool's bookkeeping, h11's state machine).
-    The same SSRF guard vets every address it connects to."""
+    per task here (request and response models, the pool's bookkeeping, AnyIO's streams). The
+    same SSRF guard vets every address it connects to."""
 
     def __init__(self, guard: Any) -> None:
         self._backend = GuardedBackend(guard, _AsyncioBackend())
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection, float]] = []
 
-    def put(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._idle.append((reader, writer, time.monotonic() + KEEPALIVE_SECONDS))
+    def put(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: h11.Connection) -> None:
+        self._idle.append((reader, writer, conn, time.monotonic() + KEEPALIVE_SECONDS))
 
     def close(self) -> None:
-        for _, writer, _ in self._idle:
+        for _, writer, _, _ in self._idle:
             writer.close()
         self._idle.clear()
 
     async def _connect(
         self, host: str, port: int, timeout: float, pooled: bool
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection, bool]:
         now = time.monotonic()
         while pooled and self._idle:
-            reader, writer, expires = self._idle.pop()
+            reader, writer, conn, expires = self._idle.pop()
             # a connection the provider closed (EOF), one with bytes nobody asked for, or too old
             if expires < now or reader.at_eof() or writer.transport.is_closing() or reader._buffer:  # type: ignore[attr-defined]
                 writer.close()
                 continue
-            return reader, writer, True
+            return reader, writer, conn, True
         try:
             stream = await self._backend.connect_tcp(host, port, timeout=timeout)
         except httpcore.TimeoutException as exc:
@@ -279,7 +273,8 @@ class _PlainHTTP:
         except httpcore.NetworkError as exc:
             raise httpx.ConnectError(str(exc)) from None
         assert isinstance(stream, _AsyncioStream)
-        return stream._reader, stream._writer, False
+        conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        return stream._reader, stream._writer, conn, False
 
     async def post(
         self, url: str, body: bytes, headers: dict[str, str], timeout: float, connect: float, read: float
@@ -288,57 +283,56 @@ class _PlainHTTP:
         host = parts.hostname or ""
         port = parts.port or 80
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", "Accept: */*", "Accept-Encoding: identity"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        if any("\r" in line or "\n" in line for line in lines):
-            raise httpx.LocalProtocolError("a header holds a line break")
-        head = "\r\n".join(lines)
         try:
-            request = head.encode("latin-1") + b"\r\n\r\n" + body
+            fields = [
+                (b"Host", parts.netloc.encode("latin-1")),
+                (b"Accept", b"*/*"),
+                (b"Accept-Encoding", b"identity"),
+                *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+                (b"Content-Length", str(len(body)).encode()),
+            ]
         except UnicodeEncodeError:
             raise httpx.LocalProtocolError("a header holds a character outside Latin-1") from None
+        try:  # h11 refuses a header name or value with a line break (or anything else invalid)
+            request = h11.Request(method=b"POST", target=target.encode("latin-1"), headers=fields)
+        except (h11.LocalProtocolError, UnicodeEncodeError) as exc:
+            raise httpx.LocalProtocolError(f"a header holds a line break or is invalid: {exc}") from None
         for fresh in (False, True):
-            reader, writer, reused = await self._connect(host, port, connect, not fresh)
+            reader, writer, conn, reused = await self._connect(host, port, connect, not fresh)
             try:
-                writer.write(request)
+                writer.write(
+                    b"".join((conn.send(request), conn.send(h11.Data(data=body)), conn.send(h11.EndOfMessage())))
+                )
                 if writer.transport.get_write_buffer_size():  # not all sent at once: wait for it
                     async with asyncio.timeout(timeout):
                         await writer.drain()
                 async with asyncio.timeout(read):
-                    raw = await reader.readuntil(b"\r\n\r\n")
+                    event = conn.next_event()
+                    while event is h11.NEED_DATA or type(event) is h11.InformationalResponse:
+                        if event is h11.NEED_DATA:
+                            data = await reader.read(65536)
+                            if not data and conn.their_state is h11.SEND_RESPONSE:
+                                raise ConnectionResetError("closed before an answer")
+                            conn.receive_data(data)
+                        event = conn.next_event()
             except TimeoutError:
                 writer.close()
                 raise httpx.ReadTimeout("the provider sent nothing in time") from None
-            except (asyncio.IncompleteReadError, OSError, RuntimeError) as exc:
+            except (OSError, RuntimeError) as exc:
                 writer.close()
                 if reused and not fresh:
                     continue  # a kept-alive connection the provider had closed: once more on a new one
                 raise httpx.RemoteProtocolError(f"the provider closed the connection: {exc}") from None
-            except asyncio.LimitOverrunError:
+            except h11.RemoteProtocolError as exc:
                 writer.close()
-                raise httpx.RemoteProtocolError("the answer's headers are too long") from None
+                raise httpx.RemoteProtocolError(f"not an HTTP answer: {exc}") from None
             except BaseException:
                 writer.close()
                 raise
             break
-        status_line, *fields = raw[:-4].split(b"\r\n")
-        version, _, rest = status_line.partition(b" ")
-        try:
-            status = int(rest[:3])
-        except ValueError:
-            writer.close()
-            raise httpx.RemoteProtocolError(f"not an HTTP answer: {status_line[:40]!r}") from None
-        got: dict[str, str] = {}
-        for field in fields:
-            name, _, value = field.partition(b":")
-            got[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-        keep = (
-            version == b"HTTP/1.1"
-            and "close" not in got.get("connection", "").lower()
-            and ("content-length" in got or "chunked" in got.get("transfer-encoding", "").lower())
-        )
-        return _PlainResponse(self, reader, writer, status, got, keep, read)
+        assert type(event) is h11.Response
+        got = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+        return _PlainResponse(self, reader, writer, conn, event.status_code, got, read)
 
 
 _TLS: list[ssl.SSLContext] = []

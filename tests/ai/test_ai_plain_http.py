@@ -109,3 +109,44 @@ def test_a_header_with_a_line_break_is_never_sent():
 
     asyncio.run(main())
     assert issubclass(httpx.LocalProtocolError, httpx.HTTPError)
+
+
+def test_h11_skips_an_interim_answer_and_refuses_what_is_not_http():
+    """h11 parses the answers: a `100 Continue` before the real answer is skipped (the hand-written
+    parser took it for the status), an answer that is not HTTP fails the call, and a header name
+    that is not a token (here one holding a colon) is refused before anything is sent."""
+
+    async def main() -> None:
+        answers = [
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(SSE) + SSE,
+            b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        ]
+        seen = [0]
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen[0] += 1
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length"))
+            await reader.readexactly(length)
+            writer.write(answers.pop(0))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        prov = _provider(server.sockets[0].getsockname()[1])
+        try:
+            assert await _call(prov) == [("token", "Hi"), ("usage", 3, 1)]
+            with pytest.raises(ProviderFailure, match="RemoteProtocolError"):
+                await _call(prov)
+            assert seen[0] == 2
+            assert prov._plain is not None
+            with pytest.raises(httpx.LocalProtocolError):
+                await prov._plain.post(
+                    f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", b"{}", {"X-A:b": "1"}, 5, 5, 5
+                )
+            assert seen[0] == 2
+        finally:
+            await prov.close()
+            server.close()
+
+    asyncio.run(main())
