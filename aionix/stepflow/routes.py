@@ -137,9 +137,7 @@ async def get_execution(call: Call) -> Any:
     return await _svc(call).envelope_by_id(call.path["id"], call.tenant)
 
 
-@api.get(
-    "/api/v1/executions/{id}/history", role="viewer", query=HistoryQuery, response=Page[HistoryEvent] | AslHistory
-)
+@api.get("/api/v1/executions/{id}/history", role="viewer", query=HistoryQuery, response=Page[HistoryEvent] | AslHistory)
 async def execution_history(call: Call) -> Any:
     """The execution's history events in order (`after` = the last seq seen)."""
     q: HistoryQuery = call.query

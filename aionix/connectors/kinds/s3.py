@@ -299,7 +299,6 @@ async def run_get(call: Invocation) -> dict[str, Any]:
     elif body is None:
         raw = b""
     else:
-
         raw = jsonutil.dumps(body)
     content = base64.b64encode(raw).decode("ascii") if p.encoding == "base64" else raw.decode("utf-8", errors="replace")
     headers = result["headers"]

@@ -43,7 +43,7 @@ def check(resource: Any, pointer: str, mock_target: str | None = None) -> str | 
     if not isinstance(resource, str) or not resource:
         return "Resource must be a non-empty string"
     base, _ = split_suffix(resource)
-    if base == LAMBDA_INVOKE or _LAMBDA_ARN.match(base) or base == BEDROCK_INVOKE:
+    if base in (LAMBDA_INVOKE, BEDROCK_INVOKE) or _LAMBDA_ARN.match(base):
         return None
     if trnlib.is_trn(base):
         try:
