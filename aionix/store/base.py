@@ -16,6 +16,7 @@ see every commit that was awaited before them.
 from __future__ import annotations
 
 import asyncio
+import queue
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -23,6 +24,26 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 T = TypeVar("T")
 Params = Mapping[str, Any] | Sequence[Any] | None
 Row = dict[str, Any]
+
+STOP = object()  # put on a store's write queue to end its writer thread
+
+
+def next_batch(jobs: queue.SimpleQueue[Any], limit: int) -> tuple[list[Any], bool]:
+    """The writer's next group commit: block for one job, then take what is queued (up to
+    `limit`). Returns the batch and whether STOP was seen (the batch may still hold jobs before it)."""
+    first = jobs.get()
+    if first is STOP:
+        return [], True
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is STOP:
+            return batch, True
+        batch.append(job)
+    return batch, False
 
 
 @runtime_checkable

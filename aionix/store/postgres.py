@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aionix.errors import AionixError, ConfigError, StoreError
-from aionix.store.base import Params, Row
+from aionix.store.base import STOP, Params, Row, next_batch
 from aionix.store.queries import UnknownQuery, load_migrations, load_queries
 from aionix.store.sqlite import UniqueViolation
 
@@ -384,7 +384,7 @@ class _Tx:
         return [_row(r) for r in self._store._wait(stmt.fetch(*args))]
 
 
-_STOP = object()
+_STOP = STOP
 
 
 class PostgresStore:
@@ -616,19 +616,9 @@ class PostgresStore:
         tx = _Tx(self)
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]
-            while len(batch) < self.group_commit_max:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stopping = True
-                    break
-                batch.append(job)
+            batch, stopping = next_batch(self._queue, self.group_commit_max)
+            if not batch:
+                continue
             if self._wconn is None or self._wconn.is_closed():
                 try:
                     self._reconnect()

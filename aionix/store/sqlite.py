@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from aionix.errors import AionixError, Conflict, StoreError
-from aionix.store.base import Params, Row
+from aionix.store.base import STOP, Params, Row, next_batch
 from aionix.store.queries import UnknownQuery, load_migrations, load_queries
 
 log = logging.getLogger("aionix.store")
@@ -88,7 +88,7 @@ class _Tx:
         return [dict(r) for r in self._conn.execute(self._sql(query), params or ()).fetchall()]
 
 
-_STOP = object()
+_STOP = STOP
 
 
 class SQLiteStore:
@@ -216,20 +216,9 @@ class SQLiteStore:
         tx = _Tx(conn, self.queries)
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch: list[_Job] = [first]
-            while len(batch) < self.group_commit_max:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is _STOP:
-                    stopping = True
-                    break
-                batch.append(job)
-            self._run_batch(conn, tx, batch)
+            batch, stopping = next_batch(self._queue, self.group_commit_max)
+            if batch:
+                self._run_batch(conn, tx, batch)
 
     def _run_batch(self, conn: sqlite3.Connection, tx: _Tx, batch: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
