@@ -11,6 +11,9 @@
 PAYLOAD_HASH=@PAYLOAD_HASH@
 PAYLOAD_LINE=@PAYLOAD_LINE@
 self=$0
+# unpack with a private umask; the program gets the caller's own back (it makes directories
+# that its function workers, other uids, must traverse)
+caller_umask=$(umask)
 umask 077
 
 # The program under $1 as this name asks: `aio` (a link or copy named aio, aio.*) is the CLI.
@@ -48,6 +51,7 @@ if [ -n "$cache" ]; then
     dir=$root/$PAYLOAD_HASH
     # the usual start: unpacked before, and the cache and the directory still ours alone
     if private_dir "$dir" && private_dir "$root" && private_dir "$cache" && [ -x "$dir/aionix/aionix" ]; then
+        umask "$caller_umask"
         exec "$(program "$dir")" "$@"
     fi
     if [ ! -e "$dir" ] && { [ -d "$cache" ] || mkdir -p -m 0700 "$cache" 2>/dev/null; } &&
@@ -57,6 +61,7 @@ if [ -n "$cache" ]; then
             if unpack "$staging" && chmod 0700 "$staging" && { mv -T -- "$staging" "$dir" 2>/dev/null || [ -d "$dir" ]; }; then
                 rm -rf -- "$staging"
                 if private_dir "$dir" && [ -x "$dir/aionix/aionix" ]; then
+                    umask "$caller_umask"
                     exec "$(program "$dir")" "$@"
                 fi
             fi
@@ -83,6 +88,7 @@ prog=$(program "$tmp")
 exec 3<&0
 (
     trap - EXIT
+    umask "$caller_umask"
     exec "$prog" "$@" <&3 3<&- # the child is the program itself: signals reach it
 ) &
 child=$!

@@ -131,6 +131,7 @@ def _private_tmp(libc, spec: dict) -> None:
     _mount(libc, "tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, options)
     inner = os.path.join(work, ".code")
     os.mkdir(inner, 0o755)
+    os.chmod(inner, 0o755)  # whatever the server's umask: the worker's uid must traverse it
     _mount(libc, code, inner, None, MS_BIND | MS_REC)
     _mount(libc, None, inner, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     command = spec.get("command") or []
@@ -140,6 +141,7 @@ def _private_tmp(libc, spec: dict) -> None:
         real = os.path.realpath(command[0])
         bindir = os.path.join(work, ".bin")
         os.makedirs(bindir, 0o755, exist_ok=True)
+        os.chmod(bindir, 0o755)  # (a umask of 077 made it root's alone: execve got EACCES)
         kept = os.path.join(bindir, os.path.basename(real))
         open(kept, "wb").close()
         _mount(libc, real, kept, None, MS_BIND)

@@ -182,3 +182,37 @@ def test_a_server_run_from_the_temporary_directory_stops_on_sigterm_and_cleans_u
     # the unpacked program is gone (the functions service's own aionix-fn-* sandbox directory in
     # TMPDIR is its business: removed by the next start when left behind)
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("aionix.")] == []
+
+
+def test_the_program_keeps_the_callers_umask(binary: Path, tmp_path: Path) -> None:
+    """The stub unpacks under umask 077 but hands the caller's umask back to the program: the
+    server makes directories its function workers (other uids) must traverse (a Deno binary
+    kept reachable in the worker's /tmp/.bin got EACCES under 077)."""
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    port_file = tmp_path / "port"
+    environ = {
+        "HOME": str(home),
+        "TMPDIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        "AIONIX_SECURITY_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+    }
+    command = [str(binary), "--port", "0", "--port-file", str(port_file), "--data-dir", str(tmp_path / "data")]
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = subprocess.Popen(
+            command, env=environ, stdout=log, stderr=subprocess.STDOUT, preexec_fn=lambda: os.umask(0o022)
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not port_file.is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        status = Path(f"/proc/{proc.pid}/status").read_text()  # exec: the stub's pid is the server's
+        [umask] = [line.split()[1] for line in status.splitlines() if line.startswith("Umask:")]
+        assert umask == "0022", status
+        assert os.readlink(f"/proc/{proc.pid}/exe").startswith(str(home / ".cache" / "aionix"))
+    finally:
+        proc.terminate()
+        proc.wait(60)
