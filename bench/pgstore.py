@@ -15,35 +15,25 @@ synchronous_commit=on (every acknowledged write flushed):
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench.table import percentile, print_table
+from bench.throughput import Conn, chain, closed_loop, cpu_seconds, latency
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from serverproc import ServerProcess
 
 SECONDS = 8.0
-CLIENTS = 50
 NO_RATE_LIMIT = {  # the benchmark's only departure from the defaults
     "AIONIX_SECURITY_RATE_LIMIT_PER_KEY": "1000000",
     "AIONIX_SECURITY_RATE_LIMIT_PER_KEY_BURST": "1000000",
     "AIONIX_SECURITY_RATE_LIMIT_PER_IP": "1000000",
     "AIONIX_SECURITY_RATE_LIMIT_PER_IP_BURST": "1000000",
 }
-
-
-def chain(n: int) -> dict[str, Any]:
-    states: dict[str, Any] = {
-        f"S{i}": {"type": "set", "value": {"i": i, "v": "{% input.v + 1 %}"}, "next": f"S{i + 1}"} for i in range(n - 1)
-    }
-    states[f"S{n - 1}"] = {"type": "set", "value": {"v": "{% input.v + 1 %}"}, "end": True}
-    return {"entry": "S0", "states": states}
 
 
 _TRANSFORM = {
@@ -62,84 +52,6 @@ PARALLEL3 = {
         }
     },
 }
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection (a load generator that costs little CPU)."""
-
-    def __init__(self, port: int, key: str) -> None:
-        self.port, self.key = port, key
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        data = b"" if body is None else json.dumps(body).encode()
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {self.key}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + data)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        payload = await self.reader.readexactly(length) if length else b""
-        return status, (json.loads(payload) if payload else None)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def _latency(port: int, key: str, workflow: str, runs: int) -> list[float]:
-    conn = Conn(port, key)
-    path = f"/api/v1/workflows/{workflow}/executions"
-    lat = []
-    try:
-        for i in range(runs):
-            t0 = time.perf_counter()
-            status, body = await conn.request("POST", path, {"input": {"v": i}, "mode": "sync"})
-            lat.append((time.perf_counter() - t0) * 1000)
-            if status != 200 or body["status"] != "SUCCEEDED":
-                raise RuntimeError(f"{status}: {body}")
-    finally:
-        conn.close()
-    return lat
-
-
-async def _closed_loop(port: int, key: str, workflow: str, seconds: float) -> tuple[int, float]:
-    """CLIENTS clients starting `mode: sync` executions back to back; (count, elapsed)."""
-    stop = time.perf_counter() + seconds
-    counts = [0] * CLIENTS
-    path = f"/api/v1/workflows/{workflow}/executions"
-
-    async def client(i: int) -> None:
-        conn = Conn(port, key)
-        try:
-            while time.perf_counter() < stop:
-                status, body = await conn.request("POST", path, {"input": {"v": i}, "mode": "sync"})
-                if status != 200:
-                    raise RuntimeError(f"{status}: {body}")
-                counts[i] += 1
-        finally:
-            conn.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
-    return sum(counts), time.perf_counter() - t0
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pg_cpu(root: Path) -> float:
@@ -173,17 +85,17 @@ async def _bench(server: ServerProcess, pg_root: Path | None) -> dict[str, Any]:
             raise RuntimeError(f"{status}: {body}")
     conn.close()
     out: dict[str, Any] = {"load1_before": round(os.getloadavg()[0], 2)}
-    await _latency(port, key, "chain10", 20)
-    await _latency(port, key, "parallel3", 20)
-    lat = await _latency(port, key, "chain10", 200)
+    await latency(port, key, "chain10", 20)
+    await latency(port, key, "parallel3", 20)
+    lat = await latency(port, key, "chain10", 200)
     out["chain10_p50_ms"] = round(percentile(lat, 50), 2)
     out["chain10_p99_ms"] = round(percentile(lat, 99), 2)
-    lat = await _latency(port, key, "parallel3", 200)
+    lat = await latency(port, key, "parallel3", 200)
     out["parallel3_p50_ms"] = round(percentile(lat, 50), 2)
     out["parallel3_p99_ms"] = round(percentile(lat, 99), 2)
-    c0, p0 = _cpu(pid), _pg_cpu(pg_root) if pg_root else 0.0
-    n, elapsed = await _closed_loop(port, key, "chain10", SECONDS)
-    cpu, pg_cpu = _cpu(pid) - c0, (_pg_cpu(pg_root) - p0) if pg_root else 0.0
+    c0, p0 = cpu_seconds(pid), _pg_cpu(pg_root) if pg_root else 0.0
+    n, elapsed = await closed_loop(port, key, "chain10", "sync", SECONDS)
+    cpu, pg_cpu = cpu_seconds(pid) - c0, (_pg_cpu(pg_root) - p0) if pg_root else 0.0
     out["chain10_sync_transitions_per_s"] = round(n * 10 / elapsed)
     out["chain10_sync_server_cpu_us_per_transition"] = round(cpu * 1e6 / (n * 10), 1)
     if pg_root:

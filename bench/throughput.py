@@ -117,7 +117,7 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def _closed_loop(port: int, key: str, workflow: str, mode: str, seconds: float) -> tuple[int, float]:
+async def closed_loop(port: int, key: str, workflow: str, mode: str, seconds: float) -> tuple[int, float]:
     """CLIENTS clients, each starting executions back to back for `seconds`; (count, elapsed)."""
     stop = time.perf_counter() + seconds
     counts = [0] * CLIENTS
@@ -140,7 +140,7 @@ async def _closed_loop(port: int, key: str, workflow: str, mode: str, seconds: f
     return sum(counts), time.perf_counter() - t0
 
 
-async def _latency(port: int, key: str, workflow: str, runs: int) -> list[float]:
+async def latency(port: int, key: str, workflow: str, runs: int) -> list[float]:
     conn = Conn(port, key)
     path = f"/api/v1/workflows/{workflow}/executions"
     lat = []
@@ -257,14 +257,14 @@ async def _bench(server: Server, seconds: float, only: set[str] | None) -> dict[
         return only is None or name in only
 
     # warm every path (plan caches, statements, imports on first use)
-    await _latency(port, key, "chain10", 20)
-    await _latency(port, key, "taskchain10", 20)
-    await _latency(port, key, "parallel3", 20)
+    await latency(port, key, "chain10", 20)
+    await latency(port, key, "taskchain10", 20)
+    await latency(port, key, "parallel3", 20)
 
     if want("chain10_sync"):
         k0 = await _commits(port, key)
         c0 = server.cpu()
-        n, elapsed = await _closed_loop(port, key, "chain10", "sync", seconds)
+        n, elapsed = await closed_loop(port, key, "chain10", "sync", seconds)
         cpu = server.cpu() - c0
         k1 = await _commits(port, key)
         figures["chain10_sync_commits_per_execution"] = round((k1[0] - k0[0]) / n, 3)
@@ -276,7 +276,7 @@ async def _bench(server: Server, seconds: float, only: set[str] | None) -> dict[
         figures["chain10_sync_server_cpu_share"] = round(cpu / elapsed, 2)
     if want("async_starts"):
         c0 = server.cpu()
-        n, elapsed = await _closed_loop(port, key, "chain10", "async", seconds)
+        n, elapsed = await closed_loop(port, key, "chain10", "async", seconds)
         started_cpu = server.cpu() - c0
         await _wait_idle(port, key)
         cpu = server.cpu() - c0
@@ -286,7 +286,7 @@ async def _bench(server: Server, seconds: float, only: set[str] | None) -> dict[
     for name, workflow, runs in (("task_chain10", "taskchain10", 200), ("parallel3", "parallel3", 300)):
         if want(name):
             c0 = server.cpu()
-            lat = await _latency(port, key, workflow, runs)
+            lat = await latency(port, key, workflow, runs)
             cpu = server.cpu() - c0
             figures[f"{name}_p50_ms"] = round(percentile(lat, 50), 2)
             figures[f"{name}_p99_ms"] = round(percentile(lat, 99), 2)
