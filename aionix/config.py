@@ -107,6 +107,7 @@ class Config(Section):
     quotas: dict[str, Any] = {}  # aionix/iam/quotas.py
     audit: dict[str, Any] = {}  # aionix/iam/audit.py
     auth: dict[str, Any] = {}  # aionix/iam/tokens.py (AuthConfig): tokens, local users, [auth.oidc]
+    cluster: dict[str, Any] = {}  # aionix/cluster.py (ClusterConfig): leases and heartbeats of many nodes
     #: the config file this was loaded from (None: defaults and environment only)
     _config_file: Path | None = PrivateAttr(None)
 
@@ -136,6 +137,7 @@ SERVICE_SECTIONS = (
     "quotas",
     "audit",
     "auth",
+    "cluster",
 )
 
 

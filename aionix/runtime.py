@@ -102,6 +102,9 @@ class Runtime:
         self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
         self._lock_fd: int | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        from aionix.cluster import Cluster
+
+        self.cluster = Cluster(self)  # this node: its id, heartbeat, leases and messages (cluster.py)
 
     # ------------------------------------------------------------------ lifecycle
     def prepare_data_dir(self) -> Path:
@@ -150,6 +153,7 @@ class Runtime:
         )
         telemetry.configure(self.config.telemetry)  # off unless an endpoint is set (imports nothing then)
         await self.store.start()
+        await self.cluster.start()
         await self.tenants.start()
         # Until every service is up, a call to one not loaded yet waits for it (`Bus.loading`)
         # and platform events are held, then delivered in order.
@@ -210,6 +214,7 @@ class Runtime:
                 except Exception:
                     log.exception("stopping %s failed", plugin.name)
         await self.tenants.stop()
+        await self.cluster.stop()
         await self.store.close()
         expr.shutdown()
         await asyncio.to_thread(telemetry.shutdown)  # the spans still queued are exported
@@ -321,4 +326,9 @@ class Runtime:
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"version": __version__, "uptime_seconds": round(time.time() - self.started_at, 3), **self.health}
+        return {
+            "version": __version__,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "node": self.cluster.describe(),
+            **self.health,
+        }

@@ -18,7 +18,7 @@ from typing import Any
 
 from aionix.errors import AionixError, ConfigError
 
-SKIP = {"schema_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}
+SKIP = {"schema_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4", "nodes"}  # nodes: this side's processes
 CHUNK = 2000
 
 

@@ -31,7 +31,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -776,6 +776,30 @@ class PostgresStore:
     async def fetch_all(self, query: str, params: Params = None) -> list[Row]:
         return [_row(r) for r in await self._read(query, params)]
 
+    # ------------------------------------------------------------------ LISTEN/NOTIFY (aionix/cluster.py)
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], reconnected: Callable[[], Awaitable[None]]
+    ) -> _Listener:
+        """Deliver every NOTIFY on `channel` to `callback(payload)` (on this loop), over a
+        connection of its own that comes back after a loss (then `reconnected()` runs)."""
+        listener = _Listener(self, channel, callback, reconnected)
+        await listener.open()
+        return listener
+
+    async def notify_now(self, channel: str, payload: str) -> None:
+        """NOTIFY outside any transaction (what it tells is committed already)."""
+        if self._pool is None:
+            raise StoreError("the store is closed")
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+        except AionixError:
+            raise
+        except Exception as exc:
+            if _is_db_error(exc):
+                raise _translate(exc) from None
+            raise
+
     # ------------------------------------------------------------------ maintenance
     async def backup(self, target: Path) -> None:
         raise StoreError(
@@ -814,3 +838,67 @@ def _settle(items: list[tuple[_Job, tuple[bool, Any]]]) -> None:
             job.future.set_result(value)
         else:
             job.future.set_exception(value)
+
+
+class _Listener:
+    """A LISTEN connection that reconnects (every second) after the database went away."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        channel: str,
+        callback: Callable[[str], None],
+        reconnected: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.channel = channel
+        self.callback = callback
+        self.reconnected = reconnected
+        self.conn: Any = None
+        self.closed = False
+        self._retry: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        conn = await self.store._connect()
+        await conn.add_listener(self.channel, self._on_notify)
+        conn.add_termination_listener(self._on_lost)
+        self.conn = conn
+
+    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
+        self.callback(payload)
+
+    def _on_lost(self, conn: Any) -> None:
+        if self.closed or self._retry is not None:
+            return
+        self.conn = None
+        log.warning("store: the LISTEN connection to PostgreSQL was lost; reconnecting")
+        self._retry = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        try:
+            while not self.closed:
+                await asyncio.sleep(1.0)
+                try:
+                    await self.open()
+                except Exception as exc:
+                    log.debug("store: LISTEN reconnect failed: %s", exc)
+                    continue
+                log.info("store: LISTEN connection to PostgreSQL is back")
+                try:
+                    await self.reconnected()
+                except Exception:
+                    log.exception("after the LISTEN connection came back")
+                return
+        finally:
+            self._retry = None
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except Exception:
+                conn.terminate()
