@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger("aionix.metrics")
@@ -103,6 +104,11 @@ class Metrics:
         self.worker_limit = Gauge(
             "aionix_function_workers_max", "The cap on live workers, by runtime", ["runtime"], registry=r
         )
+        # ------------------------------------------------------------ cluster (issue 17)
+        self.nodes_live = Gauge(
+            "aionix_cluster_nodes_live", "Nodes on this database with a live heartbeat (scraped)", registry=r
+        )
+        r.register(_ClusterCollector(self))  # aionix_node_info and the cluster's counters
         self.scrape_errors = Counter(
             "aionix_metrics_refresh_errors_total", "Scrapes whose level gauges could not all be read", registry=r
         )
@@ -167,6 +173,9 @@ class Metrics:
                 self.workers.labels(name, "live").set(pools.total)
                 self.workers.labels(name, "warm").set(pools.warm_count())
                 self.worker_limit.labels(name).set(pools.max_workers)
+            cluster = getattr(rt, "cluster", None)
+            if cluster is not None and cluster.node_id:
+                self.nodes_live.set(sum(1 for n in await cluster.nodes() if n["live"]))
             quotas = getattr(rt, "quotas", None)
             if quotas is not None:  # per-tenant quota use and limits (aionix/iam/quotas.py)
                 await quotas.refresh_metrics()
@@ -176,6 +185,41 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+#: rt.cluster.stats key -> (counter name without _total, help)
+_CLUSTER_COUNTERS = (
+    ("claimed", "aionix_cluster_claimed", "Executions this node claimed from nodes that lost their lease"),
+    ("lease_lost", "aionix_cluster_lease_lost", "Writes this node refused because another node owns the work now"),
+    ("fenced", "aionix_cluster_fenced", "Times this node went a whole lease without a heartbeat and stopped its work"),
+    ("notified", "aionix_cluster_messages_sent", "Messages this node sent to the other nodes (NOTIFY)"),
+    ("received", "aionix_cluster_messages_received", "Messages this node received from the other nodes"),
+)
+
+
+class _ClusterCollector:
+    """This node's identity and the cluster's counters, read from `rt.cluster` at each scrape
+    (they are counted where they happen, in aionix/cluster.py and its callers)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []  # collected at scrape only: the node id is known once the runtime started
+
+    def collect(self) -> Any:
+        cluster = getattr(self.metrics._rt, "cluster", None)
+        if cluster is None:
+            return
+        if cluster.node_id:
+            from aionix import __version__
+
+            info = InfoMetricFamily("aionix_node", "This node: its id and version (1)")
+            info.add_metric([], {"node": cluster.node_id, "version": __version__})
+            yield info
+        stats = cluster.stats
+        for key, name, doc in _CLUSTER_COUNTERS:
+            yield CounterMetricFamily(name, doc, value=float(stats.get(key, 0)))
 
 
 def _size(path: str) -> int:

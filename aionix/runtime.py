@@ -320,6 +320,9 @@ class Runtime:
         from aionix.iam.policy_routes import api as policy_api
 
         out += policy_api.endpoints + audit_api.endpoints
+        from aionix.api.cluster_routes import api as cluster_api
+
+        out += cluster_api.endpoints
         for plugin in self.plugins:
             if plugin.api is not None:
                 out.extend(plugin.api.endpoints)

@@ -18,8 +18,8 @@ try:  # typer >= 0.26 vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click import exceptions as click_exceptions
 
-from aionix.cli.client import EXIT_USAGE, CLIError
-from aionix.cli.output import FORMATS
+from aionix.cli.client import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_USAGE, CLIError
+from aionix.cli.output import FORMATS, table
 from aionix.cli.state import state
 
 app = typer.Typer(
@@ -65,16 +65,53 @@ def main(
     st.url, st.api_key, st.profile, st.output, st.quiet = url, api_key, profile, output, quiet
 
 
+#: the nodes table of `aio status` (`this`: `*` marks the node that answered)
+NODE_COLUMNS = ("id", "this", "version", "host", "executions", "loadavg", "heartbeat_age_s")
+
+
 @app.command("status")
-def status(ctx: typer.Context) -> None:
-    """Show the server's health and who the key is."""
+def status(
+    ctx: typer.Context,
+    all_nodes: bool = typer.Option(False, "--all", help="list stopped and lost nodes too, not only the live ones"),
+) -> None:
+    """Show the server's health, who the key is, and the cluster's live nodes (the answering
+    node marked `*`): id, version, host, executions running, load and heartbeat age."""
     st = state(ctx)
     health = st.client.get("/healthz")
     me = st.client.get("/api/v1/whoami")
     data = {"url": st.client.url, **health, "tenant": me["tenant"], "role": me["role"], "key_id": me["key_id"]}
     if me.get("user_id"):  # signed in with an access token: who, and how
         data.update(user_id=me["user_id"], groups=me.get("groups") or [], source=me.get("source"))
-    st.emit(data)
+    try:
+        nodes = st.client.get("/api/v1/cluster/nodes")["items"]
+    except CLIError as exc:  # a server without the route, or a policy that denies it: the rest still shows
+        if exc.exit_code not in (EXIT_AUTH, EXIT_NOT_FOUND):
+            raise
+        nodes, data["nodes_error"] = None, exc.message
+    if nodes is not None:
+        data["nodes"] = nodes if all_nodes else [n for n in nodes if n["live"]]
+    if st.quiet or st.output in ("json", "yaml"):
+        st.emit(data)
+        return
+    st.emit({k: v for k, v in data.items() if k != "nodes"})
+    if nodes is None:
+        return
+    rows = [
+        {
+            "id": n["id"],
+            "this": "*" if n["self"] else "",
+            "live": n["live"],
+            "version": n["version"],
+            "host": n.get("host") or "",
+            "executions": (n.get("load") or {}).get("executions", 0),
+            "loadavg": (n.get("load") or {}).get("loadavg", 0.0),
+            "heartbeat_age_s": n.get("heartbeat_age_seconds"),
+        }
+        for n in data["nodes"]
+    ]
+    columns = list(NODE_COLUMNS[:2]) + (["live"] if all_nodes else []) + list(NODE_COLUMNS[2:])
+    print(f"\nnodes ({sum(1 for n in nodes if n['live'])} live):")
+    print(table(rows, columns, wide=st.output == "wide"))
 
 
 @app.command("resolve")

@@ -34,6 +34,8 @@ def test_status_shows_health_and_identity(cli):
     code, out, _ = cli("status", "-o", "json")
     data = json.loads(out)
     assert code == 0 and data["status"] == "ok" and data["role"] == "admin" and data["tenant"] == "default"
+    # the cluster's live nodes: on its own database this server is the one node, and it is the one answering
+    assert [(n["id"], n["self"], n["live"]) for n in data["nodes"]] == [(data["node"]["id"], True, True)]
 
 
 def test_output_formats_are_the_api_objects(cli):

@@ -124,6 +124,7 @@ COMMANDS = {
     "GET /api/v1/vault/master-key": "sec master-key",
     "POST /api/v1/vault/master-key/rotate": "sec rotate-master-key",
     "GET /api/v1/whoami": "whoami",
+    "GET /api/v1/cluster/nodes": "status",
     # users, groups, sign-in and tokens (aionix/iam)
     "GET /api/v1/auth/config": "auth config",
     "POST /api/v1/auth/login": "auth login",
