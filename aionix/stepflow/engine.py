@@ -199,6 +199,11 @@ class Run:
     abort_reason: str | None = None
     fail_reason: Failure | None = None
     inserted: bool = False
+    #: the lease epoch this node claimed the execution under (aionix/cluster.py): every write
+    #: for the run checks it, so a node that lost the lease cannot write over the new owner
+    epoch: int = 1
+    #: set when this node lost the run's lease: the run stops without writing anything more
+    fenced: bool = False
     idempotency_key: str | None = None
     first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)

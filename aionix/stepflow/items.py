@@ -29,6 +29,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from aionix import jsonutil
+from aionix.cluster import LeaseLost
 from aionix.errors import StoreError
 
 if TYPE_CHECKING:
@@ -108,7 +109,10 @@ class ItemLog:
             item_rows.append((run.id, c.id, c.status, host._redact_text(run, jsonutil.dumps(value).decode())))
         next_seq = (taken[-1][0] + 1) if taken else None
 
+        epoch = run.epoch
+
         def tx_fn(tx: Any) -> None:
+            fence(tx, run.id, epoch)
             if event_rows:
                 follows(tx, run.id, event_rows[0][1])
                 tx.executemany("stepflow.insert_event", event_rows)
@@ -197,3 +201,10 @@ def follows(tx: Any, execution_id: str, first_seq: int) -> None:
 def _quiet(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def fence(tx: Any, execution_id: str, epoch: int) -> None:
+    """Inside a transaction that writes for an execution: this node must still hold the lease
+    it claimed the execution under (aionix/cluster.py); else `LeaseLost` undoes the transaction."""
+    if not tx.execute("stepflow.fence", {"id": execution_id, "epoch": epoch}):
+        raise LeaseLost(f"execution {execution_id}: another node holds its lease now (epoch {epoch} is stale)")

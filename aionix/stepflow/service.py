@@ -17,6 +17,7 @@ from aionix import trn as trnlib
 from aionix import usage as ai_usage
 from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
+from aionix.cluster import LeaseLost
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
 from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
@@ -129,12 +130,25 @@ class StepFlowService:
         self._heads_generation = 0
         self._stopping = False
         self.stats: dict[str, int] = {"running": 0, "started": 0}
+        self.cluster = rt.cluster
+        #: execution id -> events of this node's waiters for an execution another node runs
+        #: (set by the owner's "executions" messages, aionix/cluster.py)
+        self._watchers: dict[str, set[asyncio.Event]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
         self.timers.start()
+        cluster = self.cluster
+        cluster.subscribe("executions", self._on_touched)
+        cluster.subscribe("cancel", self._on_cancel)
+        cluster.subscribe("token", self._on_token)
+        cluster.subscribe("reconnected", self._on_reconnected)
+        cluster.on_fenced.append(self._on_fenced)
+        cluster.on_resumed.append(self._on_resumed)
         await self.recover()
         self.rt.spawn(self._prune_loop(), "stepflow-pruner")
+        if cluster.enabled:
+            self.rt.spawn(self._claim_loop(), "stepflow-claims")
         self.rt.health["stepflow"] = self.stats
 
     async def shutdown(self) -> None:
@@ -146,26 +160,123 @@ class StepFlowService:
         await self.timers.stop()
 
     async def recover(self) -> int:
-        """Resume every RUNNING execution from its last checkpoint."""
-        rows = await self.store.fetch_all("stepflow.running_executions")
-        count = 0
-        for row in rows:
-            if row["id"] in self.runs:
-                continue
-            full = await self.store.fetch_one("stepflow.get_execution", {"id": row["id"]})
-            if full is None or full["status"] != "RUNNING":
-                continue
-            try:
-                run = await self._load_run(full)
-            except AionixError:
-                log.exception("cannot resume execution %s", row["id"])
-                continue
-            run.event("ExecutionResumed", detail={"after_seq": run.next_seq - 1})
-            self._launch(run)
-            count += 1
+        """At start: take the lease of every RUNNING execution this node may run (with SQLite,
+        all of them; on many nodes, this node's own from before its restart and those of nodes
+        whose lease expired) and resume each from its last checkpoint."""
+        count = await self._claim(own=True, everything=not self.cluster.enabled)
         if count:
             log.info("resumed %d running execution(s)", count)
         return count
+
+    async def _claim(self, *, own: bool = False, everything: bool = False) -> int:
+        """Claim executions (`stepflow.claim_executions`: their epoch goes up, so whatever their
+        previous owner still had in flight cannot be written) and resume them here."""
+        cluster = self.cluster
+        sqlite = self.store.dialect == "sqlite"
+        unbounded = own or everything  # a start takes all that is ours at once
+        params = {
+            "node": cluster.node_id,
+            "own": int(own),
+            "any": int(everything),
+            "lease": cluster.lease_seconds,
+            "limit": (-1 if sqlite else None) if unbounded else cluster.config.claim_batch,
+        }
+        rows = await self.store.transaction(lambda tx: tx.fetch_all("stepflow.claim_executions", params))
+        count = 0
+        for claimed in rows:
+            if claimed["id"] in self.runs:
+                continue
+            full = await self.store.fetch_one("stepflow.get_execution", {"id": claimed["id"]})
+            if full is None or full["status"] != "RUNNING" or full["epoch"] != claimed["epoch"]:
+                continue  # it ended, or another node claimed it since
+            try:
+                run = await self._load_run(full)
+            except AionixError:
+                log.exception("cannot resume execution %s", claimed["id"])
+                continue
+            detail: dict[str, Any] = {"after_seq": run.next_seq - 1}
+            if cluster.enabled:
+                detail["node"] = cluster.node_id
+            run.event("ExecutionResumed", detail=detail)
+            self._launch(run)
+            count += 1
+        if count:
+            cluster.stats["claimed"] += count
+        return count
+
+    async def _claim_loop(self) -> None:
+        """Many nodes: take over the executions of nodes whose lease expired."""
+        interval = self.cluster.config.claim_interval_seconds
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            if not self.cluster.holds_leases() or self.cluster.fenced:
+                continue
+            try:
+                n = await self._claim()
+            except AionixError as exc:
+                log.warning("claiming executions failed: %s", exc.message)
+                continue
+            if n:
+                log.info("node %s took over %d execution(s) whose owner lost its lease", self.cluster.node_id, n)
+
+    async def _on_fenced(self) -> None:
+        """This node lost its leases (no heartbeat for a whole lease): stop every run at once,
+        writing nothing more; another node may own them by now."""
+        runs = list(self.runs.values())
+        for run in runs:
+            run.fenced = True
+            self.runs.pop(run.id, None)
+            if run.task is not None:
+                run.task.cancel()
+        self.stats["running"] = len(self.runs)
+        if runs:
+            log.warning("stopped %d execution(s) whose lease this node may have lost", len(runs))
+
+    async def _on_resumed(self) -> None:
+        """The heartbeat is back: take back what no other node claimed meanwhile."""
+        await self._claim(own=True)
+
+    async def _on_touched(self, message: dict[str, Any]) -> None:
+        for execution_id in message.get("ids") or ():
+            for ev in self._watchers.get(execution_id, ()):
+                ev.set()
+
+    async def _on_cancel(self, message: dict[str, Any]) -> None:
+        run = self.runs.get(str(message.get("id")))
+        if run is None or run.done.is_set():
+            return
+        run.abort_reason = str(message.get("reason") or "cancelled by request")
+        if run.task is not None:
+            run.task.cancel()
+
+    async def _on_token(self, message: dict[str, Any]) -> None:
+        run = self.runs.get(str(message.get("execution_id")))
+        token = str(message.get("token"))
+        if run is None:
+            return
+        if message.get("outcome") == "heartbeat":
+            if token in run.heartbeats:
+                run.heartbeats[token].set()
+            return
+        waiter = run.callbacks.get(token)
+        if waiter is None or waiter.done():
+            return
+        outcome = await self.token_outcome(token)
+        if outcome is not None and not waiter.done():
+            waiter.set_result(outcome)
+
+    async def _on_reconnected(self, message: dict[str, Any]) -> None:
+        """Messages sent while the LISTEN connection was down are lost: look again at the
+        callbacks this node's runs wait for, and wake every watcher."""
+        for run in list(self.runs.values()):
+            for token, waiter in list(run.callbacks.items()):
+                if not waiter.done():
+                    outcome = await self.token_outcome(token)
+                    if outcome is not None and not waiter.done():
+                        waiter.set_result(outcome)
+        for events in self._watchers.values():
+            for ev in events:
+                ev.set()
 
     async def doctor(self, tenant: str | None) -> list[dict[str, Any]]:
         """`aio admin doctor`: executions RUNNING in the store that no task of this server runs
@@ -223,6 +334,7 @@ class StepFlowService:
             deadline=row["deadline"],
             parent_id=row["parent_id"],
             inserted=True,
+            epoch=row["epoch"],
         )
         if snap.get("principal"):  # the run keeps calling on behalf of whoever started it
             run.on_behalf_of = principal_from_record(snap["principal"])
@@ -654,6 +766,8 @@ class StepFlowService:
             "stopped_at": run.stopped_at,
             "redrive_count": run.redrive_count,
             "deadline": run.deadline,
+            "owner": self.cluster.node_id,
+            "epoch": run.epoch,
         }
         event_rows = self._event_rows(run, events)
         now = time.time()
@@ -676,6 +790,8 @@ class StepFlowService:
                 "next_seq": run.next_seq,
                 "parent_id": run.parent_id,
                 "idempotency_key": run.idempotency_key,
+                "owner": self.cluster.node_id,
+                "epoch": run.epoch,
             }
 
         def tx_fn(tx: Any) -> None:
@@ -686,7 +802,9 @@ class StepFlowService:
             elif getattr(run, "quota_recheck", False):  # a redrive: RUNNING again, within the tenant's quota
                 run.quota_recheck = False  # type: ignore[attr-defined]
                 self.rt.quotas.check_running_tx(tx, run.tenant)
-            tx.execute("stepflow.checkpoint_execution", row)
+            if not tx.execute("stepflow.checkpoint_execution", row):
+                # fencing: another node claimed this execution (a higher epoch) since we did
+                raise LeaseLost(f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)")
             if event_rows:  # never past a hole left by a failed transaction of this run
                 follows(tx, run.id, event_rows[0][1])
             tx.executemany("stepflow.insert_event", event_rows)
@@ -700,6 +818,7 @@ class StepFlowService:
                 self.engine.items.persist(tx, run, scopes, terminal)
 
         await self.store.transaction(tx_fn)
+        self.cluster.touch(run.id)  # watchers of this execution on other nodes look again
         if terminal:
             self.metrics.executions_finished.labels(run.status).inc()
         if insert is not None:
@@ -713,6 +832,11 @@ class StepFlowService:
         if self.runs.get(run.id) is run:
             self.runs.pop(run.id, None)
             self.stats["running"] = len(self.runs)
+        if isinstance(exc, LeaseLost) or run.fenced:
+            run.fenced = True
+            self.cluster.stats["lease_lost"] += 1
+            log.warning("execution %s: this node lost its lease; it stops here (another node runs it)", run.id)
+            return
         if run.inserted and not self._stopping:
             log.warning("execution %s: checkpoint failed (%s); resuming from the last checkpoint", run.id, exc)
             self.rt.spawn(self._resume_later(run.id), f"stepflow-resume-{run.id}")
@@ -724,6 +848,8 @@ class StepFlowService:
                 row = await self.store.fetch_one("stepflow.get_execution", {"id": execution_id})
                 if row is None or row["status"] != "RUNNING":
                     return
+                if self.cluster.enabled and row["owner"] != self.cluster.node_id:
+                    return  # another node claimed it meanwhile
                 run = await self._load_run(row)
                 run.event("ExecutionResumed", detail={"after_seq": run.next_seq - 1})
                 self._launch(run)
@@ -825,7 +951,22 @@ class StepFlowService:
         """Wait until the execution commits a checkpoint (or `timeout`)."""
         run = self.runs.get(execution_id)
         if run is None:
-            await asyncio.sleep(min(timeout, 0.25))
+            if not self.cluster.enabled:
+                await asyncio.sleep(min(timeout, 0.25))
+                return
+            # another node runs it: its checkpoints are announced (`_on_touched`); the waiter
+            # looks again at least every second whatever it hears
+            ev = asyncio.Event()
+            watchers = self._watchers.setdefault(execution_id, set())
+            watchers.add(ev)
+            try:
+                await asyncio.wait_for(ev.wait(), min(timeout, 1.0))
+            except TimeoutError:
+                pass
+            finally:
+                watchers.discard(ev)
+                if not watchers:
+                    self._watchers.pop(execution_id, None)
             return
         try:
             await asyncio.wait_for(run.updated.wait(), timeout)
@@ -838,6 +979,15 @@ class StepFlowService:
         if row["status"] in TERMINAL:
             raise Conflict(f"execution {execution_id} is already {row['status']}")
         run = self.runs.get(execution_id)
+        if run is None and self.cluster.enabled:
+            final = await self._cancel_elsewhere(tenant, execution_id, reason)
+            if final is not None:
+                await self._cancel_children(tenant, execution_id)
+                return final
+            row = await self._row(tenant, execution_id)
+            if row["status"] in TERMINAL:
+                raise Conflict(f"execution {execution_id} is already {row['status']}")
+            run = self.runs.get(execution_id)
         if run is None:
             run = await self._load_run(row)
             run.abort_reason = reason
@@ -852,12 +1002,47 @@ class StepFlowService:
                 run.task.cancel()
             await run.done.wait()
         final = self.envelope_of(run)
+        await self._cancel_children(tenant, execution_id)
+        return final
+
+    async def _cancel_children(self, tenant: str, execution_id: str) -> None:
         for child in await self.store.fetch_all("stepflow.running_children", {"id": execution_id}):
             try:
                 await self.cancel(tenant, child["id"], f"parent execution {execution_id} was cancelled")
             except (Conflict, NotFound):
                 pass
-        return final
+
+    async def _cancel_elsewhere(self, tenant: str, execution_id: str, reason: str) -> dict[str, Any] | None:
+        """Many nodes, and another node runs it: ask that node (a NOTIFY) and wait for the end
+        it records. The answer, or None when this node took the lease to abort it here (its
+        owner is gone or did not answer within a lease)."""
+        cluster = self.cluster
+        deadline = time.monotonic() + cluster.lease_seconds + 2.0
+        while True:
+            own = await self.store.fetch_one(
+                "stepflow.execution_owner", {"id": execution_id, "lease": cluster.lease_seconds}
+            )
+            if own is None:
+                raise NotFound(f"execution {execution_id!r} not found")
+            if own["status"] in TERMINAL:
+                return self.envelope(await self._row(tenant, execution_id))
+            if own["owner_live"] and own["owner"] != cluster.node_id and time.monotonic() < deadline:
+                await cluster.notify("cancel", {"id": execution_id, "reason": reason}, to=own["owner"])
+                while time.monotonic() < deadline:
+                    await self.wait_update(execution_id, 0.5)
+                    row = await self._row(tenant, execution_id)
+                    if row["status"] in TERMINAL:
+                        return self.envelope(row)
+                continue  # no answer within a lease: take it over below
+            if execution_id in self.runs:
+                return None
+            params = {"id": execution_id, "epoch": own["epoch"], "node": cluster.node_id}
+            claimed = await self.store.transaction(lambda tx, p=params: tx.fetch_all("stepflow.claim_execution", p))
+            if claimed:
+                return None  # ours now (the higher epoch fences the old owner): aborted here
+            if time.monotonic() > deadline + cluster.lease_seconds:
+                raise Conflict(f"execution {execution_id} is moving between nodes; try again")
+            await asyncio.sleep(0.05)  # another node claimed it at the same moment: look again
 
     async def redrive(self, tenant: str, execution_id: str) -> dict[str, Any]:
         row = await self._row(tenant, execution_id)
@@ -937,6 +1122,8 @@ class StepFlowService:
         execution_id = await self.store.transaction(tx_fn)
         run = self.runs.get(execution_id)
         if run is None:
+            if self.cluster.enabled:  # the node that runs it hears of it (`_on_token`)
+                await self.cluster.notify("token", {"execution_id": execution_id, "token": token, "outcome": outcome})
             return {"token": token, "accepted": True}
         if outcome == "heartbeat":
             if token in run.heartbeats:
@@ -1005,7 +1192,10 @@ class StepFlowService:
             envelope = await self.envelope_by_id(execution_id)
             if envelope["status"] in TERMINAL:
                 return envelope
-            await asyncio.sleep(0.1)
+            if self.cluster.enabled and execution_id not in self.runs:
+                await self.wait_update(execution_id, 1.0)  # another node runs it
+            else:
+                await asyncio.sleep(0.1)
 
     async def execute(self, target: trnlib.TRN, payload: Any, ctx: CallContext) -> dict[str, Any]:
         """Bus executor for `trn:stepflow:{tenant}:template/{name}[:{version}]`."""

@@ -71,16 +71,16 @@ SELECT count(*) AS n FROM sf_executions WHERE status = 'RUNNING' AND tenant = :t
 SELECT max(version) AS v FROM sf_template_versions WHERE tenant = :tenant AND name = :name
 
 -- name: insert_execution
-INSERT INTO sf_executions (id, tenant, workflow, version, status, input, started_at, deadline, trace_id, snapshot, next_seq, parent_id, idempotency_key)
-VALUES (:id, :tenant, :workflow, :version, 'RUNNING', :input, :started_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key)
+INSERT INTO sf_executions (id, tenant, workflow, version, status, input, started_at, deadline, trace_id, snapshot, next_seq, parent_id, idempotency_key, owner, epoch)
+VALUES (:id, :tenant, :workflow, :version, 'RUNNING', :input, :started_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key, :owner, :epoch)
 
 -- name: execution_by_idempotency
 SELECT id FROM sf_executions WHERE tenant = :tenant AND workflow = :workflow AND idempotency_key = :key
 
 -- name: checkpoint_execution
 UPDATE sf_executions SET status = :status, output = :output, error = :error, stopped_at = :stopped_at,
-  snapshot = :snapshot, next_seq = :next_seq, redrive_count = :redrive_count, deadline = :deadline
-WHERE id = :id
+  snapshot = :snapshot, next_seq = :next_seq, redrive_count = :redrive_count, deadline = :deadline, owner = :owner
+WHERE id = :id AND epoch = :epoch
 
 -- name: insert_event
 INSERT INTO sf_history (execution_id, seq, ts, type, state, frame, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -108,11 +108,40 @@ WHERE token = :token AND status IS NULL
 
 -- name: get_execution
 SELECT id, tenant, workflow, version, status, input, output, error, started_at, stopped_at, deadline, trace_id,
-       redrive_count, snapshot, next_seq, parent_id, idempotency_key
+       redrive_count, snapshot, next_seq, parent_id, idempotency_key, owner, epoch
 FROM sf_executions WHERE id = :id
 
 -- name: running_executions
 SELECT id FROM sf_executions WHERE status = 'RUNNING'
+
+-- name: claim_executions
+-- take the lease of RUNNING executions (aionix/cluster.py): those with no owner, those of nodes
+-- whose heartbeat is older than the lease (or that stopped), this node's own when :own = 1 (a
+-- start: the previous life of this node), or every one when :any = 1 (SQLite: one node). The
+-- epoch goes up: a checkpoint written under an older epoch is refused.
+UPDATE sf_executions SET owner = :node, epoch = epoch + 1
+WHERE id IN (
+  SELECT e.id FROM sf_executions e LEFT JOIN nodes n ON n.id = e.owner
+  WHERE e.status = 'RUNNING'
+    AND (:any = 1 OR e.owner IS NULL OR (:own = 1 AND e.owner = :node)
+         OR (e.owner <> :node AND (n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < ((julianday('now') - 2440587.5) * 86400.0) - :lease)))
+  LIMIT :limit)
+RETURNING id, epoch
+
+-- name: claim_execution
+-- one execution's lease, from the epoch its claimer read (cancel of an execution whose owner is gone)
+UPDATE sf_executions SET owner = :node, epoch = epoch + 1
+WHERE id = :id AND status = 'RUNNING' AND epoch = :epoch
+RETURNING id, epoch
+
+-- name: fence
+-- inside a transaction that writes for an execution: it must still hold the lease it claimed
+UPDATE sf_executions SET epoch = epoch WHERE id = :id AND epoch = :epoch
+
+-- name: execution_owner
+SELECT e.owner, e.epoch, e.status,
+       CASE WHEN n.id IS NOT NULL AND n.stopped_at IS NULL AND n.heartbeat_at >= ((julianday('now') - 2440587.5) * 86400.0) - :lease THEN 1 ELSE 0 END AS owner_live
+FROM sf_executions e LEFT JOIN nodes n ON n.id = e.owner WHERE e.id = :id
 
 -- name: running_children
 SELECT id FROM sf_executions WHERE parent_id = :id AND status = 'RUNNING'
