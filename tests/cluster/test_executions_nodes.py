@@ -1,0 +1,187 @@
+"""Executions on many nodes (issue 17): leases, take-over after a crash, fencing of a paused
+node, and cancel, callbacks and watchers that work whichever node the client reaches. Real
+server processes on one real PostgreSQL database (tests/cluster/nodes.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+LEASE = 2.0
+
+
+def create(api: httpx.Client, definition: dict[str, Any]) -> str:
+    name = f"wf-{uuid.uuid4().hex[:8]}"
+    r = api.post("/api/v1/workflows", json={"name": name, "definition": definition})
+    assert r.status_code == 201, r.text
+    return name
+
+
+def wait_status(api: httpx.Client, eid: str, timeout: float = 30.0, until: str | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        env = api.get(f"/api/v1/executions/{eid}").json()
+        if (env["status"] != "RUNNING") if until is None else env["status"] == until:
+            return env
+        assert time.monotonic() < deadline, env
+        time.sleep(0.05)
+
+
+def owner(group: Any, eid: str) -> tuple[str, int]:
+    (row,) = group.sql("SELECT owner, epoch FROM sf_executions WHERE id = ?", (eid,))
+    return row[0], row[1]
+
+
+def history(api: httpx.Client, eid: str) -> list[dict[str, Any]]:
+    return api.get(f"/api/v1/executions/{eid}/history", params={"limit": 500}).json()["items"]
+
+
+def test_a_killed_nodes_execution_resumes_on_another_node_within_the_lease(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    with a.client() as api_a, b.client() as api_b:
+        name = create(
+            api_a,
+            {
+                "entry": "First",
+                "states": {
+                    "First": {"type": "set", "value": {"n": 1}, "next": "Nap"},
+                    "Nap": {"type": "wait", "seconds": 1.5, "next": "Done"},
+                    "Done": {"type": "set", "value": "{% input.n + 1 %}", "end": True},
+                },
+            },
+        )
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={"input": {}}).json()["execution_id"]
+        assert owner(group, eid) == (group.node_id(a), 1)
+        group.kill(a)
+        killed = time.monotonic()
+        env = wait_status(api_b, eid, timeout=20)
+        took = time.monotonic() - killed
+    assert env["status"] == "SUCCEEDED" and env["output"] == 2, env
+    # the lease runs out (2 s), B claims within a second, the wait's remaining ~1.5 s, the end
+    assert took < LEASE + 1.0 + 1.5 + 1.0, took
+    assert owner(group, eid) == (group.node_id(b), 2)
+    with b.client() as api_b:
+        events = history(api_b, eid)
+    resumed = [e["detail"] for e in events if e["type"] == "ExecutionResumed"]
+    assert resumed == [{"after_seq": resumed[0]["after_seq"], "node": group.node_id(b)}]
+    # the state before the crash ran once (its checkpoint came before the wait), the end once
+    assert [e["state"] for e in events if e["type"] == "StateEntered"].count("First") == 1, events
+    assert [e["type"] for e in events].count("ExecutionSucceeded") == 1
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_paused_node_is_fenced_when_it_wakes(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    with a.client() as api_a, b.client() as api_b:
+        name = create(
+            api_a,
+            {
+                "entry": "Loop",
+                "states": {
+                    "Loop": {"type": "set", "value": "{% input %}", "next": "Nap"},
+                    "Nap": {"type": "wait", "seconds": 0.3, "next": "Tail"},
+                    "Tail": {"type": "wait", "seconds": 3, "end": True},
+                },
+            },
+        )
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={"input": {"x": 1}}).json()["execution_id"]
+        time.sleep(0.5)  # in the long wait on A
+        os.kill(a.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(LEASE + 1.5)  # A's lease runs out; B claims the execution
+            assert owner(group, eid) == (group.node_id(b), 2)
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+        env = wait_status(api_b, eid, timeout=20)
+        assert env["status"] == "SUCCEEDED", env
+        # A woke with its timer due: it stopped its run (its heartbeat was a lease late) or its
+        # checkpoint was refused; either way it wrote nothing after B's claim
+        time.sleep(1.0)
+        events = history(api_b, eid)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert [e["type"] for e in events].count("ExecutionSucceeded") == 1
+        assert owner(group, eid)[0] == group.node_id(b)
+        log = a.log()
+        assert "lost its lease" in log or "its leases are lost" in log, log[-3000:]
+        # A is a live node again and serves requests
+        assert api_a.get(f"/api/v1/executions/{eid}").json()["status"] == "SUCCEEDED"
+
+
+def test_cancel_reaches_the_owning_node(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    with a.client() as api_a, b.client() as api_b:
+        name = create(api_a, {"entry": "W", "states": {"W": {"type": "wait", "seconds": 60, "end": True}}})
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={}).json()["execution_id"]
+        assert owner(group, eid)[0] == group.node_id(a)
+        t0 = time.monotonic()
+        r = api_b.post(f"/api/v1/executions/{eid}/cancel", json={})
+        took = time.monotonic() - t0
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "ABORTED", r.json()
+        assert took < 2.0, took  # NOTIFY to A, A aborts and checkpoints: not a lease's wait
+        # A aborted it under its own lease (no take-over)
+        assert owner(group, eid) == (group.node_id(a), 1)
+        assert api_a.get(f"/api/v1/executions/{eid}").json()["status"] == "ABORTED"
+
+
+def test_cancel_of_a_dead_nodes_execution_takes_it_over(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": 30}})  # no claim by lease expiry in time
+    a, b = group.nodes
+    with a.client() as api_a, b.client() as api_b:
+        name = create(api_a, {"entry": "W", "states": {"W": {"type": "wait", "seconds": 60, "end": True}}})
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={}).json()["execution_id"]
+        a.stop()  # a clean stop says so in its node row: its work is free at once
+        r = api_b.post(f"/api/v1/executions/{eid}/cancel", json={})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "ABORTED"
+        assert owner(group, eid)[0] == group.node_id(b)
+
+
+def test_callbacks_and_watchers_work_on_any_node(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    with a.client() as api_a, b.client() as api_b:
+        notifier = create(api_a, {"entry": "Send", "states": {"Send": {"type": "succeed"}}})
+        name = create(
+            api_a,
+            {
+                "entry": "Ask",
+                "states": {
+                    "Ask": {
+                        "type": "task",
+                        "action": f"trn:stepflow:default:template/{notifier}",
+                        "mode": "callback",
+                        "parameters": {"token": "{% context.task_token %}"},
+                        "output": {"expression": {"approved": "{% result.approved %}"}},
+                        "end": True,
+                    }
+                },
+            },
+        )
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={}).json()["execution_id"]
+        assert owner(group, eid)[0] == group.node_id(a)
+        deadline = time.monotonic() + 20
+        while not (sent := api_b.get("/api/v1/executions", params={"workflow": notifier}).json()["items"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        token = sent[0]["input"]["token"]
+        assert api_b.post(f"/api/v1/callbacks/{token}/heartbeat", json={}).status_code == 200
+        # B holds a long-poll on an execution A runs while the callback is settled on B
+        t0 = time.monotonic()
+        r = api_b.post(f"/api/v1/callbacks/{token}/success", json={"output": {"approved": True}})
+        assert r.status_code == 200, r.text
+        env = api_b.get(f"/api/v1/executions/{eid}", params={"wait_seconds": 10}).json()
+        if env["status"] == "RUNNING":
+            env = wait_status(api_b, eid, timeout=10)
+        took = time.monotonic() - t0
+        assert env["status"] == "SUCCEEDED" and env["output"] == {"approved": True}, env
+        assert took < 2.0, took  # NOTIFY, not a poll of the token
+        assert owner(group, eid) == (group.node_id(a), 1)
