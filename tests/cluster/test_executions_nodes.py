@@ -121,6 +121,10 @@ def test_cancel_reaches_the_owning_node(nodes):
         name = create(api_a, {"entry": "W", "states": {"W": {"type": "wait", "seconds": 60, "end": True}}})
         eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={}).json()["execution_id"]
         assert owner(group, eid)[0] == group.node_id(a)
+        # B's doctor does not call A's running execution stuck
+        checks = api_b.get("/api/v1/admin/doctor").json()["checks"]
+        stuck = [c for c in checks if c["check"] == "stuck-executions"]
+        assert [c["status"] for c in stuck] == ["ok"] and "another live node" in stuck[0]["message"], stuck
         t0 = time.monotonic()
         r = api_b.post(f"/api/v1/executions/{eid}/cancel", json={})
         took = time.monotonic() - t0

@@ -11,7 +11,7 @@ SELECT
     (SELECT started_at FROM function_invocations ORDER BY rowid DESC LIMIT 1) AS invocations
 
 -- name: running_executions
-SELECT id, tenant, workflow, version, started_at FROM sf_executions
+SELECT id, tenant, workflow, version, started_at, owner FROM sf_executions
 WHERE status = 'RUNNING' AND (:tenant IS NULL OR tenant = :tenant)
 ORDER BY started_at LIMIT :limit
 
