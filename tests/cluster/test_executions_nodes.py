@@ -189,3 +189,33 @@ def test_callbacks_and_watchers_work_on_any_node(nodes):
         assert env["status"] == "SUCCEEDED" and env["output"] == {"approved": True}, env
         assert took < 2.0, took  # NOTIFY, not a poll of the token
         assert owner(group, eid) == (group.node_id(a), 1)
+
+
+def test_an_event_stream_on_another_node_follows_the_owner_within_a_notify(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    steps = {f"W{i}": {"type": "wait", "seconds": 0.25, "next": f"W{i + 1}"} for i in range(6)}
+    steps["W6"] = {"type": "set", "value": "ok", "end": True}
+    with a.client() as api_a:
+        name = create(api_a, {"entry": "W0", "states": steps})
+        eid = api_a.post(f"/api/v1/workflows/{name}/executions", json={}).json()["execution_id"]
+    assert owner(group, eid)[0] == group.node_id(a)
+    lags: list[float] = []
+    kinds: list[str] = []
+    with b.client() as c, c.stream("GET", f"/api/v1/executions/{eid}/stream", timeout=30) as resp:
+        event = None
+        for line in resp.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+                kinds.append(event)
+                if event == "done":
+                    break
+            elif line.startswith("data: ") and event == "WaitStarted":
+                import json
+
+                lags.append(time.time() - json.loads(line[6:])["ts"])
+    assert kinds[-2:] == ["ExecutionSucceeded", "done"] and len(lags) == 6, kinds
+    # each wait's start reaches B's stream by A's NOTIFY (~50 ms batches), not B's 1 s fallback
+    # look (which would make the typical lag about half a second)
+    lags.sort()
+    assert lags[len(lags) // 2] < 0.3, lags
