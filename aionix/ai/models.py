@@ -103,7 +103,8 @@ class ProviderSpec(Strict):
     base_url: str | None = None
     target: str | None = Field(
         None,
-        description="function providers: trn:aionixfn:{tenant}:function/NAME or trn:modules:{tenant}:module/NAME",
+        description="function providers: trn:aionixfn:{tenant}:function/NAME or trn:modules:{tenant}:module/NAME"
+        " (short: function:NAME, module:NAME)",
     )
     allow_hosts: list[str] = Field([], description="hosts this provider may connect to (its base_url's host)")
     api_key_ref: str | None = Field(None, description="a CredVault secret name or TRN")
@@ -116,6 +117,20 @@ class ProviderSpec(Strict):
     queue_size: int = Field(64, ge=0, le=100_000)
     breaker_failures: int = Field(5, ge=1, le=1000)
     breaker_cooldown_s: float = Field(30.0, gt=0, le=3600)
+
+    @field_validator("target")
+    @classmethod
+    def _short_target(cls, v: str | None) -> str | None:
+        """The short forms of a local route: `module:NAME` (an agent module of the task's
+        tenant), `function:NAME` (a function of the task's tenant) or `function:TRN`."""
+        if v is None:
+            return v
+        if v.startswith("module:") and not v.startswith("module:trn:"):
+            return f"trn:modules:{{tenant}}:module/{v[len('module:') :]}"
+        if v.startswith("function:"):
+            rest = v[len("function:") :]
+            return rest if rest.startswith("trn:") else f"trn:aionixfn:{{tenant}}:function/{rest}"
+        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> ProviderSpec:

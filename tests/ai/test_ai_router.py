@@ -194,3 +194,17 @@ def test_bounded_queue():
     assert exc.value.status == 503 and exc.value.retry_after > 0
     prov.release()
     prov.reserve()
+
+
+def test_local_route_short_forms():
+    from aionix.ai.models import ProviderSpec
+
+    def target(t):
+        return ProviderSpec.model_validate({"kind": "function", "location": "local", "target": t}).target
+
+    assert target("module:summarize_text") == "trn:modules:{tenant}:module/summarize_text"
+    assert target("function:local-llm") == "trn:aionixfn:{tenant}:function/local-llm"
+    assert target("function:trn:aionixfn:{tenant}:function/x") == "trn:aionixfn:{tenant}:function/x"
+    assert target("trn:modules:{tenant}:module/m") == "trn:modules:{tenant}:module/m"
+    with pytest.raises(ValueError, match="target"):
+        target("https://example.com")
