@@ -232,7 +232,7 @@ class Delivery:
         return Outcome("pending", error=error, cause=cause, next_attempt_at=self.clock() + backoff(retry, attempts))
 
     async def _record(self, fire: dict[str, Any], outcome: Outcome) -> None:
-        await self.rt.store.execute(
+        recorded = await self.rt.store.execute(
             "triggers.finish_fire",
             {
                 "id": fire["id"],
@@ -242,8 +242,16 @@ class Delivery:
                 "error": outcome.error,
                 "cause": outcome.cause,
                 "now": self.clock(),
+                "node": self.node,
             },
         )
+        if not recorded:
+            # another node claimed the fire meanwhile (this one lost its lease: paused, cut off)
+            # and delivers it under the same idempotency key; its outcome is the one recorded
+            log.warning(
+                "fire %s of trigger %s: claimed by another node; outcome not recorded", fire["id"], fire["trigger_name"]
+            )
+            return
         if outcome.status == "delivered":
             self.delivered += 1
         elif outcome.status == "pending":
@@ -279,9 +287,20 @@ class Delivery:
         return jsonutil.loads(fire["payload"]).get("source") == EVENT_SOURCE
 
     # ------------------------------------------------------------------ the outbox loop
+    @property
+    def node(self) -> str:
+        """This node's id: the owner of the claims it makes (`trigger_fires.claimed_by`)."""
+        return self.rt.cluster.node_id
+
+    async def release_own(self) -> int:
+        """Give back this node's claims (at start: none of them is being delivered any more;
+        at a clean stop: those still pending go to the next sweep of any node). Never another
+        node's: it may be delivering them right now."""
+        return await self.rt.store.execute("triggers.release_claims", {"node": self.node})
+
     async def run(self) -> None:
         """Deliver pending fires whose time has come; sleep until the next one (or a wake)."""
-        await self.rt.store.execute("triggers.release_claims")
+        await self.release_own()
         while True:
             self.wake.clear()
             try:
@@ -296,30 +315,61 @@ class Delivery:
                     await asyncio.wait_for(self.wake.wait(), delay)
 
     async def _sweep(self) -> float:
+        """Claim due fires and deliver them. The pick and the claims are one transaction: on
+        PostgreSQL the picked rows are locked and rows another node is claiming are skipped
+        (`FOR UPDATE SKIP LOCKED`), so no two nodes ever claim one fire. A fire another node
+        claimed is taken only once that node lost its lease ([cluster] lease_seconds without a
+        heartbeat, or stopped); this node's own claims once they are older than
+        [triggers] claim_lease_seconds and none of its deliveries holds them."""
         now = self.clock()
         lease = self.cfg.claim_lease_seconds
-        rows = await self.rt.store.fetch_all(
-            "triggers.pending_fires", {"now": now, "stale": now - lease, "limit": self.cfg.scheduler_batch}
+        node = self.node
+        params = {
+            "now": now,
+            "stale": now - lease,
+            "limit": self.cfg.scheduler_batch,
+            "node": node,
+            "node_lease": self.rt.cluster.lease_seconds,
+        }
+        inflight = frozenset(self._inflight)
+
+        def claim(tx: Any) -> tuple[int, list[dict[str, Any]]]:
+            rows = tx.fetch_all("triggers.pending_fires", params)
+            claimed = [
+                r
+                for r in rows
+                if r["id"] not in inflight
+                and tx.execute(
+                    "triggers.claim_fire",
+                    {
+                        "id": r["id"],
+                        "now": now,
+                        "stale": params["stale"],
+                        "node": node,
+                        "node_lease": params["node_lease"],
+                    },
+                )
+            ]
+            return len(rows), claimed
+
+        seen, claimed = await self.rt.store.transaction(claim)
+        if claimed:
+            self.dispatch(claimed)
+        if seen >= self.cfg.scheduler_batch and claimed:
+            return 0.0
+        row = await self.rt.store.fetch_one(
+            "triggers.next_pending",
+            {"lease": lease, "node": node, "others_at": now + self.rt.cluster.config.claim_interval_seconds},
         )
-        rows = [r for r in rows if r["id"] not in self._inflight]
-        if rows:
-
-            def claim(tx: Any) -> list[int]:
-                return [
-                    r["id"]
-                    for r in rows
-                    if tx.execute("triggers.claim_fire", {"id": r["id"], "now": now, "stale": now - lease})
-                ]
-
-            claimed = set(await self.rt.store.transaction(claim))
-            self.dispatch([r for r in rows if r["id"] in claimed])
-            if len(rows) >= self.cfg.scheduler_batch:
-                return 0.0
-        row = await self.rt.store.fetch_one("triggers.next_pending", {"lease": lease})
         at = row["at"] if row else None
+        longest = self.cfg.max_wake_interval_seconds
+        if self.rt.cluster.enabled:
+            # fires other nodes claim after this sweep, then die with, wake nobody here: look
+            # again every [cluster] claim_interval_seconds (one cheap query)
+            longest = min(longest, self.rt.cluster.config.claim_interval_seconds)
         if at is None:
-            return self.cfg.max_wake_interval_seconds
-        return min(max(at - self.clock(), 0.01), self.cfg.max_wake_interval_seconds)
+            return longest
+        return min(max(at - self.clock(), 0.01), longest)
 
 
 #: What a trigger may start: workflow templates, functions, connector actions (and action kinds).

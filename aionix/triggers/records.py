@@ -52,9 +52,11 @@ def fire_record(
     status: str = "pending",
     error: str | None = None,
     cause: str | None = None,
+    node: str | None = None,
 ) -> dict[str, Any]:
-    """Parameters of `triggers.insert_fire`. A pending fire is born claimed by this process,
-    which delivers it at once; after a restart the outbox loop picks it up."""
+    """Parameters of `triggers.insert_fire`. A pending fire is born claimed by this node
+    (`node`: its id), which delivers it at once; after a restart the outbox loop picks it up,
+    and another node once this one lost its lease."""
     now = time.time() if now is None else now
     # the payload keeps its keys in the order they arrived (a webhook body reaches the workflow
     # input as sent); the digest is of the canonical (sorted) form, so it names the content
@@ -71,6 +73,7 @@ def fire_record(
         "status": status,
         "next_attempt_at": now if status == "pending" else None,
         "claimed_at": now if status == "pending" else None,
+        "claimed_by": node if status == "pending" else None,
         "error": error,
         "cause": cause,
         "now": now,

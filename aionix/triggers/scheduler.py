@@ -155,7 +155,9 @@ class Scheduler:
                 "time": iso(now),
                 "late_seconds": round(max(now - due, 0.0), 3),
             }
-            records.append(fire_record(row, key, "schedule", payload, now=now, due_at=due))
+            records.append(
+                fire_record(row, key, "schedule", payload, now=now, due_at=due, node=self.rt.cluster.node_id)
+            )
         if plan.skipped_count:
             first = iso(plan.skipped_first or row["next_fire_at"])
             last = iso(plan.skipped_last or row["next_fire_at"])

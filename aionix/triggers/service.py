@@ -127,6 +127,10 @@ class TriggerService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.delivery.drain(timeout=5.0)
         await self.delivery.cancel()
+        try:  # what is still pending goes to the next sweep of any node, at once
+            await self.delivery.release_own()
+        except Exception as exc:
+            log.warning("releasing this node's outbox claims failed: %s", exc)
 
     async def _prune_loop(self) -> None:
         while True:
@@ -445,7 +449,7 @@ class TriggerService:
             for row in tx.fetch_all("triggers.event_triggers", {"tenant": tenant}):
                 if not self._pattern(row).matches(envelope):
                     continue
-                record = fire_record(row, event_id, "event", envelope, now=now)
+                record = fire_record(row, event_id, "event", envelope, now=now, node=self.rt.cluster.node_id)
                 inserted = tx.fetch_one("triggers.insert_fire", record)
                 if inserted is not None:
                     tx.execute("triggers.count_fired", {"id": row["id"], "now": now})

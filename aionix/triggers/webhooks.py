@@ -186,7 +186,7 @@ class Webhooks:
             "headers": {k: v for k, v in headers.items() if k not in _PRIVATE_HEADERS},
             "query": dict(request.query_params),
         }
-        record = fire_record(row, webhook_id, "webhook", payload, now=now)
+        record = fire_record(row, webhook_id, "webhook", payload, now=now, node=self.rt.cluster.node_id)
 
         def store_fire(tx: Any) -> int | None:
             inserted = tx.fetch_one("triggers.insert_fire", record)

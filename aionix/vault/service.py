@@ -64,6 +64,8 @@ class VaultConfig(BaseModel):
     recovery_window_days: float = Field(7.0, ge=0, le=365)
     purge_interval_seconds: float = Field(300.0, gt=0)
     rotation_check_seconds: float = Field(30.0, gt=0)
+    #: how long a node that claimed a due rotation may take before another node runs it again
+    rotation_claim_seconds: float = Field(300.0, gt=0, le=86400)
     max_value_bytes: int = Field(65_536, ge=64, le=1_048_576)
 
 
@@ -718,6 +720,8 @@ class VaultService:
             try:
                 due = await self.store.fetch_all("vault.due_rotations", {"now": time.time(), "limit": 50})
                 for item in due:
+                    if not await self._claim_rotation(item):
+                        continue  # another node runs it (or it was rotated or changed meanwhile)
                     try:
                         await self.rotate(item["tenant"], item["name"], "rotation-schedule", RotateSecret())
                     except AionixError as exc:
@@ -729,6 +733,22 @@ class VaultService:
                 raise
             except Exception:
                 log.exception("rotation check failed")
+
+    async def _claim_rotation(self, item: dict[str, Any]) -> bool:
+        """Take a due rotation: a compare-and-set on its due time, so of many nodes on one
+        database exactly one runs it. Until the rotation sets the next due time (or it fails
+        and is postponed) the due time is `rotation_claim_seconds` ahead: if this node dies
+        meanwhile, a node runs it then."""
+        claimed = await self.store.execute(
+            "vault.claim_rotation",
+            {
+                "tenant": item["tenant"],
+                "name": item["name"],
+                "expected": item["next_rotation_at"],
+                "until": time.time() + self.config.rotation_claim_seconds,
+            },
+        )
+        return claimed == 1
 
     async def _postpone_rotation(self, tenant: str, name: str) -> None:
         def fn(tx: Any) -> None:
@@ -753,7 +773,8 @@ class VaultService:
                 log.exception("purging deleted secrets failed")
 
     async def purge_due(self) -> int:
-        """Purge secrets whose recovery window has passed."""
+        """Purge secrets whose recovery window has passed (on PostgreSQL the due rows are
+        locked, skipping those another node is purging)."""
 
         def fn(tx: Any) -> int:
             due = tx.fetch_all("vault.due_purges", {"now": time.time(), "limit": 1000})

@@ -128,7 +128,7 @@ async def test_a_failed_delivery_survives_a_restart_and_is_retried_with_the_same
 
     probe.down = False
     second = await make(probe, first.now + 31)
-    await second.rt.store.execute("triggers.release_claims")
+    await second.svc.delivery.release_own()
     await second.svc.delivery._sweep()
     await second.svc.delivery.drain(10)
     [fire] = await history(second.svc, "t")
@@ -150,7 +150,7 @@ async def test_a_fire_recorded_but_never_delivered_before_a_crash_is_delivered_o
     assert probe.calls == []
 
     second = await make(probe, ts("2026-01-01T00:01:01Z"))
-    await second.rt.store.execute("triggers.release_claims")
+    await second.svc.delivery.release_own()
     await second.svc.delivery._sweep()
     await second.svc.delivery.drain(10)
     assert await second.svc.scheduler.run_due(second.now) == 0  # the due time is not fired again

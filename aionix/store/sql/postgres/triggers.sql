@@ -59,9 +59,9 @@ VALUES (:id, :tenant, :source, :type, :detail, :matched, :now)
 
 -- name: insert_fire
 INSERT INTO trigger_fires (tenant, trigger_id, fire_key, origin, due_at, payload, payload_digest, status, attempts,
-                           next_attempt_at, claimed_at, error, cause, created_at, updated_at, trace_id)
+                           next_attempt_at, claimed_at, error, cause, created_at, updated_at, trace_id, claimed_by)
 VALUES (:tenant, :trigger_id, :fire_key, :origin, :due_at, :payload, :payload_digest, :status, 0,
-        :next_attempt_at, :claimed_at, :error, :cause, :now, :now, :trace_id)
+        :next_attempt_at, :claimed_at, :error, :cause, :now, :now, :trace_id, :claimed_by)
 ON CONFLICT (trigger_id, fire_key) DO NOTHING
 RETURNING id
 
@@ -69,27 +69,48 @@ RETURNING id
 SELECT * FROM trigger_fires WHERE id = :id
 
 -- name: pending_fires
+-- Fires due for an attempt that no live node holds: unclaimed, this node's own claims older than
+-- [triggers] claim_lease_seconds (none of its deliveries holds them any more), and the claims of
+-- a node whose heartbeat is older than [cluster] lease_seconds (dead or stopped: in the
+-- database's clock). Inside the claim transaction the rows are locked, skipping those another
+-- node is claiming (PostgreSQL), so two nodes never claim the same fire.
 SELECT f.*, t.name AS trigger_name, t.target, t.input, t.retry, t.kind, t.enabled
 FROM trigger_fires f JOIN triggers t ON t.id = f.trigger_id
-WHERE f.status = 'pending' AND f.next_attempt_at <= :now AND (f.claimed_at IS NULL OR f.claimed_at < :stale)
-ORDER BY f.next_attempt_at LIMIT :limit
+WHERE f.status = 'pending' AND f.next_attempt_at <= :now
+  AND (f.claimed_at IS NULL
+       OR (f.claimed_at < :stale AND (f.claimed_by IS NULL OR f.claimed_by = :node))
+       OR (f.claimed_by <> :node AND NOT EXISTS (
+           SELECT 1 FROM nodes n WHERE n.id = f.claimed_by AND n.stopped_at IS NULL
+             AND n.heartbeat_at >= extract(epoch from clock_timestamp())::float8 - :node_lease)))
+ORDER BY f.next_attempt_at LIMIT :limit /*tx: FOR UPDATE OF f SKIP LOCKED*/
 
 -- name: next_pending
-SELECT min(CASE WHEN claimed_at IS NULL THEN next_attempt_at ELSE greatest(next_attempt_at, claimed_at + :lease) END) AS at
+-- When the outbox loop looks again: the next attempt, or when this node's own claim goes stale;
+-- while other nodes hold claims, at :others_at (whether their owner lost its lease).
+SELECT min(CASE WHEN claimed_at IS NULL THEN next_attempt_at
+                WHEN claimed_by IS NULL OR claimed_by = :node THEN greatest(next_attempt_at, claimed_at + :lease)
+                ELSE greatest(next_attempt_at, :others_at) END) AS at
 FROM trigger_fires WHERE status = 'pending'
 
 -- name: claim_fire
-UPDATE trigger_fires SET claimed_at = :now
-WHERE id = :id AND status = 'pending' AND (claimed_at IS NULL OR claimed_at < :stale)
+UPDATE trigger_fires AS f SET claimed_at = :now, claimed_by = :node
+WHERE f.id = :id AND f.status = 'pending' AND (f.claimed_at IS NULL
+       OR (f.claimed_at < :stale AND (f.claimed_by IS NULL OR f.claimed_by = :node))
+       OR (f.claimed_by <> :node AND NOT EXISTS (
+           SELECT 1 FROM nodes n WHERE n.id = f.claimed_by AND n.stopped_at IS NULL
+             AND n.heartbeat_at >= extract(epoch from clock_timestamp())::float8 - :node_lease)))
 
 -- name: finish_fire
 UPDATE trigger_fires
 SET status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at, claimed_at = NULL,
-    result_id = :result_id, error = :error, cause = :cause, updated_at = :now
-WHERE id = :id AND status = 'pending'
+    claimed_by = NULL, result_id = :result_id, error = :error, cause = :cause, updated_at = :now
+WHERE id = :id AND status = 'pending' AND (claimed_by IS NULL OR claimed_by = :node)
 
 -- name: release_claims
-UPDATE trigger_fires SET claimed_at = NULL WHERE status = 'pending' AND claimed_at IS NOT NULL
+-- A starting (or stopping) node's own claims, and those of no node (made before nodes had ids);
+-- never another node's: it may be delivering them right now.
+UPDATE trigger_fires SET claimed_at = NULL, claimed_by = NULL
+WHERE status = 'pending' AND claimed_at IS NOT NULL AND (claimed_by = :node OR claimed_by IS NULL)
 
 -- name: history
 SELECT id, fire_key, origin, due_at, payload_digest, status, attempts, next_attempt_at, result_id, error, cause,

@@ -58,12 +58,19 @@ DELETE FROM vault_secrets WHERE tenant = :tenant AND name = :name
 DELETE FROM vault_versions WHERE tenant = :tenant AND name = :name
 
 -- name: due_purges
+-- (On PostgreSQL the purge transaction locks the rows, skipping those another node is purging.)
 SELECT tenant, name FROM vault_secrets WHERE purge_after IS NOT NULL AND purge_after <= :now LIMIT :limit
 
 -- name: due_rotations
-SELECT tenant, name FROM vault_secrets
+SELECT tenant, name, next_rotation_at FROM vault_secrets
 WHERE next_rotation_at IS NOT NULL AND next_rotation_at <= :now AND deleted_at IS NULL
 ORDER BY next_rotation_at LIMIT :limit
+
+-- name: claim_rotation
+-- A due rotation is run by the one node whose compare-and-set on its due time wins; the due time
+-- moves to :until meanwhile (a node that dies while rotating leaves it due again then).
+UPDATE vault_secrets SET next_rotation_at = :until
+WHERE tenant = :tenant AND name = :name AND next_rotation_at = :expected AND deleted_at IS NULL
 
 -- name: insert_version
 INSERT INTO vault_versions (tenant, name, version, master_id, key_nonce, wrapped_key, nonce, ciphertext, created_at, created_by)
