@@ -28,6 +28,7 @@ from aionix.errors import (
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UnsupportedMediaType,
     ValidationFailed,
 )
@@ -43,10 +44,16 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(jsonutil.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
+#: Retry-After on a 503 (a dependency such as the database is down for now; clients retry)
+UNAVAILABLE_RETRY_SECONDS = 1.0
+
+
 def error_response(exc: AionixError) -> Response:
     headers = None
     if isinstance(exc, RateLimited) and exc.retry_after is not None:  # None: no reset (a quota's level)
         headers = {"Retry-After": retry_after_header(exc.retry_after)}
+    elif isinstance(exc, Unavailable):  # the store is unreachable (a database restart): retry soon
+        headers = {"Retry-After": retry_after_header(UNAVAILABLE_RETRY_SECONDS)}
     return json_response(exc.to_dict(), exc.status, headers)
 
 

@@ -185,6 +185,9 @@ class StepFlowService:
         count = 0
         for claimed in rows:
             if claimed["id"] in self.runs:
+                # running here already (started or resumed while this node was fenced): it
+                # writes under the epoch just claimed, or its next checkpoint would be refused
+                self.runs[claimed["id"]].epoch = claimed["epoch"]
                 continue
             full = await self.store.fetch_one("stepflow.get_execution", {"id": claimed["id"]})
             if full is None or full["status"] != "RUNNING" or full["epoch"] != claimed["epoch"]:
@@ -837,6 +840,11 @@ class StepFlowService:
             self.runs.pop(run.id, None)
             self.stats["running"] = len(self.runs)
         if isinstance(exc, LeaseLost) or run.fenced:
+            if not run.fenced and not self.cluster.fenced and not self._stopping:
+                # refused under a stale epoch while this node holds its leases: this node's own
+                # claim may have raised it (a checkpoint queued before the claim took effect);
+                # resumed here from the last checkpoint if the execution is still this node's
+                self.rt.spawn(self._resume_later(run.id, 0.1), f"stepflow-resume-{run.id}")
             run.fenced = True
             self.cluster.stats["lease_lost"] += 1
             log.warning("execution %s: this node lost its lease; it stops here (another node runs it)", run.id)
