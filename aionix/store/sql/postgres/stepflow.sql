@@ -125,7 +125,7 @@ WHERE id IN (
   WHERE e.status = 'RUNNING'
     AND (:any = 1 OR e.owner IS NULL OR (:own = 1 AND e.owner = :node)
          OR (e.owner <> :node AND (n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < extract(epoch from clock_timestamp()) - :lease)))
-  ORDER BY e.started_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED)
+  ORDER BY e.started_at LIMIT :limit /*tx: FOR UPDATE OF e SKIP LOCKED*/)
 RETURNING id, epoch
 
 -- name: claim_execution
