@@ -3,7 +3,9 @@
 Any node answers: the list comes from the shared `nodes` table (each node's heartbeat, in the
 database's clock), so two nodes asked at once give the same nodes. With the SQLite store there
 is one node, this one. A viewer may read it, as any key may read `/healthz`'s node id and
-version: the list names no tenant's data, only the processes that serve every tenant.
+version: the list names no tenant's data, only the processes that serve every tenant. Where
+they run (host, pid, url) is shown to cross-tenant keys only: a tenant's key learns how many
+nodes serve it and how loaded they are, not the operator's machines.
 """
 
 from __future__ import annotations
@@ -50,4 +52,6 @@ async def list_cluster_nodes(call: Call) -> dict[str, Any]:
     for n in items:  # a row written by another version may lack a load field
         load = n.get("load") if isinstance(n.get("load"), dict) else {}
         n["load"] = {"executions": int(load.get("executions") or 0), "loadavg": float(load.get("loadavg") or 0.0)}
+        if call.principal is None or not call.principal.cross_tenant:
+            n["host"] = n["pid"] = n["url"] = None
     return {"node": cluster.node_id, "items": items}

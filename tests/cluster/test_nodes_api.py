@@ -71,7 +71,12 @@ def test_one_server_is_one_live_node_in_every_view(make_server, capsys, monkeypa
     # a viewer may read it (as it may read /healthz); no key may not
     with server.client() as admin:
         viewer = admin.post("/api/v1/keys", json={"name": "nodes-viewer", "role": "viewer"}).json()["key"]
-    assert nodes_of(server, viewer)["node"] == node_id
+    seen = nodes_of(server, viewer)
+    assert seen["node"] == node_id
+    # a tenant's key sees the nodes and their load, not where they run
+    [me_seen] = seen["items"]
+    assert me_seen["id"] == node_id and me_seen["live"] is True
+    assert me_seen["host"] is None and me_seen["pid"] is None and me_seen["url"] is None
     assert httpx.get(server.url + "/api/v1/cluster/nodes").status_code == 401
 
     text = httpx.get(server.url + "/metrics").text
