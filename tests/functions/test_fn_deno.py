@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pgstore
 from conftest import CANARY, confinement, create, healthy, invoke
 
 SOURCE = r"""
@@ -82,7 +83,7 @@ def test_permissions_denied_unless_granted(fn, fn_server) -> None:
     assert env.startswith("denied") and CANARY not in env
     assert invoke(fn, name, {"op": "env_mine"})["result"] == "allowed: yes", "its own declared env is readable"
     for event in (
-        {"op": "read", "path": str(fn_server.data_dir / "aionix.db")},
+        {"op": "read", "path": str(fn_server.data_dir / ("node.id" if pgstore.on_postgres() else "aionix.db"))},
         {"op": "read", "path": "/etc/hostname"},
         {"op": "write", "path": str(fn_server.data_dir / "evil")},
         {"op": "write", "path": "/etc/aionix-deno-evil"},

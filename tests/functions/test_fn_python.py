@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import pgstore
 from conftest import CANARY, confinement, create, healthy, invoke
 
 SOURCE = r"""
@@ -296,7 +297,8 @@ def test_data_dir_and_master_key_are_denied(fn, fn_server) -> None:
     name = _fn(fn)
     data = fn_server.data_dir
     files = [p for p in data.iterdir() if p.is_file()]
-    assert any(p.name == "aionix.db" for p in files)
+    # the PostgreSQL store keeps no database file here, but the node's id and its keys
+    assert any(p.name == ("node.id" if pgstore.on_postgres() else "aionix.db") for p in files), files
     for path in files:
         result = invoke(fn, name, {"op": "read", "path": str(path)})["result"]
         if health["uid_drop"]:

@@ -1,5 +1,5 @@
-"""The audit trail you can trust: rows edited or deleted with the `sqlite3` module in a real
-server's data dir are named by `aio admin audit verify` and the admin route; signed daily
+"""The audit trail you can trust: rows edited or deleted with raw SQL in a real server's store
+(its SQLite file, or its PostgreSQL database under AIONIX_TEST_STORE=postgres) are named by `aio admin audit verify` and the admin route; signed daily
 checkpoints catch a history rewritten with recomputed hashes; retention prunes whole days behind
 a checkpoint and the rest still verifies; export streams JSON Lines and CSV to stdout, a file or
 S3 (moto's server mode standing in for S3, as in tests/connectors); PII is masked in audit
@@ -12,13 +12,13 @@ import csv
 import json
 import logging
 import os
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pgstore
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -50,13 +50,9 @@ def audited_writes(srv, n: int = 4) -> None:
 
 
 def chain_rows(srv) -> list[tuple[int, int, str]]:
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    try:
-        return db.execute(
-            "SELECT id, seq, action FROM audit WHERE tenant = 'default' AND seq IS NOT NULL ORDER BY seq"
-        ).fetchall()
-    finally:
-        db.close()
+    return pgstore.query(
+        srv.data_dir, "SELECT id, seq, action FROM audit WHERE tenant = 'default' AND seq IS NOT NULL ORDER BY seq"
+    )
 
 
 def test_an_edited_row_is_named(make_server):
@@ -69,10 +65,7 @@ def test_an_edited_row_is_named(make_server):
     rows = chain_rows(srv)
     assert len(rows) >= 4 and [r[1] for r in rows] == list(range(1, len(rows) + 1))
     victim = rows[1][0]
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    with db:
-        db.execute("UPDATE audit SET status = 200, ip = '10.9.9.9' WHERE id = ?", (victim,))
-    db.close()
+    pgstore.execute(srv.data_dir, "UPDATE audit SET status = 200, ip = '10.9.9.9' WHERE id = ?", (victim,))
     bad = aio(srv, "admin", "audit", "verify")
     assert bad.returncode != 0
     assert f"PROBLEM edited tenant=default id={victim} " in bad.stdout, bad.stdout
@@ -89,9 +82,7 @@ def test_deleted_rows_are_named(make_server):
     audited_writes(srv, 5)
     rows = chain_rows(srv)
     middle, after = rows[2], rows[3]
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    with db:
-        db.execute("DELETE FROM audit WHERE id = ?", (middle[0],))
+    pgstore.execute(srv.data_dir, "DELETE FROM audit WHERE id = ?", (middle[0],))
     with srv.client() as c:
         body = c.get("/api/v1/audit/verify").json()
     kinds = {(p["kind"], p["id"]) for p in body["problems"]}
@@ -103,14 +94,11 @@ def test_deleted_rows_are_named(make_server):
     wait_ready(srv2)
     audited_writes(srv2, 3)
     last = chain_rows(srv2)[-1]
-    db = sqlite3.connect(srv2.data_dir / "aionix.db")
-    with db:
-        db.execute("DELETE FROM audit WHERE id = ?", (last[0],))
+    pgstore.execute(srv2.data_dir, "DELETE FROM audit WHERE id = ?", (last[0],))
     out = aio(srv2, "-o", "json", "admin", "audit", "verify")
     result = json.loads(out.stdout)
     assert out.returncode != 0 and result["ok"] is False
     assert any(p["kind"] == "deleted" and f"row id {last[0]}" in p["message"] for p in result["problems"]), result
-    db.close()
 
 
 # ---------------------------------------------------------------------------- in process
@@ -119,7 +107,8 @@ def rt(tmp_path):
     from aionix.config import load
     from aionix.runtime import Runtime
 
-    runtime = Runtime(load(env={"AIONIX_DATABASE_DATA_PATH": str(tmp_path / "data")}))
+    data = str(tmp_path / "data")
+    runtime = Runtime(load(env={"AIONIX_DATABASE_DATA_PATH": data, **pgstore.store_env(data)}))
     loop = asyncio.new_event_loop()
     loop.run_until_complete(runtime.start_core() if hasattr(runtime, "start_core") else runtime.start())
     runtime._test_loop = loop
@@ -168,43 +157,39 @@ def test_checkpoints_retention_and_a_rewritten_history(rt):
     assert result["chains"][0]["rows"] == 9 and result["chains"][0]["checkpoints"] == 3
 
     # an insider rewrites day 4 and recomputes every hash after it: the signed checkpoint no longer matches
-    db = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    rows = db.execute(
+    data = rt.config.data_dir
+    rows = pgstore.query(
+        data,
         "SELECT id, ts, tenant, key_id, ip, method, path, action, resource, status, details, seq, prev_hash "
-        "FROM audit WHERE tenant = 'acme' ORDER BY seq"
-    ).fetchall()
+        "FROM audit WHERE tenant = 'acme' ORDER BY seq",
+    )
     prev = rows[0][12]
-    with db:
-        for r in rows:
-            details = r[10].replace('"i":1', '"i":7') if r[7] == "test.event" else r[10]
-            h = audit.row_hash(prev, r[11], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], details)
-            db.execute("UPDATE audit SET details = ?, prev_hash = ?, hash = ? WHERE id = ?", (details, prev, h, r[0]))
-            prev = h
-        db.execute("UPDATE audit_heads SET hash = ? WHERE chain = 'acme'", (prev,))
-    db.close()
+    for r in rows:
+        details = r[10].replace('"i":1', '"i":7') if r[7] == "test.event" else r[10]
+        h = audit.row_hash(prev, r[11], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], details)
+        pgstore.execute(
+            data, "UPDATE audit SET details = ?, prev_hash = ?, hash = ? WHERE id = ?", (details, prev, h, r[0])
+        )
+        prev = h
+    pgstore.execute(data, "UPDATE audit_heads SET hash = ? WHERE chain = 'acme'", (prev,))
     result = run(rt, audit.verify(rt, "acme"))
     assert not result["ok"]
     assert any("signed checkpoint" in p["message"] for p in result["problems"]), result
 
     # forging the checkpoint's own content instead breaks its signature
-    db = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    cp_id, cp_details = db.execute(
-        "SELECT id, details FROM audit WHERE action = 'audit.checkpoint' AND tenant = 'acme' ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
+    ((cp_id, cp_details),) = pgstore.query(
+        data,
+        "SELECT id, details FROM audit WHERE action = 'audit.checkpoint' AND tenant = 'acme' ORDER BY seq DESC LIMIT 1",
+    )
     forged = json.loads(cp_details)
     forged["through_hash"] = "0" * 64
-    with db:
-        db.execute("UPDATE audit SET details = ? WHERE id = ?", (json.dumps(forged), cp_id))
-    db.close()
+    pgstore.execute(data, "UPDATE audit SET details = ? WHERE id = ?", (json.dumps(forged), cp_id))
     result = run(rt, audit.verify(rt, "acme"))
     assert any(p["kind"] == "forged" and p["id"] == cp_id for p in result["problems"]), result
 
     # the anchor deleted too: the first kept row is reported, rows before it are missing
-    db = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    with db:
-        anchor_seq = db.execute("SELECT min(seq) FROM audit WHERE tenant = 'acme'").fetchone()[0]
-        db.execute("DELETE FROM audit WHERE tenant = 'acme' AND seq = ?", (anchor_seq,))
-    db.close()
+    ((anchor_seq,),) = pgstore.query(data, "SELECT min(seq) FROM audit WHERE tenant = 'acme'")
+    pgstore.execute(data, "DELETE FROM audit WHERE tenant = 'acme' AND seq = ?", (anchor_seq,))
     result = run(rt, audit.verify(rt, "acme"))
     assert any(f"rows before seq {anchor_seq + 1} " in p["message"] for p in result["problems"]), result
 
@@ -225,9 +210,7 @@ def test_pii_is_masked_in_audit_details_and_log_lines(rt):
             },
         ),
     )
-    db = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    (stored,) = db.execute("SELECT details FROM audit WHERE action = 'test.pii'").fetchone()
-    db.close()
+    ((stored,),) = pgstore.query(rt.config.data_dir, "SELECT details FROM audit WHERE action = 'test.pii'")
     d = json.loads(stored)
     assert d == {
         "who": "Ada <[email]>",

@@ -169,13 +169,10 @@ def test_discovery_and_the_authorization_request(srv, idp):
     # the sign-in in progress is in the store (any node can finish it): the state only as a hash,
     # the PKCE verifier sealed under a system key
     import hashlib
-    import sqlite3
 
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    try:
-        rows = db.execute("SELECT state_hash, verifier_sealed FROM iam_oidc_flows").fetchall()
-    finally:
-        db.close()
+    import pgstore
+
+    rows = pgstore.query(srv.data_dir, "SELECT state_hash, verifier_sealed FROM iam_oidc_flows")
     hashed = hashlib.sha256(q["state"].encode()).hexdigest()
     assert next(sealed for h, sealed in rows if h == hashed).startswith("m1:")
     assert all(q["state"] not in h for h, _ in rows)

@@ -6,11 +6,11 @@ killed mid-execution and started again (the real server, SIGKILL, same data dire
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 import time
 from pathlib import Path
 
+import pgstore
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -69,11 +69,7 @@ def test_a_resumed_execution_calls_as_its_starter(srv):
         assert r.status_code in (200, 202), r.text
         eid = r.json()["execution_id"]
     # what the checkpoint keeps: identifiers, not the key
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    try:
-        (snap,) = db.execute("SELECT snapshot FROM sf_executions WHERE id = ?", (eid,)).fetchone()
-    finally:
-        db.close()
+    ((snap,),) = pgstore.query(srv.data_dir, "SELECT snapshot FROM sf_executions WHERE id = ?", (eid,))
     kept = json.loads(snap)["principal"]
     assert kept["key_id"] == limited["id"] and kept["tenant"] == "default" and kept["groups"] == []
     assert limited["key"] not in snap

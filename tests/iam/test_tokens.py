@@ -5,11 +5,11 @@ expire), refresh rotation and reuse detection (the whole family is revoked), log
 from __future__ import annotations
 
 import base64
-import sqlite3
 import time
 
 import httpx
 import orjson
+import pgstore
 import pytest
 
 TTL = 3  # seconds: [auth] access_token_ttl_seconds for this server
@@ -131,11 +131,7 @@ def test_rotation_with_kid_keeps_old_tokens_valid_until_expiry(srv):
 
 
 def test_signing_keys_are_sealed_in_the_store(srv):
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    try:
-        rows = db.execute("SELECT kid, private_sealed, public_jwk FROM iam_signing_keys").fetchall()
-    finally:
-        db.close()
+    rows = pgstore.query(srv.data_dir, "SELECT kid, private_sealed, public_jwk FROM iam_signing_keys")
     assert rows
     for _kid, sealed, public in rows:
         assert sealed.startswith("m1:") and "PRIVATE" not in sealed

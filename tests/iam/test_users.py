@@ -5,12 +5,12 @@ users and changed passwords ending sessions, the role and groups a user token ca
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pgstore
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -102,11 +102,7 @@ def test_local_login_and_the_principal_of_its_token(srv):
         assert c.get("/api/v1/users").status_code == 403  # operator, not admin
         assert c.post("/api/v1/auth/token", json={}).status_code == 403  # tokens are not keys
     # the password is stored as scrypt, never as given
-    db = sqlite3.connect(srv.data_dir / "aionix.db")
-    try:
-        (stored,) = db.execute("SELECT password_hash FROM iam_users WHERE name = 'grace'").fetchone()
-    finally:
-        db.close()
+    ((stored,),) = pgstore.query(srv.data_dir, "SELECT password_hash FROM iam_users WHERE name = 'grace'")
     assert stored.startswith("scrypt$32768$8$1$") and PASSWORD not in stored
     # a successful sign-in is audited in the user's tenant
     with srv.client() as c:

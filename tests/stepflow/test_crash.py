@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pgstore
 
 KILLS = int(os.environ.get("AIONIX_CHAOS_KILLS", "6"))
 EXECUTIONS = int(os.environ.get("AIONIX_CHAOS_EXECUTIONS", "100"))
@@ -206,14 +206,6 @@ def expected(n: int) -> dict[str, Any]:
     return {"n": n, "par": 2 if n % 2 == 0 else 0, "items": 3, "flaky": True, "caught": "Http.Status.400"}
 
 
-def integrity_ok(db: str) -> bool:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    finally:
-        conn.close()
-
-
 def wait_all(server, ids: dict[str, int], timeout: float) -> dict[str, dict[str, Any]]:
     deadline = time.monotonic() + timeout
     done: dict[str, dict[str, Any]] = {}
@@ -250,7 +242,6 @@ def test_crash_recovery_invariants(make_server):
         }
     )
     server.start()
-    db = str(server.data_dir / "aionix.db")
     kill_lock = threading.Lock()
     killed = threading.Event()
 
@@ -299,7 +290,7 @@ def test_crash_recovery_invariants(make_server):
                 killed.wait(10)
                 ledger.trigger = None
         kill()
-        if not integrity_ok(db):
+        if not pgstore.integrity_ok(server.data_dir):
             violations.append(f"integrity_check failed after kill {round_}")
         restart(server)
     assert len(acknowledged) >= min(EXECUTIONS, 100) * 0.9, len(acknowledged)
@@ -316,7 +307,7 @@ def test_crash_recovery_invariants(make_server):
             if [e["type"] for e in history].count("ExecutionSucceeded") != 1:
                 violations.append(f"{eid}: not exactly one terminal event")
     server.stop()
-    assert integrity_ok(db)
+    assert pgstore.integrity_ok(server.data_dir)
     # the ledger: per (execution, state), exactly one distinct successful idempotency key
     effects: dict[tuple[str, str], set[str]] = defaultdict(set)
     for _path, key, status in ledger.calls:

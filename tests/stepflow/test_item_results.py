@@ -5,9 +5,10 @@ a parallel re-runs only the children that had not finished."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections import Counter
+
+import pgstore
 
 from .harness import Harness
 
@@ -64,11 +65,7 @@ async def test_stop_mid_map_reruns_only_unfinished_items(tmp_path):
     finally:
         await h2.stop()
     # an execution that ended keeps no item rows
-    conn = sqlite3.connect(tmp_path / "d" / "aionix.db")
-    try:
-        assert conn.execute("SELECT count(*) FROM sf_item_results").fetchone()[0] == 0
-    finally:
-        conn.close()
+    assert pgstore.query(tmp_path / "d", "SELECT count(*) FROM sf_item_results") == [(0,)]
 
 
 async def _has(h: Harness, eid: str, n: int) -> bool:

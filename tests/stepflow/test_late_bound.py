@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pgstore
 import pytest
 from pydantic import BaseModel
 
@@ -535,7 +536,7 @@ def test_secret_values_in_outputs_and_variables_are_redacted_everywhere(late, se
     assert env["output"] == {"items": [1, 2], "token": "***", "p": 42}
     history = late.get(f"/api/v1/executions/{env['execution_id']}/history").text
     assert CANARY not in history and "Bearer ***" in history
-    raw = b"".join(p.read_bytes() for p in server.data_dir.glob("aionix.db*"))
+    raw = b"".join(p.read_bytes() for p in pgstore.database_files(server.data_dir))
     assert CANARY.encode() not in raw
 
 

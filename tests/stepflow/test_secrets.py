@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 import uuid
 
+import pgstore
+
 
 def test_secret_and_param_are_resolved_and_secret_is_redacted(server, admin):
     secret_name = f"canary-{uuid.uuid4().hex[:8]}"
@@ -29,7 +31,7 @@ def test_secret_and_param_are_resolved_and_secret_is_redacted(server, admin):
     history = admin.get(f"/api/v1/executions/{env['execution_id']}/history").text
     assert canary not in history and canary not in str(env)
     time.sleep(0.2)
-    raw = b"".join(p.read_bytes() for p in server.data_dir.glob("aionix.db*"))
+    raw = b"".join(p.read_bytes() for p in pgstore.database_files(server.data_dir))
     assert canary.encode() not in raw
 
 

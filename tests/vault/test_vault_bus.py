@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+import pgstore
 import pytest
 
 from aionix import config as configlib
@@ -23,7 +24,7 @@ CALLER = "trn:stepflow:default:template/bus-test"
 async def rt(tmp_path):
     cfg = configlib.load(
         None,
-        env={},
+        env=pgstore.store_env(str(tmp_path / "data")),
         overrides={
             "database.data_path": str(tmp_path / "data"),
             "security.credentials_file": str(tmp_path / "credentials"),
@@ -37,12 +38,9 @@ async def rt(tmp_path):
 
 
 async def _audit(rt, action):
-    conn = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM audit WHERE tenant = 'default' AND action = ?", (action,))]
-    finally:
-        conn.close()
+    return pgstore.query(
+        rt.config.data_dir, "SELECT * FROM audit WHERE tenant = 'default' AND action = ?", (action,), dicts=True
+    )
 
 
 async def test_resolve_returns_the_value_and_audits_the_reader(rt):
@@ -211,12 +209,8 @@ async def test_writes_racing_a_master_key_rotation_are_never_sealed_under_the_ol
         return_exceptions=True,
     )
     assert [r for r in results if isinstance(r, BaseException)] == []
-    conn = sqlite3.connect(rt.config.data_dir / "aionix.db")
-    try:
-        ids = {row[0] for row in conn.execute("SELECT DISTINCT master_id FROM vault_versions")}
-        (current,) = conn.execute("SELECT master_id FROM vault_master").fetchone()
-    finally:
-        conn.close()
+    ids = {row[0] for row in pgstore.query(rt.config.data_dir, "SELECT DISTINCT master_id FROM vault_versions")}
+    ((current,),) = pgstore.query(rt.config.data_dir, "SELECT master_id FROM vault_master")
     assert ids == {current}
     ctx = CallContext(tenant="default", caller=CALLER)
     for i in range(40):

@@ -7,6 +7,7 @@ import os
 import stat
 import time
 
+import pgstore
 import pytest
 from vaultkit import create_secret, db_rows, reveal, unique
 
@@ -106,8 +107,8 @@ def test_plaintext_never_reaches_the_database_file_or_its_wal(make_server):
         c.post("/api/v1/secrets/plain/rotate", json={"value": values[0] + "-v3", "promote": False})
         assert reveal(c, "plain", version=2).json()["value"] == values[0] + "-v2"
         assert reveal(c, "structured").json()["value"] == {"password": values[1]}
-    files = [p for p in proc.data_dir.iterdir() if p.name.startswith("aionix.db")]
-    assert any(p.name.endswith("-wal") for p in files)
+    files = pgstore.database_files(proc.data_dir)  # the SQLite file and its WAL, or PostgreSQL's files and WAL
+    assert any(p.name.endswith("-wal") or p.parent.name == "pg_wal" for p in files)
     for path in files:
         raw = path.read_bytes()
         for value in values:
@@ -115,7 +116,7 @@ def test_plaintext_never_reaches_the_database_file_or_its_wal(make_server):
     for value in values:
         assert value not in proc.log()
     proc.stop()
-    for path in proc.data_dir.iterdir():
+    for path in {*proc.data_dir.iterdir(), *pgstore.database_files(proc.data_dir)}:
         if path.is_file():
             raw = path.read_bytes()
             for value in values:

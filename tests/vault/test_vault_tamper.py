@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pgstore
 import pytest
 from vaultkit import create_secret, db_execute, db_rows, reveal
 
@@ -93,15 +94,29 @@ def test_audit_fails_closed_no_audit_row_no_value(vault):
     """RELIABILITY S5: when the audit row of a read cannot be written, no value is returned."""
     with vault.client() as c:
         create_secret(c, "closed", "fail-closed-value")
-        db_execute(
-            vault.data_dir,
-            "CREATE TRIGGER block_reveal_audit BEFORE INSERT ON audit WHEN NEW.action = 'credvault.reveal' "
-            "BEGIN SELECT RAISE(ABORT, 'audit is unavailable'); END",
-        )
+        if pgstore.on_postgres():  # the same fault as a PL/pgSQL trigger
+            db_execute(
+                vault.data_dir,
+                "CREATE FUNCTION block_reveal_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit is unavailable'; END $$",
+            )
+            db_execute(
+                vault.data_dir,
+                "CREATE TRIGGER block_reveal_audit BEFORE INSERT ON audit FOR EACH ROW "
+                "WHEN (NEW.action = 'credvault.reveal') EXECUTE FUNCTION block_reveal_audit()",
+            )
+        else:
+            db_execute(
+                vault.data_dir,
+                "CREATE TRIGGER block_reveal_audit BEFORE INSERT ON audit WHEN NEW.action = 'credvault.reveal' "
+                "BEGIN SELECT RAISE(ABORT, 'audit is unavailable'); END",
+            )
         try:
             r = reveal(c, "closed")
             assert r.status_code >= 500 and r.status_code != 200
             assert "fail-closed-value" not in r.text
         finally:
-            db_execute(vault.data_dir, "DROP TRIGGER block_reveal_audit")
+            db_execute(
+                vault.data_dir, "DROP TRIGGER block_reveal_audit" + (" ON audit" if pgstore.on_postgres() else "")
+            )
         assert reveal(c, "closed").json()["value"] == "fail-closed-value"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pgstore
 from vaultkit import create_secret, unique
 
 
@@ -66,9 +67,8 @@ def test_secret_in_failing_caught_task_is_redacted_everywhere(make_server):
         assert reads and reads[0]["details"]["reader"] == "trn:stepflow:default:template/login"
         assert reads[0]["details"]["on_behalf_of"].startswith("trn:stepflow:default:execution/")
     assert value not in proc.log()
-    for path in proc.data_dir.iterdir():
-        if path.is_file() and path.name.startswith("aionix.db"):
-            assert value.encode() not in path.read_bytes(), f"secret found in {path.name}"
+    for path in pgstore.database_files(proc.data_dir):
+        assert value.encode() not in path.read_bytes(), f"secret found in {path.name}"
     proc.stop()
     assert value not in proc.log()
 
@@ -140,5 +140,5 @@ def test_a_secret_reached_through_a_secret_ref_param_is_redacted_too(make_server
         history = c.get(f"/api/v1/executions/{envelope['execution_id']}/history").text
         assert value not in r.text and value not in history
     proc.stop()
-    blob = b"".join(p.read_bytes() for p in proc.data_dir.glob("aionix.db*"))
+    blob = b"".join(p.read_bytes() for p in pgstore.database_files(proc.data_dir))
     assert value.encode() not in blob

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -33,22 +32,8 @@ def reveal(client: httpx.Client, name: str, **params: object) -> httpx.Response:
 
 
 def db_rows(data_dir: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    if pgstore.database_of(data_dir):  # AIONIX_TEST_STORE=postgres
-        return pgstore.run_sql(data_dir, sql, params)
-    conn = sqlite3.connect(data_dir / "aionix.db")
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return pgstore.query(data_dir, sql, params)  # the SQLite file, or the PostgreSQL database
 
 
 def db_execute(data_dir: Path, sql: str, params: tuple = ()) -> None:
-    if pgstore.database_of(data_dir):
-        pgstore.run_sql(data_dir, sql, params, write=True)
-        return
-    conn = sqlite3.connect(data_dir / "aionix.db")
-    try:
-        conn.execute(sql, params)
-        conn.commit()
-    finally:
-        conn.close()
+    pgstore.execute(data_dir, sql, params)
