@@ -123,6 +123,7 @@ class Cluster:
         await self.rt.store.execute("cluster.register_node", self._row())
         self.last_beat = time.monotonic()
         if self.enabled:
+            self.subscribe("changed", self._on_changed)
             self._listener = await self.rt.store.listen(CHANNEL, self._received, self._reconnected)
         self._task = asyncio.create_task(self._heartbeat_loop(), name="aionix-cluster-heartbeat")
         log.info("node %s%s", self.node_id, " (cluster on PostgreSQL)" if self.enabled else "")
@@ -254,6 +255,30 @@ class Cluster:
             "lease_seconds": self.config.lease_seconds,
             "holds_leases": self.holds_leases(),
         }
+
+    # ------------------------------------------------------------------ shared caches
+    def changed(self, what: str) -> None:
+        """Something that other nodes cache for a few seconds changed here (a key revoked, a
+        policy or a user changed, a tenant suspended): they drop their caches now."""
+        if self.enabled:
+            self.rt.spawn(self._send_changed(what), "aionix-cluster-changed")
+
+    async def _send_changed(self, what: str) -> None:
+        payload = jsonutil.dumps({"kind": "changed", "from": self.node_id, "to": None, "what": what}).decode()
+        try:
+            self.stats["notified"] += 1
+            await self.rt.store.notify_now(CHANNEL, payload)
+        except Exception as exc:  # the other nodes' caches still expire within seconds
+            log.warning("cluster: telling the other nodes of a %s change failed: %s", what, exc)
+
+    async def _on_changed(self, message: dict[str, Any]) -> None:
+        rt = self.rt
+        rt.authenticator.forget()
+        if rt.authenticator.tokens is not None:
+            rt.authenticator.tokens.forget()
+        rt.policies.forget_cached()
+        if message.get("what") == "tenants":
+            await rt.tenants.refresh()
 
     # ------------------------------------------------------------------ messages
     def subscribe(self, kind: str, handler: Handler) -> None:

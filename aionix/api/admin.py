@@ -165,6 +165,7 @@ async def revoke_key(call: Call) -> dict[str, Any]:
 
     row = await call.rt.store.transaction(revoke)
     call.rt.authenticator.forget()
+    call.rt.cluster.changed("keys")
     return _key_info(row)
 
 

@@ -106,7 +106,12 @@ class PolicyEngine:
 
     # ------------------------------------------------------------------ effective policies
     def invalidate(self) -> None:
-        """Forget every compiled set (a policy, an attachment, a user's groups changed)."""
+        """Forget every compiled set (a policy, an attachment, a user's groups changed), here
+        and on the other nodes of a cluster."""
+        self.forget_cached()
+        self.rt.cluster.changed("policies")
+
+    def forget_cached(self) -> None:
         self._cache.clear()
         self.generation += 1
 

@@ -252,6 +252,7 @@ async def _set_status(call: Call, status: str) -> dict[str, Any]:
     else:
         control.suspended.discard(name)
     call.rt.authenticator.forget()
+    call.rt.cluster.changed("tenants")
     return _tenant(row)
 
 
@@ -286,6 +287,7 @@ async def put_tenant_quotas(call: Call) -> dict[str, Any]:
     await control.quotas.flush()  # counts kept in memory while unlimited are in the store before a limit applies
     row = await call.rt.store.transaction(fn)
     control.generation += 1
+    call.rt.cluster.changed("tenants")
     if quotas:
         control.quotas.overrides[name] = _limits(row["quotas"])
     else:

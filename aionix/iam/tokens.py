@@ -346,12 +346,14 @@ class TokenService:
         return principal
 
     def forget(self, kind: str | None = None, subject: str | None = None) -> None:
-        """Drop cached subjects (a user disabled or changed here takes effect at once)."""
+        """Drop cached subjects (a user disabled or changed here takes effect at once, and on
+        the other nodes of a cluster as soon as they hear of it)."""
         if subject is None:
             self._subjects.clear()
             return
         for slot in [s for s in self._subjects if s[1] == kind and s[2] == subject]:
             del self._subjects[slot]
+        self.rt.cluster.changed("users")
 
     # ------------------------------------------------------------------ sessions
     async def new_session(self, *, tenant: str, kind: str, subject: str, extra: dict[str, Any] | None = None) -> dict:

@@ -219,3 +219,19 @@ def test_an_event_stream_on_another_node_follows_the_owner_within_a_notify(nodes
     # look (which would make the typical lag about half a second)
     lags.sort()
     assert lags[len(lags) // 2] < 0.3, lags
+
+
+def test_a_key_revoked_on_one_node_is_refused_by_the_others_at_once(nodes):
+    group = nodes(2, config={"cluster": {"lease_seconds": LEASE}})
+    a, b = group.nodes
+    with a.client() as api_a:
+        made = api_a.post("/api/v1/keys", json={"name": "short-lived", "role": "viewer"}).json()
+    with b.client(made["key"]) as as_key:
+        assert as_key.get("/api/v1/workflows").status_code == 200  # B now caches the key (5 s)
+        with a.client() as api_a:
+            assert api_a.delete(f"/api/v1/keys/{made['id']}").status_code in (200, 204)
+        deadline = time.monotonic() + 1.0
+        while (status := as_key.get("/api/v1/workflows").status_code) == 200:
+            assert time.monotonic() < deadline, "B still accepts the revoked key a second later"
+            time.sleep(0.05)
+        assert status == 401
