@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aionix import __version__, jsonutil
-from aionix.errors import AionixError
+from aionix.errors import AionixError, ConfigError
 
 if TYPE_CHECKING:
     from aionix.runtime import Runtime
@@ -120,6 +120,15 @@ class Cluster:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.node_id = node_id_for(self.rt.config.data_dir)
+        row = await self.rt.store.fetch_one("cluster.get_node", {"id": self.node_id, "lease": self.lease_seconds})
+        host = socket.gethostname()
+        if row is not None and row["live"] and row["host"] != host:
+            # the data dir's lock keeps two processes of one host apart, not two hosts
+            raise ConfigError(
+                f"config error: database.data_path: node id {self.node_id} (in {self.rt.config.data_dir / 'node.id'}) "
+                f"is in use by a live node on host {row['host']} (pid {row['pid']}): was this data dir copied? "
+                "Give this node a data dir of its own (delete its node.id to get a new id)"
+            )
         await self.rt.store.execute("cluster.register_node", self._row())
         self.last_beat = time.monotonic()
         if self.enabled:

@@ -235,3 +235,24 @@ def test_a_key_revoked_on_one_node_is_refused_by_the_others_at_once(nodes):
             assert time.monotonic() < deadline, "B still accepts the revoked key a second later"
             time.sleep(0.05)
         assert status == 401
+
+
+def test_a_copied_data_dir_does_not_make_a_second_live_node_with_the_same_id(nodes):
+    group = nodes(1, config={"cluster": {"lease_seconds": 30}})
+    (a,) = group.nodes
+    node_id = group.node_id(a)
+    # as if A ran on another machine and its data dir (node.id with it) were copied here
+    group.sql("UPDATE nodes SET host = 'elsewhere' WHERE id = ?", (node_id,), write=True)
+    copy = group.root / "node1" / "data"  # the next node's data dir (tests/serverproc.py)
+    copy.mkdir(parents=True)
+    (copy / "node.id").write_text(node_id + "\n")
+    try:
+        group.add(timeout=30)
+    except RuntimeError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("a second node started with a live node's id")
+    assert f"node id {node_id}" in message and "elsewhere" in message and "copied" in message, message[-2000:]
+    # A goes on as before
+    with a.client() as api:
+        assert api.get("/api/v1/cluster/nodes").json()["items"][0]["id"] == node_id

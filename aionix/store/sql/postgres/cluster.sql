@@ -12,6 +12,11 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version, host = excluded.host,
     url = excluded.url, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
     stopped_at = NULL, load = excluded.load
 
+-- name: get_node
+SELECT id, host, pid, stopped_at,
+       CASE WHEN stopped_at IS NULL AND heartbeat_at >= extract(epoch from clock_timestamp()) - :lease THEN 1 ELSE 0 END AS live
+FROM nodes WHERE id = :id
+
 -- name: heartbeat
 UPDATE nodes SET heartbeat_at = extract(epoch from clock_timestamp()), load = :load, url = :url
 WHERE id = :id AND stopped_at IS NULL

@@ -11,6 +11,11 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version, host = excluded.host,
     url = excluded.url, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at,
     stopped_at = NULL, load = excluded.load
 
+-- name: get_node
+SELECT id, host, pid, stopped_at,
+       CASE WHEN stopped_at IS NULL AND heartbeat_at >= ((julianday('now') - 2440587.5) * 86400.0) - :lease THEN 1 ELSE 0 END AS live
+FROM nodes WHERE id = :id
+
 -- name: heartbeat
 UPDATE nodes SET heartbeat_at = ((julianday('now') - 2440587.5) * 86400.0), load = :load, url = :url WHERE id = :id AND stopped_at IS NULL
 
