@@ -1,5 +1,16 @@
 """Invoking a function: routing a qualifier to a version, resolving secrets and GPUs, running
-the runtime, recording the outcome and publishing failures. Mixed into `FunctionsService`."""
+the runtime, recording the outcome and publishing failures. Mixed into `FunctionsService`.
+
+Async invocations are durable work (issue 17): the RUNNING record keeps the event (as sent; it
+is erased when the invocation ends, never served by the API), the caller's identifiers and the
+version picked, and is claimed by the node that accepted it (`claimed_by`, `attempts`: the
+claim's epoch). A node re-runs its own at start (SQLite: all of them); on PostgreSQL every
+[cluster] claim_interval_seconds a node takes, with FOR UPDATE SKIP LOCKED, those of nodes
+whose lease ran out. A re-run keeps the invocation id, idempotency key and trace id, and its
+record is written only under the claim that ran it. A clean stop gives its attempt back; after
+[functions] async_max_attempts starts the invocation fails as Function.AttemptsExhausted.
+(Workflow task calls are sync calls inside an execution: StepFlow's own claims re-run them,
+with the task's idempotency key.)"""
 
 from __future__ import annotations
 
@@ -56,6 +67,32 @@ def _redacted(outcome: Outcome, redaction: SecretSet) -> Outcome:
     )
 
 
+def _context_record(ctx: CallContext) -> dict[str, Any]:
+    """What an async invocation keeps of its caller to run again: identifiers, never a key or token."""
+    from aionix.stepflow.service import principal_record
+
+    return {
+        "principal": ctx.principal,
+        "caller": ctx.caller,
+        "on_behalf_of": principal_record(ctx.on_behalf_of) if ctx.on_behalf_of is not None else None,
+    }
+
+
+def _context_from_record(tenant: str, row: dict[str, Any]) -> CallContext:
+    from aionix.stepflow.service import principal_from_record
+
+    kept = jsonutil.loads(row["context"]) if row["context"] else {}
+    behalf = kept.get("on_behalf_of")
+    return CallContext(
+        tenant=tenant,
+        trace_id=row["trace_id"] or uuid.uuid4().hex,
+        principal=kept.get("principal"),
+        idempotency_key=row["idempotency_key"],
+        caller=kept.get("caller"),
+        on_behalf_of=principal_from_record(behalf) if behalf else None,
+    )
+
+
 GB_SECONDS = "function_gb_seconds_per_day"  # the tenant quota (aionix/iam/quotas.py)
 
 
@@ -75,6 +112,8 @@ class Invocations:
     records: InvocationRecords
     _versions: dict[tuple[str, str, int], dict[str, Any]]
     _async: set[asyncio.Task[Any]]
+    #: the async invocations running here: id -> (node, attempt), the claim their record is written under
+    _claims: dict[str, tuple[str, int]]
 
     def _runtime(self, name: str) -> FunctionRuntime:
         raise NotImplementedError
@@ -175,10 +214,15 @@ class Invocations:
         invocation_id: str,
         mode: str,
         reservation: tuple[int, float] | None = None,
+        version: str | None = None,
+        claim: tuple[str, int] | None = None,
     ) -> dict[str, Any]:
-        """Invoke once and record it; function failures are data in the returned record."""
+        """Invoke once and record it; function failures are data in the returned record.
+        `version`: the version already picked for `qualifier` (an async invocation runs the
+        version its RUNNING record names, again after a crash); `claim`: an async invocation's
+        (node, attempt), under which alone its record is written."""
         started = time.time()
-        target = await self._target(tenant, name, qualifier)
+        target = await self._target(tenant, name, version or qualifier)
         config = jsonutil.loads(target["config"])
         limits = config.get("limits", {})
         # function_gb_seconds_per_day: memory x timeout reserved now, settled to memory x duration
@@ -265,7 +309,10 @@ class Invocations:
             max_memory_used_mb=outcome.max_memory_mb,
             stopped_at=time.time(),
         )
-        self.records.add(tenant, record, outcome)
+        if claim is not None:
+            claim = self._claims.get(invocation_id, claim)  # claimed again while it ran here
+            record["attempts"] = claim[1]
+        self.records.add(tenant, record, outcome, claim)
         if not outcome.ok:
             await self.rt.publish_event(
                 tenant,
@@ -338,7 +385,7 @@ class Invocations:
             return await self.run(tenant, name, qualifier, event, ctx, invocation_id=invocation_id, mode="sync")
         target = await self._target(tenant, name, qualifier)
         reservation = await self._reserve(tenant, jsonutil.loads(target["config"]).get("limits", {}))
-        now = time.time()
+        node = self.rt.cluster.node_id
         record = {
             "invocation_id": invocation_id,
             "function": name,
@@ -349,8 +396,11 @@ class Invocations:
             "status": "RUNNING",
             "idempotency_key": ctx.idempotency_key,
             "trace_id": ctx.trace_id,
-            "started_at": now,
+            "started_at": time.time(),
+            "attempts": 1,
         }
+        # durable before it is answered: what it needs to run again (the event as sent, the
+        # caller's identifiers) and this node's claim, attempt 1
         await self.records.running(
             {
                 "id": invocation_id,
@@ -358,53 +408,194 @@ class Invocations:
                 "name": name,
                 "version": target["version"],
                 "qualifier": qualifier,
-                "mode": "async",
-                "status": "RUNNING",
-                "result": None,
-                "error": None,
-                "cold_start": None,
-                "duration_ms": None,
-                "billed_memory_mb": None,
-                "max_memory_mb": None,
                 "idempotency_key": ctx.idempotency_key,
                 "trace_id": ctx.trace_id,
-                "started_at": now,
-                "stopped_at": None,
+                "started_at": record["started_at"],
+                "event": _json(event),
+                "context": _json(_context_record(ctx)),
+                "node": node,
             },
         )
+        self._launch_async(tenant, record, event, ctx, (node, 1), reservation)
+        return record
+
+    # ------------------------------------------------------------------ async invocations
+    def _launch_async(
+        self,
+        tenant: str,
+        record: dict[str, Any],
+        event: Any,
+        ctx: CallContext,
+        claim: tuple[str, int],
+        reservation: tuple[int, float] | None,
+    ) -> None:
+        """Run a claimed async invocation here in the background; its record is written under
+        `claim`. A clean stop cancels it and gives the claim back (`release_async`)."""
+        invocation_id = record["invocation_id"]
+        self._claims[invocation_id] = claim
 
         async def background() -> None:
             try:
+                await self.ready()
                 await self.run(
                     tenant,
-                    name,
-                    qualifier,
+                    record["function"],
+                    record["qualifier"],
                     event,
                     ctx,
                     invocation_id=invocation_id,
                     mode="async",
                     reservation=reservation,
+                    version=record["version"],
+                    claim=claim,
                 )
+            except asyncio.CancelledError:
+                raise  # a stop: the claim stays in `_claims` and is given back
             except Exception as exc:
                 log.exception("async invocation %s failed", invocation_id)
-                failed = Outcome.failure(
-                    "Runtime.Error", getattr(exc, "message", None) or str(exc), name="States.TaskFailed"
-                )
-                self.records.add(
+                await self._fail_async(
                     tenant,
-                    {
-                        **record,
-                        "status": "FAILED",
-                        "error": {**(failed.error or {}), "error": failed.error_name},
-                        "stopped_at": time.time(),
-                    },
-                    failed,
+                    record,
+                    self._claims.get(invocation_id, claim),
+                    "Runtime.Error",
+                    getattr(exc, "message", None) or str(exc),
+                    "States.TaskFailed",
                 )
+            self._claims.pop(invocation_id, None)
 
         task = asyncio.ensure_future(background())
         self._async.add(task)
         task.add_done_callback(self._async.discard)
-        return record
+
+    async def _fail_async(
+        self,
+        tenant: str,
+        record: dict[str, Any],
+        claim: tuple[str, int],
+        error_type: str,
+        message: str,
+        error_name: str,
+    ) -> None:
+        failed = Outcome.failure(error_type, message, name=error_name)
+        self.records.add(
+            tenant,
+            {
+                **record,
+                "status": "FAILED",
+                "error": {**(failed.error or {}), "error": failed.error_name},
+                "stopped_at": time.time(),
+                "attempts": claim[1],
+            },
+            failed,
+            claim,
+        )
+        await self.rt.publish_event(
+            tenant,
+            "aionix.functions",
+            "Function Invocation Failed",
+            {
+                "function": record["function"],
+                "trn": record["trn"],
+                "version": record["version"],
+                "invocation_id": record["invocation_id"],
+                "error": error_name,
+                "errorType": error_type,
+                "errorMessage": message,
+            },
+        )
+
+    async def claim_async(self, *, own: bool = False, everything: bool = False) -> int:
+        """Claim RUNNING async invocations (`functions.claim_async_invocations`: their attempt
+        goes up, so a run their previous owner still has going cannot write its record) and run
+        them again here, under the same invocation id, idempotency key and trace. `own`: this
+        node's from before its restart; `everything`: all of them (SQLite: one node); neither:
+        those of nodes whose lease ran out (PostgreSQL, every [cluster] claim_interval_seconds)."""
+        cluster = self.rt.cluster
+        unbounded = own or everything  # a start takes all that is ours at once
+        params = {
+            "node": cluster.node_id,
+            "own": int(own),
+            "any": int(everything),
+            "lease": cluster.lease_seconds,
+            "limit": (-1 if self.store.dialect == "sqlite" else None) if unbounded else cluster.config.claim_batch,
+        }
+        rows = await self.store.transaction(lambda tx: tx.fetch_all("functions.claim_async_invocations", params))
+        for row in rows:
+            claim = (cluster.node_id, int(row["attempts"]))
+            if row["id"] in self._claims:
+                self._claims[row["id"]] = claim  # running here already: it writes under the new claim
+                continue
+            self._resume_async(row, claim)
+        if rows and not unbounded:
+            cluster.stats["claimed"] += len(rows)
+        return len(rows)
+
+    def _resume_async(self, row: dict[str, Any], claim: tuple[str, int]) -> None:
+        tenant, name, qualifier = row["tenant"], row["name"], row["qualifier"]
+        record = {
+            "invocation_id": row["id"],
+            "function": name,
+            "trn": _trn(tenant, name, qualifier),
+            "version": row["version"],
+            "qualifier": qualifier,
+            "mode": "async",
+            "status": "RUNNING",
+            "idempotency_key": row["idempotency_key"],
+            "trace_id": row["trace_id"],
+            "started_at": row["started_at"],
+            "attempts": claim[1],
+        }
+        limit = self.cfg.async_max_attempts  # type: ignore[attr-defined]
+        failure: tuple[str, str, str] | None = None
+        if row["event"] is None:  # accepted before events were kept (an older server)
+            failure = (
+                "Runtime.Lost",
+                "the server that accepted this invocation stopped before it ended, and its event was not kept",
+                "Function.Lost",
+            )
+        elif claim[1] > limit:
+            failure = (
+                "Runtime.AttemptsExhausted",
+                f"the node running this invocation stopped during each of its {limit} attempts "
+                "([functions] async_max_attempts)",
+                "Function.AttemptsExhausted",
+            )
+        if failure is not None:
+            log.warning("async invocation %s of %s: %s", row["id"], name, failure[1])
+            self.rt.spawn(self._fail_async(tenant, record, claim, *failure), f"function-fail-{row['id']}")
+            return
+        log.info("async invocation %s of %s: running it again (attempt %d)", row["id"], name, claim[1])
+        ctx = _context_from_record(tenant, row)
+        self._launch_async(tenant, record, jsonutil.loads(row["event"]), ctx, claim, None)
+
+    async def release_async(self) -> None:
+        """At a clean stop, after the runs were cancelled: give back the claims of those that did
+        not end (and their attempt: they did not fail), for any node, or this one restarted."""
+        for invocation_id, (node, attempt) in list(self._claims.items()):
+            try:
+                await self.store.execute(
+                    "functions.release_async_invocation", {"id": invocation_id, "node": node, "attempt": attempt}
+                )
+            except Exception as exc:  # it is re-run anyway once this node's lease is gone
+                log.warning("giving back async invocation %s failed: %s", invocation_id, exc)
+        self._claims.clear()
+
+    async def claim_loop(self) -> None:
+        """Many nodes: take over the async invocations of nodes whose lease ran out."""
+        cluster = self.rt.cluster
+        while True:
+            await asyncio.sleep(cluster.config.claim_interval_seconds)
+            if not cluster.holds_leases() or cluster.fenced:
+                continue
+            try:
+                n = await self.claim_async()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("claiming async invocations failed: %s", getattr(exc, "message", None) or exc)
+                continue
+            if n:
+                log.info("node %s took over %d async invocation(s) whose node lost its lease", cluster.node_id, n)
 
     async def execute(self, target: Any, payload: Any, ctx: CallContext) -> Any:
         """Bus executor for `trn:aionixfn:{tenant}:function/{name}[:{qualifier}]`."""

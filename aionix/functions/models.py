@@ -46,6 +46,10 @@ class FunctionsConfig(BaseModel):
     egress_max_bytes: int = Field(1 << 30, ge=1024, description="bytes per proxied connection, both ways")
     tmp_max_mb: int = Field(128, ge=1, le=1 << 20, description="size of a worker's private /tmp (tmpfs)")
     seccomp: bool = True
+    #: an async invocation is started at most this many times: once, then again each time the
+    #: node running it died or restarted (a clean stop gives its attempt back); after the last
+    #: it fails with Function.AttemptsExhausted (a poison event that kills its node stops there)
+    async_max_attempts: int = Field(3, ge=1, le=100)
 
     @field_validator("allow_hosts", mode="before")
     @classmethod
@@ -288,6 +292,9 @@ class Invocation(BaseModel):
     trace_id: str | None = None
     started_at: float
     stopped_at: float | None = None
+    #: async: how many times it was started (a node that died running it, or a restart, runs it
+    #: again under the same invocation id and idempotency key); null for sync
+    attempts: int | None = None
 
 
 class LogQuery(BaseModel):

@@ -32,7 +32,7 @@ def _trn(tenant: str, name: str, qualifier: str | None = None) -> str:
 class InvocationRecords:
     def __init__(self, store: Any) -> None:
         self.store = store
-        self._pending: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+        self._pending: list[tuple[dict[str, Any], list[dict[str, Any]], tuple[str, int] | None]] = []
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._writer: asyncio.Task[Any] | None = None
@@ -48,15 +48,17 @@ class InvocationRecords:
         await self.flush()
 
     async def running(self, row: dict[str, Any]) -> None:
-        """The durable RUNNING row of an async invocation, written before it is answered."""
-        await self.store.execute("functions.insert_invocation", {"init_ms": None, "run_ms": None, **row})
+        """The durable RUNNING row of an async invocation, written before it is answered: claimed
+        by this node (`row["node"]`, attempt 1), with its event and caller context."""
+        await self.store.execute("functions.insert_async_invocation", row)
 
     async def prune(self, before: float) -> None:
         await self.store.execute("functions.prune_logs", {"before": before})
         await self.store.execute("functions.prune_invocations", {"before": before})
 
-    def add(self, tenant: str, record: dict[str, Any], outcome: Outcome) -> None:
-        """Queue the record of a finished invocation and its captured output."""
+    def add(self, tenant: str, record: dict[str, Any], outcome: Outcome, claim: tuple[str, int] | None = None) -> None:
+        """Queue the record of a finished invocation and its captured output. `claim` (node,
+        attempt): an async invocation's, whose record is written only while that claim holds."""
         now = time.time()
         row = {
             "id": record["invocation_id"],
@@ -107,7 +109,7 @@ class InvocationRecords:
             )
 
         # written behind the answer, many invocations per transaction; reads flush first
-        self._pending.append((row, lines))
+        self._pending.append((row, lines, claim))
         self._wake.set()
 
     async def _writer_loop(self) -> None:
@@ -123,16 +125,31 @@ class InvocationRecords:
             if not batch:
                 return
 
-            def write(tx: Any) -> None:
-                for row, lines in batch:
-                    tx.execute("functions.insert_invocation", row)
+            def write(tx: Any) -> list[str]:
+                lost = []
+                for row, lines, claim in batch:
+                    if claim is None:
+                        tx.execute("functions.insert_invocation", row)
+                    elif not tx.execute(
+                        "functions.finish_async_invocation", {**row, "node": claim[0], "attempt": claim[1]}
+                    ):
+                        # another claim runs it now (this node lost its lease, or it was given
+                        # up at a stop): the new owner's outcome and logs are the ones kept
+                        lost.append(row["id"])
+                        continue
                     if lines:
                         tx.executemany("functions.insert_log", lines)
+                return lost
 
             try:
-                await self.store.transaction(write)
+                lost = await self.store.transaction(write)
             except Exception:
                 log.exception("writing %d invocation records failed", len(batch))
+                return
+            for invocation_id in lost:
+                log.warning(
+                    "async invocation %s: its claim was taken by another run; outcome not recorded", invocation_id
+                )
 
     @staticmethod
     def to_api(tenant: str, row: dict[str, Any]) -> dict[str, Any]:
@@ -156,6 +173,7 @@ class InvocationRecords:
             "trace_id": row["trace_id"],
             "started_at": row["started_at"],
             "stopped_at": row["stopped_at"],
+            "attempts": row.get("attempts") or None,
         }
 
     async def _require_function(self, tenant: str, name: str) -> None:

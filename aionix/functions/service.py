@@ -60,6 +60,8 @@ class FunctionsService(Invocations):
         self.gpu = gpulib.GpuScheduler([], self.cfg.gpu_concurrency)
         self._versions: dict[tuple[str, str, int], dict[str, Any]] = {}
         self._async: set[asyncio.Task[Any]] = set()
+        self._claims: dict[str, tuple[str, int]] = {}
+        self._claimer: asyncio.Task[Any] | None = None
         self._pruner: asyncio.Task[Any] | None = None
         self.records = InvocationRecords(rt.store)
         self._ready = asyncio.Event()
@@ -70,6 +72,16 @@ class FunctionsService(Invocations):
     async def start(self) -> None:
         # user code runs as other uids: the data dir (database, master key) must deny them
         os.chmod(self.rt.config.data_dir, 0o700)
+        # async invocations still RUNNING from this node's previous life (all of them on SQLite)
+        # run again; claimed before any new invocation can be accepted (they wait for `ready`)
+        try:
+            count = await self.claim_async(own=True, everything=not self.rt.cluster.enabled)
+            if count:
+                log.info("running %d async invocation(s) again after a restart", count)
+        except Exception:
+            log.exception("claiming this node's async invocations at start failed")
+        if self.rt.cluster.enabled:
+            self._claimer = asyncio.ensure_future(self.claim_loop())
         # probing the host spawns processes: do it beside the server's start, not before it
         self.rt.health["confinement"] = {"status": "detecting"}
         self._setup_task = asyncio.ensure_future(self._setup())
@@ -148,9 +160,13 @@ class FunctionsService(Invocations):
             await asyncio.gather(self._setup_task, return_exceptions=True)
         if self._pruner is not None:
             self._pruner.cancel()
+        if self._claimer is not None:
+            self._claimer.cancel()
+            await asyncio.gather(self._claimer, return_exceptions=True)
         for task in list(self._async):
             task.cancel()
         await asyncio.gather(*self._async, return_exceptions=True)
+        await self.release_async()
         await self.records.stop()
         for runtime in self.runtimes.values():
             try:

@@ -84,12 +84,12 @@ ON CONFLICT (id) DO UPDATE SET version = excluded.version, status = excluded.sta
 
 -- name: get_invocation
 SELECT id, tenant, name, version, qualifier, mode, status, result, error, cold_start, duration_ms, billed_memory_mb,
-    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms
+    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms, attempts
 FROM function_invocations WHERE tenant = :tenant AND name = :name AND id = :id
 
 -- name: list_invocations
 SELECT id, tenant, name, version, qualifier, mode, status, result, error, cold_start, duration_ms, billed_memory_mb,
-    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms
+    max_memory_mb, idempotency_key, trace_id, started_at, stopped_at, init_ms, run_ms, attempts
 FROM function_invocations WHERE tenant = :tenant AND name = :name AND (:cursor IS NULL OR id < :cursor)
 ORDER BY id DESC LIMIT :limit
 
@@ -116,3 +116,40 @@ DELETE FROM function_logs WHERE ts < :before
 
 -- name: prune_invocations
 DELETE FROM function_invocations WHERE started_at < :before AND status <> 'RUNNING'
+
+-- name: insert_async_invocation
+-- an accepted async invocation: RUNNING, claimed by the node that accepted it (attempt 1), with
+-- what it needs to run again (the event, the caller's context) until it ends
+INSERT INTO function_invocations (id, tenant, name, version, qualifier, mode, status, idempotency_key, trace_id,
+    started_at, event, context, claimed_by, attempts)
+VALUES (:id, :tenant, :name, :version, :qualifier, 'async', 'RUNNING', :idempotency_key, :trace_id,
+    :started_at, :event, :context, :node, 1)
+
+-- name: claim_async_invocations
+-- take RUNNING async invocations to run them (again): those with no owner (released at a clean
+-- stop), this node's own when :own = 1 (a start: the previous life of this node), those of nodes
+-- whose heartbeat is older than the lease or that stopped (aionix/cluster.py), or every one when
+-- :any = 1 (SQLite: one node). attempts goes up: it is the claim's epoch, and a record is
+-- finished only under the claim that ran it.
+UPDATE function_invocations SET claimed_by = :node, attempts = attempts + 1
+WHERE id IN (
+  SELECT i.id FROM function_invocations i LEFT JOIN nodes n ON n.id = i.claimed_by
+  WHERE i.status = 'RUNNING' AND i.mode = 'async'
+    AND (:any = 1 OR i.claimed_by IS NULL OR (:own = 1 AND i.claimed_by = :node)
+         OR (i.claimed_by <> :node AND (n.id IS NULL OR n.stopped_at IS NOT NULL OR n.heartbeat_at < ((julianday('now') - 2440587.5) * 86400.0) - :lease)))
+  ORDER BY i.started_at LIMIT :limit)
+RETURNING id, tenant, name, version, qualifier, event, context, idempotency_key, trace_id, started_at, attempts
+
+-- name: finish_async_invocation
+-- the outcome of an async invocation, written only under the claim that ran it (a node that lost
+-- it cannot overwrite the new owner's result); the stored event is erased
+UPDATE function_invocations SET version = :version, status = :status, result = :result, error = :error,
+    cold_start = :cold_start, duration_ms = :duration_ms, init_ms = :init_ms, run_ms = :run_ms,
+    billed_memory_mb = :billed_memory_mb, max_memory_mb = :max_memory_mb, stopped_at = :stopped_at, event = NULL
+WHERE id = :id AND status = 'RUNNING' AND claimed_by = :node AND attempts = :attempt
+
+-- name: release_async_invocation
+-- a clean stop gives back the claim of an async invocation it cancelled (and the attempt: it did
+-- not fail); any node (this one, restarted) runs it again
+UPDATE function_invocations SET claimed_by = NULL, attempts = attempts - 1
+WHERE id = :id AND status = 'RUNNING' AND claimed_by = :node AND attempts = :attempt
