@@ -138,3 +138,31 @@ class KeyAuthenticator:
 def require_role(principal: Principal, role: str) -> None:
     if not principal.at_least(role):
         raise Forbidden(f"this action needs the {role} role; the key has {principal.role}")
+
+
+def principal_record(p: Any) -> dict[str, Any]:
+    """What a run or an async invocation keeps of the principal that started it (identifiers,
+    never a key or token), to call on its behalf again after a restart or on another node."""
+    return {
+        "key_id": p.key_id,
+        "tenant": p.tenant,
+        "role": p.role,
+        "cross_tenant": bool(getattr(p, "cross_tenant", False)),
+        "home_tenant": getattr(p, "home_tenant", ""),
+        "user_id": getattr(p, "user_id", None),
+        "groups": list(getattr(p, "groups", ())),
+        "source": getattr(p, "source", "key"),
+    }
+
+
+def principal_from_record(rec: dict[str, Any]) -> Principal:
+    return Principal(
+        rec["key_id"],
+        rec["tenant"],
+        rec["role"],
+        bool(rec.get("cross_tenant")),
+        rec.get("home_tenant") or "",
+        rec.get("user_id"),
+        tuple(rec.get("groups") or ()),
+        rec.get("source") or "key",
+    )

@@ -69,7 +69,7 @@ def _redacted(outcome: Outcome, redaction: SecretSet) -> Outcome:
 
 def _context_record(ctx: CallContext) -> dict[str, Any]:
     """What an async invocation keeps of its caller to run again: identifiers, never a key or token."""
-    from aionix.stepflow.service import principal_record
+    from aionix.api.auth import principal_record
 
     return {
         "principal": ctx.principal,
@@ -79,7 +79,7 @@ def _context_record(ctx: CallContext) -> dict[str, Any]:
 
 
 def _context_from_record(tenant: str, row: dict[str, Any]) -> CallContext:
-    from aionix.stepflow.service import principal_from_record
+    from aionix.api.auth import principal_from_record
 
     kept = jsonutil.loads(row["context"]) if row["context"] else {}
     behalf = kept.get("on_behalf_of")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from aionix import jsonutil
 from aionix import trn as trnlib
 from aionix import usage as ai_usage
+from aionix.api.auth import principal_from_record, principal_record
 from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
 from aionix.cluster import LeaseLost
@@ -60,35 +61,6 @@ def _dumps(value: Any) -> str:
 
 def _loads(text: str | None) -> Any:
     return None if text is None else jsonutil.loads(text)
-
-
-def principal_record(p: Any) -> dict[str, Any]:
-    """What a run keeps of the principal that started it (identifiers, never a key or token)."""
-    return {
-        "key_id": p.key_id,
-        "tenant": p.tenant,
-        "role": p.role,
-        "cross_tenant": bool(getattr(p, "cross_tenant", False)),
-        "home_tenant": getattr(p, "home_tenant", ""),
-        "user_id": getattr(p, "user_id", None),
-        "groups": list(getattr(p, "groups", ())),
-        "source": getattr(p, "source", "key"),
-    }
-
-
-def principal_from_record(rec: dict[str, Any]) -> Any:
-    from aionix.api.auth import Principal
-
-    return Principal(
-        rec["key_id"],
-        rec["tenant"],
-        rec["role"],
-        bool(rec.get("cross_tenant")),
-        rec.get("home_tenant") or "",
-        rec.get("user_id"),
-        tuple(rec.get("groups") or ()),
-        rec.get("source") or "key",
-    )
 
 
 _last_id = [0, 0]
