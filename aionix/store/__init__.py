@@ -36,14 +36,19 @@ def open_store(config: Config) -> Store:
     in the data dir."""
     db = config.database
     if db.url and not db.url.startswith("sqlite:"):
+        from aionix.cluster import ClusterConfig
         from aionix.store.postgres import PostgresStore
 
+        lease = config.service_section("cluster", ClusterConfig).lease_seconds
         return PostgresStore(
             db.url,
             password=database_password(config),
             readers=db.pool_size,
             group_commit_max=db.group_commit_max,
             connect_timeout=db.connect_timeout_seconds,
+            # a node stalled mid-transaction for a whole lease has lost its leases anyway; its
+            # open transaction must not keep the rows it locked from the node that takes over
+            idle_in_transaction_timeout_ms=int(lease * 1000),
         )
     from aionix.store.sqlite import SQLiteStore
 

@@ -401,6 +401,7 @@ class PostgresStore:
         group_commit_max: int = 512,
         connect_timeout: float = 10.0,
         statement_timeout_ms: int = 0,
+        idle_in_transaction_timeout_ms: int = 0,
     ) -> None:
         self.url = url
         self.connect_args = parse_url(url, password)
@@ -408,6 +409,9 @@ class PostgresStore:
         self.group_commit_max = group_commit_max
         self.connect_timeout = connect_timeout
         self.statement_timeout_ms = statement_timeout_ms
+        #: PostgreSQL ends a session left idle inside a transaction this long (a node paused or cut
+        #: off mid-transaction): its row locks go, so the other nodes can claim what it held
+        self.idle_in_transaction_timeout_ms = idle_in_transaction_timeout_ms
         self.queries: dict[str, str] = {}
         self._compiled_queries: dict[str, Compiled] = {}
         self._coercer_cache: dict[str, tuple[Callable[[Any], Any] | None, ...]] = {}
@@ -429,6 +433,8 @@ class PostgresStore:
         s = {"application_name": "aionix", "synchronous_commit": "on", "TimeZone": "UTC"}
         if self.statement_timeout_ms:
             s["statement_timeout"] = str(int(self.statement_timeout_ms))
+        if self.idle_in_transaction_timeout_ms:
+            s["idle_in_transaction_session_timeout"] = str(int(self.idle_in_transaction_timeout_ms))
         return s
 
     async def _connect(self) -> Any:
