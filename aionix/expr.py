@@ -234,6 +234,24 @@ class Expression:
             raise
 
     def _evaluate_here(self, data: Any, bindings: Mapping[str, Any] | None, timeout: float) -> Any:
+        wrapped = self._wrapped
+        if wrapped is not None and not isinstance(data, list):  # the usual case, without a dict of options
+            lim = _limits  # (read on every call: the conformance harness and tests change it in place)
+            try:
+                out = wrapped.evaluate(
+                    data,
+                    dict(bindings) if bindings else None,
+                    timeout=timeout,
+                    max_depth=lim["max_depth"],
+                    max_array_length=lim["max_array"],
+                    max_string_length=lim["max_string"],
+                    max_result_size=lim["max_result"],
+                )
+            except jlens.JlensError as exc:
+                raise _error(exc, self.source, shift=len(_WRAP_PREFIX)) from None
+            if not isinstance(out, dict) or "v" not in out:
+                return UNDEFINED
+            return out["v"]
         options = _options(timeout)
         if isinstance(data, list) or self._wrapped is None:
             # the {"v": (…)} wrapper would map its object constructor over an array input
@@ -312,6 +330,9 @@ class Template:
     root: _Node
     references: References = field(default_factory=References)
     expressions: list[tuple[str, Expression]] = field(default_factory=list)
+    #: the top-level fields of the input document that its expressions read (`reads()`), so a
+    #: caller may leave the others out of the document; None: it may read the whole document
+    roots: frozenset[str] | None = frozenset()
 
     @property
     def is_static(self) -> bool:
@@ -360,6 +381,9 @@ def _compile(value: Any, pointer: str, template: Template) -> _Node:
                 raise
             template.references = template.references | expr.references
             template.expressions.append((pointer or "/", expr))
+            reads = expr.reads_map.get("input")
+            if reads is not None and template.roots is not None:
+                template.roots = template.roots | reads.keys() if isinstance(reads, dict) else None
             return _Node("expr", expr)
         return _Node("lit", value)
     if isinstance(value, dict):
@@ -402,14 +426,14 @@ _mode: contextvars.ContextVar[Any] = contextvars.ContextVar("aionix_expr_mode", 
 _executor: ThreadPoolExecutor | None = None
 
 
-async def evaluate_async(fn: Callable[[], T]) -> T:
-    """Run `fn` (which evaluates expressions: `template.evaluate`, an ASL hook…) without holding
-    the event loop: inline when every expression in it finishes within the slice, else again
-    in a thread whose expressions are evaluated by worker processes. `fn` must be free of side
-    effects (it may run twice)."""
+async def evaluate_async(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn(*args)` (which evaluates expressions: `template.evaluate`, an ASL hook…) without
+    holding the event loop: inline when every expression in it finishes within the slice, else
+    again in a thread whose expressions are evaluated by worker processes. `fn` must be free of
+    side effects (it may run twice)."""
     token = _mode.set(time.perf_counter() + INLINE_SLICE_SECONDS)
     try:
-        return fn()
+        return fn(*args)
     except _Offload:
         pass
     finally:
@@ -419,7 +443,7 @@ async def evaluate_async(fn: Callable[[], T]) -> T:
         _executor = ThreadPoolExecutor(max_workers=max(2, 2 * int(_limits["workers"])), thread_name_prefix="expr")
     ctx = contextvars.copy_context()
     ctx.run(_mode.set, _REMOTE)
-    return await asyncio.get_running_loop().run_in_executor(_executor, ctx.run, fn)
+    return await asyncio.get_running_loop().run_in_executor(_executor, ctx.run, fn, *args)
 
 
 def offloaded(expression: Expression, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from bisect import bisect_left
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger("aionix.metrics")
 
@@ -56,14 +58,12 @@ class Metrics:
         self.executions_running = Gauge(
             "aionix_executions_running", "Executions with a task on this server (scraped)", registry=r
         )
-        self.state_seconds = Histogram(
-            "aionix_state_seconds",
-            "Time from entering a state to leaving it (or failing), by state type",
-            ["type"],
-            registry=r,
-            buckets=_STATES,
+        #: observed for every state a workflow runs: counted without a lock (the engine runs on
+        #: the event loop only) and turned into the histogram at scrape
+        self.state_seconds = _LoopHistogram(
+            "aionix_state_seconds", "Time from entering a state to leaving it (or failing), by state type", _STATES
         )
-        self._state_children: dict[str, Any] = {}
+        r.register(self.state_seconds)
         #: (method, route, status) -> the labelled children (looking labels up takes a lock)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.timers_pending = Gauge("aionix_stepflow_timers_pending", "Armed wait/retry timers (scraped)", registry=r)
@@ -132,10 +132,7 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_state(self, kind: str, seconds: float) -> None:
-        child = self._state_children.get(kind)
-        if child is None:
-            child = self._state_children[kind] = self.state_seconds.labels(kind)
-        child.observe(seconds)
+        self.state_seconds.observe(kind, seconds)
 
     def observe_commit(self, seconds: float, transactions: int) -> None:
         """Called by the store's writer thread after each group commit."""
@@ -185,6 +182,42 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LoopHistogram:
+    """A histogram with one label (`type`) for observations made on one thread (the event
+    loop): a list of bucket counts per label value, no lock and no metric child per call
+    (prometheus_client's `Histogram.observe` takes a lock per bucket, sum and count). Exposed
+    like a `Histogram` of the same name and buckets (without the `_created` series)."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.bounds = tuple(float(b) for b in buckets)
+        self._le = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
+        #: label value -> counts per bucket (not cumulative; the last one is +Inf), then the sum
+        self.values: dict[str, list[float]] = {}
+
+    def observe(self, label: str, seconds: float) -> None:
+        counts = self.values.get(label)
+        if counts is None:
+            counts = self.values[label] = [0] * (len(self.bounds) + 1) + [0.0]
+        counts[bisect_left(self.bounds, seconds)] += 1  # the first bucket whose bound is ≥ seconds
+        counts[-1] += seconds
+
+    def describe(self) -> list[Any]:
+        return [HistogramMetricFamily(self.name, self.documentation, labels=["type"])]
+
+    def collect(self) -> Any:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=["type"])
+        for label, counts in list(self.values.items()):
+            counts = list(counts)  # (a copy: the loop may observe meanwhile)
+            running, buckets = 0, []
+            for le, n in zip(self._le, counts[:-1], strict=True):
+                running += n
+                buckets.append((le, float(running)))
+            family.add_metric([label], buckets, counts[-1])
+        yield family
 
 
 #: rt.cluster.stats key -> (counter name without _total, help)

@@ -101,7 +101,8 @@ class Runtime:
         self.initial_admin_key: str | None = None
         self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
         self._lock_fd: int | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        #: background tasks owned by the runtime (a dict: O(1) removal of each finished one)
+        self._tasks: dict[asyncio.Task[Any], None] = {}
         from aionix.cluster import Cluster
 
         self.cluster = Cluster(self)  # this node: its id, heartbeat, leases and messages (cluster.py)
@@ -176,10 +177,10 @@ class Runtime:
             held, self._held_events = self._held_events, None
         for event in held or ():
             await self.publish_event(*event)
-        self._tasks.append(asyncio.create_task(self._prune_loop(), name="aionix-core-pruner"))
+        self._tasks[asyncio.create_task(self._prune_loop(), name="aionix-core-pruner")] = None
         from aionix.iam.audit import maintain as audit_maintenance
 
-        self._tasks.append(asyncio.create_task(audit_maintenance(self), name="aionix-audit-chain"))
+        self._tasks[asyncio.create_task(audit_maintenance(self), name="aionix-audit-chain")] = None
 
     async def _load_services(self, names: tuple[str, ...], off_loop: bool = False) -> None:
         """Import and create the plugins of `names` (in order), then start them (in order)."""
@@ -226,8 +227,8 @@ class Runtime:
         """A background task owned by the runtime (cancelled on stop)."""
         task = asyncio.ensure_future(coro)
         task.set_name(name)
-        self._tasks.append(task)
-        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        self._tasks[task] = None
+        task.add_done_callback(lambda t: self._tasks.pop(t, None))
         return task
 
     async def create_first_key(self, deliver: Callable[[str], Awaitable[bool]]) -> str | None:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import subprocess
@@ -24,6 +25,7 @@ import httpx
 from aionix import config as configlib
 from aionix import expr
 from aionix.runtime import Runtime
+from aionix.server import tune_gc
 from aionix.stepflow.service import StepFlowService
 from bench.table import percentile, print_table
 
@@ -87,6 +89,8 @@ async def _bench() -> dict[str, Any]:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         rt, svc = await _service(Path(tmp) / "data")
+        gc.collect()
+        tune_gc()  # as the server does once started (aionix/server.py)
         try:
             await svc.create_template("default", "chain100", chain(100), None)
             await _run(svc, "chain100", {"v": 0})  # warm the plan cache

@@ -336,7 +336,7 @@ def measure(
                         "-f",
                         "raw",
                         "-r",
-                        "250",
+                        os.environ.get("PYSPY_RATE", "250"),
                         "--threads",
                     ],
                     stdout=subprocess.DEVNULL,

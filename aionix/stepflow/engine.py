@@ -271,8 +271,9 @@ class Engine:
         while run.durable < run.changes:
             if run.flushing is None:
                 # let sibling frames that are ready (parallel branches, map items) add their
-                # events first, so that they share this transaction
-                await asyncio.sleep(0)
+                # events first, so that they share this transaction (none without children)
+                if run.root.children is not None:
+                    await asyncio.sleep(0)
                 if run.flushing is None:
                     run.flushing = asyncio.ensure_future(self._flush(run))
             await asyncio.shield(run.flushing)
@@ -327,9 +328,11 @@ class Engine:
 
     async def _drive(self, run: Run) -> None:
         try:
-            timeout = None if run.deadline is None else max(0.0, run.deadline - self.clock())
-            async with asyncio.timeout(timeout):
+            if run.deadline is None:
                 await self._frame(run, run.root)
+            else:
+                async with asyncio.timeout(max(0.0, run.deadline - self.clock())):
+                    await self._frame(run, run.root)
             run.status, run.output = "SUCCEEDED", run.root.output
             run.event("ExecutionSucceeded", detail={"output": run.output})
         except Failure as exc:
@@ -527,17 +530,24 @@ class Engine:
             return UNDEFINED
         if template.is_static:
             return template.evaluate()
-        data = {
-            "input": frame.input,
-            "result": result,
-            "vars": frame.all_vars(),
-            "error": error,
-            "context": self._context(run, frame, plan),
-        }
-        bindings = self._late_bindings(run, plan, template.references)
+        data = {"input": frame.input, "result": result}
+        # the variables (a merge over the frame's scopes) and the context (a dict of eight keys)
+        # only when an expression reads them (`Template.roots`; None: it may read everything)
+        roots = getattr(template, "roots", None)
+        if roots is None or "vars" in roots:
+            data["vars"] = frame.all_vars()
+        data["error"] = error
+        if roots is None or "context" in roots:
+            data["context"] = self._context(run, frame, plan)
+        refs = template.references
+        bindings = (
+            self._late_bindings(run, plan, refs)
+            if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params
+            else None
+        )
         try:
             # inline when it is quick, else in an expression worker: never holds the event loop long
-            value = await expr.evaluate_async(lambda: template.evaluate(data, bindings))
+            value = await expr.evaluate_async(template.evaluate, data, bindings)
         except expr.ExpressionError as exc:
             pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
             where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
