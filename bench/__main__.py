@@ -23,6 +23,7 @@ BENCHES = (
     "start",
     "policy",
     "pgstore",
+    "nodes",
 )
 RESULTS = Path(__file__).parent / "results"
 

@@ -213,7 +213,7 @@ def test_database_restart_under_load(tmp_path: Path, database: Postgres) -> None
                     time.sleep(0.5)
         for node in nodes:
             assert node.proc is not None and node.proc.poll() is None, node.log()[-3000:]
-            assert "Traceback" not in node.log() or "unhandled error" not in node.log(), node.log()[-5000:]
+            assert "unhandled error" not in node.log(), node.log()[-5000:]  # what a 500 logs
     finally:
         for node in nodes:
             node.kill()
