@@ -7,9 +7,10 @@
 # rules of deploy/observability/ (promtool checks them); the package's service is not needed.
 # podman, runc, debootstrap: the container test builds and runs the Dockerfile's image (runc where
 # crun refuses hybrid cgroups; debootstrap makes the debian:bookworm-slim base where no registry
-# can be reached: scripts/container-base.sh).
+# can be reached: scripts/container-base.sh). haproxy: the cluster test runs deploy/cluster/haproxy.cfg
+# in front of real nodes (the package's service is not needed).
 set -euo pipefail
-packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus podman runc debootstrap docker-registry)
+packages=(chromium sqlite3 postgresql mariadb-server redis-server openssl curl binutils libseccomp2 prometheus podman runc debootstrap docker-registry haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,7 +6,9 @@ project's image with the same database and master key (one secret), each its own
 /data, one published port (the balancer's), node1 first; the balancer's backends are exactly the
 node services with a /healthz check. The nodes' entrypoint line is run by a real shell (with the
 paths moved into a temp dir) to show that it hands the secret to the server as AIONIX_MASTER_KEY
-and passes the command line on, and the environment it sets is loaded by the real config loader.
+and passes the command line on, and the environment it sets is loaded by the real config loader. The balancer's configuration
+itself runs in Debian's haproxy (scripts/system-deps.sh) in front of three real nodes: round
+robin over them, a killed node's requests redispatched at once and the node out after its checks.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import os
 import re
 import stat
 import subprocess
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
+from serverproc import free_port
 
 from aionix.cluster import ClusterConfig
 from aionix.config import load
@@ -128,3 +134,76 @@ def test_the_nodes_environment_is_a_valid_configuration(tmp_path: Path) -> None:
     assert config.database.password_file == str(password)
     assert config.server.public_url == "http://127.0.0.1:53000"
     assert config.service_section("cluster", ClusterConfig).lease_seconds == 10.0
+
+
+def run_haproxy(tmp_path: Path, nodes: list[Any]) -> tuple[subprocess.Popen[bytes], str]:
+    """deploy/cluster/haproxy.cfg run by Debian's haproxy in front of real nodes: the file as it
+    is but for the listening address and the nodes' addresses (loopback ports, not compose's
+    service names)."""
+    text = (DEPLOY / "haproxy.cfg").read_text()
+    port = free_port()
+    assert text.count("    bind :53000\n") == 1
+    text = text.replace("    bind :53000\n", f"    bind 127.0.0.1:{port}\n")
+    for name, node in zip(NODES, nodes, strict=True):
+        line = f"    server {name} {name}:53000\n"
+        assert text.count(line) == 1, line
+        text = text.replace(line, f"    server {name} 127.0.0.1:{node.port}\n")
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(text)
+    check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    log = open(tmp_path / "haproxy.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "haproxy.log").read_text()
+        time.sleep(0.1)
+
+
+def served_by(url: str, count: int) -> Counter[str]:
+    """Which node answered each of `count` GET /healthz through the balancer (all must be 200)."""
+    seen: Counter[str] = Counter()
+    with httpx.Client(base_url=url, timeout=10) as c:  # one connection, as a client keeps it
+        for _ in range(count):
+            r = c.get("/healthz")
+            assert r.status_code == 200, r.text
+            seen[r.json()["node"]["id"]] += 1
+    return seen
+
+
+def test_haproxy_spreads_over_the_nodes_and_leaves_a_dead_one_out(tmp_path: Path, nodes: Any) -> None:
+    group = nodes(3, config={"cluster": {"lease_seconds": 2}})
+    a, b, c = group.nodes
+    proc, url = run_haproxy(tmp_path, group.nodes)
+    try:
+        ids = {group.node_id(n) for n in group.nodes}
+        seen = served_by(url, 30)
+        assert set(seen) == ids and all(n == 10 for n in seen.values()), seen  # round robin
+        # a workflow made through one node, run and read through the others
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {a.admin_key}"}, timeout=30) as api:
+            definition = {"entry": "W", "states": {"W": {"type": "wait", "seconds": 0.3, "end": True}}}
+            assert api.post("/api/v1/workflows", json={"name": "lb-wf", "definition": definition}).status_code == 201
+            eid = api.post("/api/v1/workflows/lb-wf/executions", json={}).json()["execution_id"]
+            deadline = time.monotonic() + 20
+            while (env := api.get(f"/api/v1/executions/{eid}").json())["status"] == "RUNNING":
+                assert time.monotonic() < deadline, env
+                time.sleep(0.1)
+            assert env["status"] == "SUCCEEDED", env
+        group.kill(b)
+        # at once: a request sent to the dead node is refused and redispatched to another
+        seen = served_by(url, 20)
+        assert group.node_id(b) not in seen, seen
+        # after two failed checks (2 s apart) it is out of the rotation; the others share it
+        time.sleep(5)
+        seen = served_by(url, 20)
+        assert set(seen) == {group.node_id(a), group.node_id(c)} and all(n == 10 for n in seen.values()), seen
+        assert "nodes/node2 is DOWN" in (tmp_path / "haproxy.log").read_text()
+    finally:
+        proc.terminate()
+        proc.wait(10)
