@@ -155,17 +155,16 @@ def client_ip(request: Request) -> str:
 
 def _depth(value: Any, limit: int) -> bool:
     """True when `value` nests deeper than `limit`."""
-    stack = [(value, 1)]
+    if not isinstance(value, (dict, list)):
+        return False
+    stack = [(value, 1)]  # containers only: scalars cannot nest
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            if depth > limit:
-                return True
-            stack.extend((v, depth + 1) for v in item)
+        if depth > limit:
+            return True
+        for v in item.values() if isinstance(item, dict) else item:
+            if isinstance(v, (dict, list)):
+                stack.append((v, depth + 1))
     return False
 
 
@@ -178,7 +177,8 @@ def parse_json(raw: bytes, max_depth: int) -> Any:
             f"malformed JSON at line {exc.lineno} column {exc.colno} (position {exc.pos}): {exc.msg}",
             details={"position": exc.pos, "line": exc.lineno, "column": exc.colno},
         ) from None
-    if _depth(data, max_depth):
+    # each level of nesting takes an opening bracket: a body of at most `max_depth` bytes cannot nest deeper
+    if len(raw) > max_depth and _depth(data, max_depth):
         raise BadRequest(f"JSON nests deeper than {max_depth} levels", details={"max_depth": max_depth})
     return data
 

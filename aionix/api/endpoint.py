@@ -128,6 +128,21 @@ def _item_annotation(annotation: Any, container: type) -> Any:
     return Any
 
 
+#: values that hold no integer (a check of one returns at once)
+_NO_INTS = frozenset({str, float, bool})
+#: model class -> (attribute, field name in the request, annotation) of each field
+_FIELDS: dict[type, tuple[tuple[str, str, Any], ...]] = {}
+
+
+def _model_fields(cls: type[BaseModel]) -> tuple[tuple[str, str, Any], ...]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = tuple(
+            (name, info.alias or name, info.annotation) for name, info in cls.model_fields.items()
+        )
+    return found
+
+
 def check_store_ints(value: Any, where: str = "", annotation: Any = Any) -> None:
     """Refuse (422 naming the field) a declared integer field outside the store's 64-bit range.
 
@@ -137,9 +152,11 @@ def check_store_ints(value: Any, where: str = "", annotation: Any = Any) -> None
     if annotation is Any and not isinstance(value, BaseModel):
         return  # free-form JSON: nothing in it is an integer field (no walk over a big input)
     if isinstance(value, BaseModel):
-        for name, info in type(value).model_fields.items():
-            loc = info.alias or name
-            check_store_ints(getattr(value, name, None), f"{where}.{loc}" if where else loc, info.annotation)
+        for name, loc, declared in _model_fields(type(value)):
+            item = getattr(value, name, None)
+            if item is None or type(item) in _NO_INTS or (declared is Any and not isinstance(item, BaseModel)):
+                continue  # (what the call below would return at once for it, without building `where`)
+            check_store_ints(item, f"{where}.{loc}" if where else loc, declared)
     elif isinstance(value, (list, tuple)):
         inner = _item_annotation(annotation, list)
         for index, item in enumerate(value):
