@@ -1321,7 +1321,7 @@ async def run_map(engine: Engine, run: Run, frame: Frame, plan: StatePlan) -> An
         return await mr.execute()
 
 
-_running = [0]
+_running = [0, 0]  # map runs going on; whether the first froze the heap (and the last gives it back)
 
 
 @contextmanager
@@ -1333,11 +1333,15 @@ def _frozen_heap() -> Iterator[None]:
     on a busy machine, holding the event loop — measured as /healthz p99 > 200 ms over a
     1,000,000-row CSV without this, < 100 ms with it."""
     if _running[0] == 0:
-        gc.freeze()
+        # the server froze its start-up heap already (aionix/server.py tune_gc): that stays
+        # frozen, and a map run neither adds to it nor gives it back
+        _running[1] = gc.get_freeze_count() == 0
+        if _running[1]:
+            gc.freeze()
     _running[0] += 1
     try:
         yield
     finally:
         _running[0] -= 1
-        if _running[0] == 0:
+        if _running[0] == 0 and _running[1]:
             gc.unfreeze()
