@@ -183,7 +183,11 @@ class Cluster:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.beat)
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception:  # the loop must outlive any one failure: without it the node's
+                # leases lapse while it keeps taking work that the other nodes then take away
+                log.exception("node %s: heartbeat failed", self.node_id)
 
     async def beat(self) -> None:
         gap = time.monotonic() - self.last_beat

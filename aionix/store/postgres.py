@@ -246,7 +246,11 @@ def _is_connection_lost(exc: BaseException) -> bool:
 def _is_db_error(exc: BaseException) -> bool:
     import asyncpg
 
-    return isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError))
+    # InternalClientError: a connection left mid-operation by a lost server ("cannot switch to
+    # state …; another operation is in progress"): unusable now, so 503 and retry, not a 500
+    return isinstance(
+        exc, (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
+    )
 
 
 # ---------------------------------------------------------------------------- url and password

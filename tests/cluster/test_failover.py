@@ -417,7 +417,11 @@ def test_a_node_paused_past_its_lease_is_fenced_and_nothing_doubles(nodes) -> No
             taken_over.add(eid)
         if kind == "tasks":
             keys = {k: n for k, n in runs.items() if k.startswith(eid + ":")}
-            assert {k.split(":")[1] for k in keys} == {"T0", "T1", "T2", "T3"} and len(keys) == 4, keys
+            states = {k.split(":")[1] for k in keys}
+            assert len(keys) == len(states) and states <= {"T0", "T1", "T2", "T3"}, keys  # one key per state
+            # the record of the call the paused node was making may be lost with its lease (the
+            # call itself is not repeated when its state was checkpointed before the take-over)
+            assert len(states) == 4 or (len(states) == 3 and eid in taken_over), keys
             assert all(n == 1 or (n == 2 and eid in taken_over) for n in keys.values()), keys
             assert sum(n == 2 for n in keys.values()) <= 1, keys  # only the call in flight at the pause
     final = {r[0]: (r[1], r[3]) for r in group.sql("SELECT id, owner, epoch, status FROM sf_executions")}
