@@ -11,7 +11,11 @@ so services see no difference:
   caller with its own result or exception. On one node the writers are therefore serialised as
   on SQLite: a read-modify-write inside one transaction function is atomic against every other
   write of the node. Across nodes (issue 17's later parts) the queries that need it take row
-  locks (`FOR UPDATE`) in their PostgreSQL text.
+  locks (`FOR UPDATE`) in their PostgreSQL text. The writer's statements cost few round trips
+  and little client CPU: replies are read straight from the socket (`_DirectReads`, not one
+  event-loop run per statement), executemany of a plain INSERT is one statement over arrays
+  (`bulk_insert_sql`), and an audit row follows the chain head the writer wrote last in one
+  statement (`_chained_insert`).
 * Reads: an asyncpg pool on the server's loop; a read sees every commit awaited before it.
 * Queries: the named queries of `sql/postgres/*.sql`, written with the same `:name` / `?`
   parameters as SQLite's and turned into `$n` here. Parameters are coerced to the types
@@ -26,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import decimal
 import logging
+import os
 import queue
 import re
 import socket
@@ -309,27 +314,76 @@ def _masked(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _chained(tx: _Tx, params: Params) -> dict[str, Any]:
+def _link(p: dict[str, Any], seq: int, prev: str) -> dict[str, Any]:
+    """`p` as the row after (`seq`, `prev`) of its chain: :seq, :prev_hash, :prev_seq and :hash."""
     from aionix.iam.audit import row_hash
 
-    assert isinstance(params, Mapping)
-    p = _masked(params)
-    head = tx.fetch_one("core.pg_audit_head", {"tenant": p.get("tenant")})
-    prev = head["hash"] if head else ""
-    seq = (head["seq"] if head else 0) + 1
-    p["seq"], p["prev_hash"] = seq, prev
+    p["prev_seq"], p["seq"], p["prev_hash"] = seq, seq + 1, prev
     p["hash"] = row_hash(
-        prev, seq, p["ts"], p.get("tenant"), p.get("key_id"), p.get("ip"), p.get("method"), p.get("path"),
+        prev, seq + 1, p["ts"], p.get("tenant"), p.get("key_id"), p.get("ip"), p.get("method"), p.get("path"),
         p["action"], p.get("resource"), p.get("status"), p.get("details"),
     )  # fmt: skip
     return p
 
 
+def _chained_insert(tx: _Tx, params: Params) -> list[Any]:
+    """Insert an audit row at the head of its chain; the rows (`id`) it returned.
+
+    The writer remembers the head it wrote last for each chain, so the usual insert is one
+    statement (`core.pg_insert_audit_after`: it locks the head row only while it is still that
+    head, and inserts nothing otherwise). When the head moved (another node wrote to the chain,
+    or the transaction that wrote the remembered head rolled back), the head is read and
+    locked (`core.pg_audit_head`), as every insert did before."""
+    assert isinstance(params, Mapping)
+    st = tx._store
+    p = _masked(params)
+    tenant = p.get("tenant")
+    chain = "" if tenant is None else str(tenant)
+    known = st._audit_heads.get(chain)
+    rows: list[Any] = []
+    if known is not None:
+        rows = tx._plain("core.pg_insert_audit_after", _link(p, *known))
+    if not rows:
+        head = tx.fetch_one("core.pg_audit_head", {"tenant": tenant})
+        _link(p, head["seq"] if head else 0, head["hash"] if head else "")
+        rows = tx._plain("core.insert_audit_returning", p)
+    st._audit_heads[chain] = (p["seq"], p["hash"])
+    return rows
+
+
 _PREPARE: dict[str, Callable[[Any, Params], Params]] = {
-    "core.insert_audit": _chained,
-    "core.insert_audit_returning": _chained,
     "core.update_audit_details": lambda tx, p: _masked(p),  # type: ignore[arg-type]
 }
+#: the chained audit inserts, run by `_chained_insert`
+_CHAINED = frozenset({"core.insert_audit", "core.insert_audit_returning"})
+
+# ---------------------------------------------------------------------------- bulk inserts
+#: `INSERT INTO t (cols) VALUES ($1, …, $n) [ON CONFLICT … DO NOTHING]`: executemany of it runs
+#: as one statement over arrays (`SELECT * FROM unnest($1::type[], …)`), one executor run on
+#: the server for the whole batch instead of one per row
+_INSERT_VALUES = re.compile(
+    r"(INSERT\s+INTO\s+[\w.\"]+\s*\([^()]*\))\s*VALUES\s*\(([\s$\d,]*)\)"
+    r"(\s+ON\s+CONFLICT\s*(?:\([^()]*\))?\s*DO\s+NOTHING)?",
+    re.I,
+)
+
+
+def bulk_insert_sql(sql: str, types: list[Any]) -> str | None:
+    """The array form of a single-row INSERT (see `_INSERT_VALUES`), or None when it has none:
+    any value that is not exactly one parameter (each once, in order), or a parameter of a type
+    outside pg_catalog's scalars."""
+    m = _INSERT_VALUES.fullmatch(sql.strip())
+    if m is None:
+        return None
+    values = [v.strip() for v in m.group(2).split(",")]
+    if values != [f"${i}" for i in range(1, len(values) + 1)] or len(values) != len(types):
+        return None
+    if m.group(1).count(",") + 1 != len(values):
+        return None
+    if any(t.kind != "scalar" or t.schema != "pg_catalog" for t in types):
+        return None
+    arrays = ", ".join(f"${i}::{t.name}[]" for i, t in enumerate(types, 1))
+    return f"{m.group(1)} SELECT * FROM unnest({arrays}){m.group(3) or ''}"
 
 
 class _Tx:
@@ -350,20 +404,30 @@ class _Tx:
         q = st._compiled(query)
         return stmt, _coerce(_args(q, query, params), st._coercer_cache[query])
 
+    def _fetch(self, query: str, params: Params) -> list[Any]:
+        if query in _CHAINED:
+            return _chained_insert(self, params)
+        return self._plain(query, params)
+
+    def _plain(self, query: str, params: Params) -> list[Any]:
+        stmt, args = self._run(query, params)
+        return self._store._wait(stmt.fetch(*args))  # type: ignore[no-any-return]
+
     def execute(self, query: str, params: Params = None) -> int:
+        if query in _CHAINED:
+            return len(_chained_insert(self, params))
         stmt, args = self._run(query, params)
         self._store._wait(stmt.fetch(*args))
         return _status_count(stmt.get_statusmsg())
 
     def insert(self, query: str, params: Params = None) -> int:
-        stmt, args = self._run(query, params)
-        rows = self._store._wait(stmt.fetch(*args))
+        rows = self._fetch(query, params)
         if rows and len(rows[0]):
             return int(rows[0][0] or 0)
         return 0
 
     def executemany(self, query: str, rows: Iterable[Params]) -> None:
-        if query in _PREPARE:  # values computed per row, each from the rows before it (the chain)
+        if query in _PREPARE or query in _CHAINED:  # values computed row by row (the chain, the mask)
             for params in rows:
                 self.execute(query, params)
             return
@@ -371,21 +435,21 @@ class _Tx:
         stmt = st._writer_stmt(query)
         q = st._compiled(query)
         co = st._coercer_cache[query]
-        hook = _PREPARE.get(query)  # the audit details update masks PII row by row here too
-        if hook is not None:
-            rows = [hook(self, p) for p in rows]
         batch = [_coerce(_args(q, query, p), co) for p in rows]
+        if len(batch) > 1:
+            bulk = st._bulk_stmt(query, stmt)
+            if bulk is not None:
+                st._wait(bulk.fetch(*(list(column) for column in zip(*batch, strict=True))))
+                return
         if batch:
             st._wait(stmt.executemany(batch))
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
-        stmt, args = self._run(query, params)
-        rows = self._store._wait(stmt.fetch(*args))
+        rows = self._fetch(query, params)
         return _row(rows[0]) if rows else None
 
     def fetch_all(self, query: str, params: Params = None) -> list[Row]:
-        stmt, args = self._run(query, params)
-        return [_row(r) for r in self._store._wait(stmt.fetch(*args))]
+        return [_row(r) for r in self._fetch(query, params)]
 
 
 _STOP = STOP
@@ -423,7 +487,12 @@ class PostgresStore:
         self._thread: threading.Thread | None = None
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._wconn: Any = None
+        self._direct: _DirectReads | None = None
         self._wstmts: dict[str, Any] = {}
+        #: the bulk (array) form of each named INSERT run by executemany; None: it has none
+        self._bulk_sql: dict[str, str | None] = {}
+        #: (seq, hash) of the last audit row this writer inserted, per chain (`_chained_insert`)
+        self._audit_heads: dict[str, tuple[int, str]] = {}
         self._pool: Any = None
         self._endpoints: list[tuple[str, int]] = []
         self.stats = {"transactions": 0, "commits": 0}
@@ -527,7 +596,7 @@ class PostgresStore:
         self._wloop = loop
         try:
             try:
-                self._wconn = loop.run_until_complete(self._connect())
+                self._use_connection(loop.run_until_complete(self._connect()))
                 loop.run_until_complete(self._migrate(self._wconn))
                 self._load_types(loop)
             except BaseException as exc:
@@ -548,10 +617,12 @@ class PostgresStore:
 
     def _load_types(self, loop: asyncio.AbstractEventLoop) -> None:
         """Prepare every named query once (which checks it against the schema) and keep the
-        parameter types PostgreSQL inferred."""
+        parameter types PostgreSQL inferred. The writer's statements are named on the server
+        (`name=True`; the connection has no statement cache, under which asyncpg would prepare
+        them unnamed and send every execution's text to be parsed and planned again)."""
         for name, q in self._compiled_queries.items():
             try:
-                stmt = loop.run_until_complete(self._wconn.prepare(q.tx_sql))
+                stmt = loop.run_until_complete(self._wconn.prepare(q.tx_sql, name=True))
             except Exception as exc:
                 raise StoreError(f"query {name} does not prepare on PostgreSQL: {exc}") from None
             self._wstmts[name] = stmt
@@ -595,7 +666,15 @@ class PostgresStore:
     # ------------------------------------------------------------------ writer thread
     def _wait(self, coro: Any) -> Any:
         assert self._wloop is not None
-        return self._wloop.run_until_complete(coro)
+        direct = self._direct
+        if direct is None or not asyncio.iscoroutine(coro):
+            return self._wloop.run_until_complete(coro)
+        return direct.drive(self._wloop, coro)
+
+    def _use_connection(self, conn: Any) -> None:
+        """`conn` becomes the writer's connection (its statements driven by `_DirectReads`)."""
+        self._wconn = conn
+        self._direct = _DirectReads.of(conn)
 
     def _compiled(self, name: str) -> Compiled:
         try:
@@ -607,10 +686,24 @@ class PostgresStore:
         stmt = self._wstmts.get(name)
         if stmt is None:
             q = self._compiled(name)
-            stmt = self._wait(self._wconn.prepare(q.tx_sql))
+            stmt = self._wait(self._wconn.prepare(q.tx_sql, name=True))
             self._wstmts[name] = stmt
             self._coercer_cache[name] = _coercers(stmt.get_parameters())
         return stmt
+
+    def _bulk_stmt(self, name: str, stmt: Any) -> Any:
+        """The writer's prepared array form of INSERT `name` (`bulk_insert_sql`), or None."""
+        key = name + "[]"
+        bulk = self._wstmts.get(key)
+        if bulk is not None:
+            return bulk
+        if name not in self._bulk_sql:
+            self._bulk_sql[name] = bulk_insert_sql(self._compiled(name).tx_sql, list(stmt.get_parameters()))
+        sql = self._bulk_sql[name]
+        if sql is None:
+            return None
+        bulk = self._wstmts[key] = self._wait(self._wconn.prepare(sql, name=True))
+        return bulk
 
     def _reconnect(self) -> None:
         """A fresh writer connection after the old one broke (the database restarted)."""
@@ -620,7 +713,9 @@ class PostgresStore:
         except Exception:
             pass
         self._wstmts = {}
-        self._wconn = self._wait(self._connect())
+        self._audit_heads = {}
+        self._direct = None
+        self._use_connection(self._wait(self._connect()))
 
     def _writer_loop(self) -> None:
         tx = _Tx(self)
@@ -833,6 +928,87 @@ class PostgresStore:
                 "pg_database_size(current_database()) AS size"
             )
         return dict(row.items())
+
+
+class _DirectReads:
+    """Runs the writer's statements without entering its event loop for each one.
+
+    The writer drives a statement's coroutine itself: asyncpg writes the request on the socket
+    and hands back the future of the reply; the reply is read straight from the socket (a
+    blocking poll, the GIL released) into the connection's protocol (`data_received`, what the
+    loop would call) until that future is done. Entering and leaving the loop
+    (`run_until_complete`) cost about as much client CPU as the statement itself. Whatever this
+    path does not cover goes through the loop as before: a request the socket did not take whole
+    (the transport buffered the rest), the end of the connection or a socket error (the loop
+    reports the connection lost), TLS (the bytes on the socket are not the protocol's). Every
+    `FLUSH_EVERY` statements the loop runs once for the callbacks the replies scheduled."""
+
+    FLUSH_EVERY = 64
+    __slots__ = ("count", "fd", "poller", "protocol", "transport")
+
+    def __init__(self, fd: int, protocol: Any, transport: Any) -> None:
+        import select
+
+        self.fd, self.protocol, self.transport = fd, protocol, transport
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+        self.count = 0
+
+    @classmethod
+    def of(cls, conn: Any) -> _DirectReads | None:
+        transport, protocol = getattr(conn, "_transport", None), getattr(conn, "_protocol", None)
+        if transport is None or protocol is None or not hasattr(protocol, "data_received"):
+            return None
+        if transport.get_extra_info("ssl_object") is not None or transport.get_extra_info("sslcontext") is not None:
+            return None
+        sock = transport.get_extra_info("socket")
+        try:
+            fd = sock.fileno() if sock is not None else -1
+        except OSError:
+            return None
+        return cls(fd, protocol, transport) if fd >= 0 else None
+
+    def drive(self, loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
+        try:
+            while True:
+                asyncio.events._set_running_loop(loop)
+                try:
+                    fut = coro.send(None)
+                finally:
+                    asyncio.events._set_running_loop(None)
+                if fut is None or fut.done() or self._read_until(fut):
+                    continue
+                try:  # through the loop; the coroutine takes the outcome from the future
+                    loop.run_until_complete(fut)
+                except BaseException:
+                    if not fut.done():
+                        raise
+        except StopIteration as done:
+            self.count += 1
+            if self.count >= self.FLUSH_EVERY:
+                self.count = 0
+                loop.run_until_complete(asyncio.sleep(0))
+            return done.value
+        except BaseException:
+            coro.close()
+            raise
+
+    def _read_until(self, fut: Any) -> bool:
+        """Feed the reply to the protocol until `fut` is done; False: leave it to the loop."""
+        if self.transport.is_closing() or self.transport.get_write_buffer_size():
+            return False
+        while not fut.done():
+            try:
+                data = os.read(self.fd, 262144)
+            except BlockingIOError:
+                self.poller.poll()
+                continue
+            except OSError:
+                return False
+            if not data:
+                return False
+            self.protocol.data_received(data)
+        return True
 
 
 async def _keep_session(conn: Any) -> None:

@@ -263,3 +263,142 @@ async def test_the_store_reconnects_after_the_database_restarts():
             await s.close()
     finally:
         own.stop()
+
+
+def test_an_insert_of_single_values_has_an_array_form_for_executemany():
+    from types import SimpleNamespace
+
+    from aionix.store.postgres import bulk_insert_sql
+
+    def types(*names):
+        return [SimpleNamespace(name=n, kind="scalar", schema="pg_catalog") for n in names]
+
+    sql = "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO NOTHING"
+    assert bulk_insert_sql(sql, types("text", "int8")) == (
+        "INSERT INTO t (a, b) SELECT * FROM unnest($1::text[], $2::int8[]) ON CONFLICT (a) DO NOTHING"
+    )
+    assert bulk_insert_sql("INSERT INTO t (a, b) VALUES ($1, lower($2))", types("text", "text")) is None
+    assert bulk_insert_sql("INSERT INTO t (a, b) VALUES ($2, $1)", types("text", "text")) is None
+    assert bulk_insert_sql("INSERT INTO t (a, b) VALUES ($1, $1)", types("text")) is None
+    assert (
+        bulk_insert_sql(
+            "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO UPDATE SET b = 1", types("text", "text")
+        )
+        is None
+    )
+    assert bulk_insert_sql("INSERT INTO t (a) VALUES ($1) RETURNING a", types("text")) is None
+    custom = [SimpleNamespace(name="mood", kind="enum", schema="public")]
+    assert bulk_insert_sql("INSERT INTO t (a) VALUES ($1)", custom) is None
+
+
+async def test_executemany_of_an_insert_is_one_statement_with_the_rows_of_many(pg):
+    """History rows (and every INSERT of plain values) go in as arrays: the same rows, NULLs and
+    coerced values included, ON CONFLICT DO NOTHING within the batch, and a duplicate key fails
+    the whole transaction function as row-by-row inserts did."""
+    from aionix.store.sqlite import UniqueViolation
+
+    rows = [("e1", i, 1000 + i, "StateEntered", None if i % 2 else f"S{i}", "0", None) for i in range(1, 6)]
+    await pg.transaction(lambda tx: tx.executemany("stepflow.insert_event", rows))
+    assert "stepflow.insert_event[]" in pg._wstmts  # the array form ran
+    got = await pg.fetch_all("stepflow.history", {"id": "e1", "after": 0, "limit": 10})
+    assert [(r["seq"], r["ts"], r["type"], r["state"]) for r in got] == [
+        (i, float(1000 + i), "StateEntered", None if i % 2 else f"S{i}") for i in range(1, 6)
+    ]
+    tokens = [("tok1", "e1", "t", "0", 1.0), ("tok1", "e1", "t", "1", 2.0), ("tok2", "e1", "t", "2", 3)]
+    await pg.transaction(lambda tx: tx.executemany("stepflow.insert_token", tokens))
+    async with pg._pool.acquire() as conn:
+        assert [tuple(r) for r in await conn.fetch("SELECT token, frame FROM sf_tokens ORDER BY token")] == [
+            ("tok1", "0"),
+            ("tok2", "2"),
+        ]
+    clash = [("e2", 1, 1.0, "A", None, None, None), ("e2", 1, 2.0, "B", None, None, None)]
+    with pytest.raises(UniqueViolation):
+        await pg.transaction(lambda tx: tx.executemany("stepflow.insert_event", clash))
+    assert await pg.fetch_all("stepflow.history", {"id": "e2", "after": 0, "limit": 10}) == []
+
+
+def _audit_row(i: int, tenant: str = "t") -> dict:
+    return {
+        "ts": 2000.0 + i, "tenant": tenant, "key_id": "k", "ip": None, "method": "POST", "path": "/x",
+        "action": "a.b", "resource": None, "status": 200, "details": f'{{"n": {i}}}',
+    }  # fmt: skip
+
+
+async def _assert_chain_links(store: PostgresStore, chain: str, count: int) -> None:
+    from aionix.iam.audit import row_hash
+
+    rows = await store.fetch_all("audit_chain.page", {"chain": chain, "after": -1, "limit": 1000})
+    assert [r["seq"] for r in rows] == list(range(1, count + 1))
+    prev = ""
+    for r in rows:
+        assert r["prev_hash"] == prev
+        assert r["hash"] == row_hash(
+            prev, r["seq"], r["ts"], r["tenant"], r["key_id"], r["ip"], r["method"], r["path"],
+            r["action"], r["resource"], r["status"], r["details"],
+        )  # fmt: skip
+        prev = r["hash"]
+    heads = {h["chain"]: h for h in await store.fetch_all("audit_chain.heads")}
+    assert (heads[chain]["seq"], heads[chain]["hash"]) == (count, prev)
+
+
+async def test_the_audit_chain_stays_linked_across_nodes_and_rollbacks(pg, monkeypatch):
+    """A writer inserts after the head it wrote last in one statement, which inserts nothing when
+    that head moved (another node wrote, or the row was rolled back); the head is then read and
+    locked. Two stores on one database (two nodes) writing at once keep one unbroken chain."""
+    from aionix.store import postgres as pgmod
+
+    other = PostgresStore(pg.url, password=pg.connect_args["password"])
+    await other.start()
+    try:
+        ran: list[str] = []
+        plain = pgmod._Tx._plain
+        monkeypatch.setattr(pgmod._Tx, "_plain", lambda tx, q, p: ran.append(q) or plain(tx, q, p))
+        await pg.execute("core.insert_audit", _audit_row(1))
+        await pg.execute("core.insert_audit", _audit_row(2))
+        # the first insert read the head; the second wrote after the one it remembered
+        assert ran == ["core.pg_audit_head", "core.insert_audit_returning", "core.pg_insert_audit_after"]
+        await other.execute("core.insert_audit", _audit_row(3))
+        ran.clear()
+        await pg.execute("core.insert_audit", _audit_row(4))  # the head moved: read again
+        assert ran == ["core.pg_insert_audit_after", "core.pg_audit_head", "core.insert_audit_returning"]
+
+        def rolled_back(tx):
+            tx.execute("core.insert_audit", _audit_row(5))
+            raise ValueError("after the audit row")
+
+        with pytest.raises(ValueError):
+            await pg.transaction(rolled_back)
+        await pg.execute("core.insert_audit", _audit_row(6))  # the remembered head was rolled back
+        await _assert_chain_links(pg, "t", 5)
+        # both nodes at once, in groups (each insert in its own savepoint) and alone
+        await asyncio.gather(
+            *(s.execute("core.insert_audit", _audit_row(10 + i)) for i in range(40) for s in (pg, other))
+        )
+        await _assert_chain_links(pg, "t", 85)
+    finally:
+        await other.close()
+
+
+async def test_the_writer_reads_its_replies_straight_from_the_socket(pg, monkeypatch):
+    """Each statement of the writer is a round trip read without entering its event loop; a
+    failing statement (its job rolled back to its savepoint) and the jobs around it in one group
+    come back as they did through the loop."""
+    from aionix.store.postgres import _DirectReads
+    from aionix.store.sqlite import UniqueViolation
+
+    assert pg._direct is not None
+    served: list[bool] = []
+    read_until = _DirectReads._read_until
+    monkeypatch.setattr(
+        _DirectReads, "_read_until", lambda self, fut: served.append(read_until(self, fut)) or served[-1]
+    )
+    ok = [("d1", 1, 1.0, "A", None, None, None)]
+    clash = [("d1", 1, 2.0, "B", None, None, None)]
+    jobs = [pg.transaction(lambda tx, rows=rows: tx.executemany("stepflow.insert_event", rows)) for rows in (ok, clash)]
+    jobs.append(pg.transaction(lambda tx: tx.fetch_one("stepflow_items.last_seq", ("d1",))))
+    first, second, last = await asyncio.gather(*jobs, return_exceptions=True)
+    assert first is None and isinstance(second, UniqueViolation) and last == {"n": 1}
+    for i in range(2 * _DirectReads.FLUSH_EVERY):  # past a run of the loop for the scheduled callbacks
+        assert await pg.transaction(lambda tx, i=i: tx.fetch_one("stepflow_items.last_seq", (f"x{i}",))) == {"n": 0}
+    assert len(served) > 2 * _DirectReads.FLUSH_EVERY and all(served)
+    assert [r["type"] for r in await pg.fetch_all("stepflow.history", {"id": "d1", "after": 0, "limit": 10})] == ["A"]

@@ -104,3 +104,14 @@ SELECT name, master_id, key_nonce, wrapped_key FROM system_keys
 -- name: rewrap_system_key
 UPDATE system_keys SET master_id = :master_id, key_nonce = :key_nonce, wrapped_key = :wrapped_key
 WHERE name = :name
+
+-- name: pg_insert_audit_after
+-- an audit row after the head of its chain the writer wrote last (aionix/store/postgres.py): the
+-- head row is locked only while it is still (:prev_seq, :prev_hash); nothing is inserted otherwise
+WITH head AS (
+  SELECT chain FROM audit_heads
+  WHERE chain = coalesce(:tenant, '') AND seq = :prev_seq AND hash = :prev_hash /*tx: FOR UPDATE*/)
+INSERT INTO audit (ts, tenant, key_id, ip, method, path, action, resource, status, details, seq, prev_hash, hash)
+SELECT :ts, :tenant, :key_id, :ip, :method, :path, :action, :resource, :status, :details, :seq, :prev_hash, :hash
+FROM head
+RETURNING id
