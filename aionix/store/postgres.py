@@ -11,11 +11,10 @@ so services see no difference:
   caller with its own result or exception. On one node the writers are therefore serialised as
   on SQLite: a read-modify-write inside one transaction function is atomic against every other
   write of the node. Across nodes (issue 17's later parts) the queries that need it take row
-  locks (`FOR UPDATE`) in their PostgreSQL text. The writer's statements cost few round trips
-  and little client CPU: replies are read straight from the socket (`_DirectReads`, not one
-  event-loop run per statement), executemany of a plain INSERT is one statement over arrays
-  (`bulk_insert_sql`), and an audit row follows the chain head the writer wrote last in one
-  statement (`_chained_insert`).
+  locks (`FOR UPDATE`) in their PostgreSQL text. The writer's statements cost few round trips:
+  they are prepared once on the server (named statements), executemany of a plain INSERT is
+  one statement over arrays (`bulk_insert_sql`), and an audit row follows the chain head the
+  writer wrote last in one statement (`_chained_insert`).
 * Reads: an asyncpg pool on the server's loop; a read sees every commit awaited before it.
 * Queries: the named queries of `sql/postgres/*.sql`, written with the same `:name` / `?`
   parameters as SQLite's and turned into `$n` here. Parameters are coerced to the types
@@ -30,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import decimal
 import logging
-import os
 import queue
 import re
 import socket
@@ -487,7 +485,6 @@ class PostgresStore:
         self._thread: threading.Thread | None = None
         self._wloop: asyncio.AbstractEventLoop | None = None
         self._wconn: Any = None
-        self._direct: _DirectReads | None = None
         self._wstmts: dict[str, Any] = {}
         #: the bulk (array) form of each named INSERT run by executemany; None: it has none
         self._bulk_sql: dict[str, str | None] = {}
@@ -666,15 +663,11 @@ class PostgresStore:
     # ------------------------------------------------------------------ writer thread
     def _wait(self, coro: Any) -> Any:
         assert self._wloop is not None
-        direct = self._direct
-        if direct is None or not asyncio.iscoroutine(coro):
-            return self._wloop.run_until_complete(coro)
-        return direct.drive(self._wloop, coro)
+        return self._wloop.run_until_complete(coro)
 
     def _use_connection(self, conn: Any) -> None:
-        """`conn` becomes the writer's connection (its statements driven by `_DirectReads`)."""
+        """`conn` becomes the writer's connection."""
         self._wconn = conn
-        self._direct = _DirectReads.of(conn)
 
     def _compiled(self, name: str) -> Compiled:
         try:
@@ -714,7 +707,6 @@ class PostgresStore:
             pass
         self._wstmts = {}
         self._audit_heads = {}
-        self._direct = None
         self._use_connection(self._wait(self._connect()))
 
     def _writer_loop(self) -> None:
@@ -928,87 +920,6 @@ class PostgresStore:
                 "pg_database_size(current_database()) AS size"
             )
         return dict(row.items())
-
-
-class _DirectReads:
-    """Runs the writer's statements without entering its event loop for each one.
-
-    The writer drives a statement's coroutine itself: asyncpg writes the request on the socket
-    and hands back the future of the reply; the reply is read straight from the socket (a
-    blocking poll, the GIL released) into the connection's protocol (`data_received`, what the
-    loop would call) until that future is done. Entering and leaving the loop
-    (`run_until_complete`) cost about as much client CPU as the statement itself. Whatever this
-    path does not cover goes through the loop as before: a request the socket did not take whole
-    (the transport buffered the rest), the end of the connection or a socket error (the loop
-    reports the connection lost), TLS (the bytes on the socket are not the protocol's). Every
-    `FLUSH_EVERY` statements the loop runs once for the callbacks the replies scheduled."""
-
-    FLUSH_EVERY = 64
-    __slots__ = ("count", "fd", "poller", "protocol", "transport")
-
-    def __init__(self, fd: int, protocol: Any, transport: Any) -> None:
-        import select
-
-        self.fd, self.protocol, self.transport = fd, protocol, transport
-        self.poller = select.poll()
-        self.poller.register(fd, select.POLLIN)
-        self.count = 0
-
-    @classmethod
-    def of(cls, conn: Any) -> _DirectReads | None:
-        transport, protocol = getattr(conn, "_transport", None), getattr(conn, "_protocol", None)
-        if transport is None or protocol is None or not hasattr(protocol, "data_received"):
-            return None
-        if transport.get_extra_info("ssl_object") is not None or transport.get_extra_info("sslcontext") is not None:
-            return None
-        sock = transport.get_extra_info("socket")
-        try:
-            fd = sock.fileno() if sock is not None else -1
-        except OSError:
-            return None
-        return cls(fd, protocol, transport) if fd >= 0 else None
-
-    def drive(self, loop: asyncio.AbstractEventLoop, coro: Any) -> Any:
-        try:
-            while True:
-                asyncio.events._set_running_loop(loop)
-                try:
-                    fut = coro.send(None)
-                finally:
-                    asyncio.events._set_running_loop(None)
-                if fut is None or fut.done() or self._read_until(fut):
-                    continue
-                try:  # through the loop; the coroutine takes the outcome from the future
-                    loop.run_until_complete(fut)
-                except BaseException:
-                    if not fut.done():
-                        raise
-        except StopIteration as done:
-            self.count += 1
-            if self.count >= self.FLUSH_EVERY:
-                self.count = 0
-                loop.run_until_complete(asyncio.sleep(0))
-            return done.value
-        except BaseException:
-            coro.close()
-            raise
-
-    def _read_until(self, fut: Any) -> bool:
-        """Feed the reply to the protocol until `fut` is done; False: leave it to the loop."""
-        if self.transport.is_closing() or self.transport.get_write_buffer_size():
-            return False
-        while not fut.done():
-            try:
-                data = os.read(self.fd, 262144)
-            except BlockingIOError:
-                self.poller.poll()
-                continue
-            except OSError:
-                return False
-            if not data:
-                return False
-            self.protocol.data_received(data)
-        return True
 
 
 async def _keep_session(conn: Any) -> None:
