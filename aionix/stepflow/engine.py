@@ -182,6 +182,11 @@ class Run:
     pending: list[tuple[int, float, str, str | None, str | None, Any]] = field(default_factory=list)
     timer_adds: dict[str, float] = field(default_factory=dict)
     timer_dels: set[str] = field(default_factory=set)
+    #: frames with a timer row in the store (None: not known, a run loaded from the store): a
+    #: checkpoint deletes only those, not a row per frame that never waited
+    stored_timers: set[str] | None = field(default_factory=set)
+    #: whether map/parallel item rows may be in the store (a loaded run: maybe)
+    stored_items: bool = False
     token_adds: list[tuple[str, str]] = field(default_factory=list)
     #: every value CredVault resolved for this run (its redaction set, see aionix/redact.py)
     redaction: SecretSet = field(default_factory=SecretSet)

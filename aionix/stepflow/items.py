@@ -127,6 +127,7 @@ class ItemLog:
             future = host.store.submit(tx_fn)
         except StoreError:  # closed: shutting down; the run resumes from its last checkpoint
             return
+        run.stored_items = True
         future.add_done_callback(lambda f: self._written(run, f))
 
     @staticmethod
@@ -157,6 +158,8 @@ class ItemLog:
     @staticmethod
     def persist(tx: Any, run: Run, scopes: set[str], terminal: bool) -> None:
         """Inside a checkpoint's transaction: drop the rows its snapshot supersedes."""
+        if not run.stored_items:
+            return  # none written (nor queued) for this run: nothing to drop
         if terminal:
             tx.execute("stepflow_items.clear_execution", (run.id,))
             return

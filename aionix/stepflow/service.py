@@ -106,6 +106,9 @@ class StepFlowService:
         #: execution id -> events of this node's waiters for an execution another node runs
         #: (set by the owner's "executions" messages, aionix/cluster.py)
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        #: claims of this node one at a time (the claim loop, a start's or a cancel's take-over):
+        #: an execution claimed twice here would run under a stale epoch
+        self._claiming = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
@@ -143,6 +146,10 @@ class StepFlowService:
     async def _claim(self, *, own: bool = False, everything: bool = False) -> int:
         """Claim executions (`stepflow.claim_executions`: their epoch goes up, so whatever their
         previous owner still had in flight cannot be written) and resume them here."""
+        async with self._claiming:
+            return await self._claim_now(own=own, everything=everything)
+
+    async def _claim_now(self, *, own: bool, everything: bool) -> int:
         cluster = self.cluster
         sqlite = self.store.dialect == "sqlite"
         unbounded = own or everything  # a start takes all that is ours at once
@@ -314,6 +321,8 @@ class StepFlowService:
             parent_id=row["parent_id"],
             inserted=True,
             epoch=row["epoch"],
+            stored_timers=None,  # what its earlier lives stored is not known here
+            stored_items=True,
         )
         if snap.get("principal"):  # the run keeps calling on behalf of whoever started it
             run.on_behalf_of = principal_from_record(snap["principal"])
@@ -329,6 +338,8 @@ class StepFlowService:
         self.stats["started"] += 1
         self.stats["running"] = len(self.runs)
         run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}")
+        # a task cancelled before its first step never enters `Engine.run` (whose end sets it)
+        run.task.add_done_callback(lambda _t, run=run: run.done.set())
 
     # ------------------------------------------------------------------ templates
     def check_definition(self, definition: dict[str, Any]) -> None:
@@ -751,7 +762,8 @@ class StepFlowService:
         event_rows = self._event_rows(run, events)
         now = time.time()
         timer_rows = [(run.id, frame, run.tenant, due) for frame, due in timer_adds.items()]
-        del_rows = [(run.id, frame) for frame in timer_dels if frame not in timer_adds]
+        stored = run.stored_timers
+        del_rows = [(run.id, f) for f in timer_dels if f not in timer_adds and (stored is None or f in stored)]
         token_rows = [(token, run.id, run.tenant, frame, now) for token, frame in tokens]
 
         insert = None
@@ -784,7 +796,7 @@ class StepFlowService:
             if not tx.execute("stepflow.checkpoint_execution", row):
                 # fencing: another node claimed this execution (a higher epoch) since we did
                 raise LeaseLost(f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)")
-            if event_rows:  # never past a hole left by a failed transaction of this run
+            if event_rows and insert is None:  # never past a hole left by a failed transaction of this run
                 follows(tx, run.id, event_rows[0][1])
             tx.executemany("stepflow.insert_event", event_rows)
             if del_rows:
@@ -797,6 +809,9 @@ class StepFlowService:
                 self.engine.items.persist(tx, run, scopes, terminal)
 
         await self.store.transaction(tx_fn)
+        if stored is not None:
+            stored.difference_update(timer_dels)
+            stored.update(timer_adds)
         self.cluster.touch(run.id)  # watchers of this execution on other nodes look again
         if terminal:
             self.metrics.executions_finished.labels(run.status).inc()
@@ -972,6 +987,20 @@ class StepFlowService:
             if row["status"] in TERMINAL:
                 raise Conflict(f"execution {execution_id} is already {row['status']}")
             run = self.runs.get(execution_id)
+        if run is not None:
+            run.abort_reason = reason
+            if run.task is not None:
+                run.task.cancel()
+            await run.done.wait()
+            if run.status == "RUNNING" and not run.fenced:
+                # cancelled before its task began (just resumed here): it stops as below
+                if self.runs.get(run.id) is run:
+                    self.runs.pop(run.id, None)
+                    self.stats["running"] = len(self.runs)
+                row = await self._row(tenant, execution_id)
+                if row["status"] in TERMINAL:
+                    return self.envelope(row)
+                run = None
         if run is None:
             run = await self._load_run(row)
             run.abort_reason = reason
@@ -979,12 +1008,8 @@ class StepFlowService:
             run.status, run.error, run.stopped_at = "ABORTED", {"error": "States.Aborted", "cause": reason}, time.time()
             run.event("ExecutionAborted", detail=run.error)
             await self.engine.checkpoint(run)
+            run.done.set()  # ended here, without a task: its envelope is the final one
             await self._publish(run)
-        else:
-            run.abort_reason = reason
-            if run.task is not None:
-                run.task.cancel()
-            await run.done.wait()
         final = self.envelope_of(run)
         await self._cancel_children(tenant, execution_id)
         return final
@@ -1018,10 +1043,11 @@ class StepFlowService:
                     if row["status"] in TERMINAL:
                         return self.envelope(row)
                 continue  # no answer within a lease: take it over below
-            if execution_id in self.runs:
-                return None
-            params = {"id": execution_id, "epoch": own["epoch"], "node": cluster.node_id}
-            claimed = await self.store.transaction(lambda tx, p=params: tx.fetch_all("stepflow.claim_execution", p))
+            async with self._claiming:
+                if execution_id in self.runs:
+                    return None
+                params = {"id": execution_id, "epoch": own["epoch"], "node": cluster.node_id}
+                claimed = await self.store.transaction(lambda tx, p=params: tx.fetch_all("stepflow.claim_execution", p))
             if claimed:
                 return None  # ours now (the higher epoch fences the old owner): aborted here
             if time.monotonic() > deadline + cluster.lease_seconds:

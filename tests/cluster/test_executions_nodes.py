@@ -145,7 +145,7 @@ def test_cancel_of_a_dead_nodes_execution_takes_it_over(nodes):
         a.stop()  # a clean stop says so in its node row: its work is free at once
         r = api_b.post(f"/api/v1/executions/{eid}/cancel", json={})
         assert r.status_code == 200, r.text
-        assert r.json()["status"] == "ABORTED"
+        assert r.json()["status"] == "ABORTED", (r.json(), b.log()[-3000:])
         assert owner(group, eid)[0] == group.node_id(b)
 
 
