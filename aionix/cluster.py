@@ -176,6 +176,21 @@ class Cluster:
     def lease_seconds(self) -> float:
         return self.config.lease_seconds
 
+    def claim_params(self, *, own: bool, everything: bool) -> dict[str, Any]:
+        """The parameters of a claim query (`stepflow.claim_executions`,
+        `functions.claim_async_invocations`): `own`, this node's work from before its restart;
+        `everything`, all of it (SQLite: one node); neither, the work of nodes whose lease ran
+        out, a batch at a time. A start takes all that is its own at once (no limit)."""
+        unbounded = own or everything
+        no_limit = -1 if self.rt.store.dialect == "sqlite" else None
+        return {
+            "node": self.node_id,
+            "own": int(own),
+            "any": int(everything),
+            "lease": self.config.lease_seconds,
+            "limit": no_limit if unbounded else self.config.claim_batch,
+        }
+
     def holds_leases(self) -> bool:
         """Whether this node's last heartbeat is recent enough that its leases still hold."""
         return time.monotonic() - self.last_beat < self.config.lease_seconds

@@ -511,14 +511,7 @@ class Invocations:
         node's from before its restart; `everything`: all of them (SQLite: one node); neither:
         those of nodes whose lease ran out (PostgreSQL, every [cluster] claim_interval_seconds)."""
         cluster = self.rt.cluster
-        unbounded = own or everything  # a start takes all that is ours at once
-        params = {
-            "node": cluster.node_id,
-            "own": int(own),
-            "any": int(everything),
-            "lease": cluster.lease_seconds,
-            "limit": (-1 if self.store.dialect == "sqlite" else None) if unbounded else cluster.config.claim_batch,
-        }
+        params = cluster.claim_params(own=own, everything=everything)
         rows = await self.store.transaction(lambda tx: tx.fetch_all("functions.claim_async_invocations", params))
         for row in rows:
             claim = (cluster.node_id, int(row["attempts"]))
@@ -526,7 +519,7 @@ class Invocations:
                 self._claims[row["id"]] = claim  # running here already: it writes under the new claim
                 continue
             self._resume_async(row, claim)
-        if rows and not unbounded:
+        if rows and not (own or everything):
             cluster.stats["claimed"] += len(rows)
         return len(rows)
 

@@ -151,15 +151,7 @@ class StepFlowService:
 
     async def _claim_now(self, *, own: bool, everything: bool) -> int:
         cluster = self.cluster
-        sqlite = self.store.dialect == "sqlite"
-        unbounded = own or everything  # a start takes all that is ours at once
-        params = {
-            "node": cluster.node_id,
-            "own": int(own),
-            "any": int(everything),
-            "lease": cluster.lease_seconds,
-            "limit": (-1 if sqlite else None) if unbounded else cluster.config.claim_batch,
-        }
+        params = cluster.claim_params(own=own, everything=everything)
         rows = await self.store.transaction(lambda tx: tx.fetch_all("stepflow.claim_executions", params))
         count = 0
         for claimed in rows:

@@ -850,15 +850,23 @@ class PostgresStore:
     async def _read(self, query: str, params: Params) -> list[Any]:
         q = self._compiled(query)
         args = _args(q, query, params)
+
+        async def fetch(conn: Any) -> list[Any]:
+            co = self._coercer_cache.get(query)
+            if co is None:
+                stmt = await conn.prepare(q.sql)
+                co = self._coercer_cache[query] = _coercers(stmt.get_parameters())
+            return await conn.fetch(q.sql, *_coerce(args, co))
+
+        return await self._on_pool(fetch)
+
+    async def _on_pool(self, fn: Callable[[Any], Awaitable[T]]) -> T:
+        """`fn(connection)` on a pool connection; database errors as the store's errors."""
         if self._pool is None:
             raise StoreError("the store is closed")
-        co = self._coercer_cache.get(query)
         try:
             async with self._pool.acquire() as conn:
-                if co is None:
-                    stmt = await conn.prepare(q.sql)
-                    co = self._coercer_cache[query] = _coercers(stmt.get_parameters())
-                return await conn.fetch(q.sql, *_coerce(args, co))
+                return await fn(conn)
         except AionixError:
             raise
         except Exception as exc:
@@ -885,17 +893,7 @@ class PostgresStore:
 
     async def notify_now(self, channel: str, payload: str) -> None:
         """NOTIFY outside any transaction (what it tells is committed already)."""
-        if self._pool is None:
-            raise StoreError("the store is closed")
-        try:
-            async with self._pool.acquire() as conn:
-                await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
-        except AionixError:
-            raise
-        except Exception as exc:
-            if _is_db_error(exc):
-                raise _translate(exc) from None
-            raise
+        await self._on_pool(lambda conn: conn.execute("SELECT pg_notify($1, $2)", channel, payload))
 
     # ------------------------------------------------------------------ maintenance
     async def backup(self, target: Path) -> None:
