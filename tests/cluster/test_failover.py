@@ -377,7 +377,7 @@ def test_a_node_paused_past_its_lease_is_fenced_and_nothing_doubles(nodes) -> No
     a, _b, c = group.nodes
     api = a.client()
     fn = make_function(api)
-    slow = slow_chain(8, 0.25)
+    slow = slow_chain(8, 1.0)  # 8 s: still running at the check, LEASE + 2 s after the pause
     slow_name, tasks_name = create(api, slow), create(api, task_chain(fn, 4, 0.4))
     paused_id = group.node_id(c)
     started: dict[str, str] = {}
