@@ -30,7 +30,7 @@ from typing import Any
 
 from bench.pgstore import NO_RATE_LIMIT, PARALLEL3, _pg_cpu
 from bench.table import percentile, print_table
-from bench.throughput import CLIENTS, Conn, chain, cpu_seconds
+from bench.throughput import Conn, chain, closed_loop, cpu_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from serverproc import ServerProcess
@@ -56,28 +56,6 @@ async def _latency(ports: list[int], key: str, workflow: str, runs: int) -> list
     return lat
 
 
-async def _closed_loop(ports: list[int], key: str, workflow: str, seconds: float) -> tuple[int, float]:
-    """CLIENTS clients spread over the nodes, each starting sync executions back to back."""
-    stop = time.perf_counter() + seconds
-    counts = [0] * CLIENTS
-    path = f"/api/v1/workflows/{workflow}/executions"
-
-    async def client(i: int) -> None:
-        conn = Conn(ports[i % len(ports)], key)
-        try:
-            while time.perf_counter() < stop:
-                status, body = await conn.request("POST", path, {"input": {"v": i}, "mode": "sync"})
-                if status != 200:
-                    raise RuntimeError(f"{status}: {body}")
-                counts[i] += 1
-        finally:
-            conn.close()
-
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(CLIENTS)))
-    return sum(counts), time.perf_counter() - t0
-
-
 async def _bench(nodes: list[ServerProcess], pg_root: Path | None) -> dict[str, Any]:
     ports = [n.port for n in nodes]
     key = nodes[0].admin_key
@@ -101,7 +79,7 @@ async def _bench(nodes: list[ServerProcess], pg_root: Path | None) -> dict[str, 
     c0 = [cpu_seconds(p) for p in pids]
     p0 = _pg_cpu(pg_root) if pg_root else 0.0
     w0 = time.perf_counter()
-    n, elapsed = await _closed_loop(ports, key, "chain10", SECONDS)
+    n, elapsed = await closed_loop(ports, key, "chain10", "sync", SECONDS)
     wall = time.perf_counter() - w0
     cpu = [cpu_seconds(p) - c for p, c in zip(pids, c0, strict=True)]
     pg_cpu = (_pg_cpu(pg_root) - p0) if pg_root else 0.0

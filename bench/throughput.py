@@ -117,15 +117,17 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-async def closed_loop(port: int, key: str, workflow: str, mode: str, seconds: float) -> tuple[int, float]:
-    """CLIENTS clients, each starting executions back to back for `seconds`; (count, elapsed)."""
+async def closed_loop(port: int | list[int], key: str, workflow: str, mode: str, seconds: float) -> tuple[int, float]:
+    """CLIENTS clients, each starting executions back to back for `seconds`; (count, elapsed).
+    Several ports (nodes): client i talks to port i mod their number."""
+    ports = [port] if isinstance(port, int) else port
     stop = time.perf_counter() + seconds
     counts = [0] * CLIENTS
     path = f"/api/v1/workflows/{workflow}/executions"
     want = 200 if mode == "sync" else 202
 
     async def client(i: int) -> None:
-        conn = Conn(port, key)
+        conn = Conn(ports[i % len(ports)], key)
         try:
             while time.perf_counter() < stop:
                 status, body = await conn.request("POST", path, {"input": {"v": i}, "mode": mode})
