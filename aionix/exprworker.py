@@ -56,11 +56,10 @@ def main() -> int:
     import jlens
     import orjson
 
+    from aionix.priority import yield_cpu
+
     memory_mb = int(os.environ.get("AIONIX_EXPR_MEMORY_MB", "0") or 0)
-    try:
-        os.nice(10)  # the server's event loop goes first when the CPUs are busy
-    except OSError:
-        pass
+    yield_cpu()  # the server's event loop goes first when the CPUs are busy
     # the engine reserves address space (~1 GB, untouched) for its evaluation stack the first
     # time it runs: warm it up, then allow what is mapped now plus the evaluation budget
     jlens.Expression("(function($f){$f($f,3)})(function($g,$n){$n<=1?1:$g($g,$n-1)})").evaluate_json("null")

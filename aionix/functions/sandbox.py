@@ -36,6 +36,12 @@ class NoSandboxUid(OSError):
 
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")
+#: the CPU weight of the cgroup that holds every worker, beside the server's own group: that of
+#: one task at nice 10 (the kernel's weight table: 110 against 1024 at nice 0; cgroup v2's
+#: cpu.weight is on a scale where 100 is nice 0). The workers' own niceness counts only inside
+#: that group, so without it a worker in its own cgroup would take the CPU as the server does.
+V1_WORKER_CPU_SHARES = 110
+V2_WORKER_CPU_WEIGHT = 11
 
 
 def _write(path: Path, value: str) -> bool:
@@ -164,10 +170,9 @@ class Confinement:
             self._block_fd = fd
             first = self.uid_base + block * UID_BLOCK
             uids = range(first, first + min(UID_BLOCK, self.uid_count))
-            for uid in uids:
-                for pid in uid_processes(uid):
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGKILL)
+            for pid in uid_processes(*uids):  # one pass over /proc for the whole block
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
             self._free_uids = list(reversed(uids))
             return
         raise NoSandboxUid(
@@ -344,6 +349,7 @@ def _setup_cgroups(tag: str, wanted: str) -> tuple[str, dict[str, Path]]:
             try:
                 base.mkdir(exist_ok=True)
                 if _write(base / "cgroup.subtree_control", "+memory +pids" + (" +cpu" if "cpu" in controllers else "")):
+                    _write(base / "cpu.weight", str(V2_WORKER_CPU_WEIGHT))  # where the parent delegates cpu
                     return "v2", {"v2": base}
                 base.rmdir()
             except OSError:
@@ -358,6 +364,8 @@ def _setup_cgroups(tag: str, wanted: str) -> tuple[str, dict[str, Path]]:
             try:
                 base.mkdir(exist_ok=True)
                 bases[controller] = base
+                if controller == "cpu":
+                    _write(base / "cpu.shares", str(V1_WORKER_CPU_SHARES))
             except OSError:
                 continue
         if "memory" in bases or "pids" in bases:
@@ -447,12 +455,14 @@ async def kill_uid(uid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def uid_processes(uid: int) -> list[int]:
+def uid_processes(*uids: int) -> list[int]:
+    """The live (not zombie) processes running as any of `uids`, from one pass over /proc."""
+    wanted = set(uids)
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid != uid:
+                if os.stat(f"/proc/{entry}").st_uid not in wanted:
                     continue
                 with open(f"/proc/{entry}/stat", "rb") as fh:
                     state = fh.read().rsplit(b")", 1)[1].split()[0]

@@ -348,6 +348,9 @@ def pidns_probe() -> int:
 
 def confine(spec: dict) -> None:
     """Apply the sandbox described by `spec` to this process (irreversibly)."""
+    from aionix.priority import yield_cpu  # the standard library only
+
+    yield_cpu()  # user code runs below the server (its children inherit it)
     for procs in spec.get("cgroup_procs", []):
         with open(procs, "w") as fh:
             fh.write(str(os.getpid()))

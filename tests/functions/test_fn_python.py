@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pgstore
 from conftest import CANARY, confinement, create, healthy, invoke
@@ -18,7 +19,8 @@ def handler(event, context):
         print("to stdout", event.get("n"))
         print("to stderr", file=sys.stderr)
         return {"n": event.get("n"), "key": context.idempotency_key, "version": context.function_version,
-                "cwd": os.getcwd(), "files": os.listdir("."), "uid": os.getuid(), "pid": os.getpid()}
+                "cwd": os.getcwd(), "files": os.listdir("."), "uid": os.getuid(), "pid": os.getpid(),
+                "nice": os.nice(0), "autogroup": open("/proc/self/autogroup").read()}
     if op == "raise":
         raise ValueError("no good: " + str(event.get("n")))
     if op == "exit":
@@ -140,6 +142,26 @@ def test_success_logs_and_fresh_working_dir(fn) -> None:
         wrote["invocation_id"],
         first["invocation_id"],
     ]
+
+
+def test_user_code_runs_below_the_server_on_the_cpu(fn, fn_server) -> None:
+    """When user code keeps every CPU busy, the server's event loop still goes first: workers run
+    at nice +10, in an autogroup niced +10, and the cgroup holding them weighs as much as one
+    nice-10 task beside the server's group (inside their own cgroup or autogroup, the workers'
+    niceness would not count)."""
+    result = invoke(fn, _fn(fn), {"op": "ok", "n": 1})["result"]
+    assert result["nice"] == min(19, os.nice(0) + 10)  # the server inherits this process's
+    # a worker leads a session of its own, so it has an autogroup of its own (the kernel
+    # groups by session): niced as well, or the worker's niceness would count only inside it
+    assert result["autogroup"].split()[-2:] == ["nice", "10"], result["autogroup"]
+    report = confinement(fn)
+    assert report["cgroups"] in ("v1", "v2"), report  # the test runs as root, on a host with cgroups
+    base = f"aionix-fn-{fn_server.proc.pid}"
+    if report["cgroups"] == "v1" and "cpu" in report["cgroup_controllers"]:
+        assert Path(f"/sys/fs/cgroup/cpu/{base}/cpu.shares").read_text().strip() == "110"
+    weight = Path(f"/sys/fs/cgroup/{base}/cpu.weight")
+    if report["cgroups"] == "v2" and weight.exists():
+        assert weight.read_text().strip() == "11"
 
 
 def test_async_handler_and_idempotency_key_in_context(fn) -> None:
