@@ -82,6 +82,9 @@ _limits: dict[str, Any] = {
 }
 #: how long an expression may run on the event loop before it is moved to a worker process
 INLINE_SLICE_SECONDS = 0.01
+#: how long an expression that spent its inline slice goes straight to a worker: a workflow that
+#: repeats it (a map's items, a loop) then costs the loop one slice, not one per evaluation
+SLOW_INLINE_SKIP_SECONDS = 60.0
 # sources that can hold the engine in one builtin for tens of ms (a range is allocated before
 # its size is checked; $pad allocates its result): evaluated in a worker from the start
 _HEAVY_RE = re.compile(r"\.\.|\$pad\b")
@@ -195,11 +198,14 @@ class References:
 class Expression:
     """A compiled JSONata expression. Build with `compile_expression` (cached)."""
 
-    __slots__ = ("_plain", "_wrapped", "heavy", "reads_map", "references", "source")
+    __slots__ = ("_plain", "_slow_until", "_wrapped", "heavy", "reads_map", "references", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.heavy = _HEAVY_RE.search(source) is not None
+        # until when (`time.perf_counter()`) the inline attempt is skipped: this expression spent a
+        # whole slice inline lately, and each retry would hold the loop for another slice
+        self._slow_until = 0.0
         try:
             self._plain = jlens.Expression(source)
         except jlens.JlensError as exc:
@@ -221,8 +227,9 @@ class Expression:
             return _pool().evaluate(self, data, bindings)
         if self.heavy:
             raise _Offload
-        budget = mode - time.perf_counter()
-        if budget <= 0:
+        now = time.perf_counter()
+        budget = mode - now
+        if budget <= 0 or self._slow_until > now:
             raise _Offload
         if budget >= _limits["timeout"]:
             return self._evaluate_here(data, bindings, _limits["timeout"])
@@ -230,6 +237,8 @@ class Expression:
             return self._evaluate_here(data, bindings, budget)
         except ExpressionError as exc:
             if exc.jsonata_code == "D1012":
+                if budget >= INLINE_SLICE_SECONDS / 2:  # its own cost, not the slice's earlier spending
+                    self._slow_until = time.perf_counter() + SLOW_INLINE_SKIP_SECONDS
                 raise _Offload from None
             raise
 
