@@ -342,7 +342,13 @@ def test_a_webhook_traceparent_carries_through_the_trigger_delivery_to_the_execu
 
         # The hook's request span ends after its 202 is sent, the execution's spans on the
         # delivery task: they may reach the collector in different export batches.
-        wanted = {"POST /hooks/{tenant}/{name}", f"trigger {name}", "bus stepflow:template", f"execution {wf}", "state Echo"}
+        wanted = {
+            "POST /hooks/{tenant}/{name}",
+            f"trigger {name}",
+            "bus stepflow:template",
+            f"execution {wf}",
+            "state Echo",
+        }
         spans = receiver.wait_for(trace_id, lambda s: wanted <= {x["name"] for x in s})
         by_id = {s["span_id"]: s for s in spans}
         names = {s["name"]: s for s in spans}
