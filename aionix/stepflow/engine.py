@@ -187,6 +187,9 @@ class Run:
     stored_timers: set[str] | None = field(default_factory=set)
     #: whether map/parallel item rows may be in the store (a loaded run: maybe)
     stored_items: bool = False
+    #: inserted by this process, and every checkpoint since committed: with no item transaction
+    #: (`stored_items`), the stored history ends where this run's pending events begin
+    gapless: bool = False
     token_adds: list[tuple[str, str]] = field(default_factory=list)
     #: every value CredVault resolved for this run (its redaction set, see aionix/redact.py)
     redaction: SecretSet = field(default_factory=SecretSet)
@@ -297,6 +300,7 @@ class Engine:
             run.updated.set()
             run.updated = asyncio.Event()
         except BaseException as exc:
+            run.gapless = False  # it may have committed or not: the next checkpoint looks
             if not run.first_durable.done():
                 run.first_durable.set_exception(exc)
             raise

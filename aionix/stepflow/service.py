@@ -777,6 +777,14 @@ class StepFlowService:
                 "epoch": run.epoch,
             }
 
+        # the insert writes a RUNNING row with this snapshot, sequence, deadline, owner and epoch:
+        # for a start still running (no error, never redriven) it is the checkpoint too
+        inserted_is_checkpoint = (
+            insert is not None and run.status == "RUNNING" and row["error"] is None and not run.redrive_count
+        )
+
+        follow_known = insert is not None or (run.gapless and not run.stored_items)
+
         def tx_fn(tx: Any) -> None:
             if insert is not None:
                 # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
@@ -785,10 +793,12 @@ class StepFlowService:
             elif getattr(run, "quota_recheck", False):  # a redrive: RUNNING again, within the tenant's quota
                 run.quota_recheck = False  # type: ignore[attr-defined]
                 self.rt.quotas.check_running_tx(tx, run.tenant)
-            if not tx.execute("stepflow.checkpoint_execution", row):
+            if not inserted_is_checkpoint and not tx.execute("stepflow.checkpoint_execution", row):
                 # fencing: another node claimed this execution (a higher epoch) since we did
                 raise LeaseLost(f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)")
-            if event_rows and insert is None:  # never past a hole left by a failed transaction of this run
+            # never past a hole left by a failed transaction of this run (none can be: a start,
+            # or a run whose every transaction so far was a checkpoint that committed)
+            if event_rows and not follow_known:
                 follows(tx, run.id, event_rows[0][1])
             tx.executemany("stepflow.insert_event", event_rows)
             if del_rows:
@@ -809,6 +819,7 @@ class StepFlowService:
             self.metrics.executions_finished.labels(run.status).inc()
         if insert is not None:
             run.inserted = True
+            run.gapless = True
             self.metrics.executions_started.inc()
             await self._publish(run, "RUNNING")
 

@@ -323,3 +323,61 @@ async def test_redrive_after_timeout_reruns_the_timed_out_task(flow):
     assert final["status"] == "SUCCEEDED" and final["output"] == "late but done" and final["redrive_count"] == 1
     keys = [k for n, _, k in flow.calls if n == "slow_first"]
     assert keys == [f"{env['execution_id']}:T:1", f"{env['execution_id']}:T:2"]
+
+
+class _Recorder:
+    """The transaction handed to a store job, recording the name of every query it runs."""
+
+    def __init__(self, tx, names: list[str]) -> None:
+        self._tx, self._names = tx, names
+
+    def __getattr__(self, method):
+        call = getattr(self._tx, method)
+
+        def recorded(query, *args, **kw):
+            self._names.append(query)
+            return call(query, *args, **kw)
+
+        return recorded
+
+
+async def test_checkpoints_write_no_statement_the_run_does_not_need(tmp_path):
+    """A chain of tasks, each checkpointed before its call: the start's INSERT is its first
+    checkpoint (no UPDATE of the row it just wrote), and while every transaction of the run so
+    far was a checkpoint that committed, no checkpoint looks up the stored history's last event
+    (`follows`: a third of such a chain's statements on PostgreSQL). A run with parallel
+    branches, whose items are written by transactions of their own, still looks."""
+    h = await Harness(tmp_path / "d").start()
+    names: list[str] = []
+    submit = h.rt.store.submit
+    h.rt.store.submit = lambda fn: submit(lambda tx: fn(_Recorder(tx, names)))
+    try:
+        states = {f"T{i}": task("echo", next=f"T{i + 1}") for i in range(9)}
+        states["T9"] = task("echo", end=True)
+        chain = await h.define({"entry": "T0", "states": states})
+        names.clear()
+        env = await h.run(chain, {"n": 1})
+        assert env["status"] == "SUCCEEDED", env
+        assert names.count("stepflow.insert_execution") == 1
+        # one checkpoint before each of the 10 calls but the first (the insert), and the end
+        assert names.count("stepflow.checkpoint_execution") == 10, names
+        assert "stepflow_items.last_seq" not in names, names
+        seqs = [e["seq"] for e in await h.history(env["execution_id"])]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+        branches = [{"entry": f"A{i}", "states": {f"A{i}": task("echo", end=True)}} for i in range(2)]
+        parallel = await h.define(
+            {
+                "entry": "P",
+                "states": {
+                    "P": {"type": "parallel", "branches": branches, "next": "T"},
+                    "T": task("echo", end=True),
+                },
+            }
+        )
+        names.clear()
+        env = await h.run(parallel, {"n": 2})
+        assert env["status"] == "SUCCEEDED", env
+        assert "stepflow_items.last_seq" in names, names
+    finally:
+        await h.stop()
