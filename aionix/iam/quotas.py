@@ -178,18 +178,24 @@ class Quotas:
             row = tx.fetch_one("tenants.running_of", {"tenant": tenant})
             self.check_level_tx(tx, tenant, "concurrent_executions", row["n"] if row else 0)
 
-    def on_start_tx(self, tx: Any, tenant: str, now: float) -> None:
+    def on_start_tx(self, tx: Any, tenant: str, now: float) -> bool:
         """An execution start, in the transaction that inserts it: the concurrent and stored
         levels (only when limited: a count of the tenant's RUNNING executions by index), then
-        the day's counter."""
+        the day's counter when it is limited. True: it is not, and the start is to be counted
+        (`started`) once it committed. Only `tx` is written, so the transaction may be played
+        again (`Store.transaction(replayable=True)`)."""
         self.check_running_tx(tx, tenant)
         if self.limit(tenant, "stored_bytes") is not None:
             row = tx.fetch_one("tenants.get_used", {"tenant": tenant, "quota": "stored_bytes", "period": 0})
             self.check_level_tx(tx, tenant, "stored_bytes", row["used"] if row else 0.0)
         if self.limit(tenant, "executions_per_day") is not None:
             self.charge_tx(tx, tenant, "executions_per_day", 1, now)
-        else:  # unlimited: only counted, by the next flush (nothing more in the start's transaction)
-            self.settle(tenant, "executions_per_day", period_of("executions_per_day", now), 1)
+            return False
+        return True
+
+    def started(self, tenant: str, now: float) -> None:
+        """A committed start under an unlimited day's quota: counted by the next flush."""
+        self.settle(tenant, "executions_per_day", period_of("executions_per_day", now), 1)
 
     # ------------------------------------------------------------------ reservations
     async def reserve(self, tenant: str, quota: str, n: float) -> tuple[int, float]:

@@ -784,14 +784,16 @@ class StepFlowService:
         )
 
         follow_known = insert is not None or (run.gapless and not run.stored_items)
+        recheck = getattr(run, "quota_recheck", False)  # a redrive: RUNNING again, within the tenant's quota
 
-        def tx_fn(tx: Any) -> None:
+        # replayable (`Store.transaction`): it writes only through `tx`, so it may run twice
+        def tx_fn(tx: Any) -> bool:
+            count = False
             if insert is not None:
                 # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
-                self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
+                count = self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
                 tx.execute("stepflow.insert_execution", insert)
-            elif getattr(run, "quota_recheck", False):  # a redrive: RUNNING again, within the tenant's quota
-                run.quota_recheck = False  # type: ignore[attr-defined]
+            elif recheck:
                 self.rt.quotas.check_running_tx(tx, run.tenant)
             if not inserted_is_checkpoint and not tx.execute("stepflow.checkpoint_execution", row):
                 # fencing: another node claimed this execution (a higher epoch) since we did
@@ -809,8 +811,12 @@ class StepFlowService:
                 tx.executemany("stepflow.insert_token", token_rows)
             if scopes or terminal:
                 self.engine.items.persist(tx, run, scopes, terminal)
+            return count
 
-        await self.store.transaction(tx_fn)
+        if await self.store.transaction(tx_fn, replayable=True):
+            self.rt.quotas.started(run.tenant, run.started_at)
+        if recheck:
+            run.quota_recheck = False  # type: ignore[attr-defined]
         if stored is not None:
             stored.difference_update(timer_dels)
             stored.update(timer_adds)

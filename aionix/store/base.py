@@ -83,10 +83,15 @@ class Store(Protocol):
     async def fetch_all(self, query: str, params: Params = None) -> list[Row]:
         """Run a named read; every row as a dict."""
 
-    async def transaction(self, fn: Callable[[Tx], T]) -> T:
-        """Run `fn` in one durable, group-committed write transaction; return its result."""
+    async def transaction(self, fn: Callable[[Tx], T], *, replayable: bool = False) -> T:
+        """Run `fn` in one durable, group-committed write transaction; return its result.
 
-    def submit(self, fn: Callable[[Tx], T]) -> asyncio.Future[T]:
+        `replayable`: `fn` acts only through `tx` (no state of its own changes, nothing outside
+        the database happens), so it may be run again when its first run is rolled back; a
+        store may then group it with its neighbours under one savepoint (PostgreSQL, where each
+        savepoint is a round trip) and, when one of them raises, play each again in its own."""
+
+    def submit(self, fn: Callable[[Tx], T], *, replayable: bool = False) -> asyncio.Future[T]:
         """`transaction`, queued before this returns (so before any later one); its outcome."""
 
     async def execute(self, query: str, params: Params = None) -> int:

@@ -295,6 +295,8 @@ class _Job:
     fn: Callable[[Any], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    #: `fn` may run twice in one commit (`PostgresStore._play`)
+    replayable: bool = False
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -492,7 +494,7 @@ class PostgresStore:
         self._audit_heads: dict[str, tuple[int, str]] = {}
         self._pool: Any = None
         self._endpoints: list[tuple[str, int]] = []
-        self.stats = {"transactions": 0, "commits": 0}
+        self.stats = {"transactions": 0, "commits": 0, "replays": 0, "round_trips": 0}
         #: Test hook: called before each group commit; may raise.
         self.fault_hook: Callable[[], None] | None = None
         #: Metrics hook: (seconds the COMMIT took, transactions in the group), in the writer thread.
@@ -662,7 +664,9 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ writer thread
     def _wait(self, coro: Any) -> Any:
+        """One round trip of the writer's connection, to its end."""
         assert self._wloop is not None
+        self.stats["round_trips"] += 1
         return self._wloop.run_until_complete(coro)
 
     def _use_connection(self, conn: Any) -> None:
@@ -726,8 +730,14 @@ class PostgresStore:
 
     def _run_batch(self, tx: _Tx, batch: list[_Job]) -> None:
         """One transaction for the group; each job in its own savepoint (none for a group of
-        one). The control statements between jobs travel together in one round trip
-        (`RELEASE SAVEPOINT job; SAVEPOINT job`), the last release with the COMMIT."""
+        one), except that consecutive replayable jobs share one (`transaction(replayable=True)`).
+        The control statements between savepoints travel together in one round trip
+        (`RELEASE SAVEPOINT job; SAVEPOINT job`), the last release with the COMMIT.
+
+        A savepoint costs a round trip to the server, which on a busy machine is most of what
+        a small job costs; so a run of replayable jobs goes without one between them, and when
+        one of them raises, the run is rolled back to its savepoint and played again, one
+        savepoint a job, as any other job: each caller still gets its own outcome."""
         conn = self._wconn
         single = len(batch) == 1
         last = len(batch) - 1
@@ -750,30 +760,53 @@ class PostgresStore:
             return
         broken: BaseException | None = None
         commit_sql = "COMMIT"
-        for i, job in enumerate(batch):
+        solo_until = 0  # the jobs before this index run one savepoint each (their run was rolled back)
+        i = 0
+        while i <= last:
             if broken is not None:
                 outcomes.append((False, _translate(broken)))
+                i += 1
                 continue
-            try:
-                result = job.fn(tx)
-            except BaseException as exc:
-                outcomes.append((False, _translate(exc) if _is_db_error(exc) else exc))
-                if single:
-                    broken = exc
-                    continue
+            end = i + 1  # the jobs [i, end) share the savepoint open now
+            if not single and i >= solo_until and batch[i].replayable:
+                while end <= last and batch[end].replayable:
+                    end += 1
+            if end - i > 1:
+                played = self._play(tx, batch[i:end])
+                if played is None:  # one raised: back to the savepoint, then one job at a time
+                    try:
+                        self._wait(conn.execute("ROLLBACK TO SAVEPOINT job"))
+                    except Exception as fatal:
+                        broken = fatal
+                        continue
+                    solo_until, end = end, i + 1
+                else:
+                    outcomes.extend(played)
+            if end == i + 1:
+                job = batch[i]
                 try:
-                    self._wait(
-                        conn.execute(
-                            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job" + ("; SAVEPOINT job" if i < last else "")
+                    outcomes.append((True, job.fn(tx)))
+                except BaseException as exc:
+                    outcomes.append((False, _translate(exc) if _is_db_error(exc) else exc))
+                    if single:
+                        broken = exc
+                        i += 1
+                        continue
+                    try:
+                        self._wait(
+                            conn.execute(
+                                "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+                                + ("; SAVEPOINT job" if i < last else "")
+                            )
                         )
-                    )
-                except Exception as fatal:
-                    broken = fatal
-                continue
-            outcomes.append((True, result))
+                    except Exception as fatal:
+                        broken = fatal
+                    i += 1
+                    continue
+            i = end
             if single:
                 continue
-            if i == last:
+            if i > last:
                 commit_sql = "RELEASE SAVEPOINT job; COMMIT"
                 continue
             try:
@@ -806,6 +839,18 @@ class PostgresStore:
         self.stats["commits"] += 1
         self._deliver(batch, outcomes)
 
+    def _play(self, tx: _Tx, jobs: list[_Job]) -> list[tuple[bool, Any]] | None:
+        """Run replayable jobs one after another under one savepoint: their outcomes, or None
+        when one raised (the caller rolls them back and plays them again one by one)."""
+        outcomes: list[tuple[bool, Any]] = []
+        for job in jobs:
+            try:
+                outcomes.append((True, job.fn(tx)))
+            except BaseException:
+                self.stats["replays"] += 1
+                return None
+        return outcomes
+
     def _rollback(self) -> None:
         conn = self._wconn
         if conn is None or conn.is_closed():
@@ -832,19 +877,20 @@ class PostgresStore:
                 pass
 
     # ------------------------------------------------------------------ writes
-    async def transaction(self, fn: Callable[[Any], T]) -> T:
-        return await self.submit(fn)
+    async def transaction(self, fn: Callable[[Any], T], *, replayable: bool = False) -> T:
+        return await self.submit(fn, replayable=replayable)
 
-    def submit(self, fn: Callable[[Any], T]) -> asyncio.Future[T]:
+    def submit(self, fn: Callable[[Any], T], *, replayable: bool = False) -> asyncio.Future[T]:
         if self._thread is None:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
+        self._queue.put(_Job(fn, future, loop, replayable))
         return future
 
     async def execute(self, query: str, params: Params = None) -> int:
-        return await self.transaction(lambda tx: tx.execute(query, params))
+        # one statement, nothing else: it may be played again
+        return await self.transaction(lambda tx: tx.execute(query, params), replayable=True)
 
     # ------------------------------------------------------------------ reads
     async def _read(self, query: str, params: Params) -> list[Any]:
