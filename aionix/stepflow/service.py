@@ -795,14 +795,25 @@ class StepFlowService:
                 tx.execute("stepflow.insert_execution", insert)
             elif recheck:
                 self.rt.quotas.check_running_tx(tx, run.tenant)
-            if not inserted_is_checkpoint and not tx.execute("stepflow.checkpoint_execution", row):
-                # fencing: another node claimed this execution (a higher epoch) since we did
-                raise LeaseLost(f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)")
+            events = event_rows
+            if not inserted_is_checkpoint:
+                if follow_known:  # the row and the events together (one round trip on PostgreSQL)
+                    changed = tx.execute_then_insert(
+                        "stepflow.checkpoint_execution", row, "stepflow.insert_event", events
+                    )
+                    events = []
+                else:
+                    changed = tx.execute("stepflow.checkpoint_execution", row)
+                if not changed:
+                    # fencing: another node claimed this execution (a higher epoch) since we did
+                    raise LeaseLost(
+                        f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)"
+                    )
             # never past a hole left by a failed transaction of this run (none can be: a start,
             # or a run whose every transaction so far was a checkpoint that committed)
-            if event_rows and not follow_known:
-                follows(tx, run.id, event_rows[0][1])
-            tx.executemany("stepflow.insert_event", event_rows)
+            if events and not follow_known:
+                follows(tx, run.id, events[0][1])
+            tx.executemany("stepflow.insert_event", events)
             if del_rows:
                 tx.executemany("stepflow.delete_timer", del_rows)
             if timer_rows:

@@ -59,6 +59,10 @@ class Tx(Protocol):
     def executemany(self, query: str, rows: Iterable[Params]) -> None:
         """Run a named statement once per parameter set."""
 
+    def execute_then_insert(self, query: str, params: Params, insert: str, rows: Sequence[Params]) -> int:
+        """Run a named statement and, when it changed rows, the named INSERT once per row of
+        `rows`; the rows the statement changed. One round trip where the store can."""
+
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
         """Read inside the transaction (sees its own writes)."""
 

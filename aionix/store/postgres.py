@@ -13,8 +13,10 @@ so services see no difference:
   write of the node. Across nodes (issue 17's later parts) the queries that need it take row
   locks (`FOR UPDATE`) in their PostgreSQL text. The writer's statements cost few round trips:
   they are prepared once on the server (named statements), executemany of a plain INSERT is
-  one statement over arrays (`bulk_insert_sql`), and an audit row follows the chain head the
-  writer wrote last in one statement (`_chained_insert`).
+  one statement over arrays (`bulk_insert_sql`), a checkpoint's UPDATE and its history rows
+  are one statement (`then_insert_sql`), an audit row follows the chain head the writer wrote
+  last in one statement (`_chained_insert`), and replayable jobs share one savepoint
+  (`_run_batch`).
 * Reads: an asyncpg pool on the server's loop; a read sees every commit awaited before it.
 * Queries: the named queries of `sql/postgres/*.sql`, written with the same `:name` / `?`
   parameters as SQLite's and turned into `$n` here. Parameters are coerced to the types
@@ -34,7 +36,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -368,10 +370,11 @@ _INSERT_VALUES = re.compile(
 )
 
 
-def bulk_insert_sql(sql: str, types: list[Any]) -> str | None:
+def bulk_insert_sql(sql: str, types: list[Any], *, first: int = 1, when: str = "") -> str | None:
     """The array form of a single-row INSERT (see `_INSERT_VALUES`), or None when it has none:
     any value that is not exactly one parameter (each once, in order), or a parameter of a type
-    outside pg_catalog's scalars."""
+    outside pg_catalog's scalars. `first`: the number of its first array parameter; `when`: a
+    condition on whether the rows go in at all."""
     m = _INSERT_VALUES.fullmatch(sql.strip())
     if m is None:
         return None
@@ -382,8 +385,22 @@ def bulk_insert_sql(sql: str, types: list[Any]) -> str | None:
         return None
     if any(t.kind != "scalar" or t.schema != "pg_catalog" for t in types):
         return None
-    arrays = ", ".join(f"${i}::{t.name}[]" for i, t in enumerate(types, 1))
-    return f"{m.group(1)} SELECT * FROM unnest({arrays}){m.group(3) or ''}"
+    arrays = ", ".join(f"${i}::{t.name}[]" for i, t in enumerate(types, first))
+    where = f" WHERE {when}" if when else ""
+    return f"{m.group(1)} SELECT * FROM unnest({arrays}){where}{m.group(3) or ''}"
+
+
+def then_insert_sql(sql: str, count: int, insert_sql: str, types: list[Any]) -> str | None:
+    """`execute_then_insert` as one statement: the write `sql` (`count` parameters, no
+    RETURNING) in a WITH clause, the array form of `insert_sql` (parameters after those) taking
+    its rows only when the write changed one; the statement answers the rows changed. None when
+    the two do not compose."""
+    if not re.match(r"\s*(UPDATE|DELETE)\b", sql, re.I) or re.search(r"\bRETURNING\b|;", sql, re.I):
+        return None
+    bulk = bulk_insert_sql(insert_sql, types, first=count + 1, when="EXISTS (SELECT 1 FROM w)")
+    if bulk is None:
+        return None
+    return f"WITH w AS ({sql} RETURNING 1), i AS ({bulk}) SELECT count(*) FROM w"
 
 
 class _Tx:
@@ -443,6 +460,21 @@ class _Tx:
                 return
         if batch:
             st._wait(stmt.executemany(batch))
+
+    def execute_then_insert(self, query: str, params: Params, insert: str, rows: Sequence[Params]) -> int:
+        st = self._store
+        fused = st._then_insert_stmt(query, insert) if rows else None
+        if fused is None:
+            changed = self.execute(query, params)
+            if changed and rows:
+                self.executemany(insert, rows)
+            return changed
+        _, args = self._run(query, params)
+        q = st._compiled(insert)
+        co = st._coercer_cache[insert]
+        batch = [_coerce(_args(q, insert, p), co) for p in rows]
+        found = st._wait(fused.fetch(*args, *(list(column) for column in zip(*batch, strict=True))))
+        return int(found[0][0])
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
         rows = self._fetch(query, params)
@@ -701,6 +733,25 @@ class PostgresStore:
             return None
         bulk = self._wstmts[key] = self._wait(self._wconn.prepare(sql, name=True))
         return bulk
+
+    def _then_insert_stmt(self, query: str, insert: str) -> Any:
+        """The writer's prepared `then_insert_sql` of the two named queries, or None."""
+        key = f"{query}+{insert}"
+        fused = self._wstmts.get(key)
+        if fused is not None:
+            return fused
+        if query in _PREPARE or query in _CHAINED or insert in _PREPARE or insert in _CHAINED:
+            return None
+        if key not in self._bulk_sql:
+            q = self._compiled(query)
+            types = list(self._writer_stmt(insert).get_parameters())
+            self._writer_stmt(query)  # its coercers
+            self._bulk_sql[key] = then_insert_sql(q.tx_sql, q.count, self._compiled(insert).tx_sql, types)
+        sql = self._bulk_sql[key]
+        if sql is None:
+            return None
+        fused = self._wstmts[key] = self._wait(self._wconn.prepare(sql, name=True))
+        return fused
 
     def _reconnect(self) -> None:
         """A fresh writer connection after the old one broke (the database restarted)."""

@@ -20,7 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +79,12 @@ class _Tx:
 
     def executemany(self, query: str, rows: Iterable[Params]) -> None:
         self._conn.executemany(self._sql(query), rows)
+
+    def execute_then_insert(self, query: str, params: Params, insert: str, rows: Sequence[Params]) -> int:
+        changed = self.execute(query, params)
+        if changed and rows:
+            self.executemany(insert, rows)
+        return changed
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
         row = self._conn.execute(self._sql(query), params or ()).fetchone()

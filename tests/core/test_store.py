@@ -192,3 +192,29 @@ def test_every_named_query_compiles_against_the_schema(tmp_path):
         except sqlite3.Error as exc:
             raise AssertionError(f"{name}: {exc}") from None
     conn.close()
+
+
+async def test_execute_then_insert_inserts_only_when_the_statement_changed_a_row(store):
+    """The checkpoint's UPDATE and its history rows, together (one statement on PostgreSQL):
+    when the UPDATE matched nothing (a fenced checkpoint) no row goes in."""
+    key = {
+        "id": "k1", "tenant": "t", "name": "n", "role": "admin", "hash": "h", "prefix": "p",
+        "cross_tenant": 0, "created_at": 1.0, "created_by": None,
+    }  # fmt: skip
+    await store.execute("core.insert_key", key)
+
+    def events(*seqs):
+        return [("e1", seq, 1.0, f"T{seq}", None, None, None) for seq in seqs]
+
+    revoke = {"now": 2.0, "id": "k1", "tenant": "t"}
+    args = ("core.revoke_key", revoke, "stepflow.insert_event")
+    assert await store.transaction(lambda tx: tx.execute_then_insert(*args, events(1, 2))) == 1
+    # revoked already: the UPDATE changes nothing, so neither do the events
+    assert await store.transaction(lambda tx: tx.execute_then_insert(*args, events(3))) == 0
+    # no events: the statement alone
+    assert await store.transaction(lambda tx: tx.execute_then_insert(*args, [])) == 0
+    rows = await store.fetch_all("stepflow.history", {"id": "e1", "after": 0, "limit": 10})
+    assert [(r["seq"], r["type"]) for r in rows] == [(1, "T1"), (2, "T2")]
+    assert (await store.fetch_one("core.get_key", {"id": "k1", "tenant": "t"}))["revoked_at"] == 2.0
+    if store.dialect == "postgres":  # the two went as one statement
+        assert "core.revoke_key+stepflow.insert_event" in store._wstmts

@@ -291,6 +291,24 @@ def test_an_insert_of_single_values_has_an_array_form_for_executemany():
     assert bulk_insert_sql("INSERT INTO t (a) VALUES ($1)", custom) is None
 
 
+def test_a_write_and_an_insert_of_single_values_compose_into_one_statement():
+    from types import SimpleNamespace
+
+    from aionix.store.postgres import then_insert_sql
+
+    texts = [SimpleNamespace(name="text", kind="scalar", schema="pg_catalog")] * 2
+    insert = "INSERT INTO h (a, b) VALUES ($1, $2)"
+    assert then_insert_sql("UPDATE t SET x = $1 WHERE id = $2", 2, insert, texts) == (
+        "WITH w AS (UPDATE t SET x = $1 WHERE id = $2 RETURNING 1), "
+        "i AS (INSERT INTO h (a, b) SELECT * FROM unnest($3::text[], $4::text[]) WHERE EXISTS (SELECT 1 FROM w)) "
+        "SELECT count(*) FROM w"
+    )
+    assert then_insert_sql("UPDATE t SET x = $1 RETURNING x", 1, insert, texts) is None
+    assert then_insert_sql("INSERT INTO t (x) VALUES ($1)", 1, insert, texts) is None
+    assert then_insert_sql("UPDATE t SET x = 1; DELETE FROM t", 0, insert, texts) is None
+    assert then_insert_sql("UPDATE t SET x = $1", 1, "INSERT INTO h (a, b) VALUES ($1, lower($2))", texts) is None
+
+
 async def test_executemany_of_an_insert_is_one_statement_with_the_rows_of_many(pg):
     """History rows (and every INSERT of plain values) go in as arrays: the same rows, NULLs and
     coerced values included, ON CONFLICT DO NOTHING within the batch, and a duplicate key fails

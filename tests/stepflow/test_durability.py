@@ -350,7 +350,7 @@ async def test_checkpoints_write_no_statement_the_run_does_not_need(tmp_path):
     h = await Harness(tmp_path / "d").start()
     names: list[str] = []
     submit = h.rt.store.submit
-    h.rt.store.submit = lambda fn: submit(lambda tx: fn(_Recorder(tx, names)))
+    h.rt.store.submit = lambda fn, **kw: submit(lambda tx: fn(_Recorder(tx, names)), **kw)
     try:
         states = {f"T{i}": task("echo", next=f"T{i + 1}") for i in range(9)}
         states["T9"] = task("echo", end=True)
