@@ -766,7 +766,11 @@ class StepFlowService:
                 "workflow": run.workflow,
                 "version": run.version,
                 "input": self._redact_text(run, _dumps(run.input)),
+                "status": row["status"],
+                "output": row["output"],
+                "error": row["error"],
                 "started_at": run.started_at,
+                "stopped_at": run.stopped_at,
                 "deadline": run.deadline,
                 "trace_id": run.trace_id,
                 "snapshot": row["snapshot"],
@@ -777,11 +781,9 @@ class StepFlowService:
                 "epoch": run.epoch,
             }
 
-        # the insert writes a RUNNING row with this snapshot, sequence, deadline, owner and epoch:
-        # for a start still running (no error, never redriven) it is the checkpoint too
-        inserted_is_checkpoint = (
-            insert is not None and run.status == "RUNNING" and row["error"] is None and not run.redrive_count
-        )
+        # the insert writes the row with this status, result, snapshot, sequence, deadline, owner
+        # and epoch: for a run never redriven it is the checkpoint too
+        inserted_is_checkpoint = insert is not None and not run.redrive_count
 
         follow_known = insert is not None or (run.gapless and not run.stored_items)
         recheck = getattr(run, "quota_recheck", False)  # a redrive: RUNNING again, within the tenant's quota
@@ -789,13 +791,17 @@ class StepFlowService:
         # replayable (`Store.transaction`): it writes only through `tx`, so it may run twice
         def tx_fn(tx: Any) -> bool:
             count = False
+            events = event_rows
             if insert is not None:
                 # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
                 count = self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
-                tx.execute("stepflow.insert_execution", insert)
+                if inserted_is_checkpoint:  # the row and the events together (one round trip on PostgreSQL)
+                    tx.execute_then_insert("stepflow.insert_execution", insert, "stepflow.insert_event", events)
+                    events = []
+                else:
+                    tx.execute("stepflow.insert_execution", insert)
             elif recheck:
                 self.rt.quotas.check_running_tx(tx, run.tenant)
-            events = event_rows
             if not inserted_is_checkpoint:
                 if follow_known:  # the row and the events together (one round trip on PostgreSQL)
                     changed = tx.execute_then_insert(

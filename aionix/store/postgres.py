@@ -392,10 +392,10 @@ def bulk_insert_sql(sql: str, types: list[Any], *, first: int = 1, when: str = "
 
 def then_insert_sql(sql: str, count: int, insert_sql: str, types: list[Any]) -> str | None:
     """`execute_then_insert` as one statement: the write `sql` (`count` parameters, no
-    RETURNING) in a WITH clause, the array form of `insert_sql` (parameters after those) taking
+    RETURNING; an INSERT, UPDATE or DELETE) in a WITH clause, the array form of `insert_sql` (parameters after those) taking
     its rows only when the write changed one; the statement answers the rows changed. None when
     the two do not compose."""
-    if not re.match(r"\s*(UPDATE|DELETE)\b", sql, re.I) or re.search(r"\bRETURNING\b|;", sql, re.I):
+    if not re.match(r"\s*(INSERT|UPDATE|DELETE)\b", sql, re.I) or re.search(r"\bRETURNING\b|;", sql, re.I):
         return None
     bulk = bulk_insert_sql(insert_sql, types, first=count + 1, when="EXISTS (SELECT 1 FROM w)")
     if bulk is None:

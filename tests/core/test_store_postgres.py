@@ -304,7 +304,12 @@ def test_a_write_and_an_insert_of_single_values_compose_into_one_statement():
         "SELECT count(*) FROM w"
     )
     assert then_insert_sql("UPDATE t SET x = $1 RETURNING x", 1, insert, texts) is None
-    assert then_insert_sql("INSERT INTO t (x) VALUES ($1)", 1, insert, texts) is None
+    assert then_insert_sql("INSERT INTO t (x) VALUES ($1)", 1, insert, texts) == (
+        "WITH w AS (INSERT INTO t (x) VALUES ($1) RETURNING 1), "
+        "i AS (INSERT INTO h (a, b) SELECT * FROM unnest($2::text[], $3::text[]) WHERE EXISTS (SELECT 1 FROM w)) "
+        "SELECT count(*) FROM w"
+    )
+    assert then_insert_sql("SELECT 1 FROM t WHERE x = $1", 1, insert, texts) is None
     assert then_insert_sql("UPDATE t SET x = 1; DELETE FROM t", 0, insert, texts) is None
     assert then_insert_sql("UPDATE t SET x = $1", 1, "INSERT INTO h (a, b) VALUES ($1, lower($2))", texts) is None
 
@@ -421,6 +426,8 @@ def _one_group(pg, jobs):
     def hold(tx):
         held.set()
         release.wait(10)
+        # the writer's round trips before the group: this group's COMMIT is the one more
+        return pg.stats["round_trips"] + 1
 
     first = pg.submit(hold)
     assert held.wait(10)
@@ -446,10 +453,11 @@ async def test_replayable_jobs_share_one_savepoint_and_a_failure_plays_each_agai
         return fn
 
     # a clean group: one statement a job, and no savepoint round trip between the jobs
+    commits, replays = pg.stats["commits"], pg.stats["replays"]
     first, futures = _one_group(pg, [(event(f"ok{i}", "r1", i + 1), True) for i in range(5)])
-    await first
-    trips, replays = pg.stats["round_trips"], pg.stats["replays"]
+    trips = await first
     assert await asyncio.gather(*futures) == [f"ok{i}" for i in range(5)]
+    assert pg.stats["commits"] == commits + 2  # the holding job's group and theirs
     # BEGIN with the savepoint, the 5 statements, RELEASE with the COMMIT (each job in a
     # savepoint of its own took 4 more)
     assert pg.stats["round_trips"] - trips == 7

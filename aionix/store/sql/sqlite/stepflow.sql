@@ -71,8 +71,9 @@ SELECT count(*) AS n FROM sf_executions WHERE status = 'RUNNING' AND tenant = :t
 SELECT max(version) AS v FROM sf_template_versions WHERE tenant = :tenant AND name = :name
 
 -- name: insert_execution
-INSERT INTO sf_executions (id, tenant, workflow, version, status, input, started_at, deadline, trace_id, snapshot, next_seq, parent_id, idempotency_key, owner, epoch)
-VALUES (:id, :tenant, :workflow, :version, 'RUNNING', :input, :started_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key, :owner, :epoch)
+-- the first checkpoint: RUNNING, or already ended (a run that finished before its first durable point)
+INSERT INTO sf_executions (id, tenant, workflow, version, status, input, output, error, started_at, stopped_at, deadline, trace_id, snapshot, next_seq, parent_id, idempotency_key, owner, epoch)
+VALUES (:id, :tenant, :workflow, :version, :status, :input, :output, :error, :started_at, :stopped_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key, :owner, :epoch)
 
 -- name: execution_by_idempotency
 SELECT id FROM sf_executions WHERE tenant = :tenant AND workflow = :workflow AND idempotency_key = :key
