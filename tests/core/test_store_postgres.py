@@ -500,3 +500,54 @@ async def test_a_replayed_job_that_raises_in_python_leaves_no_rows_and_its_neigh
     assert outcomes[0] == 1 and isinstance(outcomes[1], ValueError) and outcomes[2] == 3
     rows = await pg.fetch_all("stepflow.history", {"id": "r3", "after": 0, "limit": 10})
     assert [r["seq"] for r in rows] == [1, 3]
+
+
+async def test_audit_rows_of_one_group_go_in_together_one_statement_a_chain(pg):
+    """The audit rows of the requests in one group commit (`Store.execute` of
+    `core.insert_audit`) go in over arrays, one statement a chain, linked as one by one; when
+    the remembered head moved (another node wrote), the head is read and locked and they follow it."""
+    import threading
+
+    other = PostgresStore(pg.url, password=pg.connect_args["password"])
+    await other.start()
+    try:
+        await pg.execute("core.insert_audit", _audit_row(1))  # the head pg remembers
+        await other.execute("core.insert_audit", _audit_row(2))  # ...moved by another node
+
+        async def group(rows):
+            held, release = threading.Event(), threading.Event()
+
+            def hold(tx):
+                held.set()
+                release.wait(10)
+                return pg.stats["round_trips"] + 1
+
+            first = pg.submit(hold)
+            assert await asyncio.to_thread(held.wait, 10)
+            tasks = [asyncio.ensure_future(pg.execute("core.insert_audit", row)) for row in rows]
+            await asyncio.sleep(0.05)  # every one queued behind the holding job
+            release.set()
+            trips = await first
+            assert await asyncio.gather(*tasks) == [1] * len(rows)
+            return pg.stats["round_trips"] - trips
+
+        batches = pg.stats["audit_batches"]
+        # chain t: pg's remembered head is stale (the after-insert inserts nothing, the head is
+        # read, the rows go in after it); chain u: a chain of its own, new
+        rows = [_audit_row(3), _audit_row(4, "u"), _audit_row(5), _audit_row(6), _audit_row(7, "u")]
+        trips = await group(rows)
+        assert pg.stats["audit_batches"] == batches + 1
+        # BEGIN, t: after (nothing) + head + insert, u: head + insert, COMMIT; and the two
+        # array statements prepared at their first use
+        assert trips == 7 + 2, trips
+        await _assert_chain_links(pg, "t", 5)
+        await _assert_chain_links(pg, "u", 2)
+        # the heads are known now: one statement a chain
+        trips = await group([_audit_row(8), _audit_row(9, "u"), _audit_row(10)])
+        assert trips == 4, trips
+        await _assert_chain_links(pg, "t", 7)
+        await _assert_chain_links(pg, "u", 3)
+        rows = await pg.fetch_all("audit_chain.page", {"chain": "t", "after": -1, "limit": 100})
+        assert [r["details"] for r in rows][-3:] == ['{"n": 6}', '{"n": 8}', '{"n": 10}']
+    finally:
+        await other.close()
