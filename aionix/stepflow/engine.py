@@ -213,6 +213,9 @@ class Run:
     #: set when this node lost the run's lease: the run stops without writing anything more
     fenced: bool = False
     idempotency_key: str | None = None
+    #: the latest version this node remembered and started it on: its first checkpoint inserts
+    #: the row only while that still is the template's latest (`StaleHead` otherwise)
+    head_check: int | None = None
     first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)

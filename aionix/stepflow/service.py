@@ -37,6 +37,11 @@ log = logging.getLogger("aionix.stepflow")
 EVENT_SOURCE = "aionix.stepflow"
 
 
+class StaleHead(Exception):
+    """A start's first checkpoint found that the version this node remembered as the template's
+    latest no longer is (another node wrote one): nothing was stored; it starts again."""
+
+
 class StepFlowConfig(BaseModel):
     """`[stepflow]` in config.toml."""
 
@@ -95,13 +100,17 @@ class StepFlowService:
         self.engine.observe_state = rt.metrics.observe_state  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
-        #: (tenant, name) -> latest version, for starts without a version: only with the SQLite
-        #: store, whose file this process alone writes (every template write goes through this
-        #: service, which forgets the entry once it committed: `_forget_head`)
-        self._heads: dict[tuple[str, str], int] | None = {} if getattr(rt.store, "dialect", None) == "sqlite" else None
+        #: (tenant, name) -> latest version, for starts without a version. Every template write
+        #: of this node forgets its entry once it committed (`_forget_head`). With the SQLite
+        #: store, whose file this process alone writes, that is all; on PostgreSQL other nodes
+        #: write templates too, so a start on a remembered version inserts its execution only
+        #: while that still is the latest, and starts again on the stored head otherwise
+        #: (`Run.head_check`, `StaleHead`)
+        self._heads: dict[tuple[str, str], int] | None = {}
+        self._heads_shared = getattr(rt.store, "dialect", None) != "sqlite"
         self._heads_generation = 0
         self._stopping = False
-        self.stats: dict[str, int] = {"running": 0, "started": 0}
+        self.stats: dict[str, int] = {"running": 0, "started": 0, "stale_heads": 0}
         self.cluster = rt.cluster
         #: execution id -> events of this node's waiters for an execution another node runs
         #: (set by the owner's "executions" messages, aionix/cluster.py)
@@ -541,12 +550,13 @@ class StepFlowService:
             self._heads.pop((tenant, name), None)
             self._heads_generation += 1
 
-    async def _latest_version(self, tenant: str, name: str) -> int:
+    async def _latest_version(self, tenant: str, name: str) -> tuple[int, bool]:
+        """The template's latest version, and whether it came from this node's memory."""
         heads = self._heads
         if heads is not None:
             version = heads.get((tenant, name))
             if version is not None:
-                return version
+                return version, True
         generation = self._heads_generation
         head = await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
         if head is None:
@@ -556,7 +566,7 @@ class StepFlowService:
             if len(heads) >= 4 * self.config.plan_cache_size:
                 heads.clear()
             heads[(tenant, name)] = version
-        return version
+        return version, False
 
     async def execution_definition(self, tenant: str, envelope: dict[str, Any]) -> dict[str, Any]:
         """The definition an execution ran, also once its workflow was deleted (or created again)."""
@@ -621,8 +631,9 @@ class StepFlowService:
                     }
                 ],
             )
+        remembered = False
         if version is None:
-            version = await self._latest_version(tenant, name)
+            version, remembered = await self._latest_version(tenant, name)
         if idempotency_key is not None:
             found = await self.store.fetch_one(
                 "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
@@ -647,6 +658,8 @@ class StepFlowService:
         )
         run.idempotency_key = idempotency_key
         run.on_behalf_of = on_behalf_of
+        if remembered and self._heads_shared:
+            run.head_check = version
         if redaction is not None:  # what the parent resolved is masked in the child's records too
             run.redaction = SecretSet.within(redaction)
         run.event("ExecutionStarted", detail={"input": input, "version": version, "parent_id": parent_id})
@@ -655,6 +668,24 @@ class StepFlowService:
         self._launch(run)
         try:
             await asyncio.shield(run.first_durable)
+        except StaleHead:
+            # another node wrote a new version since this one remembered the latest: nothing of
+            # this run was stored (nor done: a run's first checkpoint comes before its first
+            # call); it starts again on the stored head, which is not checked again
+            self._forget_head(tenant, name)
+            self.stats["stale_heads"] += 1
+            return await self.start(
+                tenant,
+                name,
+                input,
+                mode=mode,
+                idempotency_key=idempotency_key,
+                parent_id=parent_id,
+                trace_id=trace_id,
+                wait_seconds=wait_seconds,
+                redaction=redaction,
+                on_behalf_of=on_behalf_of,
+            )
         except UniqueViolation:
             found = await self.store.fetch_one(
                 "stepflow.execution_by_idempotency", {"tenant": tenant, "workflow": name, "key": idempotency_key}
@@ -779,6 +810,7 @@ class StepFlowService:
                 "idempotency_key": run.idempotency_key,
                 "owner": self.cluster.node_id,
                 "epoch": run.epoch,
+                "head": run.head_check,
             }
 
         # the insert writes the row with this status, result, snapshot, sequence, deadline, owner
@@ -796,10 +828,12 @@ class StepFlowService:
                 # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
                 count = self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
                 if inserted_is_checkpoint:  # the row and the events together (one round trip on PostgreSQL)
-                    tx.execute_then_insert("stepflow.insert_execution", insert, "stepflow.insert_event", events)
+                    added = tx.execute_then_insert("stepflow.insert_execution", insert, "stepflow.insert_event", events)
                     events = []
                 else:
-                    tx.execute("stepflow.insert_execution", insert)
+                    added = tx.execute("stepflow.insert_execution", insert)
+                if not added:
+                    raise StaleHead(f"workflow {run.workflow!r}: version {run.head_check} is no longer the latest")
             elif recheck:
                 self.rt.quotas.check_running_tx(tx, run.tenant)
             if not inserted_is_checkpoint:

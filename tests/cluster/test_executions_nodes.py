@@ -256,3 +256,29 @@ def test_a_copied_data_dir_does_not_make_a_second_live_node_with_the_same_id(nod
     # A goes on as before
     with a.client() as api:
         assert api.get("/api/v1/cluster/nodes").json()["items"][0]["id"] == node_id
+
+
+def test_a_start_after_another_node_updated_the_workflow_runs_the_new_version(nodes):
+    """Each node remembers a workflow's latest version for its starts; when another node wrote a
+    new one, the start's first checkpoint finds its remembered version stale, stores nothing and
+    the start runs again on the new version: a start after the update's answer always sees it."""
+    group = nodes(2)
+    a, b = group.nodes
+
+    def definition(v: int) -> dict[str, Any]:
+        return {"entry": "S", "states": {"S": {"type": "set", "value": {"v": v}, "end": True}}}
+
+    with a.client() as api_a, b.client() as api_b:
+        name = create(api_a, definition(1))
+        start = f"/api/v1/workflows/{name}/executions"
+        for _ in range(2):  # node a now remembers version 1
+            env = api_a.post(start, json={"input": {}, "mode": "sync"}).json()
+            assert (env["version"], env["output"]) == (1, {"v": 1}), env
+        for v in (2, 3):
+            r = api_b.put(f"/api/v1/workflows/{name}", json={"definition": definition(v)})
+            assert r.status_code == 200, r.text
+            env = api_a.post(start, json={"input": {}, "mode": "sync"}).json()
+            assert (env["status"], env["version"], env["output"]) == ("SUCCEEDED", v, {"v": v}), env
+        # the stale attempts stored nothing: every execution of the workflow is one of the 4 answers
+        rows = group.sql("SELECT version, status FROM sf_executions WHERE workflow = ? ORDER BY started_at", (name,))
+        assert [tuple(r) for r in rows] == [(1, "SUCCEEDED"), (1, "SUCCEEDED"), (2, "SUCCEEDED"), (3, "SUCCEEDED")]

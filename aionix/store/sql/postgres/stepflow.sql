@@ -71,9 +71,13 @@ SELECT count(*) AS n FROM sf_executions WHERE status = 'RUNNING' AND tenant = :t
 SELECT max(version) AS v FROM sf_template_versions WHERE tenant = :tenant AND name = :name
 
 -- name: insert_execution
--- the first checkpoint: RUNNING, or already ended (a run that finished before its first durable point)
+-- the first checkpoint: RUNNING, or already ended (a run that finished before its first durable
+-- point). :head, when not NULL: the latest version this node remembered; nothing is inserted
+-- unless it still is the template's latest (another node may have written a new one)
 INSERT INTO sf_executions (id, tenant, workflow, version, status, input, output, error, started_at, stopped_at, deadline, trace_id, snapshot, next_seq, parent_id, idempotency_key, owner, epoch)
-VALUES (:id, :tenant, :workflow, :version, :status, :input, :output, :error, :started_at, :stopped_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key, :owner, :epoch)
+SELECT :id, :tenant, :workflow, :version, :status, :input, :output, :error, :started_at, :stopped_at, :deadline, :trace_id, :snapshot, :next_seq, :parent_id, :idempotency_key, :owner, :epoch
+WHERE CAST(:head AS BIGINT) IS NULL
+   OR EXISTS (SELECT 1 FROM sf_templates WHERE tenant = :tenant AND name = :workflow AND latest_version = :head)
 
 -- name: execution_by_idempotency
 SELECT id FROM sf_executions WHERE tenant = :tenant AND workflow = :workflow AND idempotency_key = :key
