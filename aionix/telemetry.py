@@ -48,7 +48,9 @@ _CURRENT: Any = object()  # "the current span" (default parent)
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    # from the process's seeded generator, not os.urandom: a syscall that gives up the GIL on
+    # every request, and a trace id is no secret
+    return f"{_bits(128):032x}"
 
 
 def _valid(value: str, size: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -289,7 +288,9 @@ def make_handler(endpoint: Endpoint, rt: Runtime):
         request._headers = _Headers(request.scope)  # what `request.headers` gives from here on
         # one trace id: a W3C traceparent's, else X-Trace-Id, else a new one (telemetry.py)
         remote = telemetry.parse_traceparent(request.headers.get("traceparent"))
-        trace_id = remote.trace_id if remote is not None else request.headers.get("x-trace-id") or os.urandom(16).hex()
+        trace_id = (
+            remote.trace_id if remote is not None else request.headers.get("x-trace-id") or telemetry.new_trace_id()
+        )
         request.state.trace_id = trace_id
         tracing = telemetry.tracer
         span = trace_token = None

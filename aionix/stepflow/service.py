@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from aionix import jsonutil
+from aionix import jsonutil, telemetry
 from aionix import trn as trnlib
 from aionix import usage as ai_usage
 from aionix.api.auth import principal_from_record, principal_record
@@ -69,6 +70,7 @@ def _loads(text: str | None) -> Any:
 
 
 _last_id = [0, 0]
+_tail = random.Random(os.urandom(16)).getrandbits
 
 
 def new_execution_id() -> str:
@@ -79,7 +81,8 @@ def new_execution_id() -> str:
     else:
         _last_id[1] = 0
     _last_id[0] = ms
-    return f"{ms:012x}{_last_id[1]:04x}{os.urandom(4).hex()}"
+    # the tail from a seeded generator (os.urandom is a syscall that gives up the GIL)
+    return f"{ms:012x}{_last_id[1]:04x}{_tail(32):08x}"
 
 
 class StepFlowService:
@@ -651,7 +654,7 @@ class StepFlowService:
             root=new_root(plan, input),
             input=input,
             started_at=now,
-            trace_id=trace_id or os.urandom(16).hex(),
+            trace_id=trace_id or telemetry.new_trace_id(),
             next_seq=1,
             parent_id=parent_id,
             deadline=now + plan.root.timeout_seconds if plan.root.timeout_seconds else None,
