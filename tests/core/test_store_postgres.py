@@ -416,9 +416,10 @@ async def test_a_failing_job_in_a_group_is_rolled_back_alone(pg):
     assert [r["type"] for r in await pg.fetch_all("stepflow.history", {"id": "d1", "after": 0, "limit": 10})] == ["A"]
 
 
-def _one_group(pg, jobs):
-    """Submit `jobs` ((fn, replayable) pairs) so the writer takes them as one group: it is held
-    by a job of its own until every one of them is queued. Their futures, in order."""
+def _hold_writer(pg):
+    """Hold the writer with a job of its own, so that what is queued meanwhile goes in one
+    group. (Its future, the event that lets it go.) The future gives the writer's round trips
+    before the next group (the holding group's COMMIT is the one more)."""
     import threading
 
     held, release = threading.Event(), threading.Event()
@@ -426,11 +427,17 @@ def _one_group(pg, jobs):
     def hold(tx):
         held.set()
         release.wait(10)
-        # the writer's round trips before the group: this group's COMMIT is the one more
         return pg.stats["round_trips"] + 1
 
     first = pg.submit(hold)
     assert held.wait(10)
+    return first, release
+
+
+def _one_group(pg, jobs):
+    """Submit `jobs` ((fn, replayable) pairs) so the writer takes them as one group. The
+    holding job's future and theirs, in order."""
+    first, release = _hold_writer(pg)
     futures = [pg.submit(fn, replayable=replayable) for fn, replayable in jobs]
     release.set()
     return first, futures
@@ -506,8 +513,6 @@ async def test_audit_rows_of_one_group_go_in_together_one_statement_a_chain(pg):
     """The audit rows of the requests in one group commit (`Store.execute` of
     `core.insert_audit`) go in over arrays, one statement a chain, linked as one by one; when
     the remembered head moved (another node wrote), the head is read and locked and they follow it."""
-    import threading
-
     other = PostgresStore(pg.url, password=pg.connect_args["password"])
     await other.start()
     try:
@@ -515,15 +520,7 @@ async def test_audit_rows_of_one_group_go_in_together_one_statement_a_chain(pg):
         await other.execute("core.insert_audit", _audit_row(2))  # ...moved by another node
 
         async def group(rows):
-            held, release = threading.Event(), threading.Event()
-
-            def hold(tx):
-                held.set()
-                release.wait(10)
-                return pg.stats["round_trips"] + 1
-
-            first = pg.submit(hold)
-            assert await asyncio.to_thread(held.wait, 10)
+            first, release = _hold_writer(pg)
             tasks = [asyncio.ensure_future(pg.execute("core.insert_audit", row)) for row in rows]
             await asyncio.sleep(0.05)  # every one queued behind the holding job
             release.set()
