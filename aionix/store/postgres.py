@@ -369,27 +369,23 @@ def _chained_insert_many(tx: _Tx, rows: Sequence[Mapping[str, Any]]) -> None:
         known = st._audit_heads.get(chain)
         done = False
         if known is not None:
-            seq, prev = known
-            for p in ps:
-                _link(p, seq, prev)
-                seq, prev = p["seq"], p["hash"]
             stmt = st._audit_after_stmt()
-            done = len(st._wait(stmt.fetch(chain, *known, *_audit_columns(st, ps)))) == len(ps)
+            done = len(st._wait(stmt.fetch(chain, *known, *tx._columns(_AUDIT_INSERT, _link_all(ps, *known))))) == len(
+                ps
+            )
         if not done:
             head = tx.fetch_one("core.pg_audit_head", {"tenant": ps[0].get("tenant")})
-            seq, prev = (head["seq"], head["hash"]) if head else (0, "")
-            for p in ps:
-                _link(p, seq, prev)
-                seq, prev = p["seq"], p["hash"]
-            insert = st._writer_stmt(_AUDIT_INSERT)
-            st._wait(st._bulk_stmt(_AUDIT_INSERT, insert).fetch(*_audit_columns(st, ps)))
+            columns = tx._columns(_AUDIT_INSERT, _link_all(ps, *((head["seq"], head["hash"]) if head else (0, ""))))
+            st._wait(st._bulk_stmt(_AUDIT_INSERT, st._writer_stmt(_AUDIT_INSERT)).fetch(*columns))
         st._audit_heads[chain] = (ps[-1]["seq"], ps[-1]["hash"])
 
 
-def _audit_columns(st: PostgresStore, ps: list[dict[str, Any]]) -> list[list[Any]]:
-    q = st._compiled(_AUDIT_INSERT)
-    co = st._coercer_cache[_AUDIT_INSERT]
-    return [list(column) for column in zip(*(_coerce(_args(q, _AUDIT_INSERT, p), co) for p in ps), strict=True)]
+def _link_all(ps: list[dict[str, Any]], seq: int, prev: str) -> list[dict[str, Any]]:
+    """`ps` linked one after another after (`seq`, `prev`) of their chain (`_link`)."""
+    for p in ps:
+        _link(p, seq, prev)
+        seq, prev = p["seq"], p["hash"]
+    return ps
 
 
 _AUDIT_INSERT = "core.insert_audit"
@@ -432,10 +428,10 @@ def bulk_insert_sql(sql: str, types: list[Any], *, first: int = 1, when: str = "
 
 
 def then_insert_sql(sql: str, count: int, insert_sql: str, types: list[Any]) -> str | None:
-    """`execute_then_insert` as one statement: the write `sql` (`count` parameters, no
-    RETURNING; an INSERT, UPDATE or DELETE) in a WITH clause, the array form of `insert_sql` (parameters after those) taking
-    its rows only when the write changed one; the statement answers the rows changed. None when
-    the two do not compose."""
+    """`execute_then_insert` as one statement: the write `sql` (an INSERT, UPDATE or DELETE of
+    `count` parameters, no RETURNING) in a WITH clause, the array form of `insert_sql`
+    (parameters after those) taking its rows only when the write changed one; the statement
+    answers the rows changed. None when the two do not compose."""
     if not re.match(r"\s*(INSERT|UPDATE|DELETE)\b", sql, re.I) or re.search(r"\bRETURNING\b|;", sql, re.I):
         return None
     bulk = bulk_insert_sql(insert_sql, types, first=count + 1, when="EXISTS (SELECT 1 FROM w)")
@@ -484,6 +480,18 @@ class _Tx:
             return int(rows[0][0] or 0)
         return 0
 
+    def _batch(self, query: str, rows: Iterable[Params]) -> list[list[Any]]:
+        """The arguments of `query` for each of `rows`, coerced."""
+        st = self._store
+        st._writer_stmt(query)  # its coercers
+        q = st._compiled(query)
+        co = st._coercer_cache[query]
+        return [_coerce(_args(q, query, p), co) for p in rows]
+
+    def _columns(self, query: str, rows: Iterable[Params]) -> list[list[Any]]:
+        """`_batch` as one list a parameter (the arrays of `bulk_insert_sql`)."""
+        return [list(column) for column in zip(*self._batch(query, rows), strict=True)]
+
     def executemany(self, query: str, rows: Iterable[Params]) -> None:
         if query in _PREPARE or query in _CHAINED:  # values computed row by row (the chain, the mask)
             for params in rows:
@@ -491,9 +499,7 @@ class _Tx:
             return
         st = self._store
         stmt = st._writer_stmt(query)
-        q = st._compiled(query)
-        co = st._coercer_cache[query]
-        batch = [_coerce(_args(q, query, p), co) for p in rows]
+        batch = self._batch(query, rows)
         if len(batch) > 1:
             bulk = st._bulk_stmt(query, stmt)
             if bulk is not None:
@@ -511,10 +517,7 @@ class _Tx:
                 self.executemany(insert, rows)
             return changed
         _, args = self._run(query, params)
-        q = st._compiled(insert)
-        co = st._coercer_cache[insert]
-        batch = [_coerce(_args(q, insert, p), co) for p in rows]
-        found = st._wait(fused.fetch(*args, *(list(column) for column in zip(*batch, strict=True))))
+        found = st._wait(fused.fetch(*args, *self._columns(insert, rows)))
         return int(found[0][0])
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
@@ -803,7 +806,6 @@ class PostgresStore:
         if key not in self._bulk_sql:
             q = self._compiled(query)
             types = list(self._writer_stmt(insert).get_parameters())
-            self._writer_stmt(query)  # its coercers
             self._bulk_sql[key] = then_insert_sql(q.tx_sql, q.count, self._compiled(insert).tx_sql, types)
         sql = self._bulk_sql[key]
         if sql is None:
@@ -952,13 +954,14 @@ class PostgresStore:
         """Run replayable jobs one after another under one savepoint: their outcomes, or None
         when one raised (the caller rolls them back and plays them again one by one)."""
         audits = [job.audit for job in jobs if job.audit is not None]
+        together = len(audits) > 1
         outcomes: list[tuple[bool, Any]] = []
         try:
-            if len(audits) > 1:  # the audit rows first, together (nothing else reads them)
+            if together:  # the audit rows first, together (nothing else reads them)
                 _chained_insert_many(tx, audits)
                 self.stats["audit_batches"] += 1
             for job in jobs:
-                outcomes.append((True, 1) if len(audits) > 1 and job.audit is not None else (True, job.fn(tx)))
+                outcomes.append((True, 1) if together and job.audit is not None else (True, job.fn(tx)))
         except BaseException:
             self.stats["replays"] += 1
             return None
@@ -993,23 +996,20 @@ class PostgresStore:
     async def transaction(self, fn: Callable[[Any], T], *, replayable: bool = False) -> T:
         return await self.submit(fn, replayable=replayable)
 
-    def submit(self, fn: Callable[[Any], T], *, replayable: bool = False) -> asyncio.Future[T]:
+    def submit(
+        self, fn: Callable[[Any], T], *, replayable: bool = False, audit: Mapping[str, Any] | None = None
+    ) -> asyncio.Future[T]:
         if self._thread is None:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop, replayable))
+        self._queue.put(_Job(fn, future, loop, replayable, audit))
         return future
 
     async def execute(self, query: str, params: Params = None) -> int:
-        # one statement, nothing else: it may be played again
-        if self._thread is None:
-            raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
+        # one statement, nothing else: it may be played again (an audit row with its neighbours')
         audit = params if query == _AUDIT_INSERT and isinstance(params, Mapping) else None
-        self._queue.put(_Job(lambda tx: tx.execute(query, params), future, loop, True, audit))
-        return await future
+        return await self.submit(lambda tx: tx.execute(query, params), replayable=True, audit=audit)
 
     # ------------------------------------------------------------------ reads
     async def _read(self, query: str, params: Params) -> list[Any]:
