@@ -109,7 +109,7 @@ class StepFlowService:
         #: write templates too, so a start on a remembered version inserts its execution only
         #: while that still is the latest, and starts again on the stored head otherwise
         #: (`Run.head_check`, `StaleHead`)
-        self._heads: dict[tuple[str, str], int] | None = {}
+        self._heads: dict[tuple[str, str], int] = {}
         self._heads_shared = getattr(rt.store, "dialect", None) != "sqlite"
         self._heads_generation = 0
         self._stopping = False
@@ -549,23 +549,21 @@ class StepFlowService:
     def _forget_head(self, tenant: str, name: str) -> None:
         """A template write committed: the next start reads its latest version again (and a
         read begun before this commit does not fill the cache with what it saw)."""
-        if self._heads is not None:
-            self._heads.pop((tenant, name), None)
-            self._heads_generation += 1
+        self._heads.pop((tenant, name), None)
+        self._heads_generation += 1
 
     async def _latest_version(self, tenant: str, name: str) -> tuple[int, bool]:
         """The template's latest version, and whether it came from this node's memory."""
         heads = self._heads
-        if heads is not None:
-            version = heads.get((tenant, name))
-            if version is not None:
-                return version, True
+        version = heads.get((tenant, name))
+        if version is not None:
+            return version, True
         generation = self._heads_generation
         head = await self.store.fetch_one("stepflow.get_template_head", {"tenant": tenant, "name": name})
         if head is None:
             raise NotFound(f"workflow {name!r} not found")
         version = head["latest_version"]
-        if heads is not None and generation == self._heads_generation:
+        if generation == self._heads_generation:
             if len(heads) >= 4 * self.config.plan_cache_size:
                 heads.clear()
             heads[(tenant, name)] = version
