@@ -220,7 +220,7 @@ class Expression:
     def evaluate(self, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
         """Evaluate; `UNDEFINED` for an undefined result, `None` for null. Inside
         `evaluate_async` this is the inline attempt (or, in its thread, the worker call)."""
-        mode = _mode.get()
+        mode = _mode.value
         if mode is None:
             return self._evaluate_here(data, bindings, _limits["timeout"])
         if mode is _REMOTE:
@@ -429,9 +429,18 @@ class _Offload(BaseException):
 
 
 _REMOTE: Any = object()
-#: None: evaluate inline with the full limits; a float: the inline attempt's deadline
-#: (`time.perf_counter()`); `_REMOTE`: in `evaluate_async`'s thread, through a worker process
-_mode: contextvars.ContextVar[Any] = contextvars.ContextVar("aionix_expr_mode", default=None)
+
+
+class _Mode(threading.local):
+    """How this thread evaluates: None, inline with the full limits; a float, the inline
+    attempt's deadline (`time.perf_counter()`); `_REMOTE`, in `evaluate_async`'s thread,
+    through a worker process. Per thread rather than a context variable: the inline attempt
+    never awaits, and setting a context variable allocates (once per expression)."""
+
+    value: Any = None
+
+
+_mode = _Mode()
 _executor: ThreadPoolExecutor | None = None
 
 
@@ -440,25 +449,33 @@ async def evaluate_async(fn: Callable[..., T], *args: Any) -> T:
     holding the event loop: inline when every expression in it finishes within the slice, else
     again in a thread whose expressions are evaluated by worker processes. `fn` must be free of
     side effects (it may run twice)."""
-    token = _mode.set(time.perf_counter() + INLINE_SLICE_SECONDS)
+    outer, _mode.value = _mode.value, time.perf_counter() + INLINE_SLICE_SECONDS
     try:
         return fn(*args)
     except _Offload:
         pass
     finally:
-        _mode.reset(token)
+        _mode.value = outer
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=max(2, 2 * int(_limits["workers"])), thread_name_prefix="expr")
     ctx = contextvars.copy_context()
-    ctx.run(_mode.set, _REMOTE)
-    return await asyncio.get_running_loop().run_in_executor(_executor, ctx.run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_executor, ctx.run, _remotely, fn, *args)
+
+
+def _remotely(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in `evaluate_async`'s thread: its expressions go to worker processes."""
+    outer, _mode.value = _mode.value, _REMOTE
+    try:
+        return fn(*args)
+    finally:
+        _mode.value = outer
 
 
 def offloaded(expression: Expression, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
     """`expression.evaluate`, but inside `evaluate_async` straight to a worker (a big input:
     even reading it would hold the loop)."""
-    if isinstance(_mode.get(), float):
+    if isinstance(_mode.value, float):
         raise _Offload
     return expression.evaluate(data, bindings)
 
@@ -466,13 +483,13 @@ def offloaded(expression: Expression, data: Any = None, bindings: Mapping[str, A
 def try_inline(fn: Callable[[], T], seconds: float = INLINE_SLICE_SECONDS) -> tuple[bool, T | None]:
     """Run `fn` inline for at most about `seconds` (no offload): `(False, None)` when it needs
     longer or builds a range. For best-effort work on the loop, such as folding constants."""
-    token = _mode.set(time.perf_counter() + seconds)
+    outer, _mode.value = _mode.value, time.perf_counter() + seconds
     try:
         return True, fn()
     except _Offload:
         return False, None
     finally:
-        _mode.reset(token)
+        _mode.value = outer
 
 
 _HEADER = struct.Struct(">I")

@@ -179,7 +179,8 @@ class Run:
     redrive_count: int = 0
     deadline: float | None = None
     parent_id: str | None = None
-    pending: list[tuple[int, float, str, str | None, str | None, Any]] = field(default_factory=list)
+    #: history rows not yet written: (execution id, seq, ts, type, state, frame, detail JSON)
+    pending: list[tuple[str, int, float, str, str | None, str | None, str | None]] = field(default_factory=list)
     timer_adds: dict[str, float] = field(default_factory=dict)
     timer_dels: set[str] = field(default_factory=set)
     #: frames with a timer row in the store (None: not known, a run loaded from the store): a
@@ -201,7 +202,8 @@ class Run:
     flushing: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    updated: asyncio.Event = field(default_factory=asyncio.Event)
+    #: set by the next checkpoint, for whoever waits for one (made by the first to wait)
+    updated: asyncio.Event | None = None
     callbacks: dict[str, asyncio.Future[Any]] = field(default_factory=dict)
     heartbeats: dict[str, asyncio.Event] = field(default_factory=dict)
     abort_reason: str | None = None
@@ -244,7 +246,11 @@ class Run:
                     f"(stepflow.max_history_events)",
                 )
             raise Failure(self.history_full.error, self.history_full.cause)
-        self.pending.append((self.next_seq, time.time(), type, state, frame, detail))
+        if detail is not None:
+            # written as JSON now (a state's output arrives so already, from its size check):
+            # the history row as it will be stored, less the redaction of secrets resolved since
+            detail = (detail if detail.__class__ is bytes else jsonutil.dumps(detail)).decode()
+        self.pending.append((self.id, self.next_seq, time.time(), type, state, frame, detail))
         self.next_seq += 1
         self.changes += 1
 
@@ -300,8 +306,9 @@ class Engine:
             run.durable = mark
             if not run.first_durable.done():
                 run.first_durable.set_result(None)
-            run.updated.set()
-            run.updated = asyncio.Event()
+            if run.updated is not None:
+                run.updated.set()
+                run.updated = None
         except BaseException as exc:
             run.gapless = False  # it may have committed or not: the next checkpoint looks
             if not run.first_durable.done():
@@ -384,6 +391,8 @@ class Engine:
         breath = time.perf_counter()
         tracing = telemetry.tracer  # None while tracing is off: then no span costs anything
         span = None
+        # the last output and its JSON (`_check_size`): the next state's input, as a rule
+        encoded: tuple[Any, bytes | None] = (UNDEFINED, None)
         while True:
             if len(run.pending) >= _FLUSH_EVENTS and run.flushing is None:
                 # many pure states (a big map's items): commit in bounded transactions, not one
@@ -398,7 +407,10 @@ class Engine:
                 breath = time.perf_counter()
             plan = machine.states[frame.state]
             if frame.phase == "enter" and not frame.retries:
-                run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
+                if encoded[1] is not None and encoded[0] is frame.input:
+                    run.event("StateEntered", plan.name, frame.id, b'{"input":' + encoded[1] + b"}")
+                else:
+                    run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
             entered = time.perf_counter()
             if tracing is not None:
                 span = tracing.start(
@@ -429,8 +441,12 @@ class Engine:
             self.observe_state(plan.type, time.perf_counter() - entered)
             if span is not None:
                 span.close()
-            self._check_size(output, plan.name)
-            run.event("StateExited", plan.name, frame.id, {"output": output})
+            text = self._check_size(output, plan.name)
+            if text is None:
+                run.event("StateExited", plan.name, frame.id, {"output": output})
+            else:
+                run.event("StateExited", plan.name, frame.id, b'{"output":' + text + b"}")
+            encoded = (output, text)
             frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
             if nxt is None:
                 frame.status, frame.output = "succeeded", output
@@ -641,15 +657,18 @@ class Engine:
                     self.host.register_secret(run, secret)
                 run.params[path] = value
 
-    def _check_size(self, value: Any, state: str) -> None:
+    def _check_size(self, value: Any, state: str) -> bytes | None:
+        """`value` as JSON (None for a scalar), or `States.ResultTooLarge`."""
         if value is None or isinstance(value, (bool, int, float)):
-            return
-        size = len(jsonutil.dumps(value))
+            return None
+        text = jsonutil.dumps(value)
+        size = len(text)
         if size > self.payload_max_bytes:
             raise Failure(
                 plan_mod.RESULT_TOO_LARGE,
                 f"state {state!r}: output is {size} bytes, over the limit of {self.payload_max_bytes}",
             )
+        return text
 
     # ------------------------------------------------------------------ states
     async def _state(self, run: Run, frame: Frame, plan: StatePlan) -> Any:

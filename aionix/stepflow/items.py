@@ -93,13 +93,13 @@ class ItemLog:
         for ev in run.pending:
             # with the children's events go the execution's own (`ExecutionResumed`), which
             # come before every other event of their turn
-            (taken if ev[4] is None or _in_subtree(ev[4], ids) else rest).append(ev)
+            (taken if ev[5] is None or _in_subtree(ev[5], ids) else rest).append(ev)
         if taken and rest:
             # the recorded events first, the others after them: `seq` stays contiguous in
             # whatever order the two transactions commit... and they commit in queue order
-            base = run.pending[0][0]
-            taken = [(base + i, *ev[1:]) for i, ev in enumerate(taken)]
-            rest = [(base + len(taken) + i, *ev[1:]) for i, ev in enumerate(rest)]
+            base = run.pending[0][1]
+            taken = [(ev[0], base + i, *ev[2:]) for i, ev in enumerate(taken)]
+            rest = [(ev[0], base + len(taken) + i, *ev[2:]) for i, ev in enumerate(rest)]
         run.pending = rest
         host = self.engine.host
         event_rows = host._event_rows(run, taken)
@@ -107,7 +107,7 @@ class ItemLog:
         for c in live:
             value = c.output if c.status == "succeeded" else c.error
             item_rows.append((run.id, c.id, c.status, host._redact_text(run, jsonutil.dumps(value).decode())))
-        next_seq = (taken[-1][0] + 1) if taken else None
+        next_seq = (taken[-1][1] + 1) if taken else None
 
         epoch = run.epoch
 

@@ -739,14 +739,12 @@ class StepFlowService:
             snap["principal"] = principal_record(run.on_behalf_of)
         return self._redact_text(run, _dumps(snap))
 
-    def _event_rows(
-        self, run: Run, events: list[tuple[int, float, str, str | None, str | None, Any]]
-    ) -> list[tuple[Any, ...]]:
-        rows = []
-        for seq, ts, type_, state, frame, detail in events:
-            text = None if detail is None else self._redact_text(run, _dumps(detail))
-            rows.append((run.id, seq, ts, type_, state, frame, text))
-        return rows
+    def _event_rows(self, run: Run, events: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The rows of `Run.pending`, with the run's resolved secrets masked in their details."""
+        if not run.redaction:
+            return events
+        redact = run.redaction.json_text
+        return [(*ev[:6], None if ev[6] is None else redact(ev[6])) for ev in events]
 
     def _redact_text(self, run: Run, text: str) -> str:
         """Mask the run's resolved secrets (and their encoded forms) in a JSON document."""
@@ -814,57 +812,12 @@ class StepFlowService:
                 "head": run.head_check,
             }
 
-        # the insert writes the row with this status, result, snapshot, sequence, deadline, owner
-        # and epoch: for a run never redriven it is the checkpoint too
-        inserted_is_checkpoint = insert is not None and not run.redrive_count
-
         follow_known = insert is not None or (run.gapless and not run.stored_items)
         recheck = getattr(run, "quota_recheck", False)  # a redrive: RUNNING again, within the tenant's quota
 
-        # replayable (`Store.transaction`): it writes only through `tx`, so it may run twice
-        def tx_fn(tx: Any) -> bool:
-            count = False
-            events = event_rows
-            if insert is not None:
-                # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
-                count = self.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
-                if inserted_is_checkpoint:  # the row and the events together (one round trip on PostgreSQL)
-                    added = tx.execute_then_insert("stepflow.insert_execution", insert, "stepflow.insert_event", events)
-                    events = []
-                else:
-                    added = tx.execute("stepflow.insert_execution", insert)
-                if not added:
-                    raise StaleHead(f"workflow {run.workflow!r}: version {run.head_check} is no longer the latest")
-            elif recheck:
-                self.rt.quotas.check_running_tx(tx, run.tenant)
-            if not inserted_is_checkpoint:
-                if follow_known:  # the row and the events together (one round trip on PostgreSQL)
-                    changed = tx.execute_then_insert(
-                        "stepflow.checkpoint_execution", row, "stepflow.insert_event", events
-                    )
-                    events = []
-                else:
-                    changed = tx.execute("stepflow.checkpoint_execution", row)
-                if not changed:
-                    # fencing: another node claimed this execution (a higher epoch) since we did
-                    raise LeaseLost(
-                        f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)"
-                    )
-            # never past a hole left by a failed transaction of this run (none can be: a start,
-            # or a run whose every transaction so far was a checkpoint that committed)
-            if events and not follow_known:
-                follows(tx, run.id, events[0][1])
-            tx.executemany("stepflow.insert_event", events)
-            if del_rows:
-                tx.executemany("stepflow.delete_timer", del_rows)
-            if timer_rows:
-                tx.executemany("stepflow.upsert_timer", timer_rows)
-            if token_rows:
-                tx.executemany("stepflow.insert_token", token_rows)
-            if scopes or terminal:
-                self.engine.items.persist(tx, run, scopes, terminal)
-            return count
-
+        tx_fn = _CheckpointTx(
+            self, run, row, insert, event_rows, follow_known, recheck, del_rows, timer_rows, token_rows, scopes
+        )
         if await self.store.transaction(tx_fn, replayable=True):
             self.rt.quotas.started(run.tenant, run.started_at)
         if recheck:
@@ -1029,6 +982,8 @@ class StepFlowService:
                     self._watchers.pop(execution_id, None)
             return
         try:
+            if run.updated is None:  # (made for the first watcher; each checkpoint sets it)
+                run.updated = asyncio.Event()
             await asyncio.wait_for(run.updated.wait(), timeout)
         except TimeoutError:
             pass
@@ -1347,3 +1302,90 @@ class StepFlowService:
                 await self.prune()
             except Exception:
                 log.exception("stepflow retention pruning failed")
+
+
+class _CheckpointTx:
+    """The transaction of one checkpoint (`StepFlowService.persist`). Replayable
+    (`Store.transaction`): it writes only through `tx`, so it may run twice. An object rather
+    than a closure: a closure keeps a cell per name it uses, each one more container for the
+    garbage collector to scan while the commit is pending."""
+
+    __slots__ = (
+        "del_rows",
+        "events",
+        "follow_known",
+        "fused",
+        "insert",
+        "recheck",
+        "row",
+        "run",
+        "scopes",
+        "svc",
+        "terminal",
+        "timer_rows",
+        "token_rows",
+    )
+
+    def __init__(
+        self,
+        svc: StepFlowService,
+        run: Run,
+        row: dict[str, Any],
+        insert: dict[str, Any] | None,
+        events: list[tuple[Any, ...]],
+        follow_known: bool,
+        recheck: bool,
+        del_rows: list[tuple[str, str]],
+        timer_rows: list[tuple[Any, ...]],
+        token_rows: list[tuple[Any, ...]],
+        scopes: set[str],
+    ) -> None:
+        self.svc, self.run, self.row, self.insert, self.events = svc, run, row, insert, events
+        self.follow_known, self.recheck, self.scopes = follow_known, recheck, scopes
+        self.del_rows, self.timer_rows, self.token_rows = del_rows, timer_rows, token_rows
+        self.terminal = run.status in TERMINAL
+        # the insert writes the row with this status, result, snapshot, sequence, deadline,
+        # owner and epoch: for a run never redriven it is the checkpoint too
+        self.fused = insert is not None and not run.redrive_count
+
+    def __call__(self, tx: Any) -> bool:
+        run, insert, events = self.run, self.insert, self.events
+        count = False
+        inserted_is_checkpoint = self.fused
+        if insert is not None:
+            # the tenant's quotas, atomically with the insert (429 quota_exceeded otherwise)
+            count = self.svc.rt.quotas.on_start_tx(tx, run.tenant, run.started_at)
+            if inserted_is_checkpoint:  # the row and the events together (one round trip on PostgreSQL)
+                added = tx.execute_then_insert("stepflow.insert_execution", insert, "stepflow.insert_event", events)
+                events = []
+            else:
+                added = tx.execute("stepflow.insert_execution", insert)
+            if not added:
+                raise StaleHead(f"workflow {run.workflow!r}: version {run.head_check} is no longer the latest")
+        elif self.recheck:
+            self.svc.rt.quotas.check_running_tx(tx, run.tenant)
+        if not inserted_is_checkpoint:
+            if self.follow_known:  # the row and the events together (one round trip on PostgreSQL)
+                changed = tx.execute_then_insert(
+                    "stepflow.checkpoint_execution", self.row, "stepflow.insert_event", events
+                )
+                events = []
+            else:
+                changed = tx.execute("stepflow.checkpoint_execution", self.row)
+            if not changed:
+                # fencing: another node claimed this execution (a higher epoch) since we did
+                raise LeaseLost(f"execution {run.id}: another node holds its lease now (epoch {run.epoch} is stale)")
+        # never past a hole left by a failed transaction of this run (none can be: a start,
+        # or a run whose every transaction so far was a checkpoint that committed)
+        if events and not self.follow_known:
+            follows(tx, run.id, events[0][1])
+        tx.executemany("stepflow.insert_event", events)
+        if self.del_rows:
+            tx.executemany("stepflow.delete_timer", self.del_rows)
+        if self.timer_rows:
+            tx.executemany("stepflow.upsert_timer", self.timer_rows)
+        if self.token_rows:
+            tx.executemany("stepflow.insert_token", self.token_rows)
+        if self.scopes or self.terminal:
+            self.svc.engine.items.persist(tx, run, self.scopes, self.terminal)
+        return count

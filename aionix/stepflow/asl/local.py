@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from aionix import jsonutil
 from aionix.bus import Bus, CallContext
 from aionix.errors import ValidationFailed
 from aionix.stepflow.asl.compiler import Options, compile_asl
@@ -78,7 +79,8 @@ class _Host:
         self.events: list[dict[str, Any]] = []
 
     async def persist(self, run: Run, events: list[Any], adds: Any, dels: Any, tokens: Any) -> None:
-        for seq, ts, type_, state, frame, detail in events:
+        for _, seq, ts, type_, state, frame, detail in events:
+            detail = None if detail is None else jsonutil.loads(detail)
             self.events.append({"seq": seq, "ts": ts, "type": type_, "state": state, "frame": frame, "detail": detail})
 
     async def finished(self, run: Run) -> None:
