@@ -186,6 +186,10 @@ class References:
     dynamic_params: bool = False
     reads_all_secrets: bool = False
 
+    def __bool__(self) -> bool:
+        """Whether it reads any secret or parameter."""
+        return bool(self.secrets or self.params or self.dynamic_params or self.reads_all_secrets)
+
     def __or__(self, other: References) -> References:
         return References(
             self.secrets | other.secrets,
@@ -225,10 +229,15 @@ class Expression:
             return self._evaluate_here(data, bindings, _limits["timeout"])
         if mode is _REMOTE:
             return _pool().evaluate(self, data, bindings)
+        return self.evaluate_until(mode, data, bindings)
+
+    def evaluate_until(self, deadline: float, data: Any, bindings: Mapping[str, Any] | None) -> Any:
+        """The inline attempt, within `deadline` (`time.perf_counter()`): raises `_Offload` when
+        it cannot finish by then (or is heavy, or was slow lately)."""
         if self.heavy:
             raise _Offload
         now = time.perf_counter()
-        budget = mode - now
+        budget = deadline - now
         if budget <= 0 or self._slow_until > now:
             raise _Offload
         if budget >= _limits["timeout"]:
@@ -353,6 +362,14 @@ class Template:
         undefined top-level expression gives `UNDEFINED`."""
         return _eval(self.root, data, bindings)
 
+    def evaluate_inline(self, data: Any = None, bindings: Mapping[str, Any] | None = None) -> Any:
+        """`evaluate_inline(self.evaluate, data, bindings)`, with the slice's deadline handed to
+        each expression rather than set for the thread (the engine's path, once per state)."""
+        try:
+            return _eval_until(self.root, data, bindings, time.perf_counter() + INLINE_SLICE_SECONDS)
+        except _Offload:
+            return OFFLOAD
+
 
 def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None) -> Any:
     kind = node.kind
@@ -368,6 +385,24 @@ def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None) -> Any:
                 out[key] = value
         return out
     values = (_eval(child, data, bindings) for child in node.children)
+    return [v for v in values if v is not UNDEFINED]
+
+
+def _eval_until(node: _Node, data: Any, bindings: Mapping[str, Any] | None, deadline: float) -> Any:
+    """`_eval`, each expression an inline attempt within `deadline`."""
+    kind = node.kind
+    if kind == "expr":
+        return node.value.evaluate_until(deadline, data, bindings)
+    if kind == "lit":
+        return node.value
+    if kind == "obj":
+        out = {}
+        for key, child in node.children:
+            value = _eval_until(child, data, bindings, deadline)
+            if value is not UNDEFINED:
+                out[key] = value
+        return out
+    values = (_eval_until(child, data, bindings, deadline) for child in node.children)
     return [v for v in values if v is not UNDEFINED]
 
 
@@ -444,18 +479,35 @@ _mode = _Mode()
 _executor: ThreadPoolExecutor | None = None
 
 
+#: what `evaluate_inline` gives when the inline attempt gave up
+OFFLOAD: Any = object()
+
+
+def evaluate_inline(fn: Callable[..., T], *args: Any) -> T:
+    """`evaluate_async`'s inline attempt, without a coroutine: `fn(*args)`, or `OFFLOAD` when an
+    expression in it needs more than the slice (then `evaluate_offloaded`)."""
+    outer, _mode.value = _mode.value, time.perf_counter() + INLINE_SLICE_SECONDS
+    try:
+        return fn(*args)
+    except _Offload:
+        return OFFLOAD  # type: ignore[no-any-return]
+    finally:
+        _mode.value = outer
+
+
 async def evaluate_async(fn: Callable[..., T], *args: Any) -> T:
     """Run `fn(*args)` (which evaluates expressions: `template.evaluate`, an ASL hook…) without
     holding the event loop: inline when every expression in it finishes within the slice, else
     again in a thread whose expressions are evaluated by worker processes. `fn` must be free of
     side effects (it may run twice)."""
-    outer, _mode.value = _mode.value, time.perf_counter() + INLINE_SLICE_SECONDS
-    try:
-        return fn(*args)
-    except _Offload:
-        pass
-    finally:
-        _mode.value = outer
+    value = evaluate_inline(fn, *args)
+    if value is not OFFLOAD:
+        return value
+    return await evaluate_offloaded(fn, *args)
+
+
+async def evaluate_offloaded(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a thread whose expressions are evaluated by worker processes."""
     global _executor
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=max(2, 2 * int(_limits["workers"])), thread_name_prefix="expr")

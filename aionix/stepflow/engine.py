@@ -568,14 +568,12 @@ class Engine:
         if roots is None or "context" in roots:
             data["context"] = self._context(run, frame, plan)
         refs = template.references
-        bindings = (
-            self._late_bindings(run, plan, refs)
-            if refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params
-            else None
-        )
+        bindings = self._late_bindings(run, plan, refs) if refs else None
         try:
             # inline when it is quick, else in an expression worker: never holds the event loop long
-            value = await expr.evaluate_async(template.evaluate, data, bindings)
+            value = template.evaluate_inline(data, bindings)
+            if value is expr.OFFLOAD:
+                value = await expr.evaluate_offloaded(template.evaluate, data, bindings)
         except expr.ExpressionError as exc:
             pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
             where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
@@ -588,7 +586,7 @@ class Engine:
     def _late_bindings(self, run: Run, plan: StatePlan, refs: expr.References) -> dict[str, Any] | None:
         """`$secret` and `$param` for an expression that reads them, from the values `_resolve`
         read when the state was entered; a name it could not read is never *undefined*."""
-        if not (refs.secrets or refs.params or refs.reads_all_secrets or refs.dynamic_params):
+        if not refs:
             return None
         missing = [f"secret {n!r}" for n in sorted(refs.secrets - run.secrets.keys())]
         missing += [f"parameter {p!r}" for p in sorted(refs.params - run.params.keys())]
@@ -674,7 +672,8 @@ class Engine:
     async def _state(self, run: Run, frame: Frame, plan: StatePlan) -> Any:
         if plan.input_hook is not None and frame.phase == "enter":
             frame.input = plan.input_hook(frame.input)
-        await self._resolve(run, plan)
+        if plan.references:  # (no coroutine for the many states that read no secret or parameter)
+            await self._resolve(run, plan)
         kind = plan.type
         if kind == "set":
             return frame.input if plan.value is None else await self._eval(run, frame, plan, plan.value)

@@ -218,3 +218,101 @@ async def test_execute_then_insert_inserts_only_when_the_statement_changed_a_row
     assert (await store.fetch_one("core.get_key", {"id": "k1", "tenant": "t"}))["revoked_at"] == 2.0
     if store.dialect == "postgres":  # the two went as one statement
         assert "core.revoke_key+stepflow.insert_event" in store._wstmts
+
+
+def _one_group(store, jobs):
+    """Submit `jobs` ((fn, replayable) pairs) while the writer is held by a job of its own, so
+    that it takes them as one group; then let it go. Their futures, in order."""
+    import threading
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold(tx):
+        held.set()
+        release.wait(10)
+
+    store.submit(hold)
+    assert held.wait(10)
+    futures = [store.submit(fn, replayable=replayable) for fn, replayable in jobs]
+    release.set()
+    return futures
+
+
+async def test_replayable_jobs_of_one_group_where_one_fails_are_played_again_one_by_one(store):
+    """Consecutive replayable jobs share one savepoint (SQLite and PostgreSQL alike); when one
+    raises, their run is rolled back and each is played again in a savepoint of its own: every
+    caller gets its own outcome, and the others' rows stay."""
+    calls: dict[str, int] = {}
+
+    def event(name, seq, execution="r2"):
+        def fn(tx):
+            calls[name] = calls.get(name, 0) + 1
+            tx.executemany("stepflow.insert_event", [(execution, seq, 1.0, name, None, None, None)])
+            return name
+
+        return fn
+
+    clean = _one_group(store, [(event(f"ok{i}", i + 1, "r1"), True) for i in range(5)])
+    assert await asyncio.gather(*clean) == [f"ok{i}" for i in range(5)]
+    assert all(calls[f"ok{i}"] == 1 for i in range(5))  # no failure: each ran once
+    replays = store.stats["replays"]
+
+    calls.clear()
+    jobs = [
+        (event("A", 1), True),
+        (event("B", 1), True),  # the same (execution, seq): a unique violation
+        (event("C", 2), True),
+        (event("D", 3), False),  # not replayable: a savepoint of its own, run once
+        (event("E", 4), True),
+        (event("F", 5), True),
+    ]
+    outcomes = await asyncio.gather(*_one_group(store, jobs), return_exceptions=True)
+    assert outcomes[0] == "A" and isinstance(outcomes[1], UniqueViolation) and outcomes[2:] == ["C", "D", "E", "F"]
+    # A and B ran again (C never ran before B raised); D once; E and F after it, together
+    assert calls == {"A": 2, "B": 2, "C": 1, "D": 1, "E": 1, "F": 1}
+    assert store.stats["replays"] == replays + 1
+    rows = await store.fetch_all("stepflow.history", {"id": "r2", "after": 0, "limit": 10})
+    assert [(r["seq"], r["type"]) for r in rows] == [(1, "A"), (2, "C"), (3, "D"), (4, "E"), (5, "F")]
+
+
+async def test_a_replayable_job_that_raises_after_writing_leaves_nothing_of_its_own(store):
+    def write(seq, fail=False):
+        def fn(tx):
+            tx.executemany("stepflow.insert_event", [("r3", seq, 1.0, f"S{seq}", None, None, None)])
+            if fail:
+                raise ValueError("refused after a write")
+            return seq
+
+        return fn
+
+    futures = _one_group(store, [(write(1), True), (write(2, fail=True), True), (write(3), True)])
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert outcomes[0] == 1 and isinstance(outcomes[1], ValueError) and outcomes[2] == 3
+    rows = await store.fetch_all("stepflow.history", {"id": "r3", "after": 0, "limit": 10})
+    assert [r["seq"] for r in rows] == [1, 3]
+
+
+async def test_many_rows_of_a_plain_insert_go_in_whole_or_not_at_all(store):
+    """`executemany` of a plain INSERT (multi-row statements on SQLite, 64 rows each): every
+    row in order; a clash in a later chunk leaves none of the job's rows."""
+
+    def rows(execution, seqs):
+        return [(execution, s, float(s), f"T{s}", "S", "0", f'{{"n":{s}}}') for s in seqs]
+
+    await store.transaction(lambda tx: tx.executemany("stepflow.insert_event", rows("m1", range(1, 151))))
+    got = await store.fetch_all("stepflow.history", {"id": "m1", "after": 0, "limit": 500})
+    assert [(r["seq"], r["type"], r["detail"]) for r in got] == [(s, f"T{s}", f'{{"n":{s}}}') for s in range(1, 151)]
+
+    clash = rows("m2", range(1, 101)) + rows("m2", [70])  # the duplicate is in the second chunk
+    with pytest.raises(UniqueViolation):
+        await store.transaction(lambda tx: tx.executemany("stepflow.insert_event", clash))
+    assert await store.fetch_all("stepflow.history", {"id": "m2", "after": 0, "limit": 500}) == []
+
+
+async def test_rows_of_unequal_length_are_refused_not_shifted(sqlite_store):
+    """A multi-row statement binds the rows as one list: a short row next to a long one must
+    fail, never move values into the neighbouring row's columns."""
+    bad = [("u1", 1, 1.0, "A", None, None), ("u1", 2, 2.0, "B", None, None, None, None)]
+    with pytest.raises(StoreError):
+        await sqlite_store.transaction(lambda tx: tx.executemany("stepflow.insert_event", bad))
+    assert await sqlite_store.fetch_all("stepflow.history", {"id": "u1", "after": 0, "limit": 10}) == []

@@ -62,6 +62,10 @@ class Hooked:
         self.fn = fn
         self.references = _NO_REFERENCES
 
+    def evaluate_inline(self, data: Any = None, bindings: Any = None) -> Any:
+        """`expr.evaluate_inline` of `evaluate` (what the engine calls for a `Template`)."""
+        return expr.evaluate_inline(self.evaluate, data, bindings)
+
     def evaluate(self, data: Any = None, bindings: Any = None) -> Any:
         if bindings:
             data = {**(data or {}), "late": bindings}
