@@ -137,6 +137,8 @@ class StatePlan:
     #: every `$secret`/`$param` that any expression of this state reads (set by `Plan`): the
     #: engine resolves them all when it enters the state, before evaluating anything
     references: References = field(default_factory=References)
+    #: a `set` state with nothing but its value (`engine._plain_set`; None: not looked at yet)
+    plain: bool | None = None
 
     @property
     def acts(self) -> bool:

@@ -392,7 +392,8 @@ class Engine:
         tracing = telemetry.tracer  # None while tracing is off: then no span costs anything
         span = None
         # the last output and its JSON (`_check_size`): the next state's input, as a rule
-        encoded: tuple[Any, bytes | None] = (UNDEFINED, None)
+        last: Any = UNDEFINED
+        text: bytes | None = None
         while True:
             if len(run.pending) >= _FLUSH_EVENTS and run.flushing is None:
                 # many pure states (a big map's items): commit in bounded transactions, not one
@@ -407,8 +408,8 @@ class Engine:
                 breath = time.perf_counter()
             plan = machine.states[frame.state]
             if frame.phase == "enter" and not frame.retries:
-                if encoded[1] is not None and encoded[0] is frame.input:
-                    run.event("StateEntered", plan.name, frame.id, b'{"input":' + encoded[1] + b"}")
+                if text is not None and last is frame.input:
+                    run.event("StateEntered", plan.name, frame.id, b'{"input":' + text + b"}")
                 else:
                     run.event("StateEntered", plan.name, frame.id, {"input": frame.input})
             entered = time.perf_counter()
@@ -419,8 +420,21 @@ class Engine:
                     attrs={"aionix.state": plan.name, "aionix.state_type": plan.type, "aionix.frame": frame.id},
                 ).activate()
             try:
-                result = await self._state(run, frame, plan)
-                nxt, output = await self._leave(run, frame, plan, result)
+                plain = plan.plain
+                if plain is None:
+                    plain = plan.plain = _plain_set(plan)
+                if plain:  # (most states of many workflows: no coroutine of their own)
+                    output = (
+                        frame.input
+                        if plan.value is None
+                        else self._eval_inline(run, frame, plan, plan.value, None, None)
+                    )
+                    if output is expr.OFFLOAD:
+                        output = await self._eval(run, frame, plan, plan.value)
+                    nxt = None if plan.end else plan.next
+                else:
+                    result = await self._state(run, frame, plan)
+                    nxt, output = await self._leave(run, frame, plan, result)
             except Failure as failure:
                 self.observe_state(plan.type, time.perf_counter() - entered)
                 if span is not None:
@@ -446,8 +460,10 @@ class Engine:
                 run.event("StateExited", plan.name, frame.id, {"output": output})
             else:
                 run.event("StateExited", plan.name, frame.id, b'{"output":' + text + b"}")
-            encoded = (output, text)
-            frame.phase, frame.retries, frame.due, frame.token, frame.children = "enter", [], None, None, None
+            last = output
+            frame.phase, frame.due, frame.token, frame.children = "enter", None, None, None
+            if frame.retries:
+                frame.retries = []
             if nxt is None:
                 frame.status, frame.output = "succeeded", output
                 return
@@ -554,10 +570,37 @@ class Engine:
         result: Any = None,
         error: Any = None,
     ) -> Any:
+        # inline when it is quick, else in an expression worker: never holds the event loop long
+        value = self._eval_inline(run, frame, plan, template, result, error)
+        if value is not expr.OFFLOAD:
+            return value
+        assert template is not None
+        data, bindings = self._eval_args(run, frame, plan, template, result, error)
+        try:
+            value = await expr.evaluate_offloaded(template.evaluate, data, bindings)
+        except expr.ExpressionError as exc:
+            raise _query_failure(plan, template, exc) from None
+        return None if value is UNDEFINED else value
+
+    def _eval_inline(
+        self, run: Run, frame: Frame, plan: StatePlan, template: Template | None, result: Any, error: Any
+    ) -> Any:
+        """`_eval` without a coroutine: the value, or `expr.OFFLOAD` when it needs a worker."""
         if template is None:
             return UNDEFINED
         if template.is_static:
             return template.evaluate()
+        data, bindings = self._eval_args(run, frame, plan, template, result, error)
+        try:
+            value = template.evaluate_inline(data, bindings)
+        except expr.ExpressionError as exc:
+            raise _query_failure(plan, template, exc) from None
+        return None if value is UNDEFINED else value
+
+    def _eval_args(
+        self, run: Run, frame: Frame, plan: StatePlan, template: Template, result: Any, error: Any
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The document a template's expressions see, and their `$secret`/`$param` bindings."""
         data = {"input": frame.input, "result": result}
         # the variables (a merge over the frame's scopes) and the context (a dict of eight keys)
         # only when an expression reads them (`Template.roots`; None: it may read everything)
@@ -568,20 +611,7 @@ class Engine:
         if roots is None or "context" in roots:
             data["context"] = self._context(run, frame, plan)
         refs = template.references
-        bindings = self._late_bindings(run, plan, refs) if refs else None
-        try:
-            # inline when it is quick, else in an expression worker: never holds the event loop long
-            value = template.evaluate_inline(data, bindings)
-            if value is expr.OFFLOAD:
-                value = await expr.evaluate_offloaded(template.evaluate, data, bindings)
-        except expr.ExpressionError as exc:
-            pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
-            where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
-            raise Failure(
-                plan_mod.QUERY_EVALUATION,
-                f"state {plan.name!r} ({where}): expression {exc.expression!r}: {exc.message}",
-            ) from None
-        return None if value is UNDEFINED else value
+        return data, self._late_bindings(run, plan, refs) if refs else None
 
     def _late_bindings(self, run: Run, plan: StatePlan, refs: expr.References) -> dict[str, Any] | None:
         """`$secret` and `$param` for an expression that reads them, from the values `_resolve`
@@ -1032,6 +1062,29 @@ class Engine:
         if plan.tolerated_percentage_template is not None:
             pct = float(await self._eval(run, frame, plan, plan.tolerated_percentage_template))
         return limit, count, pct
+
+
+def _plain_set(plan: StatePlan) -> bool:
+    """A `set` state whose output is its value (or input) as it is: no ASL processing, no
+    output or assign template, no `$secret`/`$param` to resolve (`Engine._frame`'s short path,
+    the same as `_state` and `_leave` for it)."""
+    return (
+        plan.type == "set"
+        and plan.input_hook is None
+        and plan.result_hook is None
+        and plan.output_hook is None
+        and plan.output is None
+        and plan.assign is None
+        and not plan.references
+    )
+
+
+def _query_failure(plan: StatePlan, template: Any, exc: expr.ExpressionError) -> Failure:
+    pointer = exc.details.get("pointer") if isinstance(exc.details, dict) else None
+    where = next((p for p, e in template.expressions if e.source == exc.expression), pointer)
+    return Failure(
+        plan_mod.QUERY_EVALUATION, f"state {plan.name!r} ({where}): expression {exc.expression!r}: {exc.message}"
+    )
 
 
 def new_root(plan: Plan, input: Any) -> Frame:
