@@ -100,6 +100,8 @@ class StepFlowService:
             max_map_concurrency=self.config.max_map_concurrency,
         )
         self.metrics = rt.metrics
+        #: `aionix_executions_finished_total`'s child of each status (a label lookup takes a lock)
+        self._finished_counters: dict[str, Any] = {}
         self.engine.observe_state = rt.metrics.observe_state  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
@@ -827,7 +829,10 @@ class StepFlowService:
             stored.update(timer_adds)
         self.cluster.touch(run.id)  # watchers of this execution on other nodes look again
         if terminal:
-            self.metrics.executions_finished.labels(run.status).inc()
+            finished = self._finished_counters.get(run.status)
+            if finished is None:
+                finished = self._finished_counters[run.status] = self.metrics.executions_finished.labels(run.status)
+            finished.inc()
         if insert is not None:
             run.inserted = True
             run.gapless = True
@@ -877,6 +882,8 @@ class StepFlowService:
         await self._publish(run)
 
     async def _publish(self, run: Run, status: str | None = None) -> None:
+        if not self.rt.event_sinks and getattr(self.rt, "_held_events", None) is None:
+            return  # nobody subscribes (no triggers service): nothing to build
         detail = {
             "execution_id": run.id,
             "trn": f"trn:stepflow:{run.tenant}:execution/{run.id}",

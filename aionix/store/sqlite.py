@@ -108,7 +108,7 @@ class _Tx:
                 base = self._sql(query)
                 values = _PLAIN_INSERT.fullmatch(base).group(1)  # type: ignore[union-attr]
                 sql = forms[n] = base.rstrip().rstrip(";") + (", " + values) * (n - 1)
-            flat = [v for row in chunk for v in row]
+            flat = list(itertools.chain.from_iterable(chunk))
             if len(flat) != n * len(chunk[0]):
                 raise sqlite3.ProgrammingError(f"{query}: the rows have different numbers of values")
             self._conn.execute(sql, flat)
