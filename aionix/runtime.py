@@ -25,6 +25,7 @@ from aionix.api.limits import FailureCounter, TokenBuckets
 from aionix.bus import Bus
 from aionix.config import Config
 from aionix.errors import ConfigError
+from aionix.loops import running_loop
 from aionix.metrics import Metrics
 from aionix.store import Store, open_store
 
@@ -225,8 +226,11 @@ class Runtime:
 
     def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         """A background task owned by the runtime (cancelled on stop)."""
-        task = asyncio.ensure_future(coro)
-        task.set_name(name)
+        if asyncio.iscoroutine(coro):
+            task = running_loop().create_task(coro, name=name)
+        else:  # another awaitable (a future)
+            task = asyncio.ensure_future(coro)
+            task.set_name(name)
         self._tasks[task] = None
         task.add_done_callback(lambda t: self._tasks.pop(t, None))
         return task

@@ -340,6 +340,7 @@ def measure(
                         "-r",
                         os.environ.get("PYSPY_RATE", "250"),
                         "--threads",
+                        *(["--native"] if os.environ.get("PYSPY_NATIVE") else []),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -28,6 +28,7 @@ from aionix import expr, jsonutil, telemetry
 from aionix.bus import BusError, CallContext, TargetTimeout
 from aionix.errors import AionixError
 from aionix.expr import UNDEFINED, Template
+from aionix.loops import running_loop
 from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Machine, Plan, StatePlan
@@ -218,7 +219,7 @@ class Run:
     #: the latest version this node remembered and started it on: its first checkpoint inserts
     #: the row only while that still is the template's latest (`StaleHead` otherwise)
     head_check: int | None = None
-    first_durable: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    first_durable: asyncio.Future[None] = field(default_factory=lambda: running_loop().create_future())
     params: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
     #: `[stepflow] max_history_events` (0: no limit): the event that would reach it fails the
@@ -292,7 +293,7 @@ class Engine:
                 if run.root.children is not None:
                     await asyncio.sleep(0)
                 if run.flushing is None:
-                    run.flushing = asyncio.ensure_future(self._flush(run))
+                    run.flushing = running_loop().create_task(self._flush(run))
             await asyncio.shield(run.flushing)
 
     async def _flush(self, run: Run) -> None:
@@ -399,7 +400,7 @@ class Engine:
                 # many pure states (a big map's items): commit in bounded transactions, not one
                 # that holds the loop while it writes tens of thousands of events (one commit,
                 # waited for by this frame only; the others go on)
-                run.flushing = asyncio.ensure_future(self._flush(run))
+                run.flushing = running_loop().create_task(self._flush(run))
                 await asyncio.shield(run.flushing)
                 breath = time.perf_counter()
             elif time.perf_counter() - breath > _YIELD_SECONDS:
@@ -824,7 +825,7 @@ class Engine:
         waiter: asyncio.Future[Any] | None = None
         if frame.phase == "callback":
             assert frame.token is not None
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = running_loop().create_future()
             run.callbacks[frame.token] = waiter
             run.heartbeats[frame.token] = asyncio.Event()
         try:
@@ -912,7 +913,7 @@ class Engine:
         def launch() -> None:
             while waiting and len(order) < limit:
                 i = waiting.pop()
-                task = asyncio.ensure_future(self._child(run, children[i]))
+                task = running_loop().create_task(self._child(run, children[i]))
                 order[task] = i
                 task.add_done_callback(finished.put_nowait)
 

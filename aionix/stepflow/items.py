@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from aionix import jsonutil
 from aionix.cluster import LeaseLost
 from aionix.errors import StoreError
+from aionix.loops import running_loop
 
 if TYPE_CHECKING:
     from aionix.stepflow.engine import Engine, Frame, Run
@@ -73,7 +74,7 @@ class ItemLog:
         due = self._due.get(id(run))
         if due is None:
             due = self._due[id(run)] = []
-            asyncio.get_running_loop().call_soon(self._submit, run)
+            running_loop().call_soon(self._submit, run)
         due.append(child)
 
     def _submit(self, run: Run) -> None:
@@ -84,7 +85,7 @@ class ItemLog:
         if run.item_scopes:
             # a map/parallel started its children anew and that is not durable yet: a full
             # checkpoint (which holds these children's results in its snapshot) instead
-            task = asyncio.ensure_future(self.engine.checkpoint(run))
+            task = running_loop().create_task(self.engine.checkpoint(run))
             task.add_done_callback(_quiet)
             return
         ids = {c.id for c in live}

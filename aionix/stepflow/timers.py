@@ -14,6 +14,8 @@ import itertools
 import time
 from collections.abc import Callable
 
+from aionix.loops import running_loop
+
 
 class Timers:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -42,7 +44,7 @@ class Timers:
             self.start()
         if self.clock() >= due:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = running_loop().create_future()
         nearest = self._heap[0][0] if self._heap else None
         heapq.heappush(self._heap, (due, next(self._counter), future))
         if nearest is None or due < nearest:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aionix.errors import AionixError, ConfigError, StoreError
+from aionix.loops import running_loop
 from aionix.store.base import STOP, Params, Row, next_batch
 from aionix.store.queries import UnknownQuery, load_migrations, load_queries
 from aionix.store.sqlite import UniqueViolation
@@ -1001,7 +1002,7 @@ class PostgresStore:
     ) -> asyncio.Future[T]:
         if self._thread is None:
             raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop, replayable, audit))
         return future

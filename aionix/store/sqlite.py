@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from aionix.errors import AionixError, Conflict, StoreError
+from aionix.loops import running_loop
 from aionix.store.base import STOP, Params, Row, next_batch
 from aionix.store.queries import UnknownQuery, load_migrations, load_queries
 
@@ -241,7 +242,7 @@ class SQLiteStore:
         its outcome a future (`replayable`: see `_run_batch`)."""
         if self._thread is None:
             raise StoreError("the store is closed")
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Job(fn, future, loop, replayable))
         return future
