@@ -102,7 +102,7 @@ class StepFlowService:
         self.metrics = rt.metrics
         #: `aionix_executions_finished_total`'s child of each status (a label lookup takes a lock)
         self._finished_counters: dict[str, Any] = {}
-        self.engine.observe_state = rt.metrics.observe_state  # type: ignore[method-assign]
+        self.engine.observe_state = rt.metrics.state_seconds.observe  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
         #: (tenant, name) -> latest version, for starts without a version. Every template write
@@ -670,7 +670,9 @@ class StepFlowService:
         # to the first task, wait or end): start answers once that has committed
         self._launch(run)
         try:
-            await asyncio.shield(run.first_durable)
+            # (not shielded: only this call waits for it, and the engine sets it only while
+            # it is not done, so a caller that goes away just stops waiting)
+            await run.first_durable
         except StaleHead:
             # another node wrote a new version since this one remembered the latest: nothing of
             # this run was stored (nor done: a run's first checkpoint comes before its first
