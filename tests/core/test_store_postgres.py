@@ -443,23 +443,18 @@ def _one_group(pg, jobs):
     return first, futures
 
 
-async def test_replayable_jobs_share_one_savepoint_and_a_failure_plays_each_again_alone(pg):
+async def test_replayable_jobs_share_one_savepoint_one_round_trip_a_job(pg):
     """Issue 17: a savepoint is a round trip, so a run of replayable jobs goes without one
-    between them. When one of them raises, the run is rolled back and each is played again in a
-    savepoint of its own: every caller gets its own outcome, and the rows of the others stay."""
-    from aionix.store.sqlite import UniqueViolation
-
-    calls: dict[str, int] = {}
+    between them. (What happens when one of them raises, on both stores:
+    tests/core/test_store.py.)"""
 
     def event(name, execution, seq):
         def fn(tx):
-            calls[name] = calls.get(name, 0) + 1
             tx.executemany("stepflow.insert_event", [(execution, seq, 1.0, name, None, None, None)])
             return name
 
         return fn
 
-    # a clean group: one statement a job, and no savepoint round trip between the jobs
     commits, replays = pg.stats["commits"], pg.stats["replays"]
     first, futures = _one_group(pg, [(event(f"ok{i}", "r1", i + 1), True) for i in range(5)])
     trips = await first
@@ -469,44 +464,6 @@ async def test_replayable_jobs_share_one_savepoint_and_a_failure_plays_each_agai
     # savepoint of its own took 4 more)
     assert pg.stats["round_trips"] - trips == 7
     assert pg.stats["replays"] == replays
-
-    # a failure in the middle of a run: the run is played again, one savepoint a job
-    calls.clear()
-    jobs = [
-        (event("A", "r2", 1), True),
-        (event("B", "r2", 1), True),  # the same (execution, seq): a unique violation
-        (event("C", "r2", 2), True),
-        (event("D", "r2", 3), False),  # not replayable: a savepoint of its own, run once
-        (event("E", "r2", 4), True),
-        (event("F", "r2", 5), True),
-    ]
-    first, futures = _one_group(pg, jobs)
-    await first
-    outcomes = await asyncio.gather(*futures, return_exceptions=True)
-    assert outcomes[:1] == ["A"] and isinstance(outcomes[1], UniqueViolation) and outcomes[2:] == ["C", "D", "E", "F"]
-    # A and B ran again (C never ran before B raised); D (not replayable) once; E and F after
-    assert calls == {"A": 2, "B": 2, "C": 1, "D": 1, "E": 1, "F": 1}
-    assert pg.stats["replays"] == replays + 1
-    rows = await pg.fetch_all("stepflow.history", {"id": "r2", "after": 0, "limit": 10})
-    assert [(r["seq"], r["type"]) for r in rows] == [(1, "A"), (2, "C"), (3, "D"), (4, "E"), (5, "F")]
-
-
-async def test_a_replayed_job_that_raises_in_python_leaves_no_rows_and_its_neighbours_commit(pg):
-    def write(seq, fail=False):
-        def fn(tx):
-            tx.executemany("stepflow.insert_event", [("r3", seq, 1.0, f"S{seq}", None, None, None)])
-            if fail:
-                raise ValueError("refused after a write")
-            return seq
-
-        return fn
-
-    first, futures = _one_group(pg, [(write(1), True), (write(2, fail=True), True), (write(3), True)])
-    await first
-    outcomes = await asyncio.gather(*futures, return_exceptions=True)
-    assert outcomes[0] == 1 and isinstance(outcomes[1], ValueError) and outcomes[2] == 3
-    rows = await pg.fetch_all("stepflow.history", {"id": "r3", "after": 0, "limit": 10})
-    assert [r["seq"] for r in rows] == [1, 3]
 
 
 async def test_audit_rows_of_one_group_go_in_together_one_statement_a_chain(pg):
