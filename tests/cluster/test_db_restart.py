@@ -111,7 +111,9 @@ class Load:
             t.join(60)
 
     def _run(self, i: int) -> None:
-        clients = [n.client(timeout=20.0) for n in self.nodes]
+        # a start queued just before the database went away is answered once the node has
+        # reconnected (seconds under a loaded CI machine); no answer within a minute is a hang
+        clients = [n.client(timeout=60.0) for n in self.nodes]
         k = i
         try:
             while not self.stop.is_set():
