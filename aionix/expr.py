@@ -366,43 +366,29 @@ class Template:
         """`evaluate_inline(self.evaluate, data, bindings)`, with the slice's deadline handed to
         each expression rather than set for the thread (the engine's path, once per state)."""
         try:
-            return _eval_until(self.root, data, bindings, time.perf_counter() + INLINE_SLICE_SECONDS)
+            return _eval(self.root, data, bindings, time.perf_counter() + INLINE_SLICE_SECONDS)
         except _Offload:
             return OFFLOAD
 
 
-def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None) -> Any:
+def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None, deadline: float | None = None) -> Any:
+    """The value of `node`; with a `deadline`, each expression is an inline attempt within it
+    (`Expression.evaluate_until`), else evaluated as the thread's mode says."""
     kind = node.kind
     if kind == "lit":
         return node.value
     if kind == "expr":
-        return node.value.evaluate(data, bindings)
-    if kind == "obj":
-        out = {}
-        for key, child in node.children:
-            value = _eval(child, data, bindings)
-            if value is not UNDEFINED:
-                out[key] = value
-        return out
-    values = (_eval(child, data, bindings) for child in node.children)
-    return [v for v in values if v is not UNDEFINED]
-
-
-def _eval_until(node: _Node, data: Any, bindings: Mapping[str, Any] | None, deadline: float) -> Any:
-    """`_eval`, each expression an inline attempt within `deadline`."""
-    kind = node.kind
-    if kind == "expr":
+        if deadline is None:
+            return node.value.evaluate(data, bindings)
         return node.value.evaluate_until(deadline, data, bindings)
-    if kind == "lit":
-        return node.value
     if kind == "obj":
         out = {}
         for key, child in node.children:
-            value = _eval_until(child, data, bindings, deadline)
+            value = _eval(child, data, bindings, deadline)
             if value is not UNDEFINED:
                 out[key] = value
         return out
-    values = (_eval_until(child, data, bindings, deadline) for child in node.children)
+    values = (_eval(child, data, bindings, deadline) for child in node.children)
     return [v for v in values if v is not UNDEFINED]
 
 
