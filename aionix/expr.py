@@ -243,7 +243,7 @@ class Expression:
         if budget >= _limits["timeout"]:
             return self._evaluate_here(data, bindings, _limits["timeout"])
         try:
-            return self._evaluate_here(data, bindings, budget)
+            return self._evaluate_here(data, bindings, budget, deadline)
         except ExpressionError as exc:
             if exc.jsonata_code == "D1012":
                 if budget >= INLINE_SLICE_SECONDS / 2:  # its own cost, not the slice's earlier spending
@@ -251,14 +251,40 @@ class Expression:
                 raise _Offload from None
             raise
 
-    def _evaluate_here(self, data: Any, bindings: Mapping[str, Any] | None, timeout: float) -> Any:
+    def _evaluate_here(
+        self, data: Any, bindings: Mapping[str, Any] | None, timeout: float, deadline: float | None = None
+    ) -> Any:
+        """Evaluated in this thread within `timeout` seconds. A result of null or undefined
+        (both `None` from the engine) is told apart by a second evaluation, wrapped: within
+        `timeout` again, or, given the inline slice's `deadline`, within what is left of it (a
+        timeout there offloads the expression, see `evaluate_until`)."""
         wrapped = self._wrapped
         if wrapped is not None and not isinstance(data, list):  # the usual case, without a dict of options
             lim = _limits  # (read on every call: the conformance harness and tests change it in place)
+            args = dict(bindings) if bindings else None
+            try:
+                out = self._plain.evaluate(
+                    data,
+                    args,
+                    timeout=timeout,
+                    max_depth=lim["max_depth"],
+                    max_array_length=lim["max_array"],
+                    max_string_length=lim["max_string"],
+                    max_result_size=lim["max_result"],
+                )
+            except jlens.JlensError as exc:
+                raise _error(exc, self.source) from None
+            if out is not None:
+                return out
+            # undefined or null (the plain result is None for both): the {"v": (…)} wrapper,
+            # which leaves out an undefined member, tells them apart (evaluating every
+            # expression wrapped cost twice the plain evaluation: most values are neither)
+            if deadline is not None:
+                timeout = max(deadline - time.perf_counter(), 0.0001)
             try:
                 out = wrapped.evaluate(
                     data,
-                    dict(bindings) if bindings else None,
+                    args,
                     timeout=timeout,
                     max_depth=lim["max_depth"],
                     max_array_length=lim["max_array"],
@@ -384,7 +410,17 @@ def _eval(node: _Node, data: Any, bindings: Mapping[str, Any] | None, deadline: 
     if kind == "obj":
         out = {}
         for key, child in node.children:
-            value = _eval(child, data, bindings, deadline)
+            # (a literal or an expression member without a call of its own: most members are)
+            kind = child.kind
+            if kind == "lit":
+                out[key] = child.value
+                continue
+            if kind != "expr":
+                value = _eval(child, data, bindings, deadline)
+            elif deadline is None:
+                value = child.value.evaluate(data, bindings)
+            else:
+                value = child.value.evaluate_until(deadline, data, bindings)
             if value is not UNDEFINED:
                 out[key] = value
         return out

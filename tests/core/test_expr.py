@@ -11,6 +11,21 @@ def test_undefined_and_null_stay_distinct():
     assert expr.evaluate_source("$", None) is expr.UNDEFINED
 
 
+def test_null_and_undefined_stay_distinct_inline_and_in_templates():
+    # the engine's result is None for both: the inline attempt tells them apart as `evaluate` does
+    deadline = time.perf_counter() + 5
+    assert expr.compile_expression("x").evaluate_until(deadline, {"x": None}, None) is None
+    assert expr.compile_expression("y").evaluate_until(deadline, {"x": None}, None) is expr.UNDEFINED
+    assert expr.compile_expression("x.z").evaluate_until(deadline, {"x": {"z": 0}}, None) == 0
+    assert expr.compile_expression("x = 1").evaluate_until(deadline, {"x": 2}, None) is False
+    t = expr.compile_template(
+        {"n": "{% x %}", "gone": "{% y %}", "zero": "{% 0 %}", "deep": {"a": ["{% x %}", "{% y %}", 1]}, "k": 2}
+    )
+    want = {"n": None, "zero": 0, "deep": {"a": [None, 1]}, "k": 2}
+    assert t.evaluate({"x": None}) == want
+    assert t.evaluate_inline({"x": None}) == want
+
+
 def test_compiled_once_per_source():
     assert expr.compile_expression("a + 1") is expr.compile_expression("a + 1")
 
