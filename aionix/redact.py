@@ -103,13 +103,20 @@ class SecretSet:
     """The redaction set of one execution or invocation. Values added also join every parent
     set (by default `PROCESS`, and e.g. the workflow execution that invoked a function)."""
 
+    __slots__ = ("_forms", "_parents", "_pattern")
+
+    #: one lock for every set: adding a secret is rare, and a set per execution (most of which
+    #: never resolve one) costs nothing more than its three fields
+    _lock = threading.Lock()
+
     def __init__(self, *parents: SecretSet | None, process: bool = True) -> None:
-        self._forms: set[str] = set()
+        #: replaced, never changed in place (a reader may iterate while another thread adds)
+        self._forms: frozenset[str] = _NO_FORMS
         self._pattern: re.Pattern[str] | None = None
-        self._lock = threading.Lock()
-        self._parents = [p for p in parents if p is not None]
-        if process:
-            self._parents.append(PROCESS)
+        if not parents:
+            self._parents: tuple[SecretSet, ...] = _PROCESS_ONLY if process else ()
+        else:
+            self._parents = tuple(p for p in parents if p is not None) + ((PROCESS,) if process else ())
 
     @classmethod
     def within(cls, outer: SecretSet | None) -> SecretSet:
@@ -117,7 +124,7 @@ class SecretSet:
         what `outer` masks, and what it resolves joins `outer`."""
         inner = cls(outer)
         if outer is not None:
-            inner._forms |= outer._forms
+            inner._forms = outer._forms
         return inner
 
     def __bool__(self) -> bool:
@@ -142,7 +149,7 @@ class SecretSet:
         new = set(new) - self._forms
         if new:
             with self._lock:
-                self._forms |= new
+                self._forms = self._forms | new
                 self._pattern = None
         for parent in self._parents:
             parent.add_forms(new)
@@ -197,5 +204,8 @@ class SecretSet:
         return jsonutil.dumps(self.value(parsed)).decode()
 
 
+_NO_FORMS: frozenset[str] = frozenset()
+_PROCESS_ONLY: tuple[SecretSet, ...] = ()
 PROCESS = SecretSet(process=False)
+_PROCESS_ONLY = (PROCESS,)
 """Every value resolved in this process: the server log's redaction set."""

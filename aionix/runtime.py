@@ -103,7 +103,8 @@ class Runtime:
         self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
         self._lock_fd: int | None = None
         #: background tasks owned by the runtime (a dict: O(1) removal of each finished one)
-        self._tasks: dict[asyncio.Task[Any], None] = {}
+        #: background tasks, each with what to call once it is done (`spawn`)
+        self._tasks: dict[asyncio.Task[Any], Callable[[], Any] | None] = {}
         from aionix.cluster import Cluster
 
         self.cluster = Cluster(self)  # this node: its id, heartbeat, leases and messages (cluster.py)
@@ -224,16 +225,23 @@ class Runtime:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """A background task owned by the runtime (cancelled on stop)."""
+    def spawn(self, coro: Awaitable[Any], name: str, *, then: Callable[[], Any] | None = None) -> asyncio.Task[Any]:
+        """A background task owned by the runtime (cancelled on stop). `then` is called once it
+        is done, however it ended (even cancelled before its first step), in the same done
+        callback (each callback costs the task a copy of the context)."""
         if asyncio.iscoroutine(coro):
             task = running_loop().create_task(coro, name=name)
         else:  # another awaitable (a future)
             task = asyncio.ensure_future(coro)
             task.set_name(name)
-        self._tasks[task] = None
-        task.add_done_callback(lambda t: self._tasks.pop(t, None))
+        self._tasks[task] = then
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        then = self._tasks.pop(task, None)
+        if then is not None:
+            then()
 
     async def create_first_key(self, deliver: Callable[[str], Awaitable[bool]]) -> str | None:
         """On a database without keys: a cross-tenant admin key, stored only once `deliver(key)`

@@ -159,9 +159,10 @@ class Frame:
             yield from child.walk()
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
-    """One execution in memory: its frame tree, pending events and checkpoint state."""
+    """One execution in memory: its frame tree, pending events and checkpoint state. (Slotted:
+    its 46 fields would make a dict of their own beside each instance.)"""
 
     id: str
     tenant: str
@@ -229,6 +230,9 @@ class Run:
     #: map/parallel frames (`<frame>.<state>`) that made new children since the last checkpoint:
     #: that checkpoint drops their children's older item rows (aionix/stepflow/items.py)
     item_scopes: set[str] = field(default_factory=set)
+    #: a redrive made it RUNNING again: its next checkpoint checks the tenant's quota of
+    #: concurrent executions
+    quota_recheck: bool = False
 
     @property
     def caller_trn(self) -> str:

@@ -343,9 +343,9 @@ class StepFlowService:
         self.runs[run.id] = run
         self.stats["started"] += 1
         self.stats["running"] = len(self.runs)
-        run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}")
-        # a task cancelled before its first step never enters `Engine.run` (whose end sets it)
-        run.task.add_done_callback(lambda _t, run=run: run.done.set())
+        # (`done` is set by the task's end: one cancelled before its first step never enters
+        # `Engine.run`, whose end sets it too)
+        run.task = self.rt.spawn(self.engine.run(run), f"stepflow-{run.id}", then=run.done.set)
 
     # ------------------------------------------------------------------ templates
     def check_definition(self, definition: dict[str, Any]) -> None:
@@ -817,7 +817,7 @@ class StepFlowService:
             }
 
         follow_known = insert is not None or (run.gapless and not run.stored_items)
-        recheck = getattr(run, "quota_recheck", False)  # a redrive: RUNNING again, within the tenant's quota
+        recheck = run.quota_recheck  # a redrive: RUNNING again, within the tenant's quota
 
         tx_fn = _CheckpointTx(
             self, run, row, insert, event_rows, follow_known, recheck, del_rows, timer_rows, token_rows, scopes
@@ -825,7 +825,7 @@ class StepFlowService:
         if await self.store.transaction(tx_fn, replayable=True):
             self.rt.quotas.started(run.tenant, run.started_at)
         if recheck:
-            run.quota_recheck = False  # type: ignore[attr-defined]
+            run.quota_recheck = False
         if stored is not None:
             stored.difference_update(timer_dels)
             stored.update(timer_adds)
@@ -1100,7 +1100,7 @@ class StepFlowService:
         if run.plan.root.timeout_seconds:
             run.deadline = time.time() + run.plan.root.timeout_seconds
         run.event("ExecutionRedriven", detail={"redrive_count": run.redrive_count})
-        run.quota_recheck = True  # type: ignore[attr-defined]  # concurrent_executions, in the checkpoint
+        run.quota_recheck = True  # concurrent_executions, in the checkpoint
         self.runs[run.id] = run
         try:
             await self.engine.checkpoint(run)
