@@ -345,8 +345,12 @@ def measure(
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
+            from bench.table import MachineState
+
+            machine = MachineState()
             before = thread_cpu(server.proc.pid)
             figures = asyncio.run(_bench(server, seconds, only))
+            figures["machine"] = machine.figures()
             after = thread_cpu(server.proc.pid)
             figures["thread_cpu_s"] = {
                 k: round(v - before.get(k, 0.0), 2) for k, v in after.items() if v - before.get(k, 0.0) > 0.005
@@ -373,6 +377,8 @@ def run() -> dict[str, Any]:
             ("task chain10 server CPU", figures["task_chain10_cpu_us_per_execution"], "µs/execution"),
             ("parallel3 p50", figures["parallel3_p50_ms"], "ms"),
             ("load average (1 min) before/after", f"{figures['load1_before']}/{figures['load1_after']}", ""),
+            ("speed reference before (bench/table.py)", figures["machine"]["reference_ms"], "ms"),
+            ("CPU stolen by the hypervisor meanwhile", figures["machine"].get("steal_pct"), "%"),
         ]
     )
     return figures
