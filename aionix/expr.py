@@ -260,18 +260,9 @@ class Expression:
         timeout there offloads the expression, see `evaluate_until`)."""
         wrapped = self._wrapped
         if wrapped is not None and not isinstance(data, list):  # the usual case, without a dict of options
-            lim = _limits  # (read on every call: the conformance harness and tests change it in place)
             args = dict(bindings) if bindings else None
             try:
-                out = self._plain.evaluate(
-                    data,
-                    args,
-                    timeout=timeout,
-                    max_depth=lim["max_depth"],
-                    max_array_length=lim["max_array"],
-                    max_string_length=lim["max_string"],
-                    max_result_size=lim["max_result"],
-                )
+                out = _bounded(self._plain, data, args, timeout)
             except jlens.JlensError as exc:
                 raise _error(exc, self.source) from None
             if out is not None:
@@ -282,15 +273,7 @@ class Expression:
             if deadline is not None:
                 timeout = max(deadline - time.perf_counter(), 0.0001)
             try:
-                out = wrapped.evaluate(
-                    data,
-                    args,
-                    timeout=timeout,
-                    max_depth=lim["max_depth"],
-                    max_array_length=lim["max_array"],
-                    max_string_length=lim["max_string"],
-                    max_result_size=lim["max_result"],
-                )
+                out = _bounded(wrapped, data, args, timeout)
             except jlens.JlensError as exc:
                 raise _error(exc, self.source, shift=len(_WRAP_PREFIX)) from None
             if not isinstance(out, dict) or "v" not in out:
@@ -323,6 +306,21 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+def _bounded(engine: jlens.Expression, data: Any, args: dict[str, Any] | None, timeout: float) -> Any:
+    """`engine.evaluate` within `timeout` and the `[limits]` bounds (read on every call: the
+    conformance harness and tests change them in place), without a dict of options."""
+    lim = _limits
+    return engine.evaluate(
+        data,
+        args,
+        timeout=timeout,
+        max_depth=lim["max_depth"],
+        max_array_length=lim["max_array"],
+        max_string_length=lim["max_string"],
+        max_result_size=lim["max_result"],
+    )
 
 
 def _references(source: str, reads: Mapping[str, Any]) -> References:
