@@ -21,6 +21,7 @@ from aionix.api.endpoint import int_cursor
 from aionix.bus import CallContext
 from aionix.cluster import LeaseLost
 from aionix.errors import AionixError, BadRequest, Conflict, NotFound, PayloadTooLarge, ValidationFailed, field_error
+from aionix.loops import running_loop
 from aionix.redact import SecretSet
 from aionix.stepflow import compile as plan_mod
 from aionix.stepflow.compile import Plan, compile_workflow
@@ -105,6 +106,8 @@ class StepFlowService:
         self.engine.observe_state = rt.metrics.state_seconds.observe  # type: ignore[method-assign]
         self.runs: dict[str, Run] = {}
         self._plans: OrderedDict[tuple[str, str, int], Plan] = OrderedDict()
+        #: versions being compiled for a start, each with what its other starts wait for (`plan`)
+        self._compiling: dict[tuple[str, str, int], asyncio.Future[None]] = {}
         #: (tenant, name) -> latest version, for starts without a version. Every template write
         #: of this node forgets its entry once it committed (`_forget_head`). With the SQLite
         #: store, whose file this process alone writes, that is all; on PostgreSQL other nodes
@@ -585,20 +588,35 @@ class StepFlowService:
         return {} if row is None else jsonutil.loads(row["definition"])
 
     async def plan(self, tenant: str, name: str, version: int) -> Plan:
-        """The compiled plan of one version (compiled once, cached)."""
+        """The compiled plan of one version (compiled once, cached). Concurrent starts of a
+        version not in the cache wait for the first one's compile rather than each compiling
+        it (a thousand at once held the loop for as many compiles); when that one fails or is
+        cancelled, the next of them tries."""
         key = (tenant, name, version)
-        plan = self._plans.get(key)
-        if plan is not None:
-            self._plans.move_to_end(key)
+        while True:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+            busy = self._compiling.get(key)
+            if busy is None:
+                break
+            await asyncio.shield(busy)  # (a waiter that goes away leaves it to the others)
+        busy = self._compiling[key] = running_loop().create_future()
+        try:
+            row = await self.store.fetch_one(
+                "stepflow.get_version", {"tenant": tenant, "name": name, "version": version}
+            )
+            if row is None:
+                raise NotFound(f"workflow {name!r} version {version} not found")
+            plan = compile_workflow(jsonutil.loads(row["definition"]))
+            self._plans[key] = plan
+            while len(self._plans) > self.config.plan_cache_size:
+                self._plans.popitem(last=False)
             return plan
-        row = await self.store.fetch_one("stepflow.get_version", {"tenant": tenant, "name": name, "version": version})
-        if row is None:
-            raise NotFound(f"workflow {name!r} version {version} not found")
-        plan = compile_workflow(jsonutil.loads(row["definition"]))
-        self._plans[key] = plan
-        while len(self._plans) > self.config.plan_cache_size:
-            self._plans.popitem(last=False)
-        return plan
+        finally:
+            del self._compiling[key]
+            busy.set_result(None)
 
     # ------------------------------------------------------------------ executions
     async def start(

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from aionix.errors import Conflict, PayloadTooLarge
+from aionix.errors import Conflict, NotFound, PayloadTooLarge
+from aionix.stepflow import service as service_mod
 
 
 def task(action: str, **kw):
@@ -536,6 +537,46 @@ async def test_map_max_concurrency_bounds_items_in_flight(flow):
     )
     assert env["output"] == list(range(7))
     assert state["peak"] == 2
+
+
+CHAIN3 = {
+    "entry": "A",
+    "states": {
+        "A": {"type": "set", "value": {"v": "{% input.v + 1 %}"}, "next": "B"},
+        "B": {"type": "set", "value": {"v": "{% input.v + 1 %}"}, "next": "C"},
+        "C": {"type": "set", "value": {"v": "{% input.v + 1 %}"}, "end": True},
+    },
+}
+
+
+async def test_concurrent_starts_of_an_uncached_version_compile_it_once(flow, monkeypatch):
+    name = await flow.define(CHAIN3)
+    flow.svc._plans.clear()  # as after a restart, or once the version left the cache
+    compiled = []
+    real = service_mod.compile_workflow
+    monkeypatch.setattr(service_mod, "compile_workflow", lambda d: compiled.append(1) or real(d))
+    started = await asyncio.gather(*(flow.svc.start("default", name, {"v": i}) for i in range(50)))
+    assert len(compiled) == 1
+    for i, (envelope, _) in enumerate(started):
+        assert (await flow.wait(envelope["execution_id"]))["output"] == {"v": i + 3}
+    # a version that is not there: every waiter gets the 404, none a stale or shared plan
+    missing = await asyncio.gather(*(flow.svc.plan("default", name, 99) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, NotFound) for r in missing), missing
+    assert not flow.svc._compiling
+
+
+async def test_a_cancelled_plan_compile_leaves_it_to_the_next_start(flow):
+    name = await flow.define(CHAIN3)
+    flow.svc._plans.clear()
+    tasks = [asyncio.create_task(flow.svc.plan("default", name, 1)) for _ in range(3)]
+    await asyncio.sleep(0)  # the first is reading the definition, the others wait for it
+    assert len(flow.svc._compiling) == 1
+    tasks[0].cancel()
+    first, second = await asyncio.gather(*tasks[1:])
+    assert first is second and first.root.entry == "A"
+    with pytest.raises(asyncio.CancelledError):
+        await tasks[0]
+    assert not flow.svc._compiling
 
 
 async def test_deleted_and_recreated_template_keeps_running_versions(flow):
