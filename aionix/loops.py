@@ -1,4 +1,5 @@
-"""The running event loop, without a system call each time.
+"""The event loop: the one the server runs on (`run`), and the running one without a system
+call each time (`running_loop`).
 
 CPython's `asyncio.get_running_loop()` (and the `_get_running_loop()` inside `ensure_future`,
 `Event.wait` and friends) compares the pid the loop was started in with `getpid()` on every
@@ -13,8 +14,21 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` to its end on uvloop, the server's loop (asyncio's where it is missing)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def running_loop() -> asyncio.AbstractEventLoop:

@@ -205,7 +205,6 @@ class SecretSet:
 
 
 _NO_FORMS: frozenset[str] = frozenset()
-_PROCESS_ONLY: tuple[SecretSet, ...] = ()
 PROCESS = SecretSet(process=False)
-_PROCESS_ONLY = (PROCESS,)
+_PROCESS_ONLY: tuple[SecretSet, ...] = (PROCESS,)
 """Every value resolved in this process: the server log's redaction set."""

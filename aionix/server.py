@@ -235,15 +235,9 @@ def _receive_or_scrub_secrets(from_process: bool) -> None:
 
 
 def _run(cfg, port_file: str | None = None) -> int:
-    import asyncio
+    from aionix.loops import run
 
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    return runner(_serve(cfg, port_file))
+    return run(_serve(cfg, port_file))
 
 
 def _bind(host: str, port: int):

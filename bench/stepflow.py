@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from aionix import config as configlib
-from aionix import expr
+from aionix import expr, loops
 from aionix.runtime import Runtime
 from aionix.server import tune_gc
 from aionix.stepflow.service import StepFlowService
@@ -208,13 +208,7 @@ def _idle_rss_mb() -> float | None:
 
 
 def run() -> dict[str, Any]:
-    try:  # the server's event loop (aionix/server.py)
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
-    figures = runner(_bench())
+    figures = loops.run(_bench())  # on the server's event loop
     figures["server_idle_rss_mb"] = _idle_rss_mb()
     print_table(
         [

@@ -162,7 +162,7 @@ class Frame:
 @dataclass(slots=True)
 class Run:
     """One execution in memory: its frame tree, pending events and checkpoint state. (Slotted:
-    its 46 fields would make a dict of their own beside each instance.)"""
+    its four dozen fields would make a dict of their own beside each instance.)"""
 
     id: str
     tenant: str
