@@ -102,8 +102,8 @@ class Runtime:
         self.initial_admin_key: str | None = None
         self.event_sinks: list[Callable[[str, str, str, Any], Awaitable[None]]] = []
         self._lock_fd: int | None = None
-        #: background tasks owned by the runtime (a dict: O(1) removal of each finished one)
-        #: background tasks, each with what to call once it is done (`spawn`)
+        #: background tasks owned by the runtime, each with what to call once it is done
+        #: (`spawn`; a dict: O(1) removal of each finished one)
         self._tasks: dict[asyncio.Task[Any], Callable[[], Any] | None] = {}
         from aionix.cluster import Cluster
 
@@ -219,7 +219,9 @@ class Runtime:
         await self.tenants.stop()
         await self.cluster.stop()
         await self.store.close()
-        expr.shutdown()
+        from aionix import exprpool
+
+        exprpool.shutdown()  # the expression worker processes
         await asyncio.to_thread(telemetry.shutdown)  # the spans still queued are exported
         if self._lock_fd is not None:
             os.close(self._lock_fd)

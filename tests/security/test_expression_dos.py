@@ -154,12 +154,12 @@ def test_typical_expressions_still_run_inline(admin: httpx.Client) -> None:
 
 @pytest.fixture
 def limits() -> Iterator[dict[str, Any]]:
-    from aionix import expr
+    from aionix import expr, exprpool
 
     saved = dict(expr._limits)
     yield expr._limits
     expr._limits.update(saved)
-    expr.shutdown()
+    exprpool.shutdown()
 
 
 async def test_a_short_limit_holds_within_2x_even_when_the_worker_must_be_killed(limits: dict[str, Any]) -> None:
@@ -184,9 +184,9 @@ async def test_a_short_limit_holds_within_2x_even_when_the_worker_must_be_killed
 
 
 async def test_memory_beyond_the_workers_budget_fails_the_expression_not_the_server(limits: dict[str, Any]) -> None:
-    from aionix import expr
+    from aionix import expr, exprpool
 
-    expr.shutdown()
+    exprpool.shutdown()
     limits["memory_mb"] = 64
     limits["timeout"] = 5.0
     # 1,000 strings of 1 MB each, all kept: far beyond 64 MB
